@@ -1,0 +1,1 @@
+"""Figures drawn with matplotlib (Agg backend): functions that take data and return a Figure."""

@@ -1,0 +1,63 @@
+"""Shared CLI pieces: the source options, parsing helpers, stderr console and progress."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from typing import Annotated, Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from detector.errors import InputError
+from detector.units import parse_hz
+
+console_err = Console(stderr=True)
+
+FormatOpt = Annotated[
+    Optional[str],
+    typer.Option("--format", "-f", help="Sample type of raw IQ files: cu8, cs8, cs16, cf32 (overrides the extension; WAV and SigMF use their headers)."),
+]
+RateOpt = Annotated[Optional[str], typer.Option("--rate", "-r", help="Sample rate, e.g. 250k, 2.4M, 2.4e6 (overrides the file name).")]
+CenterOpt = Annotated[Optional[str], typer.Option("--center", "-c", help="Center frequency, e.g. 433.92M (overrides the file name).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout (nothing else on stdout).")]
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print one error line to stderr and exit with ``code``."""
+    console_err.print(f"[bold red]examwatch: error:[/] {message}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+def opt_hz(text: str | None, name: str) -> float | None:
+    """Parse an optional frequency option; InputError names the option."""
+    return None if text is None else parse_hz(text, name=name)
+
+
+def positive_hz(text: str | None, name: str) -> float | None:
+    value = opt_hz(text, name)
+    if value is not None and not value > 0:
+        raise InputError(f"{name} must be > 0, got {text}")
+    return value
+
+
+@contextmanager
+def progress_bar(description: str, total: float | None, *, enabled: bool = True) -> Iterator:
+    """A rich progress bar on stderr; yields ``update(completed)``. Hidden when stderr is not a terminal."""
+    if not enabled:
+        yield lambda completed: None
+        return
+    prog = Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console_err,
+        transient=True,
+        disable=not console_err.is_terminal,
+    )
+    with prog:
+        task = prog.add_task(description, total=total)
+        yield lambda completed: prog.update(task, completed=completed)

@@ -1,0 +1,69 @@
+"""Interleaved I/Q integer and float buffers → complex64 with full scale at magnitude 1.0.
+
+Conversions use vectorised float32 arithmetic (measured faster than a 256-entry lookup table on
+the target machine, issue #10). Each takes a 1-D array of interleaved I, Q values (I0, Q0, I1, …)
+of even length and returns complex64 of half that length.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["cu8_to_complex64", "cs8_to_complex64", "cs16_to_complex64", "cf32_to_complex64"]
+
+
+def _check_even(raw: np.ndarray, dtype: type) -> None:
+    if raw.ndim != 1:
+        raise ValueError(f"interleaved I/Q must be 1-D, got shape {raw.shape}")
+    if raw.size % 2:
+        raise ValueError(f"interleaved I/Q needs an even number of values, got {raw.size}")
+    if raw.dtype != dtype:
+        raise TypeError(f"expected dtype {np.dtype(dtype)}, got {raw.dtype}")
+
+
+def cu8_to_complex64(raw: NDArray[np.uint8]) -> NDArray[np.complex64]:
+    """RTL-SDR native unsigned 8-bit I/Q (zero level 127.5) → complex64, ``(v − 127.5)/127.5``.
+
+    Parameters
+    ----------
+    raw : ndarray of uint8, shape (2n,)
+        Interleaved I, Q.
+
+    Returns
+    -------
+    ndarray of complex64, shape (n,)
+
+    References
+    ----------
+    pyrtlsdr ``packed_bytes_to_iq`` (the same ÷127.5 − 1 mapping); rtl_433 ``-S`` cu8 format.
+    """
+    _check_even(raw, np.uint8)
+    f = raw.astype(np.float32)
+    f *= np.float32(1.0 / 127.5)
+    f -= np.float32(1.0)
+    return f.view(np.complex64)
+
+
+def cs8_to_complex64(raw: NDArray[np.int8]) -> NDArray[np.complex64]:
+    """Signed 8-bit I/Q → complex64, ``v/128`` (so −128 maps to −1.0)."""
+    _check_even(raw, np.int8)
+    f = raw.astype(np.float32)
+    f *= np.float32(1.0 / 128.0)
+    return f.view(np.complex64)
+
+
+def cs16_to_complex64(raw: NDArray[np.int16]) -> NDArray[np.complex64]:
+    """Signed 16-bit I/Q (host order already applied) → complex64, ``v/32768``."""
+    _check_even(raw, np.int16)
+    f = raw.astype(np.float32)
+    f *= np.float32(1.0 / 32768.0)
+    return f.view(np.complex64)
+
+
+def cf32_to_complex64(raw: NDArray[np.float32]) -> NDArray[np.complex64]:
+    """32-bit float I/Q → complex64 (already full scale 1.0; copied, native byte order)."""
+    if raw.ndim != 1 or raw.size % 2:
+        raise ValueError(f"interleaved I/Q must be 1-D of even length, got shape {raw.shape}")
+    f = np.ascontiguousarray(raw, dtype=np.float32)
+    return f.view(np.complex64).copy() if f is raw else f.view(np.complex64)

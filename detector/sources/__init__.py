@@ -1,0 +1,130 @@
+"""Sources: IQ recordings, the RTL-SDR, sweep CSVs (and, later, the simulated site).
+
+A source spec is one string, as SDR tools use (``DESIGN.md``):
+
+* a path: raw ``.cu8 .cs8 .cs16 .cf32`` (and ``.data .bin .raw .complex`` with ``--format``),
+  WAV IQ (``.wav``), SigMF (``.sigmf-meta``/``.sigmf-data``), rtl_power CSV (``.csv``, spectra);
+* ``rtlsdr:0``, ``rtlsdr:serial=00000001,gain=30,ppm=-37``: a live dongle.
+
+:func:`open_source` resolves the spec plus the common options (``--format``, ``--rate``,
+``--center``) into an object with ``info`` and ``blocks()``. Missing metadata is an
+:class:`~detector.errors.InputError` naming the option, never a silent default.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from detector.errors import InputError
+from detector.sources._base import DEFAULT_BLOCK_SAMPLES, IQSource, SourceInfo
+from detector.sources._files import SIGMF_DATATYPES, RawIQFile, SigMFFile, WavIQFile
+from detector.sources._names import NEEDS_FORMAT_EXTENSIONS, RAW_FORMATS, format_from_extension, metadata_from_name
+
+__all__ = [
+    "IQSource",
+    "SourceInfo",
+    "DEFAULT_BLOCK_SAMPLES",
+    "RawIQFile",
+    "WavIQFile",
+    "SigMFFile",
+    "open_source",
+    "source_kind",
+    "RAW_FORMATS",
+    "SIGMF_DATATYPES",
+]
+
+
+def _check_rate(rate: float | None) -> None:
+    if rate is not None and not rate > 0:
+        raise InputError(f"--rate must be > 0 Hz, got {rate:g}")
+
+
+def source_kind(spec: str) -> str:
+    """``"rtlsdr"``, ``"sim"``, ``"sigmf"``, ``"wav"``, ``"sweep"`` or ``"raw"`` for a spec."""
+    if spec.startswith("rtlsdr"):
+        return "rtlsdr"
+    if spec.startswith("sim:"):
+        return "sim"
+    suffix = Path(spec).suffix.lower()
+    if suffix in (".sigmf-meta", ".sigmf-data", ".sigmf"):
+        return "sigmf"
+    if suffix == ".wav":
+        return "wav"
+    if suffix == ".csv":
+        return "sweep"
+    return "raw"
+
+
+def open_source(
+    spec: str,
+    *,
+    sample_format: str | None = None,
+    sample_rate_hz: float | None = None,
+    center_hz: float | None = None,
+    start: datetime | None = None,
+    device_factory=None,
+):
+    """Open an IQ source from a spec and the common source options.
+
+    Parameters
+    ----------
+    spec : str
+        Path or device spec (see the module docstring).
+    sample_format : {"cu8", "cs8", "cs16", "cf32"}, optional
+        Sample type of raw files (``--format``); overrides the extension. Ignored for WAV and
+        SigMF, whose headers say what they hold.
+    sample_rate_hz, center_hz : float, optional
+        ``--rate`` and ``--center``; for raw files they override the file name.
+
+    Raises
+    ------
+    InputError
+        Unknown extension without ``--format``, missing rate or center, non-positive rate, a
+        missing, empty or truncated file.
+    DeviceError
+        ``rtlsdr:`` with no librtlsdr or no dongle.
+    """
+    _check_rate(sample_rate_hz)
+    if sample_format is not None and sample_format not in RAW_FORMATS:
+        raise InputError(f"--format {sample_format!r} is not one of {', '.join(RAW_FORMATS)}")
+    kind = source_kind(spec)
+    if kind == "rtlsdr":
+        from detector.sources.rtlsdr import RtlSdrSource, check_rtl_center, parse_rtlsdr_spec
+
+        parsed = parse_rtlsdr_spec(spec)
+        if center_hz is None:
+            raise InputError("rtlsdr: needs --center (the frequency to tune, 24M–1766M)")
+        check_rtl_center(center_hz)
+        return RtlSdrSource(parsed, center_hz=center_hz, sample_rate_hz=sample_rate_hz or 2.4e6, device_factory=device_factory)
+    if kind == "sim":
+        raise InputError(f"{spec}: the simulated site is not available in this build yet")
+    path = Path(spec)
+    if kind == "sigmf":
+        if not path.with_suffix(".sigmf-meta").exists() and not path.exists():
+            raise InputError(f"{spec}: no such file")
+        return SigMFFile(path, center_hz=center_hz, sample_rate_hz=sample_rate_hz)
+    if not path.exists():
+        raise InputError(f"{spec}: no such file")
+    if not path.is_file():
+        raise InputError(f"{spec}: not a file")
+    named = metadata_from_name(path)
+    if kind == "wav":
+        center = center_hz if center_hz is not None else named.get("center_hz")
+        if center is None:
+            raise InputError(f"{spec}: the center frequency is unknown; give --center (e.g. --center 433.92M)")
+        return WavIQFile(path, center_hz=center, sample_rate_hz=sample_rate_hz, start=start)
+    if kind == "sweep":
+        raise InputError(f"{spec}: a sweep CSV holds spectra, not IQ samples")
+    fmt = sample_format or format_from_extension(path)
+    if fmt is None:
+        hint = (" (this extension can hold any sample type)" if path.suffix.lower() in NEEDS_FORMAT_EXTENSIONS
+                else f" (unknown extension {path.suffix or '(none)'!r})")
+        raise InputError(f"{spec}: give --format cu8|cs8|cs16|cf32{hint}")
+    rate = sample_rate_hz if sample_rate_hz is not None else named.get("sample_rate_hz")
+    center = center_hz if center_hz is not None else named.get("center_hz")
+    if rate is None:
+        raise InputError(f"{spec}: the sample rate is unknown; give --rate (e.g. --rate 250k)")
+    if center is None:
+        raise InputError(f"{spec}: the center frequency is unknown; give --center (e.g. --center 433.92M)")
+    return RawIQFile(path, sample_format=fmt, sample_rate_hz=rate, center_hz=center, start=start)
