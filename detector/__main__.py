@@ -1,0 +1,5 @@
+"""``python -m detector`` runs the examwatch CLI."""
+
+from detector.cli import main
+
+main()
