@@ -24,6 +24,7 @@ app = typer.Typer(
 )
 
 from detector.cli import spectrum as _spectrum  # noqa: E402,F401  (registers the command)
+from detector.cli import survey as _survey  # noqa: E402,F401
 
 
 @app.callback()

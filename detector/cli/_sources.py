@@ -1,0 +1,21 @@
+"""Opening several SOURCE arguments as one timeline (shared by survey and replay)."""
+
+from __future__ import annotations
+
+from detector.cli._common import opt_hz, positive_hz
+from detector.sources import open_source, source_kind
+
+
+def open_all(specs: list[str], fmt: str | None, rate: str | None, center: str | None) -> list:
+    """Open every IQ source up front so that a bad one fails before any work is done."""
+    rate_hz = positive_hz(rate, "--rate")
+    center_hz = opt_hz(center, "--center")
+    out = []
+    for spec in specs:
+        if source_kind(spec) == "sweep":
+            from detector.sources.sweep import read_sweeps
+
+            out.append(read_sweeps(spec))
+        else:
+            out.append(open_source(spec, sample_format=fmt, sample_rate_hz=rate_hz, center_hz=center_hz))
+    return out

@@ -1,0 +1,226 @@
+"""One frame: noise floor (order-statistic CFAR), per-bin tests against floor and baseline,
+bins grouped into emissions, artefacts (DC spike, IQ image, band edges, gain steps) rejected."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.ndimage
+from numpy.typing import NDArray
+
+from detector.detection._thresholds import noise_quantile_ratio, threshold_ratio
+
+__all__ = ["Emission", "FrameResult", "DetectionConfig", "os_cfar_floor", "detect_frame"]
+
+
+@dataclass(frozen=True)
+class DetectionConfig:
+    """Knobs of the per-frame detector (defaults documented in README "Detection").
+
+    ``pfa_bin``: per-bin, per-frame false-alarm probability (set from a false-alert target by
+    :func:`~detector.detection.pfa_for_alert_rate`); ``cfar_window_bins``: width of the running
+    order statistic; ``cfar_quantile``: its order (0.3: robust while ≤ 70 % of the window is
+    occupied); ``merge_gap_bins``: flagged runs this close are one emission; ``dc_half_width_hz``:
+    the DC spike's half width never reported; ``edge_crop``: fraction of the band at each edge
+    ignored (filter roll-off at hop edges); ``image_margin_db``: a peak this much weaker than an
+    emission mirrored about the tuned center is its IQ image; ``baseline_margin_db``: extra margin
+    over the baseline's high quantile for drift between survey and exam (the SNR wall, THEORY §1.2
+    item 7); ``gain_step_db``: a median level shift over all covered bins larger than this is a gain
+    change, compensated and reported, not an emitter.
+    """
+
+    pfa_bin: float = 1e-5
+    cfar_window_bins: int = 129
+    cfar_quantile: float = 0.3
+    merge_gap_bins: int = 2
+    dc_half_width_hz: float = 2000.0
+    edge_crop: float = 0.02
+    image_margin_db: float = 15.0
+    baseline_quantile: str = "p99"
+    baseline_margin_db: float = 1.0
+    gain_step_db: float = 1.0
+
+
+@dataclass
+class Emission:
+    """An emission in one frame.
+
+    ``center_hz`` power-weighted center; ``bandwidth_hz`` occupied (flagged bins × bin width);
+    ``f_lo_hz``/``f_hi_hz`` the flagged span; ``peak_dbfs`` strongest bin; ``snr_db`` over the
+    frame's noise floor; ``excess_db`` over the baseline's high quantile (None without baseline);
+    ``bins`` the flagged bin indices; ``n_runs`` contiguous runs joined into it.
+    """
+
+    center_hz: float
+    bandwidth_hz: float
+    f_lo_hz: float
+    f_hi_hz: float
+    peak_hz: float
+    peak_dbfs: float
+    snr_db: float
+    excess_db: float | None
+    power_dbfs: float
+    bins: NDArray[np.intp] = field(repr=False)
+    n_runs: int = 1
+
+
+@dataclass
+class FrameResult:
+    """Everything one frame gives: emissions, the floor, the gain offset and what was rejected."""
+
+    emissions: list[Emission]
+    floor_db: NDArray[np.float32]
+    noise_floor_dbfs: float
+    gain_offset_db: float
+    n_flagged_bins: int
+    rejected: dict[str, int]
+
+
+def os_cfar_floor(power_lin: NDArray, looks: float, *, window_bins: int = 129, quantile: float = 0.3) -> NDArray[np.float64]:
+    """Noise mean per bin from a running order statistic over frequency (OS-CFAR, Rohling 1983).
+
+    The running ``quantile`` of the bins around each bin, divided by the same quantile of a noise
+    bin of ``looks`` looks (Gamma(L, 1)/L), estimates the local noise mean without bias. Shape (m,).
+    """
+    p = np.asarray(power_lin, dtype=np.float64)
+    w = min(int(window_bins), p.size) | 1
+    q = scipy.ndimage.percentile_filter(p, quantile * 100.0, size=w, mode="nearest")
+    return q / noise_quantile_ratio(looks, quantile)
+
+
+def _runs(mask: NDArray[np.bool_]) -> list[tuple[int, int]]:
+    """Inclusive (lo, hi) bin runs of True."""
+    if not mask.any():
+        return []
+    d = np.diff(np.concatenate(([0], mask.view(np.int8), [0])))
+    starts = np.flatnonzero(d == 1)
+    ends = np.flatnonzero(d == -1) - 1
+    return list(zip(starts.tolist(), ends.tolist()))
+
+
+def detect_frame(
+    freqs_hz: NDArray[np.float64],
+    power_dbfs: NDArray[np.float32],
+    *,
+    looks: float,
+    center_hz: float | None,
+    config: DetectionConfig = DetectionConfig(),
+    baseline=None,
+) -> FrameResult:
+    """Find the emissions of one frame.
+
+    Parameters
+    ----------
+    freqs_hz : ndarray float64 (m,)
+        Absolute, uniform, ascending bin frequencies.
+    power_dbfs : ndarray float32 (m,)
+        Power per RBW bin (dBFS or dBm).
+    looks : float
+        Independent looks behind each bin (sets the thresholds).
+    center_hz : float or None
+        Tuned center (DC spike and IQ images are about it); None for sweeps.
+    baseline : AlignedBaseline-like, optional
+        Per-bin ``median_db``, ``p99_db`` (or the quantile named by ``config.baseline_quantile``),
+        ``covered`` on this frame's grid. Where it covers a bin, the bin must also exceed the
+        baseline's high quantile by the look-derived margin; elsewhere CFAR alone decides.
+
+    Returns
+    -------
+    FrameResult
+    """
+    m = freqs_hz.size
+    bin_hz = float(freqs_hz[1] - freqs_hz[0]) if m > 1 else 1.0
+    p_db = np.asarray(power_dbfs, dtype=np.float64)
+    p_lin = 10.0 ** (p_db / 10.0)
+    floor = os_cfar_floor(p_lin, looks, window_bins=config.cfar_window_bins, quantile=config.cfar_quantile)
+    thr = threshold_ratio(looks, config.pfa_bin)
+    flagged = p_lin > floor * thr
+    rejected = {"dc": 0, "edge": 0, "image": 0, "baseline": 0}
+
+    # DC spike and band edges
+    valid = np.ones(m, dtype=bool)
+    if center_hz is not None:
+        dc = np.abs(freqs_hz - center_hz) <= max(config.dc_half_width_hz, 1.5 * bin_hz)
+        rejected["dc"] = int((flagged & dc).sum())
+        valid &= ~dc
+        n_edge = int(round(config.edge_crop * m))
+        if n_edge:
+            edge = np.zeros(m, dtype=bool)
+            edge[:n_edge] = edge[m - n_edge:] = True
+            rejected["edge"] = int((flagged & edge & valid).sum())
+            valid &= ~edge
+    flagged &= valid
+
+    # Baseline: compensate a gain step, then require excess over the high quantile.
+    gain_offset = 0.0
+    excess = None
+    if baseline is not None:
+        covered = np.asarray(baseline.covered, dtype=bool) & valid
+        if covered.sum() >= 8:
+            med = np.asarray(baseline.median_db, dtype=np.float64)
+            diff = p_db[covered] - med[covered]
+            gain_offset = float(np.median(diff))
+            if abs(gain_offset) < config.gain_step_db:
+                gain_offset = 0.0
+        high = np.asarray(getattr(baseline, f"{config.baseline_quantile}_db"), dtype=np.float64)
+        excess = np.where(covered, p_db - gain_offset - high, np.nan)
+        med = np.asarray(baseline.median_db, dtype=np.float64)
+        # the same Pfa expressed over the baseline: from its median to the p-quantile of L looks
+        margin = 10 * np.log10(thr / noise_quantile_ratio(looks, 0.5)) + config.baseline_margin_db
+        above_base = (p_db - gain_offset) > np.maximum(high + config.baseline_margin_db, med + margin)
+        keep = np.where(covered, above_base, True)
+        rejected["baseline"] = int((flagged & ~keep).sum())
+        flagged &= keep
+
+    n_flagged = int(flagged.sum())
+    if config.merge_gap_bins and n_flagged:
+        closed = scipy.ndimage.binary_closing(flagged, structure=np.ones(2 * config.merge_gap_bins + 1, bool))
+        grouped = (closed | flagged) & valid
+    else:
+        grouped = flagged
+    floor_db = (10 * np.log10(np.maximum(floor, 1e-30))).astype(np.float32)
+    emissions: list[Emission] = []
+    for lo, hi in _runs(grouped):
+        idx = np.arange(lo, hi + 1)
+        idx = idx[flagged[idx]]
+        if idx.size == 0:
+            continue
+        k = int(idx[np.argmax(p_db[idx])])
+        w = p_lin[idx] - floor[idx]
+        w = np.where(w > 0, w, 0.0)
+        center = float(np.sum(freqs_hz[idx] * w) / np.sum(w)) if w.sum() > 0 else float(freqs_hz[k])
+        emissions.append(
+            Emission(
+                center_hz=center,
+                bandwidth_hz=float(idx.size * bin_hz),
+                f_lo_hz=float(freqs_hz[lo] - bin_hz / 2),
+                f_hi_hz=float(freqs_hz[hi] + bin_hz / 2),
+                peak_hz=float(freqs_hz[k]),
+                peak_dbfs=float(p_db[k]),
+                snr_db=float(p_db[k] - floor_db[k]),
+                excess_db=None if excess is None or np.isnan(excess[k]) else float(excess[k]),
+                power_dbfs=float(10 * np.log10(np.sum(p_lin[idx]))),
+                bins=idx,
+            )
+        )
+    # IQ image: a peak mirrored about the tuned center of a much stronger emission.
+    if center_hz is not None and len(emissions) > 1:
+        keep_list = []
+        for e in emissions:
+            mirror = 2 * center_hz - e.peak_hz
+            stronger = [o for o in emissions if o is not e and o.f_lo_hz - bin_hz <= mirror <= o.f_hi_hz + bin_hz
+                        and o.peak_dbfs - e.peak_dbfs >= config.image_margin_db]
+            if stronger:
+                rejected["image"] += 1
+            else:
+                keep_list.append(e)
+        emissions = keep_list
+    return FrameResult(
+        emissions=emissions,
+        floor_db=floor_db,
+        noise_floor_dbfs=float(np.median(floor_db[valid])) if valid.any() else float("nan"),
+        gain_offset_db=gain_offset,
+        n_flagged_bins=n_flagged,
+        rejected=rejected,
+    )

@@ -1,0 +1,73 @@
+"""Whitelist of licensed channels (CSV or TOML): alerts on them are suppressed unless the channel
+is far above its baseline level."""
+
+from __future__ import annotations
+
+import csv
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from detector.errors import InputError
+from detector.units import parse_hz
+
+__all__ = ["Channel", "Whitelist", "load_whitelist"]
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A licensed channel: ``center_hz``, ``bandwidth_hz``, ``name``, optional ``site`` (None = every site)."""
+
+    center_hz: float
+    bandwidth_hz: float
+    name: str
+    site: str | None = None
+
+    def holds(self, f_hz: float, tolerance_hz: float = 0.0) -> bool:
+        return abs(f_hz - self.center_hz) <= self.bandwidth_hz / 2 + tolerance_hz
+
+
+@dataclass(frozen=True)
+class Whitelist:
+    channels: tuple[Channel, ...] = ()
+    far_above_db: float = 10.0
+
+    def match(self, f_hz: float, *, site: str | None = None, tolerance_hz: float = 1000.0) -> Channel | None:
+        """The whitelisted channel holding ``f_hz`` at ``site``, or None."""
+        for ch in self.channels:
+            if (ch.site is None or site is None or ch.site == site) and ch.holds(f_hz, tolerance_hz):
+                return ch
+        return None
+
+    def with_channel(self, ch: Channel) -> "Whitelist":
+        return Whitelist(self.channels + (ch,), self.far_above_db)
+
+
+def _channel(row: dict, where: str) -> Channel:
+    try:
+        return Channel(
+            center_hz=parse_hz(row["center_hz"], name="center_hz"),
+            bandwidth_hz=parse_hz(row.get("bandwidth_hz", 12500), name="bandwidth_hz"),
+            name=str(row.get("name") or "licensed"),
+            site=(str(row["site"]) if row.get("site") not in (None, "") else None),
+        )
+    except KeyError:
+        raise InputError(f"{where}: each whitelist entry needs center_hz") from None
+
+
+def load_whitelist(path: str | Path) -> Whitelist:
+    """Read a whitelist: CSV with a header ``center_hz,bandwidth_hz,name[,site]`` or TOML with
+    ``[[channel]]`` tables of the same keys. Frequencies accept ``446.00625M`` etc."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: whitelist not found")
+    if p.suffix.lower() == ".toml":
+        try:
+            data = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(f"{p}: not valid TOML ({exc})") from None
+        rows = data.get("channel", [])
+        return Whitelist(tuple(_channel(r, f"{p}") for r in rows), float(data.get("far_above_db", 10.0)))
+    with p.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return Whitelist(tuple(_channel(r, f"{p} line {i + 2}") for i, r in enumerate(rows)))
