@@ -174,6 +174,13 @@ def detect_frame(
         flagged &= keep
 
     n_flagged = int(flagged.sum())
+    # Hysteresis: an emission extends over the contiguous bins above a low threshold (Pfa 5 %)
+    # around its flagged seeds, so its occupied bandwidth is not only its strongest bins.
+    if n_flagged:
+        low = (p_lin > floor * threshold_ratio(looks, 0.05)) & valid
+        lab, _ = scipy.ndimage.label(low | flagged)
+        seeds = np.unique(lab[flagged])
+        flagged = np.isin(lab, seeds[seeds > 0]) & valid
     if config.merge_gap_bins and n_flagged:
         closed = scipy.ndimage.binary_closing(flagged, structure=np.ones(2 * config.merge_gap_bins + 1, bool))
         grouped = (closed | flagged) & valid

@@ -211,7 +211,7 @@ class Tracker:
             tr.bw_samples.append(bw)
             if len(tr.bw_samples) > 256:
                 del tr.bw_samples[:-256]
-            tr.bandwidth_hz = float(np.median(tr.bw_samples))
+            tr.bandwidth_hz = float(np.percentile(tr.bw_samples, 90))
             tr.n_runs_max = max(tr.n_runs_max, len(group))
             if len(tr.readings) < cfg.max_readings:
                 p = float(10 * np.log10(sum(10 ** (e.power_dbfs / 10) for e in group)))
