@@ -231,7 +231,7 @@ class DetectionEngine:
         res = detect_frame(spec.freqs_hz, spec.power, looks=spec.n_looks, center_hz=spec.center_hz,
                            config=det_cfg, baseline=aligned)
         self.frames_processed += 1
-        self.tested_bins += spec.freqs_hz.size
+        self.tested_bins += res.n_tested_bins
         self.flagged_bins += sum(e.bins.size for e in res.emissions)
         self.cfar_flagged_bins += res.n_flagged_bins + res.rejected.get("baseline", 0)
         self.last_spectrum = spec

@@ -75,6 +75,7 @@ class FrameResult:
     gain_offset_db: float
     n_flagged_bins: int
     rejected: dict[str, int]
+    n_tested_bins: int = 0
 
 
 def os_cfar_floor(power_lin: NDArray, looks: float, *, window_bins: int = 129, quantile: float = 0.3) -> NDArray[np.float64]:
@@ -85,7 +86,7 @@ def os_cfar_floor(power_lin: NDArray, looks: float, *, window_bins: int = 129, q
     """
     p = np.asarray(power_lin, dtype=np.float64)
     w = min(int(window_bins), p.size) | 1
-    q = scipy.ndimage.percentile_filter(p, quantile * 100.0, size=w, mode="nearest")
+    q = scipy.ndimage.percentile_filter(p, quantile * 100.0, size=w, mode="mirror")
     return q / noise_quantile_ratio(looks, quantile)
 
 
@@ -230,4 +231,5 @@ def detect_frame(
         gain_offset_db=gain_offset,
         n_flagged_bins=n_flagged,
         rejected=rejected,
+        n_tested_bins=int(valid.sum()),
     )

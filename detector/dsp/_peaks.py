@@ -42,7 +42,7 @@ def noise_floor(power_lin: NDArray, *, width_bins: int | None = None, quantile: 
     w = width_bins or max(33, m // 8)
     w = min(w, m) | 1
     pct = quantile * 100.0
-    return scipy.ndimage.percentile_filter(p, pct, size=w, mode="nearest")
+    return scipy.ndimage.percentile_filter(p, pct, size=w, mode="mirror")
 
 
 def look_threshold_db(looks: float, pfa: float) -> float:

@@ -75,3 +75,102 @@ def test_iq_image_of_strong_tone_not_alerted_but_real_weak_tone_is():
     ev = alerted(run(DetectionEngine(EngineConfig()), as_cu8(weak), fs=fs))
     offsets = sorted(round((e["center_hz"] - CENTER) / 1e3) for e in ev.values())
     assert offsets == [-300]
+
+
+# --- with a site baseline ------------------------------------------------------------------------
+
+from detector.baseline import BaselineBuilder, RegridError  # noqa: E402
+
+
+def survey(x, *, fs=FS, center=CENTER, engine_cfg=EngineConfig()):
+    eng = DetectionEngine(engine_cfg)
+    builder = None
+    for i in range(0, x.size, 1 << 16):
+        for spec in eng.frames_of_block(IQBlock(x[i:i + (1 << 16)], center, fs, offset_s=i / fs, retuned=i == 0)):
+            if builder is None:
+                builder = BaselineBuilder(spec.freqs_hz, rbw_hz=spec.rbw_hz, site="s1", n_looks=spec.n_looks)
+            builder.add(spec)
+    return builder.build()
+
+
+@pytest.fixture(scope="module")
+def site_baseline():
+    return survey(site_iq(30.0, np.random.default_rng(10)))
+
+
+def test_baseline_suppresses_site_traffic_and_alerts_only_the_new_burst(site_baseline):
+    rng = np.random.default_rng(11)
+    onset = 6.0
+    exam = site_iq(20.0, rng, burst=(20e3, onset, 14.0))
+    events = run(DetectionEngine(EngineConfig(), baseline=site_baseline), exam)
+    alerts = alerted(events)
+    assert len(alerts) == 1, [(e["center_hz"] - CENTER, e["first_seen_s"]) for e in alerts.values()]
+    (tid, last), = alerts.items()
+    assert last["center_hz"] - CENTER == pytest.approx(20e3, abs=2e3)
+    first_alert = min(e["last_seen_s"] for e in events if e["track_id"] == tid and e["alert"])
+    assert first_alert - onset <= 1.0
+    assert last["excess_db"] > 3
+    # the same exam without a baseline alerts on the site traffic too
+    cfar_only = alerted(run(DetectionEngine(EngineConfig()), exam))
+    assert len(cfar_only) >= 3
+
+
+def test_gain_step_does_not_flood(site_baseline):
+    rng = np.random.default_rng(12)
+    exam = site_iq(10.0, rng)
+    x = exam * np.float32(10 ** (10 / 20))  # +10 dB on every bin at once
+    eng = DetectionEngine(EngineConfig(), baseline=site_baseline)
+    alerts = alerted(run(eng, x))
+    assert alerts == {}
+    assert eng.last_result.gain_offset_db == pytest.approx(10.0, abs=1.0)
+
+
+def test_iq_artefacts_with_baseline_give_no_alert(site_baseline):
+    rng = np.random.default_rng(13)
+    n = int(8 * FS)
+    x = iq_imbalance(awgn(n, NOISE_DBFS, rng) + tone(n, FS, 50e3, -35.0), 1.0, 3.0)
+    assert alerted(run(DetectionEngine(EngineConfig(), baseline=site_baseline), as_cu8(x, dc=(3.0, -2.0)))) == {}
+
+
+def test_baseline_at_another_rbw_is_regridded_or_refused(site_baseline):
+    rng = np.random.default_rng(14)
+    exam = site_iq(8.0, rng)
+    # live RBW 4x wider than the survey: re-gridded, no flood
+    wide = DetectionEngine(EngineConfig(nfft=64), baseline=site_baseline)
+    assert alerted(run(wide, exam)) == {}
+    # live RBW narrower than the survey: refused with a clear message
+    narrow = DetectionEngine(EngineConfig(nfft=1024), baseline=site_baseline)
+    with pytest.raises(RegridError, match="RBW"):
+        run(narrow, exam)
+
+
+def test_noise_only_30_minutes_zero_alerts_and_pfa_matches_target():
+    """30 min of PSD frames drawn with the baseline's own statistics (Gamma(L)/L noise)."""
+    from detector.types import Spectrum
+
+    rng = np.random.default_rng(15)
+    m, looks, frame_s = 256, 20.0, 0.1
+    freqs = CENTER + (np.arange(m) - m // 2) * 1000.0
+    noise_dbfs = -60.0
+
+    def frame(i):
+        p = noise_dbfs + 10 * np.log10(rng.gamma(looks, 1 / looks, size=m))
+        return Spectrum(freqs_hz=freqs, power=p.astype(np.float32), rbw_hz=1500.0, n_looks=looks,
+                        offset_s=i * frame_s, duration_s=frame_s, center_hz=CENTER)
+
+    b = BaselineBuilder(freqs, rbw_hz=1500.0, site="s1", n_looks=looks)
+    for i in range(3000):
+        b.add(frame(i))
+    base = b.build()
+    # per-bin Pfa from the false-alert target under the K-of-M rule (high enough to be measured
+    # in 30 minutes: 4.6 M bin decisions); the track-level target is relaxed so it does not bind
+    eng = DetectionEngine(EngineConfig(frame_s=frame_s, fa_per_hour=0.1, track_fa_per_hour=1e4), baseline=base)
+    n_frames = int(30 * 60 / frame_s)
+    events = []
+    for i in range(n_frames):
+        events += eng.process_spectrum(frame(i))
+    events += eng.finish()
+    assert alerted(events) == {}
+    target = eng._pfa(m, frame_s)  # noqa: SLF001 - the configured per-bin, per-frame Pfa
+    measured = eng.measured_pfa
+    assert target / 2 <= measured <= target * 2, (measured, target)
