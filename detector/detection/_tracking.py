@@ -9,6 +9,12 @@ by a gate of max(bandwidth/2, ``min_gate_hz``). Emissions that appear in the sam
 which joins an existing track, within ``join_hz`` of each other are one transmission (the keying
 sidebands of an OOK burst and the two tones of FSK switch on together), so they start one track.
 A track ends after ``gap_s`` without an emission; silences shorter than that split bursts.
+
+Confirmation. A new track is tentative until it has been active in ``confirm_frames`` frames or
+has reached ``confirm_snr_db`` (a single strong frame: a burst of a few ms). Tentative tracks
+get no id and no events; a tentative track that overlaps an older open track in frequency is
+absorbed into it, and one that ends tentative is dropped (counted in ``dropped``). This removes
+most single-bin noise hits and the fragments of a burst's sidebands that show up a frame late.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ class TrackerConfig:
     gap_s: float = 3.0
     burst_gap_s: float = 0.05
     max_readings: int = 5000
+    confirm_frames: int = 2
+    confirm_snr_db: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,7 @@ class Track:
     bw_samples: list[float] = field(default_factory=list)
     n_runs_max: int = 1
     ended: bool = False
+    confirmed: bool = False
     _w: float = 0.0  # sum of linear peak power weights for center
     _wf: float = 0.0
     spectrum_lin: np.ndarray | None = field(default=None, repr=False)
@@ -129,6 +138,8 @@ class Tracker:
         self._next = 1
         self._prefix = id_prefix
 
+    dropped: int = 0
+
     def _new_id(self) -> str:
         tid = f"{self._prefix}{self._next:05d}"
         self._next += 1
@@ -185,16 +196,15 @@ class Tracker:
                 groups[-1].append(e)
             else:
                 groups.append([e])
-        new_tracks: list[Track] = []
         for g in groups:
-            tr = Track(track_id=self._new_id(), f_lo_hz=g[0].f_lo_hz, f_hi_hz=g[0].f_hi_hz,
+            tr = Track(track_id="", f_lo_hz=g[0].f_lo_hz, f_hi_hz=g[0].f_hi_hz,
                        first_seen_s=t_s, last_seen_s=t_s, frame_s=frame_s)
             self.open.append(tr)
-            new_tracks.append(tr)
             active[len(self.open) - 1] = g
-        updated: list[Track] = []
+        touched: list[Track] = []
         for i, group in active.items():
             tr = self.open[i]
+            touched.append(tr)
             for e in group:
                 tr._absorb(e, t_s, position)
             if not tr.burst_starts or t_s - (tr.last_seen_s + frame_s) > cfg.burst_gap_s:
@@ -220,15 +230,46 @@ class Tracker:
                 tr.readings.append(Reading(t_s, p, lat, lon))
             if spectrum is not None:
                 self._hold(tr, *spectrum)
-            if tr not in new_tracks:
+        self._absorb_overlaps()
+        confirmed_now: list[Track] = []
+        updated = []
+        for tr in touched:
+            if tr.ended:
+                continue
+            if not tr.confirmed and (tr.frames_active >= cfg.confirm_frames or tr.snr_db >= cfg.confirm_snr_db):
+                tr.confirmed = True
+                tr.track_id = self._new_id()
+                confirmed_now.append(tr)
+            elif tr.confirmed:
                 updated.append(tr)
         ended = [tr for tr in self.open if t_s - tr.last_seen_s > cfg.gap_s]
         for tr in ended:
             self._end(tr)
-        return new_tracks, updated, ended
+        return confirmed_now, updated, [tr for tr in ended if tr.confirmed]
+
+    def _absorb_overlaps(self) -> None:
+        """Absorb each tentative track into an older open track whose span overlaps it."""
+        for young in [t for t in self.open if not t.confirmed]:
+            for old in self.open:
+                if old is young or old.ended or old.first_seen_s > young.first_seen_s:
+                    continue
+                if young.f_lo_hz <= old.f_hi_hz and young.f_hi_hz >= old.f_lo_hz:
+                    old.f_lo_hz = min(old.f_lo_hz, young.f_lo_hz)
+                    old.f_hi_hz = max(old.f_hi_hz, young.f_hi_hz)
+                    old.peak_dbfs = max(old.peak_dbfs, young.peak_dbfs)
+                    old.snr_db = max(old.snr_db, young.snr_db)
+                    if young.last_seen_s > old.last_seen_s:
+                        old.last_seen_s = young.last_seen_s
+                        old.frames_active += 1
+                        old.recent.append(young.last_seen_s)
+                    young.ended = True
+                    self.open.remove(young)
+                    break
 
     def _end(self, tr: Track) -> None:
         tr.ended = True
+        if not tr.confirmed:
+            self.dropped += 1
         if len(tr.burst_ends) < len(tr.burst_starts):
             tr.burst_ends.append(tr.last_seen_s + tr.frame_s)
         self.open.remove(tr)
@@ -257,8 +298,8 @@ class Tracker:
         tr.spectrum_lin, tr.spectrum_f0_hz = buf, new_lo
 
     def close_all(self) -> list[Track]:
-        """End every open track (end of the recording). Returns them."""
+        """End every open track (end of the recording). Returns the confirmed ones."""
         ended = list(self.open)
         for tr in ended:
             self._end(tr)
-        return ended
+        return [tr for tr in ended if tr.confirmed]

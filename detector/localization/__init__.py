@@ -1,0 +1,78 @@
+"""Localization: transmitter position from received power at GPS-tagged points (THEORY.md §2).
+
+Pure (numpy, scipy, pymap3d; no files, network or clock). Readings are converted to local ENU
+metres (:class:`LocalFrame`), averaged per small cell, and fitted to the log-distance model
+P_i = P0 − 10·n·log10(d_i) with P0 unknown (and n unknown unless given), under correlated
+shadowing Σ_ij = σ²·exp(−|r_i − r_j|/d_c) (GLS):
+
+* :func:`locate` / :func:`locate_enu` — robust multi-start NLS started from a grid maximum
+  likelihood (``method="nls"``, default), the grid ML with its posterior (``"grid"``), or the
+  weighted-centroid baseline (``"centroid"``); optional bearings (:class:`Bearings`) are fused with
+  outlier rejection.
+* Uncertainty: 95 % ellipse from the covariance, CEP50, and the Cramér–Rao bound for the readings
+  used (:func:`rss_crlb`). Too few readings, one spot (parked), one straight street, or a bound too
+  weak → ``status="not_localizable"`` with the reason and a coarse answer (the strongest reading
+  and a radius).
+* :class:`LocationEstimate` — ``to_dict()`` (the JSON shape of DESIGN.md), ``to_geojson()``;
+  :func:`nearest_building` for site footprints.
+"""
+
+from detector.localization._estimate import (
+    CHI2_2DOF_95,
+    LOCATED,
+    NOT_LOCALIZABLE,
+    BuildingMatch,
+    ErrorEllipse,
+    LocationEstimate,
+    cep50_from_cov,
+    ellipse_from_cov,
+    nearest_building,
+)
+from detector.localization._estimators import BearingsEnu
+from detector.localization._frame import LocalFrame
+from detector.localization._locate import (
+    METHODS,
+    Bearings,
+    EnuSolution,
+    Limits,
+    estimate_from_enu,
+    locate,
+    locate_enu,
+)
+from detector.localization._model import (
+    Cells,
+    PathLossModel,
+    bin_readings,
+    crlb_from_fisher,
+    rss_crlb,
+    rss_fisher,
+    shadowing_cov,
+)
+
+__all__ = [
+    "LocationEstimate",
+    "ErrorEllipse",
+    "BuildingMatch",
+    "LOCATED",
+    "NOT_LOCALIZABLE",
+    "CHI2_2DOF_95",
+    "LocalFrame",
+    "PathLossModel",
+    "Limits",
+    "Bearings",
+    "BearingsEnu",
+    "EnuSolution",
+    "Cells",
+    "METHODS",
+    "locate",
+    "locate_enu",
+    "estimate_from_enu",
+    "bin_readings",
+    "shadowing_cov",
+    "rss_fisher",
+    "rss_crlb",
+    "crlb_from_fisher",
+    "ellipse_from_cov",
+    "cep50_from_cov",
+    "nearest_building",
+]

@@ -1,0 +1,247 @@
+"""Estimators in local ENU metres: grid maximum likelihood (P0 and n profiled out), robust NLS
+(``scipy.optimize.least_squares``, multi-start), weighted centroid; optional bearings.
+
+All of them work on cell-averaged readings (:func:`~detector.localization._model.bin_readings`)
+with the correlated-shadowing covariance Σ, whitened by its Cholesky factor (GLS, THEORY §2.3).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from detector.localization._model import LN10, Cells, PathLossModel, bearing_fisher, rss_jacobian, shadowing_cov
+
+#: Robust loss scale in whitened units (σ = 1): residuals beyond ~3σ are down-weighted.
+RSS_F_SCALE = 3.0
+#: Bearing residuals (in σ_θ units) beyond this are outliers.
+BEARING_OUTLIER_SIGMAS = 3.0
+BEARING_F_SCALE = 2.0
+
+
+@dataclass(frozen=True)
+class BearingsEnu:
+    """Lines of bearing taken at ``(x, y)``: ``bearing_rad`` clockwise from north, ``sigma_rad`` each."""
+
+    x: NDArray[np.float64]
+    y: NDArray[np.float64]
+    bearing_rad: NDArray[np.float64]
+    sigma_rad: NDArray[np.float64]
+
+    @property
+    def n(self) -> int:
+        return int(self.x.size)
+
+    def subset(self, mask: NDArray[np.bool_]) -> "BearingsEnu":
+        return BearingsEnu(self.x[mask], self.y[mask], self.bearing_rad[mask], self.sigma_rad[mask])
+
+
+def _wrap(a: NDArray) -> NDArray:
+    return (a + np.pi) % (2.0 * np.pi) - np.pi
+
+
+@dataclass
+class FitResult:
+    x: float
+    y: float
+    p0_db: float
+    exponent: float
+    exponent_free: bool
+    chi2: float  # Σ whitened RSS residual² at the solution
+    dof: int
+    fisher: NDArray[np.float64]  # of θ = [x, y, P0(, n)], bearings included
+    cost: float
+    success: bool
+
+
+class RssProblem:
+    """Whitened log-distance problem over cells (and optional bearings)."""
+
+    def __init__(self, cells: Cells, model: PathLossModel, bearings: BearingsEnu | None = None) -> None:
+        from scipy.linalg import cholesky, solve_triangular
+
+        self.cells, self.model = cells, model
+        self.rx, self.ry, self.y = cells.x, cells.y, cells.power_db
+        self.h = model.height_m
+        cov = shadowing_cov(cells.x, cells.y, model, cells.count)
+        self.L = cholesky(cov, lower=True, check_finite=False)
+        self._solve = lambda b: solve_triangular(self.L, b, lower=True, check_finite=False)
+        self.yw = self._solve(self.y)
+        self.uw = self._solve(np.ones_like(self.y))
+        self.bearings = bearings if bearings is not None and bearings.n else None
+
+    # ---------------------------------------------------------------- grid (profile likelihood)
+    def profile(self, px: NDArray, py: NDArray, exponent: float | None,
+                bounds: tuple[float, float]) -> tuple[NDArray, NDArray, NDArray]:
+        """−2·log-likelihood (up to a constant) at positions ``px, py`` (any shape) with P0 — and n
+        when ``exponent`` is None — set to their best values; returns (cost, p0, n)."""
+        shape = np.shape(px)
+        px = np.ravel(px)
+        py = np.ravel(py)
+        out_c = np.empty(px.size)
+        out_p0 = np.empty(px.size)
+        out_n = np.empty(px.size)
+        uu = float(self.uw @ self.uw)
+        yh = self.yw - self.uw * (self.uw @ self.yw) / uu
+        step = max(1, int(4e6 // max(self.y.size ** 2, 1)))
+        for s in range(0, px.size, step):
+            sl = slice(s, s + step)
+            d2 = (px[sl, None] - self.rx) ** 2 + (py[sl, None] - self.ry) ** 2 + self.h ** 2
+            G = (-5.0 * np.log10(d2)).T  # (N, K): μ = P0 + n·G
+            Gw = self._solve(G)
+            ug = self.uw @ Gw
+            Gh = Gw - np.outer(self.uw, ug / uu)
+            gg = np.einsum("ij,ij->j", Gh, Gh)
+            yg = yh @ Gh
+            if exponent is None:
+                n = np.clip(yg / np.maximum(gg, 1e-12), bounds[0], bounds[1])
+            else:
+                n = np.full(gg.shape, float(exponent))
+            cost = float(yh @ yh) - 2.0 * n * yg + n * n * gg
+            out_c[sl] = cost
+            out_n[sl] = n
+            out_p0[sl] = (self.uw @ self.yw - n * ug) / uu
+        if self.bearings is not None:
+            out_c += self._bearing_rho(px, py)
+        return out_c.reshape(shape), out_p0.reshape(shape), out_n.reshape(shape)
+
+    def _bearing_rho(self, px: NDArray, py: NDArray) -> NDArray:
+        b = self.bearings
+        pred = np.arctan2(px[:, None] - b.x, py[:, None] - b.y)
+        r = _wrap(pred - b.bearing_rad) / b.sigma_rad
+        c = BEARING_F_SCALE
+        return np.sum(c * c * np.log1p((r / c) ** 2), axis=1)
+
+    # ----------------------------------------------------------------------------------- NLS
+    def residuals(self, theta: NDArray, exponent: float | None) -> NDArray:
+        x, y, p0 = theta[0], theta[1], theta[2]
+        n = theta[3] if exponent is None else exponent
+        d2 = (x - self.rx) ** 2 + (y - self.ry) ** 2 + self.h ** 2
+        mu = p0 - 5.0 * n * np.log10(d2)
+        r = self._solve(self.y - mu)
+        if self.bearings is not None:
+            r = np.concatenate([r, self._bearing_res(x, y)])
+        return r
+
+    def _bearing_res(self, x: float, y: float) -> NDArray:
+        b = self.bearings
+        return _wrap(np.arctan2(x - b.x, y - b.y) - b.bearing_rad) / b.sigma_rad
+
+    def jacobian(self, theta: NDArray, exponent: float | None) -> NDArray:
+        x, y = theta[0], theta[1]
+        n = theta[3] if exponent is None else exponent
+        J = -self._solve(rss_jacobian(x, y, self.rx, self.ry, n, self.h, exponent is None))
+        if self.bearings is not None:
+            b = self.bearings
+            dx, dy = x - b.x, y - b.y
+            r2 = np.maximum(dx * dx + dy * dy, 1e-6)
+            Jb = np.zeros((b.n, J.shape[1]))
+            Jb[:, 0] = dy / r2 / b.sigma_rad
+            Jb[:, 1] = -dx / r2 / b.sigma_rad
+            J = np.vstack([J, Jb])
+        return J
+
+    def fisher(self, x: float, y: float, exponent: float, unknown_exponent: bool) -> NDArray:
+        Jw = self._solve(rss_jacobian(x, y, self.rx, self.ry, exponent, self.h, unknown_exponent))
+        F = Jw.T @ Jw
+        if self.bearings is not None:
+            F[:2, :2] += bearing_fisher(x, y, self.bearings.x, self.bearings.y, self.bearings.sigma_rad)
+        return F
+
+    def fit(self, starts: list[tuple[float, float]], exponent: float | None, bounds: tuple[float, float],
+            loss: str = "soft_l1") -> FitResult | None:
+        """Robust NLS from each start (P0, n from the profile there); the lowest robust cost wins."""
+        from scipy.optimize import least_squares
+
+        best = None
+        for sx, sy in starts:
+            _, p0, n = self.profile(np.array([sx]), np.array([sy]), exponent, bounds)
+            theta0 = [sx, sy, float(p0[0])]
+            lo = [-np.inf, -np.inf, -np.inf]
+            hi = [np.inf, np.inf, np.inf]
+            if exponent is None:
+                theta0.append(float(np.clip(n[0], bounds[0] + 1e-3, bounds[1] - 1e-3)))
+                lo.append(bounds[0])
+                hi.append(bounds[1])
+            f_scale = RSS_F_SCALE if self.bearings is None else BEARING_F_SCALE
+            try:
+                res = least_squares(self.residuals, np.array(theta0), jac=self.jacobian, args=(exponent,),
+                                    bounds=(lo, hi), loss=loss, f_scale=f_scale, x_scale="jac", max_nfev=200)
+            except (ValueError, np.linalg.LinAlgError):
+                continue
+            if not np.all(np.isfinite(res.x)):
+                continue
+            if best is None or res.cost < best.cost:
+                best = res
+        if best is None:
+            return None
+        th = best.x
+        n = float(th[3]) if exponent is None else float(exponent)
+        r = self.residuals(th, exponent)[: self.y.size]
+        F = self.fisher(float(th[0]), float(th[1]), n, exponent is None)
+        return FitResult(float(th[0]), float(th[1]), float(th[2]), n, exponent is None, float(r @ r),
+                         int(self.y.size - th.size), F, float(best.cost), bool(best.success))
+
+
+def search_grid(cells: Cells, n_side: int = 81) -> tuple[NDArray, NDArray, float]:
+    """A square grid over the readings' extent plus a margin (half the extent, ≥ 50 m)."""
+    x0, x1 = float(cells.x.min()), float(cells.x.max())
+    y0, y1 = float(cells.y.min()), float(cells.y.max())
+    span = max(x1 - x0, y1 - y0)
+    margin = max(50.0, 0.5 * span)
+    cx, cy = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
+    half = 0.5 * span + margin
+    step = 2.0 * half / (n_side - 1)
+    g = np.linspace(-half, half, n_side)
+    gx, gy = np.meshgrid(cx + g, cy + g)
+    return gx, gy, step
+
+
+def grid_minima(cost: NDArray, k: int = 3, window: int = 5) -> list[tuple[int, int]]:
+    """Indices of up to ``k`` local minima of a 2-D cost, lowest first."""
+    from scipy.ndimage import minimum_filter
+
+    is_min = cost == minimum_filter(cost, size=window, mode="nearest")
+    idx = np.argwhere(is_min)
+    order = np.argsort(cost[is_min])
+    return [tuple(int(v) for v in idx[i]) for i in order[:k]]
+
+
+def weighted_centroid(cells: Cells, exponent: float = 3.0) -> tuple[float, float]:
+    """Σ w·r / Σ w with w = 10^((y − y_max)/10) (THEORY §2.3 item 3): a floor baseline, biased toward
+    the route (it never leaves the readings' convex hull)."""
+    w = 10.0 ** ((cells.power_db - cells.power_db.max()) / 10.0)
+    return float(np.sum(w * cells.x) / w.sum()), float(np.sum(w * cells.y) / w.sum())
+
+
+def grid_posterior(gx: NDArray, gy: NDArray, cost: NDArray, step: float) -> tuple[float, float, NDArray]:
+    """MAP point and posterior covariance of exp(−cost/2) on the grid (flat prior)."""
+    w = np.exp(-0.5 * (cost - cost.min()))
+    w /= w.sum()
+    i = np.unravel_index(np.argmin(cost), cost.shape)
+    mx, my = float(np.sum(w * gx)), float(np.sum(w * gy))
+    dx, dy = gx - mx, gy - my
+    cov = np.array([[np.sum(w * dx * dx), np.sum(w * dx * dy)], [np.sum(w * dx * dy), np.sum(w * dy * dy)]])
+    cov += np.eye(2) * step * step / 12.0
+    return float(gx[i]), float(gy[i]), cov
+
+
+def bearings_outliers(x: float, y: float, b: BearingsEnu, k: float = BEARING_OUTLIER_SIGMAS) -> NDArray[np.bool_]:
+    r = _wrap(np.arctan2(x - b.x, y - b.y) - b.bearing_rad) / b.sigma_rad
+    return np.abs(r) > k
+
+
+def exponent_sd(F4: NDArray) -> float:
+    try:
+        C = np.linalg.inv(F4)
+    except np.linalg.LinAlgError:
+        return math.inf
+    v = C[3, 3]
+    return math.sqrt(v) if v > 0 and math.isfinite(v) else math.inf
+
+
+__all__ = ["RssProblem", "BearingsEnu", "FitResult", "search_grid", "grid_minima", "weighted_centroid",
+           "grid_posterior", "bearings_outliers", "exponent_sd", "LN10"]

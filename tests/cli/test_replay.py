@@ -1,0 +1,148 @@
+"""``examwatch survey`` and ``examwatch replay`` end to end: real recordings and synthetic sites."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from detector.cli import app
+from detector.sim import awgn, cu8_bytes, gate, nfm, tone
+
+runner = CliRunner()
+JSONL_KEYS = {"event", "track_id", "alert", "center_hz", "bandwidth_hz", "first_seen_s", "last_seen_s", "peak_dbfs",
+              "snr_db", "excess_db", "classification", "bursts", "reasons", "location"}
+
+
+def replay_jsonl(args):
+    r = runner.invoke(app, ["replay", *args, "--jsonl"])
+    assert r.exit_code == 0, r.output
+    return [json.loads(line) for line in r.stdout.splitlines()]
+
+
+def _duration(real_dir, entry):
+    size = os.path.getsize(real_dir / entry["file"]) - entry["header_bytes"]
+    return size / {"cu8": 2, "cs8": 2, "cs16": 4, "cf32": 8}[entry["dtype"]] / entry["sample_rate_hz"]
+
+
+def test_cfar_only_replay_against_rtl433_bursts(real_dir, manifest):
+    """Coverage of rtl_433's bursts ≥ 2 ms and what every unmatched track is.
+
+    Measured (this commit): 109 of 132 bursts covered (82.6 %); without modes1.bin (ADS-B PPM
+    replies at 2 MS/s, ~2 MHz wide, whose rtl_433 F1 is not a carrier) 106 of 113 (93.8 %).
+    40 of 117 tracks match an rtl_433 burst (34 %). Every other track is a real signal that
+    rtl_433's pulse analyser does not list, by category (asserted below): a steady emission on
+    for the whole recording (receiver spurs and carriers, e.g. the +80 kHz line in many 2015
+    rtl_433 captures), a by-product of the transmitter switching on and off with a listed burst
+    (harmonic lines and fragments of the keying sidebands), an emission in the outer 14 % of the
+    band (aliases through the RTL2832U's decimation filter), or a burst in a file whose rtl_433
+    times lie beyond its end (honda_remote-01: its reference burst starts at 0.407 s of a
+    0.262 s file). Two tracks fit none of these (GT-WT03 at −25 kHz, 5.7 dB; dsc-01 at
+    −82 kHz, 5.1 dB; each 2–3 frames away from any listed burst): we count them as false
+    alarms, 2 in the 21 s of recordings. The issue's targets are ≥ 95 % coverage and ≥ 80 %
+    precision; coverage is met without the ADS-B file only, precision is not (see the README).
+    """
+    covered = total = covered_no_adsb = total_no_adsb = 0
+    tracks = matched = 0
+    categories: dict[str, int] = {}
+    others: list = []
+    for entry in manifest["iq"]:
+        events = replay_jsonl([str(real_dir / entry["file"]), "--site", "bench", "--format", entry["dtype"],
+                               "--rate", str(entry["sample_rate_hz"]), "--center", str(entry["center_hz"])])
+        for ev in events:
+            assert JSONL_KEYS <= set(ev)
+        ends = [ev for ev in events if ev["event"] == "end"]
+        assert len({ev["track_id"] for ev in ends}) == len(ends)
+        dur = _duration(real_dir, entry)
+        late_reference = any(b["start_s"] > dur for b in entry["bursts"])
+
+        def holds(tr, b):
+            f = entry["center_hz"] + b["f1_offset_hz"]
+            lo = tr["center_hz"] - tr["bandwidth_hz"] / 2 - 5e3
+            hi = tr["center_hz"] + tr["bandwidth_hz"] / 2 + 5e3
+            return lo <= f <= hi and tr["first_seen_s"] - 0.05 <= b["start_s"] + b["width_s"] and \
+                tr["last_seen_s"] + 0.05 >= b["start_s"]
+
+        for b in (b for b in entry["bursts"] if b["width_s"] >= 0.002):
+            hit = any(holds(tr, b) for tr in ends)
+            covered += hit
+            total += 1
+            if "modes1" not in entry["file"]:
+                covered_no_adsb += hit
+                total_no_adsb += 1
+        for tr in ends:
+            tracks += 1
+            if any(holds(tr, b) for b in entry["bursts"]):
+                matched += 1
+                continue
+            steady = tr["first_seen_s"] <= 0.011 and tr["last_seen_s"] >= dur - 0.03
+            edge = abs(tr["center_hz"] - entry["center_hz"]) > 0.36 * entry["sample_rate_hz"]
+            during = any(tr["first_seen_s"] <= b["start_s"] + b["width_s"] + 0.05 and tr["last_seen_s"] >= b["start_s"] - 0.05
+                         for b in entry["bursts"])
+            cat = "steady" if steady else "edge" if edge else "transmitter" if during else "late_reference" if late_reference else "other"
+            categories[cat] = categories.get(cat, 0) + 1
+            if cat == "other":
+                others.append((entry["file"], round(tr["center_hz"] - entry["center_hz"]), tr["first_seen_s"], tr["snr_db"]))
+            assert tr["snr_db"] >= 4.5
+    print(f"coverage {covered}/{total}, without ADS-B {covered_no_adsb}/{total_no_adsb}, "
+          f"precision {matched}/{tracks}, unmatched {categories}, other {others}")
+    assert len(others) <= 2, others
+    assert covered / total >= 0.80
+    assert covered_no_adsb / total_no_adsb >= 0.93
+    assert matched / tracks >= 0.30
+
+
+def _write(path, x, **kw):
+    cu8_bytes(x, **kw).tofile(path)
+    return str(path)
+
+
+def _site(seconds, rng, fs, burst=None):
+    n = int(seconds * fs)
+    x = awgn(n, -30.0, rng) + tone(n, fs, 50e3, -35.0)
+    x += gate(nfm(n, fs, -40e3, -38.0, rng), fs, [(t, t + 1.5) for t in np.arange(0.5, seconds, 5.0)])
+    if burst:
+        x += gate(nfm(n, fs, burst[0], -40.0, rng), fs, [burst[1:]])
+    return x
+
+
+def test_survey_then_replay_alerts_once_on_the_new_burst(tmp_path):
+    fs = 250e3
+    rng = np.random.default_rng(21)
+    s1 = _write(tmp_path / "survey1_446.05M_250k.cu8", _site(15.0, rng, fs))
+    s2 = _write(tmp_path / "survey2_446.05M_250k.cu8", _site(15.0, rng, fs))
+    exam = _write(tmp_path / "exam_446.05M_250k.cu8", _site(12.0, rng, fs, burst=(20e3, 4.0, 10.0)))
+    out = tmp_path / "school-7.baseline"
+    r = runner.invoke(app, ["survey", s1, s2, "--site", "school-7", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert out.is_file() and not (tmp_path / "school-7.baseline.npz").exists()
+    events = replay_jsonl([exam, "--site", "school-7", "--baseline", str(out)])
+    alerts = {ev["track_id"] for ev in events if ev["alert"]}
+    assert len(alerts) == 1
+    first = next(ev for ev in events if ev["alert"])
+    assert first["center_hz"] - 446.05e6 == pytest.approx(20e3, abs=2e3)
+    assert first["last_seen_s"] - 4.0 <= 1.0
+    assert first["excess_db"] is not None and first["reasons"]
+    # several sources are one timeline: the exam after the survey recording shifts every time by 15 s
+    later = replay_jsonl([s1, exam, "--site", "school-7", "--baseline", str(out)])
+    alert_times = [ev["first_seen_s"] for ev in later if ev["alert"]]
+    assert alert_times and min(alert_times) == pytest.approx(19.0, abs=0.1)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["replay", "x.cu8", "--site", "s", "--baseline", "/nonexistent/b.npz"], "does not exist"),
+    (["replay", "x.cu8"], "--site"),
+    (["survey", "x.cu8", "--site", "s", "--frame-s", "0"], "--frame-s"),
+])
+def test_cli_errors_exit_2(tmp_path, args, needle):
+    src = tmp_path / "x_433.92M_250k.cu8"
+    np.full(100_000, 127, np.uint8).tofile(src)
+    argv = [str(src) if a == "x.cu8" else a for a in args]
+    r = subprocess.run([sys.executable, "-m", "detector", *argv], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert needle in r.stderr and "Traceback" not in r.stderr
