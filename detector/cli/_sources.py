@@ -6,8 +6,9 @@ from detector.cli._common import opt_hz, positive_hz
 from detector.sources import open_source, source_kind
 
 
-def open_all(specs: list[str], fmt: str | None, rate: str | None, center: str | None) -> list:
-    """Open every IQ source up front so that a bad one fails before any work is done."""
+def open_all(specs: list[str], fmt: str | None, rate: str | None, center: str | None, *,
+             sim_window: str = "exam", sim_seed: int | None = None) -> list:
+    """Open every source up front so that a bad one fails before any work is done."""
     rate_hz = positive_hz(rate, "--rate")
     center_hz = opt_hz(center, "--center")
     out = []
@@ -17,5 +18,6 @@ def open_all(specs: list[str], fmt: str | None, rate: str | None, center: str | 
 
             out.append(read_sweeps(spec))
         else:
-            out.append(open_source(spec, sample_format=fmt, sample_rate_hz=rate_hz, center_hz=center_hz))
+            out.append(open_source(spec, sample_format=fmt, sample_rate_hz=rate_hz, center_hz=center_hz,
+                                   sim_window=sim_window, sim_seed=sim_seed))
     return out

@@ -13,18 +13,30 @@ from detector.cli._common import CenterOpt, FormatOpt, RateOpt, console_err, pro
 from detector.cli._sources import open_all
 from detector.engine import DetectionEngine, EngineConfig
 from detector.errors import InputError
+from detector.runs import run_detection, survey_baseline, total_duration_s
 
-SourcesArg = Annotated[list[str], typer.Argument(help="IQ recordings (any format of `spectrum`), rtl_power CSVs, or rtlsdr:0; replayed one after another as one timeline.")]
+SourcesArg = Annotated[list[str], typer.Argument(help="IQ recordings (any format of `spectrum`), rtl_power CSVs, sim:default / sim:SCENE.toml, or rtlsdr:0; read one after another as one timeline.")]
+DurationOpt = Annotated[Optional[float], typer.Option("--duration", help="Seconds to read from each source (needed for rtlsdr:, optional elsewhere).")]
 
 
-def _total_s(sources) -> float | None:
-    total = 0.0
-    for s in sources:
-        info = getattr(s, "info", None)
-        if info is None or info.duration_s is None:
-            return None
-        total += info.duration_s
-    return total
+def _check_positive(value: float | None, name: str) -> None:
+    if value is not None and not value > 0:
+        raise InputError(f"{name} must be > 0, got {value}")
+
+
+def _scene_context(sources: list[str]):
+    """Sessions, whitelist and wall clock implied by a sim: source (else empty)."""
+    from detector.detection import Channel, ExamSession, Whitelist
+
+    for spec in sources:
+        if spec.startswith("sim:"):
+            from detector.sim.scene import scene_from_spec
+
+            scene = scene_from_spec(spec)
+            sessions = tuple(ExamSession(a, b, f"exam session {i + 1}") for i, (a, b) in enumerate(scene.timeline.exam))
+            wl = Whitelist(tuple(Channel(e.f_c_hz, e.bandwidth_hz + 5e3, e.id, None) for e in scene.emitters if e.whitelisted))
+            return scene, sessions, wl
+    return None, (), None
 
 
 @app.command()
@@ -37,49 +49,30 @@ def survey(
     center: CenterOpt = None,
     merge: Annotated[Optional[Path], typer.Option("--merge", help="Merge into this existing baseline (other hops, other days).")] = None,
     frame_s: Annotated[float, typer.Option("--frame-s", help="Frame length (s); use the same for replay/monitor.")] = EngineConfig.frame_s,
+    duration: DurationOpt = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of sim: sources (default: the scene's).")] = None,
 ) -> None:
-    """Survey a site before the exam: per-bin statistics of every frame of SOURCE... → a baseline file."""
-    from detector.baseline import BaselineBuilder, load, merge as merge_baselines, save
+    """Survey a site before the exam: per-bin statistics of every frame of SOURCE... → a baseline file.
 
-    if frame_s <= 0:
-        raise InputError(f"--frame-s must be > 0, got {frame_s}")
-    srcs = open_all(sources, format, rate, center)
+    For sim: sources the survey window of the scene is read.
+    """
+    from detector.baseline import load, merge as merge_baselines, save
+
+    _check_positive(frame_s, "--frame-s")
+    _check_positive(duration, "--duration")
+    srcs = open_all(sources, format, rate, center, sim_window="survey", sim_seed=seed)
+    if duration is None and any(getattr(getattr(s, "info", None), "n_samples", 0) is None for s in srcs):
+        raise InputError("a live source needs --duration (seconds to survey)")
     engine = DetectionEngine(EngineConfig(frame_s=frame_s))
-    builders: dict = {}
-    done = 0.0
-    with progress_bar(f"surveying {site}", _total_s(srcs)) as update:
-        for src in srcs:
-            if hasattr(src, "spectra"):
-                frames = src.spectra
-                for spec in frames:
-                    key = (spec.rbw_hz,)
-                    b = builders.get(key)
-                    if b is None:
-                        b = builders[key] = BaselineBuilder(spec.freqs_hz, rbw_hz=spec.rbw_hz, site=site, n_looks=spec.n_looks)
-                    b.add(spec)
-                continue
-            for block in src.blocks():
-                for spec in engine.frames_of_block(block):
-                    key = (spec.rbw_hz,)
-                    b = builders.get(key)
-                    if b is None:
-                        b = builders[key] = BaselineBuilder(spec.freqs_hz, rbw_hz=spec.rbw_hz, site=site, n_looks=spec.n_looks)
-                    b.add(spec)
-                done += block.duration_s
-                update(done)
-            engine.time_offset_s += src.info.duration_s or 0.0
-    if not builders:
-        raise InputError("survey: the sources held no complete frame")
-    if len(builders) > 1:
-        raise InputError("survey: the sources have different RBWs; survey them separately and merge with --merge")
-    baseline = next(iter(builders.values())).build()
-    baseline.sources = list(sources)
+    total = total_duration_s(srcs) if duration is None else duration * len(srcs)
+    with progress_bar(f"surveying {site}", total) as update:
+        baseline = survey_baseline(srcs, engine, site=site, progress=update, max_duration_s=duration, source_names=sources)
     if merge is not None:
         baseline = merge_baselines(load(merge), baseline)
     path = out or Path(f"{site}.baseline.npz")
     save(baseline, path)
     console_err.print(f"baseline of site {site!r}: {baseline.freqs_hz.size} bins, RBW {baseline.rbw_hz:.1f} Hz, "
-                      f"{int(baseline.frames.max())} frames → {path}")
+                      f"{int(baseline.frames.max())} frames, {baseline.span_s:.1f} s → {path}")
 
 
 @app.command()
@@ -94,25 +87,38 @@ def replay(
     jsonl: Annotated[bool, typer.Option("--jsonl", help="One JSON object per track event on stdout (new/update/end/missing), for every track.")] = False,
     frame_s: Annotated[float, typer.Option("--frame-s", help="Frame length (s).")] = EngineConfig.frame_s,
     fa_per_hour: Annotated[float, typer.Option("--fa-per-hour", help="Target of false alerts per hour from noise.")] = EngineConfig.fa_per_hour,
+    duration: DurationOpt = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of sim: sources (default: the scene's).")] = None,
 ) -> None:
-    """Run detection and tracking over recordings and print alert events (times: s from the first recording)."""
+    """Run detection and tracking over recordings and print alert events.
+
+    Times are seconds from the start of the first recording (scene seconds for sim: sources, whose
+    exam window is read), plus UTC ISO 8601 where the recording carries a wall-clock time.
+    """
     from detector.detection import load_whitelist
 
-    if frame_s <= 0:
-        raise InputError(f"--frame-s must be > 0, got {frame_s}")
-    if fa_per_hour <= 0:
-        raise InputError(f"--fa-per-hour must be > 0, got {fa_per_hour}")
+    _check_positive(frame_s, "--frame-s")
+    _check_positive(fa_per_hour, "--fa-per-hour")
+    _check_positive(duration, "--duration")
     base = None
     if baseline is not None:
         from detector.baseline import load
 
         base = load(baseline)
-    wl = load_whitelist(whitelist) if whitelist is not None else None
-    srcs = open_all(sources, format, rate, center)
-    first = srcs[0]
-    start = getattr(getattr(first, "info", None), "start", None)
+    scene, sessions, wl = _scene_context(sources)
+    if whitelist is not None:
+        wl = load_whitelist(whitelist)
+    srcs = open_all(sources, format, rate, center, sim_window="exam", sim_seed=seed)
+    if duration is None and any(getattr(getattr(s, "info", None), "n_samples", 0) is None for s in srcs):
+        raise InputError("a live source needs --duration (seconds to read)")
+    start = getattr(getattr(srcs[0], "info", None), "start", None)
+    locate = None
+    if scene is not None:
+        from detector.locating import track_locator
+
+        locate = track_locator(scene.site.lat0, scene.site.lon0)
     engine = DetectionEngine(EngineConfig(frame_s=frame_s, fa_per_hour=fa_per_hour), baseline=base, whitelist=wl,
-                             site=site, wall_start=start)
+                             site=site, sessions=sessions, wall_start=start, locate=locate)
     alerts: dict[str, dict] = {}
 
     def emit(events):
@@ -125,24 +131,9 @@ def replay(
                 console_err.print(f"[bold red]ALERT[/] {ev['track_id']} {ev['center_hz'] / 1e6:.5f} MHz "
                                   f"{ev['classification']} at {ev['first_seen_s']:.2f} s: {'; '.join(ev['reasons'][:2])}")
 
-    done = 0.0
-    with progress_bar("replaying", _total_s(srcs)) as update:
-        for src in srcs:
-            if hasattr(src, "spectra"):
-                t0 = engine.time_offset_s
-                for spec in src.spectra:
-                    from dataclasses import replace
-
-                    emit(engine.process_spectrum(replace(spec, offset_s=t0 + spec.offset_s)))
-                if src.spectra:
-                    engine.time_offset_s = t0 + src.spectra[-1].offset_s + (src.spectra[-1].duration_s or 0)
-                continue
-            for block in src.blocks():
-                emit(engine.process_block(block))
-                done += block.duration_s
-                update(done)
-            engine.time_offset_s += src.info.duration_s or 0.0
-    emit(engine.finish())
+    total = total_duration_s(srcs) if duration is None else duration * len(srcs)
+    with progress_bar("replaying", total) as update:
+        run_detection(srcs, engine, emit, progress=update, max_duration_s=duration)
     if not jsonl:
         console_err.print(f"{engine.frames_processed} frames, {len(engine.all_tracks)} tracks, {len(alerts)} alert(s)")
         for ev in alerts.values():

@@ -52,6 +52,7 @@ class DecisionConfig:
     m: int = 5
     min_bursts: int = 3
     min_snr_db: float = 6.0
+    min_excess_db: float = 3.0
 
 
 def _band(f_hz: float) -> str | None:
@@ -116,6 +117,9 @@ def decide(
         if (persistent or repeated) and strong:
             why = f"persistent: {len(recent)} of the last {config.m} frames" if persistent else f"repeated: {tr.bursts} bursts"
             if baseline_used and tr.excess_db is None:
+                return False
+            if tr.excess_db is not None and tr.excess_db < config.min_excess_db:
+                # the baseline covers it and its peak is not above the survey's high quantile
                 return False
             if whitelist is not None:
                 ch = whitelist.match(tr.center_hz, site=site)

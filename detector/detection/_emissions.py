@@ -27,7 +27,8 @@ class DetectionConfig:
     emission mirrored about the tuned center is its IQ image; ``baseline_margin_db``: extra margin
     over the baseline's high quantile for drift between survey and exam (the SNR wall, THEORY §1.2
     item 7); ``gain_step_db``: a median level shift over all covered bins larger than this is a gain
-    change, compensated and reported, not an emitter.
+    change, compensated and reported, not an emitter; ``baseline_tolerance_bins``: a bin is compared
+    with the highest baseline level within this many bins (frequency drift between survey and exam).
     """
 
     pfa_bin: float = 1e-5
@@ -40,13 +41,15 @@ class DetectionConfig:
     baseline_quantile: str = "p99"
     baseline_margin_db: float = 1.0
     gain_step_db: float = 1.0
+    baseline_tolerance_bins: int = 1
 
 
 @dataclass
 class Emission:
     """An emission in one frame.
 
-    ``center_hz`` power-weighted center; ``bandwidth_hz`` occupied (flagged bins × bin width);
+    ``center_hz`` power-weighted center; ``bandwidth_hz`` occupied (99 % of the power above the
+    floor, ITU-R SM.328);
     ``f_lo_hz``/``f_hi_hz`` the flagged span; ``peak_dbfs`` strongest bin; ``snr_db`` over the
     frame's noise floor; ``excess_db`` over the baseline's high quantile (None without baseline);
     ``bins`` the flagged bin indices; ``n_runs`` contiguous runs joined into it.
@@ -98,6 +101,20 @@ def _runs(mask: NDArray[np.bool_]) -> list[tuple[int, int]]:
     starts = np.flatnonzero(d == 1)
     ends = np.flatnonzero(d == -1) - 1
     return list(zip(starts.tolist(), ends.tolist()))
+
+
+def _occupied_bandwidth(excess_lin: NDArray, bin_hz: float, fraction: float = 0.99) -> float:
+    """Occupied bandwidth: the width holding ``fraction`` of the power above the floor, with
+    (1 − fraction)/2 outside at each end (ITU-R SM.328 "99 % power" definition), at least one bin.
+    Bins are taken in frequency order; the result is a multiple of the bin width."""
+    w = np.maximum(np.asarray(excess_lin, dtype=np.float64), 0.0)
+    total = w.sum()
+    if total <= 0 or w.size == 1:
+        return float(w.size * bin_hz) if total <= 0 else float(bin_hz)
+    c = np.cumsum(w) / total
+    lo = int(np.searchsorted(c, (1 - fraction) / 2))
+    hi = int(np.searchsorted(c, 1 - (1 - fraction) / 2))
+    return float((min(hi, w.size - 1) - lo + 1) * bin_hz)
 
 
 def detect_frame(
@@ -165,8 +182,14 @@ def detect_frame(
             if abs(gain_offset) < config.gain_step_db:
                 gain_offset = 0.0
         high = np.asarray(getattr(baseline, f"{config.baseline_quantile}_db"), dtype=np.float64)
-        excess = np.where(covered, p_db - gain_offset - high, np.nan)
         med = np.asarray(baseline.median_db, dtype=np.float64)
+        if config.baseline_tolerance_bins:
+            # a strong emission that drifts by a fraction of a bin (ppm drift between survey and
+            # exam) moves its steep skirts by several dB: compare with the neighbours' levels too
+            size = 2 * config.baseline_tolerance_bins + 1
+            high = np.where(np.isnan(high), np.nan, scipy.ndimage.maximum_filter1d(np.nan_to_num(high, nan=-np.inf), size))
+            med = np.where(np.isnan(med), np.nan, scipy.ndimage.maximum_filter1d(np.nan_to_num(med, nan=-np.inf), size))
+        excess = np.where(covered, p_db - gain_offset - high, np.nan)
         # the same Pfa expressed over the baseline: from its median to the p-quantile of L looks
         margin = 10 * np.log10(thr / noise_quantile_ratio(looks, 0.5)) + config.baseline_margin_db
         above_base = (p_db - gain_offset) > np.maximum(high + config.baseline_margin_db, med + margin)
@@ -201,7 +224,7 @@ def detect_frame(
         emissions.append(
             Emission(
                 center_hz=center,
-                bandwidth_hz=float(idx.size * bin_hz),
+                bandwidth_hz=_occupied_bandwidth(p_lin[idx] - floor[idx], bin_hz),
                 f_lo_hz=float(freqs_hz[lo] - bin_hz / 2),
                 f_hi_hz=float(freqs_hz[hi] + bin_hz / 2),
                 peak_hz=float(freqs_hz[k]),

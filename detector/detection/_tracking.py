@@ -34,7 +34,7 @@ class TrackerConfig:
     join_hz: float = 25000.0
     onset_window_s: float = 0.03
     onset_span_hz: float = 250000.0
-    gap_s: float = 3.0
+    gap_s: float = 60.0
     burst_gap_s: float = 0.05
     max_readings: int = 5000
     confirm_frames: int = 2

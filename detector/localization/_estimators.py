@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 from detector.localization._model import LN10, Cells, PathLossModel, bearing_fisher, rss_jacobian, shadowing_cov
 
+CHI2_95 = 5.991464547107979
 #: Robust loss scale in whitened units (σ = 1): residuals beyond ~3σ are down-weighted.
 RSS_F_SCALE = 3.0
 #: Bearing residuals (in σ_θ units) beyond this are outliers.
@@ -72,6 +73,13 @@ class RssProblem:
         self.yw = self._solve(self.y)
         self.uw = self._solve(np.ones_like(self.y))
         self.bearings = bearings if bearings is not None and bearings.n else None
+        # Gaussian position prior (see PathLossModel.position_prior_m), as two pseudo-residuals.
+        self.centre = (float(cells.x.mean()), float(cells.y.mean()))
+        sp = model.position_prior_m
+        if sp is None:
+            rms = float(np.sqrt(np.mean((cells.x - self.centre[0]) ** 2 + (cells.y - self.centre[1]) ** 2)))
+            sp = max(rms, 50.0)
+        self.prior_sd = float(sp) if sp and sp > 0 and math.isfinite(sp) else None
 
     # ---------------------------------------------------------------- grid (profile likelihood)
     def profile(self, px: NDArray, py: NDArray, exponent: float | None,
@@ -106,6 +114,8 @@ class RssProblem:
             out_p0[sl] = (self.uw @ self.yw - n * ug) / uu
         if self.bearings is not None:
             out_c += self._bearing_rho(px, py)
+        if self.prior_sd is not None:
+            out_c += ((px - self.centre[0]) ** 2 + (py - self.centre[1]) ** 2) / self.prior_sd ** 2
         return out_c.reshape(shape), out_p0.reshape(shape), out_n.reshape(shape)
 
     def _bearing_rho(self, px: NDArray, py: NDArray) -> NDArray:
@@ -124,6 +134,8 @@ class RssProblem:
         r = self._solve(self.y - mu)
         if self.bearings is not None:
             r = np.concatenate([r, self._bearing_res(x, y)])
+        if self.prior_sd is not None:
+            r = np.concatenate([r, [(x - self.centre[0]) / self.prior_sd, (y - self.centre[1]) / self.prior_sd]])
         return r
 
     def _bearing_res(self, x: float, y: float) -> NDArray:
@@ -142,6 +154,10 @@ class RssProblem:
             Jb[:, 0] = dy / r2 / b.sigma_rad
             Jb[:, 1] = -dx / r2 / b.sigma_rad
             J = np.vstack([J, Jb])
+        if self.prior_sd is not None:
+            Jp = np.zeros((2, J.shape[1]))
+            Jp[0, 0] = Jp[1, 1] = 1.0 / self.prior_sd
+            J = np.vstack([J, Jp])
         return J
 
     def fisher(self, x: float, y: float, exponent: float, unknown_exponent: bool) -> NDArray:
@@ -150,6 +166,10 @@ class RssProblem:
         if self.bearings is not None:
             F[:2, :2] += bearing_fisher(x, y, self.bearings.x, self.bearings.y, self.bearings.sigma_rad)
         return F
+
+    def prior_fisher(self) -> NDArray:
+        """Information the position prior adds (2×2); zero without a prior."""
+        return np.eye(2) / self.prior_sd ** 2 if self.prior_sd is not None else np.zeros((2, 2))
 
     def fit(self, starts: list[tuple[float, float]], exponent: float | None, bounds: tuple[float, float],
             loss: str = "soft_l1") -> FitResult | None:
@@ -229,6 +249,46 @@ def grid_posterior(gx: NDArray, gy: NDArray, cost: NDArray, step: float) -> tupl
     return float(gx[i]), float(gy[i]), cov
 
 
+def likelihood_region(prob: "RssProblem", x: float, y: float, exponent: float | None, bounds: tuple[float, float],
+                      fisher_cov: NDArray, search: tuple[NDArray, NDArray, float], threshold: float,
+                      n_side: int = 61) -> tuple[NDArray, float, float, bool]:
+    """Covariance equivalent of the profile-likelihood region {p : cost(p) − min ≤ threshold}.
+
+    The region (χ²₂ 95 % threshold: a likelihood-ratio confidence region) follows the real,
+    non-elliptic shape of the likelihood, which the local Fisher information misses when the
+    geometry or σ/n make the problem nonlinear. It is evaluated on a grid around the estimate (three
+    Fisher ellipses wide), widened to the whole search area when it reaches the window's edge, and
+    summarised by the covariance whose 95 % ellipse has the region's second moments (for a uniform
+    elliptic disk of semi-axis a the variance is a²/4). Returns (cov, best_x, best_y, open) where
+    (best_x, best_y) is the lowest grid point and ``open`` says the region reached the search edge.
+    """
+    gx_s, gy_s, step_s = search
+    half_s = 0.5 * (gx_s.max() - gx_s.min())
+    c_hat = float(prob.profile(np.array([x]), np.array([y]), exponent, bounds)[0][0])
+    w = np.linalg.eigvalsh(fisher_cov) if np.all(np.isfinite(fisher_cov)) else np.array([np.inf, np.inf])
+    half = 3.0 * math.sqrt(threshold * max(w[-1], 0.0)) if math.isfinite(w[-1]) else half_s
+    half = float(np.clip(half, 5.0, half_s))
+    for attempt in range(2):
+        g = np.linspace(-half, half, n_side)
+        gx, gy = np.meshgrid(x + g, y + g)
+        if attempt == 1:
+            gx, gy = gx_s, gy_s
+        cost, _, _ = prob.profile(gx, gy, exponent, bounds)
+        cmin = min(c_hat, float(cost.min()))
+        reg = (cost - cmin) <= threshold
+        step = 2.0 * half / (n_side - 1) if attempt == 0 else step_s
+        edge = reg[0, :].any() or reg[-1, :].any() or reg[:, 0].any() or reg[:, -1].any()
+        if not edge or attempt == 1:
+            break
+    i = np.unravel_index(np.argmin(cost), cost.shape)
+    bx, by = float(gx[i]), float(gy[i])
+    if reg.sum() < 6:  # a region a few grid steps wide: the grid cannot resolve it
+        return np.asarray(fisher_cov, float), bx, by, False
+    pts = np.stack([gx[reg], gy[reg]])
+    cov = np.cov(pts) * (4.0 / CHI2_95) + np.eye(2) * step * step / 12.0
+    return cov, bx, by, bool(edge and attempt == 1)
+
+
 def bearings_outliers(x: float, y: float, b: BearingsEnu, k: float = BEARING_OUTLIER_SIGMAS) -> NDArray[np.bool_]:
     r = _wrap(np.arctan2(x - b.x, y - b.y) - b.bearing_rad) / b.sigma_rad
     return np.abs(r) > k
@@ -244,4 +304,4 @@ def exponent_sd(F4: NDArray) -> float:
 
 
 __all__ = ["RssProblem", "BearingsEnu", "FitResult", "search_grid", "grid_minima", "weighted_centroid",
-           "grid_posterior", "bearings_outliers", "exponent_sd", "LN10"]
+           "grid_posterior", "bearings_outliers", "exponent_sd", "likelihood_region", "LN10"]

@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from detector.localization._estimate import (
+    CHI2_2DOF_95,
     LOCATED,
     NOT_LOCALIZABLE,
     LocationEstimate,
@@ -25,7 +26,7 @@ from detector.localization._estimators import (
     bearings_outliers,
     exponent_sd,
     grid_minima,
-    grid_posterior,
+    likelihood_region,
     search_grid,
     weighted_centroid,
 )
@@ -187,24 +188,33 @@ def locate_enu(x: ArrayLike, y: ArrayLike, power_db: ArrayLike, *, model: PathLo
                 fit, grid_info = fit2, grid_info2
     exponent_source = "given" if model.exponent is not None else ("estimated" if fit.exponent_free else "default")
     crlb = crlb_from_fisher(fit.fisher)
+    # The 95 % region: the profile-likelihood region, its threshold scaled up when the residuals
+    # scatter more than the model's σ says (never down).
     scale2 = max(1.0, fit.chi2 / fit.dof) if fit.dof > 0 else 1.0
+    n_arg = None if fit.exponent_free else fit.exponent
+    fisher_cov = crlb_from_fisher(fit.fisher + _prior_block(prob, fit.fisher.shape[0]))
+    cov, gx_best, gy_best, open_region = likelihood_region(
+        prob, fit.x, fit.y, n_arg, model.exponent_bounds, fisher_cov, grid_info, CHI2_2DOF_95 * scale2)
+    notes: list[str] = []
+    if open_region:
+        notes.append("the 95 % region reaches the edge of the search area (a distant transmitter fits almost as well)")
     if method == "nls":
-        px, py, cov = fit.x, fit.y, crlb * scale2
+        px, py = fit.x, fit.y
     elif method == "grid":
-        px, py, cov = grid_info
+        px, py = gx_best, gy_best
         crlb = crlb_from_fisher(prob.fisher(px, py, fit.exponent, fit.exponent_free))
-        cov = cov * scale2
     else:
         px, py = weighted_centroid(cells, fit.exponent)
         crlb = crlb_from_fisher(prob.fisher(px, py, fit.exponent, fit.exponent_free))
-        cov = crlb * scale2
+        d = np.array([px - fit.x, py - fit.y])
+        cov = cov + np.outer(d, d)  # the centroid's bias toward the route, added to the region
     if bearings is not None and method == "nls":
         method_name = "nls+bearings"
     else:
         method_name = method
     info = dict(exponent=fit.exponent, exponent_source=exponent_source, p0_db=fit.p0_db,
                 residual_scale=math.sqrt(fit.chi2 / fit.dof) if fit.dof > 0 else None,
-                n_bearings=0 if bearings is None else bearings.n, n_bearing_outliers=n_out)
+                n_bearings=0 if bearings is None else bearings.n, n_bearing_outliers=n_out, notes=tuple(notes))
     crlb_rmse = math.sqrt(np.trace(crlb)) if np.all(np.isfinite(crlb)) else math.inf
     strong = int(np.argmax(cells.power_db))
     sx, sy = float(cells.x[strong]), float(cells.y[strong])
@@ -227,10 +237,11 @@ def locate_enu(x: ArrayLike, y: ArrayLike, power_db: ArrayLike, *, model: PathLo
 
 def _fit(prob: RssProblem, cells: Cells, model: PathLossModel, method: str,
          starts: list[tuple[float, float]] | None = None) -> tuple[FitResult | None, tuple]:
+    """Returns the fit and the search grid ``(gx, gy, step)``."""
     """Grid ML → multi-start robust NLS with n fixed; then n free when the data determine it."""
     bounds = model.exponent_bounds
     n_fix = model.exponent if model.exponent is not None else model.default_exponent
-    gx, gy, step = search_grid(cells)
+    gx, gy, step = search_grid(cells, n_side=101)
     cost, _, _ = prob.profile(gx, gy, n_fix, bounds)
     st = [(float(gx[i]), float(gy[i])) for i in grid_minima(cost, k=3)]
     k = int(np.argmax(cells.power_db))
@@ -247,11 +258,13 @@ def _fit(prob: RssProblem, cells: Cells, model: PathLossModel, method: str,
             free = prob.fit([(fit.x, fit.y)], None, bounds)
             if free is not None and bounds[0] + 1e-3 < free.exponent < bounds[1] - 1e-3:
                 fit = free
-    grid_info: tuple = ()
-    if method == "grid":
-        cost, _, _ = prob.profile(gx, gy, fit.exponent, bounds)
-        grid_info = grid_posterior(gx, gy, cost, step)
-    return fit, grid_info
+    return fit, (gx, gy, step)
+
+
+def _prior_block(prob: RssProblem, k: int) -> NDArray:
+    out = np.zeros((k, k))
+    out[:2, :2] = prob.prior_fisher()
+    return out
 
 
 def _to_estimate(sol: EnuSolution, frame: LocalFrame) -> LocationEstimate:

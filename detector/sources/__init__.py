@@ -64,6 +64,9 @@ def open_source(
     center_hz: float | None = None,
     start: datetime | None = None,
     device_factory=None,
+    sim_window: str = "exam",
+    sim_seed: int | None = None,
+    realtime: bool = False,
 ):
     """Open an IQ source from a spec and the common source options.
 
@@ -76,6 +79,11 @@ def open_source(
         SigMF, whose headers say what they hold.
     sample_rate_hz, center_hz : float, optional
         ``--rate`` and ``--center``; for raw files they override the file name.
+    sim_window : {"survey", "exam", "all"}
+        For ``sim:`` specs: which window of the scene the source covers (``survey`` reads the
+        survey, ``replay``/``monitor``/``demo`` the exam sessions).
+    sim_seed : int, optional
+        Overrides the scene's seed.
 
     Raises
     ------
@@ -98,7 +106,14 @@ def open_source(
         check_rtl_center(center_hz)
         return RtlSdrSource(parsed, center_hz=center_hz, sample_rate_hz=sample_rate_hz or 2.4e6, device_factory=device_factory)
     if kind == "sim":
-        raise InputError(f"{spec}: the simulated site is not available in this build yet")
+        from detector.sim.scene import scene_from_spec
+        from detector.sim.sdr import SimSDR
+
+        scene = scene_from_spec(spec)
+        sdr = SimSDR(scene, seed=sim_seed, window=sim_window, realtime=realtime)
+        if center_hz is not None or sample_rate_hz is not None:
+            sdr.tune(center_hz or sdr.center_hz, sample_rate_hz)
+        return sdr
     path = Path(spec)
     if kind == "sigmf":
         if not path.with_suffix(".sigmf-meta").exists() and not path.exists():

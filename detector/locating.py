@@ -1,0 +1,38 @@
+"""Glue from tracks to location estimates (the localization package stays pure).
+
+:func:`track_locator` returns ``locate(track) -> dict | None`` for the engine: the track's
+readings with positions go to :mod:`detector.localization`; the result is the ``LocationEstimate``
+JSON of ``DESIGN.md`` or None while there are too few readings.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+__all__ = ["track_locator"]
+
+
+def track_locator(lat0: float | None = None, lon0: float | None = None, *, min_readings: int = 20,
+                  every_s: float = 5.0) -> Callable:
+    """A locator that re-estimates a track at most every ``every_s`` seconds of its readings."""
+    cache: dict[str, tuple[float, dict | None]] = {}
+
+    def locate(track) -> dict | None:
+        readings = [r for r in track.readings if r.lat is not None]
+        if len(readings) < min_readings:
+            return None
+        last_t = readings[-1].t_s
+        prev = cache.get(track.track_id)
+        if prev is not None and last_t - prev[0] < every_s:
+            return prev[1]
+        try:
+            from detector.localization import locate_readings
+        except ImportError:  # localization not installed in this build
+            return None
+        est = locate_readings([r.t_s for r in readings], [r.lat for r in readings], [r.lon for r in readings],
+                              [r.power_db for r in readings], origin=(lat0, lon0) if lat0 is not None else None)
+        result = est.to_dict() if est is not None else None
+        cache[track.track_id] = (last_t, result)
+        return result
+
+    return locate
