@@ -1,0 +1,109 @@
+"""``examwatch demo``: the whole job on the simulated exam site, end to end."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from detector.cli import app
+from detector.cli._common import console_err, progress_bar
+from detector.errors import InputError
+
+
+@app.command()
+def demo(
+    scene: Annotated[str, typer.Option("--scene", help="Scene to run: sim:default or sim:PATH.toml.")] = "sim:default",
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Override the scene's seed.")] = None,
+    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the API and dashboards while it runs (when built).")] = True,
+    json_out: Annotated[bool, typer.Option("--json", help="At the end print one JSON object with the score (and nothing else on stdout).")] = False,
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Where the baseline, the alerts (JSONL) and the ground truth are written.")] = Path("examwatch-demo"),
+    exam_s: Annotated[Optional[float], typer.Option("--exam-s", help="Monitor only the first S seconds of the exam session (shortened demo).")] = None,
+) -> None:
+    """Survey the simulated site, then monitor an exam session while the vehicle drives its loop.
+
+    Alerts are printed as they come; at the end the run is scored against the ground truth. With
+    --json, stdout holds one object: {"pd", "false_alarms_per_hour", "nuisance_alerts",
+    "tta_median_s", "freq_error_median_hz", "location_error_m", "alerts": [...]}.
+    """
+    from detector.baseline import save
+    from detector.detection import Channel, ExamSession, Whitelist
+    from detector.engine import DetectionEngine, EngineConfig
+    from detector.locating import track_locator
+    from detector.runs import run_detection, survey_baseline
+    from detector.sim.scene import scene_from_spec
+    from detector.sim.score import score_alerts
+    from detector.sim.sdr import SimSDR
+    from detector.sim.truth import scene_truth, write_truth
+
+    if exam_s is not None and exam_s <= 0:
+        raise InputError(f"--exam-s must be > 0, got {exam_s}")
+    sc = scene_from_spec(scene)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t_start = time.monotonic()
+    if serve:
+        console_err.print("[dim]note: the HTTP API and dashboards are not built yet (issues #6, #8); running without them[/]")
+    site = sc.site.name
+    console_err.print(f"[bold]examwatch demo[/]: scene {sc.name!r} (seed {sc.seed if seed is None else seed}), site {site}, "
+                      f"dwell {sc.receiver.center_hz / 1e6:.3f} MHz ± {sc.receiver.sample_rate_hz / 2e6:.3f} MHz")
+
+    # 1. survey before the exam
+    survey_src = SimSDR(sc, seed=seed, window="survey")
+    engine = DetectionEngine(EngineConfig())
+    a, b = sc.timeline.survey
+    with progress_bar(f"survey {a:.0f}–{b:.0f} s", survey_src.info.duration_s) as update:
+        baseline = survey_baseline([survey_src], engine, site=site, progress=update, source_names=[scene])
+    save(baseline, out_dir / "baseline.npz")
+    console_err.print(f"survey: {int(baseline.frames.max())} frames, baseline → {out_dir / 'baseline.npz'}")
+
+    # 2. monitoring during the exam session
+    exam_src = SimSDR(sc, seed=seed, window="exam")
+    if exam_s is not None:
+        exam_src.t_end = min(exam_src.t_end, exam_src.t_start + exam_s)
+    sessions = tuple(ExamSession(x, y, f"exam session {i + 1}") for i, (x, y) in enumerate(sc.timeline.exam))
+    wl = Whitelist(tuple(Channel(e.f_c_hz, e.bandwidth_hz + 5e3, e.id) for e in sc.emitters if e.whitelisted))
+    engine = DetectionEngine(EngineConfig(), baseline=baseline, whitelist=wl, site=site, sessions=sessions,
+                             locate=track_locator(sc.site.lat0, sc.site.lon0))
+    events: list[dict] = []
+    announced: set[str] = set()
+    alerts_path = out_dir / "alerts.jsonl"
+    with open(alerts_path, "w") as fh, progress_bar(f"exam {exam_src.t_start:.0f}–{exam_src.t_end:.0f} s",
+                                                   exam_src.t_end - exam_src.t_start) as update:
+        def on_events(evs):
+            for ev in evs:
+                events.append(ev)
+                fh.write(json.dumps(ev) + "\n")
+                if ev["alert"] and ev["track_id"] not in announced:
+                    announced.add(ev["track_id"])
+                    console_err.print(
+                        f"[bold red]ALERT[/] t={ev['last_seen_s']:.1f} s  {ev['track_id']}  {ev['center_hz'] / 1e6:.5f} MHz  "
+                        f"{ev['classification']}  {ev['severity']}  — {'; '.join(ev['reasons'][:2])}")
+                elif ev["alert"] and ev.get("location") and ev["event"] == "update":
+                    loc = ev["location"]
+                    console_err.print(f"      {ev['track_id']} located: {loc['lat']:.6f}, {loc['lon']:.6f} "
+                                      f"({loc['status']}, CEP50 {loc.get('cep50_m') or 0:.0f} m)")
+
+        run_detection([exam_src], engine, on_events, progress=lambda s: update(s))
+    truth = scene_truth(exam_src)
+    truth["window"] = [exam_src.t_start, exam_src.t_end]
+    write_truth(truth, out_dir / "truth.json")
+
+    # 3. score against the truth
+    result = score_alerts(events, truth)
+    elapsed = time.monotonic() - t_start
+    console_err.print(f"done in {elapsed:.1f} s: {engine.frames_processed} frames, {len(engine.all_tracks)} tracks, "
+                      f"{len(announced)} alert(s); alerts → {alerts_path}, truth → {out_dir / 'truth.json'}")
+    summary = {k: result[k] for k in ("pd", "false_alarms_per_hour", "nuisance_alerts", "tta_median_s",
+                                      "freq_error_median_hz", "location_error_m")}
+    summary.update({k: result[k] for k in ("false_alarms", "tta_p90_s", "freq_error_obs_median_hz",
+                                           "classification_accuracy", "monitored_hours")})
+    summary["alerts"] = result["alerts"]
+    if json_out:
+        typer.echo(json.dumps(summary))
+    else:
+        from detector.cli.sim import print_score
+
+        print_score(result)
