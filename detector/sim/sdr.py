@@ -339,23 +339,22 @@ class SimPsd(_SceneRadio):
         self.looks = segments_per_frame * self.plan.looks_per_segment
         self._templates: dict[str, NDArray[np.float64]] = {}
 
-    def _template(self, e: Emitter) -> NDArray[np.float64]:
-        """Mean PSD per bin of the unit-power waveform at 0 Hz offset (linear), measured once."""
-        key = (e.modulation, e.deviation_hz, e.bandwidth_hz, e.fsk_shift_hz, e.fsk_baud)
+    def _template(self, e: Emitter, frac_bins: float) -> NDArray[np.float64]:
+        """Mean PSD per bin (linear) of the unit-power waveform at ``frac_bins`` of a bin from
+        bin 0, measured once per modulation and twentieth of a bin (scalloping included)."""
+        q = round(frac_bins * 20) / 20
+        key = (e.modulation, e.deviation_hz, e.bandwidth_hz, e.fsk_shift_hz, e.fsk_baud, q)
         if key not in self._templates:
             gen = _Generators(self.sample_rate_hz)
             rng = np.random.default_rng(12345)
             n = int(self.sample_rate_hz * 0.5)
-            self._templates[key] = welch_psd(gen.wave(e, _Wave(), n, 0.0, rng), self.plan)
+            self._templates[key] = welch_psd(gen.wave(e, _Wave(), n, q * self.plan.bin_hz, rng), self.plan)
         return self._templates[key]
 
-    def _shifted(self, tmpl: NDArray, offset_hz: float) -> NDArray[np.float64]:
+    def _shifted(self, e: Emitter, offset_hz: float) -> NDArray[np.float64]:
         shift = offset_hz / self.plan.bin_hz
         k = int(np.floor(shift))
-        frac = shift - k
-        a = np.roll(tmpl, k)
-        b = np.roll(tmpl, k + 1)
-        return (1 - frac) * a + frac * b
+        return np.roll(self._template(e, shift - k), k)
 
     def expected(self, t0: float) -> NDArray[np.float64]:
         """Expected linear power per bin of the frame starting at ``t0``."""
@@ -375,7 +374,7 @@ class SimPsd(_SceneRadio):
                 continue
             duty = float(mask.mean())
             off = self.observed_hz(e, t_mid) - self.center_hz
-            p += duty * 10 ** (levels[e.id] / 10) * self._shifted(self._template(e), off)
+            p += duty * 10 ** (levels[e.id] / 10) * self._shifted(e, off)
         g = 10 ** (rx.iq_gain_db / 20)
         phi = np.deg2rad(rx.iq_phase_deg)
         mu2 = abs((1 + g * np.exp(-1j * phi)) / 2) ** 2
