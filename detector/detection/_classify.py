@@ -4,14 +4,16 @@ Rules (in order) and their limits:
 
 * ``wideband`` — occupied bandwidth ≥ 150 kHz (OFDM, broadcast FM with its sidebands). Any wide
   emission is called so, whatever its modulation.
-* ``fsk_data`` — a track whose max-hold spectrum shows two separate tones of similar level
-  (within 6 dB, 4–100 kHz apart, with a dip ≥ 6 dB between), or short bursts (< 0.5 s) of a
-  narrow (≤ 30 kHz) signal without the keying sidebands of OOK. Limit: a FM voice burst with a
-  strong CTCSS-free tone pair is rare but would be called FSK.
+* ``fsk_data`` — a track whose max-hold spectrum shows two tones of similar level (within 6 dB,
+  ≤ 100 kHz apart) either side of a dip ≥ 6 dB at its centroid (OOK has its carrier there), or
+  short bursts (< 0.5 s) of a narrow (≤ 30 kHz) signal without the keying sidebands of OOK.
+  Limit: FSK with a deviation smaller than its bit rate shows no dip and falls to the second rule.
 * ``pulsed`` — OOK: short bursts (< 1 s) whose spectrum is a carrier with keying sidebands
-  (several separate runs in a frame, or a span ≥ 4× the median occupied bandwidth).
+  (several separate runs in a frame, a span ≥ 4× the occupied bandwidth, or a dominant line at
+  the centroid ≥ 10 dB over the level 3 kHz away).
 * ``nfm_voice`` — occupied 6–16 kHz with bursts lasting seconds (≥ 1 s).
-* ``carrier`` — ≤ 3 kHz occupied, on for ≥ 1 s (steady or VOX-stuck).
+* ``carrier`` — ≤ 3 kHz (or ≤ 5 bins at coarse resolution: a window's main lobe) occupied, on
+  for ≥ 1 s (steady or VOX-stuck).
 * ``unknown`` — anything else (too short or too little evidence so far).
 
 The class is re-evaluated as a track grows. These are heuristics on PSD frames at ~1 kHz
@@ -30,22 +32,45 @@ CLASSES = ("carrier", "nfm_voice", "fsk_data", "pulsed", "wideband", "unknown")
 
 
 def _two_tones(tr: Track) -> bool:
+    """Two tones of similar level either side of a dip at the spectrum's centroid (2-FSK).
+
+    OOK puts its carrier at the centroid of its spectrum (the peak); FSK puts a dip there."""
     s = tr.spectrum_lin
     if s is None or s.size < 5:
         return False
-    db = 10 * np.log10(np.maximum(s, 1e-30))
-    k1 = int(np.argmax(db))
     bin_hz = tr.spectrum_bin_hz
-    far = np.abs(np.arange(db.size) - k1) * bin_hz >= 4000
-    if not far.any():
+    w = np.maximum(s - np.median(s), 0.0)
+    if w.sum() <= 0:
         return False
-    cand = np.where(far, db, -np.inf)
-    k2 = int(np.argmax(cand))
-    if db[k1] - db[k2] > 6 or abs(k2 - k1) * bin_hz > 100e3:
+    c = int(round(float(np.sum(np.arange(s.size) * w) / w.sum())))
+    gap = max(1, int(np.ceil(2000.0 / bin_hz)))
+    left, right = s[: max(c - gap + 1, 0)], s[c + gap:]
+    if left.size == 0 or right.size == 0:
         return False
-    lo, hi = sorted((k1, k2))
-    dip = float(np.min(db[lo:hi + 1]))
-    return db[k2] - dip >= 6
+    p1, p2 = float(left.max()), float(right.max())
+    k1, k2 = int(np.argmax(left)), c + gap + int(np.argmax(right))
+    if abs(10 * np.log10(p1 / p2)) > 6 or (k2 - k1) * bin_hz > 100e3:
+        return False
+    centre = float(s[max(c - 1, 0):c + 2].mean())
+    return 10 * np.log10(min(p1, p2) / max(centre, 1e-30)) >= 6
+
+
+def _carrier_line(tr: Track) -> bool:
+    """A dominant line at the spectrum's centroid, ≥ 10 dB above the level 3 kHz either side
+    (a keyed carrier: OOK's line with its keying sidebands)."""
+    s = tr.spectrum_lin
+    if s is None or s.size < 5:
+        return False
+    bin_hz = tr.spectrum_bin_hz
+    k = int(np.argmax(s))
+    w = np.maximum(s - np.median(s), 0.0)
+    c = float(np.sum(np.arange(s.size) * w) / max(w.sum(), 1e-30))
+    if abs(k - c) * bin_hz > 1500:
+        return False
+    d = max(1, int(round(3000.0 / bin_hz)))
+    side = [s[k - d]] if k - d >= 0 else []
+    side += [s[k + d]] if k + d < s.size else []
+    return bool(side) and 10 * np.log10(s[k] / max(max(side), 1e-30)) >= 10
 
 
 def classify_track(tr: Track) -> str:
@@ -56,7 +81,7 @@ def classify_track(tr: Track) -> str:
     med_burst = float(np.median(durations))
     if bw >= 150e3:
         return "wideband"
-    keyed = tr.n_runs_max >= 3 or span >= 4 * max(bw, 1.0)
+    keyed = tr.n_runs_max >= 3 or span >= 4 * max(bw, 1.0) or (med_burst < 1.0 and _carrier_line(tr))
     if med_burst < 1.0 and keyed and not _two_tones(tr):
         return "pulsed"
     if _two_tones(tr) and bw <= 100e3:
@@ -65,6 +90,6 @@ def classify_track(tr: Track) -> str:
         return "fsk_data" if not keyed else "pulsed"
     if 6e3 <= bw <= 16e3 and med_burst >= 1.0:
         return "nfm_voice"
-    if bw <= 3e3 and tr.on_time_s >= 1.0:
+    if bw <= max(3e3, 5 * tr.spectrum_bin_hz) and tr.on_time_s >= 1.0:
         return "carrier"
     return "unknown"

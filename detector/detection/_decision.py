@@ -124,13 +124,17 @@ def decide(
             if whitelist is not None:
                 ch = whitelist.match(tr.center_hz, site=site)
                 if ch is not None:
-                    far = tr.excess_db is not None and tr.excess_db >= whitelist.far_above_db
+                    # "far above its baseline level" needs a level: the survey must have seen the
+                    # channel on the air (occupancy > 1 %); a channel quiet in the survey stays
+                    # whitelisted whatever its level
+                    seen = (tr.baseline_occupancy or 0.0) > 0.01
+                    far = seen and tr.excess_db is not None and tr.excess_db >= whitelist.far_above_db
                     if not far:
                         return False
-                    reasons.append(f"whitelisted channel {ch.name} but {tr.excess_db:.1f} dB above its baseline")
+                    tr.notes.append(f"whitelisted channel {ch.name} but {tr.excess_db:.1f} dB above its baseline level")
             tr.alert = True
-            tr.alert_reasons = [why, *reasons]
+            tr.alert_reasons = [why, *tr.notes, *reasons]
     else:
-        tr.alert_reasons = [tr.alert_reasons[0], *reasons]
+        tr.alert_reasons = [tr.alert_reasons[0], *tr.notes, *reasons]
     tr.severity = "high" if score >= 7 else "medium" if score >= 4 else "low"
     return tr.alert

@@ -66,6 +66,7 @@ class Emission:
     power_dbfs: float
     bins: NDArray[np.intp] = field(repr=False)
     n_runs: int = 1
+    baseline_occupancy: float | None = None
 
 
 @dataclass
@@ -190,6 +191,9 @@ def detect_frame(
             high = np.where(np.isnan(high), np.nan, scipy.ndimage.maximum_filter1d(np.nan_to_num(high, nan=-np.inf), size))
             med = np.where(np.isnan(med), np.nan, scipy.ndimage.maximum_filter1d(np.nan_to_num(med, nan=-np.inf), size))
         excess = np.where(covered, p_db - gain_offset - high, np.nan)
+        occ_base = np.asarray(baseline.occupancy, dtype=np.float64)
+        if config.baseline_tolerance_bins:
+            occ_base = scipy.ndimage.maximum_filter1d(np.nan_to_num(occ_base, nan=0.0), 2 * config.baseline_tolerance_bins + 1)
         # the same Pfa expressed over the baseline: from its median to the p-quantile of L looks
         margin = 10 * np.log10(thr / noise_quantile_ratio(looks, 0.5)) + config.baseline_margin_db
         above_base = (p_db - gain_offset) > np.maximum(high + config.baseline_margin_db, med + margin)
@@ -233,6 +237,7 @@ def detect_frame(
                 excess_db=None if excess is None or np.isnan(excess[k]) else float(excess[k]),
                 power_dbfs=float(10 * np.log10(np.sum(p_lin[idx]))),
                 bins=idx,
+                baseline_occupancy=None if excess is None or np.isnan(excess[k]) else float(np.nan_to_num(occ_base[k])),
             )
         )
     # IQ image: a peak mirrored about the tuned center of a much stronger emission.

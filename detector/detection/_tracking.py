@@ -81,6 +81,8 @@ class Track:
     n_runs_max: int = 1
     ended: bool = False
     confirmed: bool = False
+    baseline_occupancy: float | None = None
+    notes: list[str] = field(default_factory=list)
     _w: float = 0.0  # sum of linear peak power weights for center
     _wf: float = 0.0
     spectrum_lin: np.ndarray | None = field(default=None, repr=False)
@@ -127,6 +129,8 @@ class Track:
         self.snr_db = max(self.snr_db, e.snr_db)
         if e.excess_db is not None:
             self.excess_db = e.excess_db if self.excess_db is None else max(self.excess_db, e.excess_db)
+        if e.baseline_occupancy is not None:
+            self.baseline_occupancy = max(self.baseline_occupancy or 0.0, e.baseline_occupancy)
 
 
 class Tracker:
