@@ -89,6 +89,7 @@ def replay(
     fa_per_hour: Annotated[float, typer.Option("--fa-per-hour", help="Target of false alerts per hour from noise.")] = EngineConfig.fa_per_hour,
     duration: DurationOpt = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of sim: sources (default: the scene's).")] = None,
+    truth: Annotated[Optional[Path], typer.Option("--truth", help="For sim: sources, write the run's ground truth (JSON) here, for `examwatch sim score`.")] = None,
 ) -> None:
     """Run detection and tracking over recordings and print alert events.
 
@@ -134,6 +135,14 @@ def replay(
     total = total_duration_s(srcs) if duration is None else duration * len(srcs)
     with progress_bar("replaying", total) as update:
         run_detection(srcs, engine, emit, progress=update, max_duration_s=duration)
+    if truth is not None:
+        sims = [s for s in srcs if getattr(getattr(s, "info", None), "kind", "") == "sim"]
+        if not sims:
+            raise InputError("--truth needs a sim: source")
+        from detector.sim.truth import scene_truth, write_truth
+
+        write_truth(scene_truth(sims[0]), truth)
+        console_err.print(f"ground truth → {truth}")
     if not jsonl:
         console_err.print(f"{engine.frames_processed} frames, {len(engine.all_tracks)} tracks, {len(alerts)} alert(s)")
         for ev in alerts.values():
