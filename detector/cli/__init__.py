@@ -27,6 +27,7 @@ from detector.cli import spectrum as _spectrum  # noqa: E402,F401  (registers th
 from detector.cli import survey as _survey  # noqa: E402,F401
 from detector.cli import demo as _demo  # noqa: E402,F401
 from detector.cli import sim as _sim  # noqa: E402,F401
+from detector.cli import monitor as _monitor  # noqa: E402,F401
 
 
 @app.callback()

@@ -1,0 +1,209 @@
+"""The FastAPI application factory and its routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Literal, Optional
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from detector import __version__
+from detector.api.auth import WriteTokenMiddleware
+
+__all__ = ["ApiContext", "create_app"]
+
+
+@dataclass
+class ApiContext:
+    """What the routes read: the alert store, the monitor (None on a command center), the site."""
+
+    store: object
+    token: str
+    monitor: object | None = None
+    site: object | None = None
+    sites_dir: Path | None = None
+    baselines: dict = field(default_factory=dict)  # site name → SiteBaseline
+    read_token: str | None = None
+    extra_routers: list = field(default_factory=list)
+
+
+class StatusUpdate(BaseModel):
+    """Body of ``PATCH /alerts/{id}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["acknowledged", "dismissed", "closed"]
+    reason: str = Field(default="", max_length=2000)
+    add_to_whitelist: bool = Field(default=False, description="On dismiss: whitelist the alert's channel at this site.")
+
+
+class Page(BaseModel):
+    data: list
+    count: int
+
+
+def _ctx(request: Request) -> ApiContext:
+    return request.app.state.ctx
+
+
+Ctx = Annotated[ApiContext, Depends(_ctx)]
+
+
+def _alert_json(a) -> dict:
+    return a.model_dump(mode="json") if hasattr(a, "model_dump") else a
+
+
+def build_router() -> APIRouter:
+    r = APIRouter(prefix="/api/v1")
+
+    @r.get("/health", summary="Liveness and the capture loop's state")
+    def health(ctx: Ctx) -> dict:
+        """``{"status": "ok"|"degraded", ...}``: source state, frames processed and dropped, last frame time."""
+        body = {"status": "ok", "version": __version__, "role": "vehicle" if ctx.monitor is not None else "center"}
+        if ctx.monitor is not None:
+            body.update(ctx.monitor.health())
+        return body
+
+    @r.get("/sites", summary="Configured sites")
+    def sites(ctx: Ctx) -> dict:
+        from detector.site import list_sites
+
+        out = {s.name: s.summary() for s in list_sites(ctx.sites_dir)}
+        if ctx.site is not None:
+            out.setdefault(ctx.site.name, ctx.site.summary())
+        return {"data": list(out.values()), "count": len(out)}
+
+    @r.get("/sites/{site}/baseline", summary="Summary of a site's baseline")
+    def baseline(site: str, ctx: Ctx) -> dict:
+        b = ctx.baselines.get(site)
+        if b is None:
+            raise HTTPException(404, f"no baseline loaded for site {site!r}")
+        import numpy as np
+
+        occ = np.nan_to_num(b.occupancy)
+        return {"site": b.site, "bins": int(b.freqs_hz.size), "f_min_hz": float(b.freqs_hz[0]), "f_max_hz": float(b.freqs_hz[-1]),
+                "rbw_hz": b.rbw_hz, "unit": b.unit, "frames_max": int(b.frames.max()), "span_s": b.span_s,
+                "n_looks": b.n_looks, "occupied_bins": int((occ > 0.1).sum()),
+                "first_start": b.first_start.isoformat() if b.first_start else None,
+                "last_end": b.last_end.isoformat() if b.last_end else None, "version": b.version}
+
+    @r.get("/spectrum/latest", summary="The latest frame with baseline quantiles and open emissions")
+    def spectrum_latest(ctx: Ctx) -> dict:
+        if ctx.monitor is None:
+            raise HTTPException(404, "no capture loop runs here")
+        s = ctx.monitor.latest_spectrum()
+        if s is None:
+            raise HTTPException(404, "no spectrum yet")
+        return s
+
+    @r.get("/tracks", summary="Open tracks of the capture loop")
+    def tracks(ctx: Ctx) -> dict:
+        t = [] if ctx.monitor is None else ctx.monitor.tracks()
+        return {"data": t, "count": len(t)}
+
+    @r.get("/alerts", summary="Alerts, newest first")
+    def alerts(ctx: Ctx,
+               site: Optional[str] = None,
+               status: Annotated[Optional[list[Literal["new", "updated", "located", "acknowledged", "dismissed", "closed"]]], Query()] = None,
+               since: Optional[datetime] = None,
+               f_min_hz: Annotated[Optional[float], Query(ge=0, le=1e10)] = None,
+               f_max_hz: Annotated[Optional[float], Query(ge=0, le=1e10)] = None,
+               limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+               offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> dict:
+        if since is not None and since.tzinfo is None:
+            raise HTTPException(422, "since needs a zone (e.g. 2026-06-07T09:00:00Z)")
+        data, count = ctx.store.list(site=site, status=status, since=since, f_min_hz=f_min_hz, f_max_hz=f_max_hz,
+                                     limit=limit, offset=offset)
+        return {"data": [_alert_json(a) for a in data], "count": count}
+
+    @r.get("/alerts/{alert_id}", summary="One alert")
+    def alert(alert_id: str, ctx: Ctx) -> dict:
+        a = ctx.store.get(alert_id)
+        if a is None:
+            raise HTTPException(404, f"no alert {alert_id!r}")
+        return _alert_json(a)
+
+    @r.patch("/alerts/{alert_id}", summary="Acknowledge, dismiss or close an alert (token required)")
+    def patch_alert(alert_id: str, body: StatusUpdate, ctx: Ctx) -> dict:
+        from detector.errors import InputError
+
+        a = ctx.store.get(alert_id)
+        if a is None:
+            raise HTTPException(404, f"no alert {alert_id!r}")
+        try:
+            updated = ctx.store.set_status(alert_id, body.status, body.reason, actor="api")
+        except InputError as exc:
+            raise HTTPException(409, str(exc)) from None
+        if body.status == "dismissed" and body.add_to_whitelist and ctx.monitor is not None:
+            from detector.detection import Channel
+
+            eng = ctx.monitor.engine
+            ch = Channel(a.center_hz, max(a.bandwidth_hz, 12500.0), f"dismissed {alert_id}", a.site)
+            eng.whitelist = eng.whitelist.with_channel(ch) if eng.whitelist is not None else __import__(
+                "detector.detection", fromlist=["Whitelist"]).Whitelist((ch,))
+        return _alert_json(updated)
+
+    @r.get("/alerts/{alert_id}/history", summary="Every change of an alert")
+    def history(alert_id: str, ctx: Ctx) -> dict:
+        if ctx.store.get(alert_id) is None:
+            raise HTTPException(404, f"no alert {alert_id!r}")
+        h = [x.model_dump(mode="json") if hasattr(x, "model_dump") else x for x in ctx.store.history(alert_id)]
+        return {"data": h, "count": len(h)}
+
+    @r.get("/alerts/{alert_id}/evidence/{name}", summary="An evidence file (SigMF snippet, WAV audio)",
+           response_class=Response)
+    def evidence(alert_id: str, name: str, ctx: Ctx) -> Response:
+        got = ctx.store.evidence(alert_id, name)
+        if got is None:
+            raise HTTPException(404, f"no evidence {name!r} for alert {alert_id!r}")
+        data, info = got
+        return Response(content=data, media_type=info.media_type if hasattr(info, "media_type") else info["media_type"],
+                        headers={"X-Content-SHA256": info.sha256 if hasattr(info, "sha256") else info["sha256"],
+                                 "Content-Disposition": f'attachment; filename="{name}"'})
+
+    return r
+
+
+def _metrics_text(ctx: ApiContext) -> str:
+    from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+    reg = CollectorRegistry()
+    if ctx.monitor is not None:
+        h = ctx.monitor.health()
+        for key, help_ in (("frames_processed", "Frames through detection"), ("frames_dropped", "Frames dropped when processing fell behind"),
+                           ("blocks_read", "IQ blocks read from the source"), ("repeated_blocks", "Identical blocks ignored"),
+                           ("reopen_count", "Source reopen attempts"), ("alerts_stored", "Alert changes stored")):
+            Gauge(f"examwatch_{key}", help_, registry=reg).set(h.get(key) or 0)
+        Gauge("examwatch_source_degraded", "1 while the source is degraded", registry=reg).set(1 if h.get("status") == "degraded" else 0)
+    try:
+        _, total = ctx.store.list(limit=1)
+        open_ = len(ctx.store.open_alerts())
+    except Exception:  # noqa: BLE001 - metrics must answer even when the store hiccups
+        total = open_ = 0
+    Gauge("examwatch_alerts_total", "Alerts in the store", registry=reg).set(total)
+    Gauge("examwatch_alerts_open", "Alerts not dismissed or closed", registry=reg).set(open_)
+    return generate_latest(reg).decode()
+
+
+def create_app(ctx: ApiContext, *, title: str = "examwatch") -> FastAPI:
+    """Build the application with its context (store, monitor, token) injected."""
+    app = FastAPI(title=title, version=__version__,
+                  description="examwatch: radio monitoring of exam sites. Writes need `Authorization: Bearer <token>`.")
+    app.state.ctx = ctx
+    app.add_middleware(WriteTokenMiddleware, token=ctx.token, read_token=ctx.read_token)
+    app.include_router(build_router())
+    for extra in ctx.extra_routers:
+        app.include_router(extra)
+
+    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
+    def metrics() -> PlainTextResponse:
+        return PlainTextResponse(_metrics_text(ctx), media_type="text/plain; version=0.0.4")
+
+    @app.exception_handler(ValueError)
+    async def value_error(request: Request, exc: ValueError):
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    return app

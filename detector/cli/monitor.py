@@ -1,0 +1,232 @@
+"""``examwatch monitor``: the live capture loop and the HTTP API, together, until stopped."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from detector.cli import app
+from detector.cli._common import CenterOpt, FormatOpt, RateOpt, console_err, opt_hz, positive_hz
+from detector.errors import InputError
+
+
+class MonitorSettings(BaseSettings):
+    """Settings of ``monitor`` from the environment (``EXAMWATCH_*``) or a TOML file (``--config``);
+    command-line options win."""
+
+    model_config = SettingsConfigDict(env_prefix="EXAMWATCH_", extra="ignore")
+    db: Optional[str] = None
+    host: str = "127.0.0.1"
+    port: int = 8750
+    token: Optional[str] = None
+    token_file: Optional[Path] = None
+    data_dir: Path = Path("examwatch-data")
+    sites_dir: Path = Path("sites")
+    watchdog_s: float = 5.0
+    push_url: Optional[str] = None
+    vehicle_id: Optional[str] = None
+    push_token_file: Optional[Path] = None
+
+
+def _settings(config: Path | None) -> MonitorSettings:
+    if config is None:
+        return MonitorSettings()
+    import tomllib
+
+    if not config.is_file():
+        raise InputError(f"{config}: config file not found")
+    try:
+        data = tomllib.loads(config.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{config}: not valid TOML ({exc})") from None
+    return MonitorSettings(**data.get("monitor", data))
+
+
+@app.command()
+def monitor(
+    source: Annotated[str, typer.Argument(help="sim:default, sim:SCENE.toml, rtlsdr:0, or a recording (any format of `spectrum`).")],
+    site: Annotated[str, typer.Option("--site", help="Site name (looked up in --sites-dir) or a site TOML path.")],
+    baseline: Annotated[Optional[Path], typer.Option("--baseline", help="Site baseline from `examwatch survey`.")] = None,
+    plan: Annotated[Optional[Path], typer.Option("--plan", help="Watch plan TOML (bands, priority, dwell, revisit). Default: the site's plan, else dwell on --center (or the default exam-band plan for rtlsdr: without --center).")] = None,
+    gps: Annotated[Optional[str], typer.Option("--gps", help="Receiver position: fixed:LAT,LON, an NMEA/GPX log, or gpsd: (sim: sources carry their own).")] = None,
+    db: Annotated[Optional[str], typer.Option("--db", help="Alert store URL (default: SQLite in the data directory; postgresql://... for PostgreSQL).")] = None,
+    host: Annotated[Optional[str], typer.Option("--host", help="API address (default 127.0.0.1).")] = None,
+    port: Annotated[Optional[int], typer.Option("--port", help="API port (default 8750).")] = None,
+    token_file: Annotated[Optional[Path], typer.Option("--token-file", help="File holding the API write token (created, mode 0600, when missing).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Where the store, token and evidence live (default ./examwatch-data).")] = None,
+    sites_dir: Annotated[Optional[Path], typer.Option("--sites-dir", help="Folder of site TOML files (default ./sites).")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="TOML file with monitor settings (also EXAMWATCH_* variables).")] = None,
+    format: FormatOpt = None,
+    rate: RateOpt = None,
+    center: CenterOpt = None,
+    realtime: Annotated[bool, typer.Option("--realtime", help="Pace sim: sources to the wall clock (default: as fast as the CPU allows).")] = False,
+    exit_when_done: Annotated[bool, typer.Option("--exit-when-done", help="Stop when a finite source (recording, scene) ends instead of serving on.")] = False,
+    watchdog_s: Annotated[Optional[float], typer.Option("--watchdog-s", help="A source silent this long is degraded and reopened (default 5 s).")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of sim: sources.")] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="Logging level on stderr.")] = "info",
+) -> None:
+    """Run the capture loop and the HTTP API together; stop with Ctrl-C or SIGTERM (the store stays consistent).
+
+    Alerts are stored before anyone is told; `GET /api/v1/health` answers {"status": "ok"|"degraded", ...}.
+    """
+    import uvicorn
+
+    from detector.api import ApiContext, create_app
+    from detector.api.auth import load_or_create_token
+    from detector.engine import DetectionEngine, EngineConfig
+    from detector.locating import track_locator
+    from detector.pipeline import Monitor
+    from detector.plan import Scheduler, load_plan, single_band_plan
+    from detector.site import resolve_site
+    from detector.sources import open_source, source_kind
+
+    logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    st = _settings(config)
+    db = db or st.db
+    host = host or st.host
+    port = port if port is not None else st.port
+    data_dir = data_dir or st.data_dir
+    sites_dir = sites_dir or st.sites_dir
+    watchdog = watchdog_s if watchdog_s is not None else st.watchdog_s
+    if watchdog <= 0:
+        raise InputError(f"--watchdog-s must be > 0, got {watchdog}")
+    if not 0 < port < 65536:
+        raise InputError(f"--port must be 1–65535, got {port}")
+    rate_hz = positive_hz(rate, "--rate")
+    center_hz = opt_hz(center, "--center")
+    kind = source_kind(source)
+    if kind == "sweep":
+        raise InputError(f"{source}: monitor needs IQ (a sweep CSV holds spectra; use replay)")
+    scene = None
+    if kind == "sim":
+        from detector.sim.scene import scene_from_spec
+
+        scene = scene_from_spec(source)
+    site_cfg = resolve_site(site, sites_dir, scene=scene)
+
+    def factory():
+        return open_source(source, sample_format=format, sample_rate_hz=rate_hz, center_hz=center_hz,
+                           sim_window="exam", sim_seed=seed, realtime=realtime)
+
+    first = factory()  # fail fast on a bad source (exit 2) before serving anything
+    info = first.info
+    if kind == "rtlsdr":
+        first.close()
+    scheduler = None
+    plan_path = plan or (Path(site_cfg.plan) if site_cfg.plan else None)
+    if plan_path is not None:
+        if kind not in ("rtlsdr", "sim"):
+            raise InputError("--plan needs a tunable source (rtlsdr: or sim:)")
+        scheduler = Scheduler(load_plan(plan_path), info.sample_rate_hz)
+    elif kind == "rtlsdr" and center_hz is None:
+        from detector.plan import default_plan
+
+        scheduler = Scheduler(default_plan(), info.sample_rate_hz)
+    else:
+        scheduler = Scheduler(single_band_plan(info.center_hz, info.sample_rate_hz), info.sample_rate_hz)
+
+    base = None
+    if baseline is not None:
+        from detector.baseline import load
+
+        base = load(baseline)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    from detector.alerts import open_store
+
+    store = open_store(db, data_dir=data_dir)
+    token, token_path = load_or_create_token(data_dir, token=st.token, token_file=token_file or st.token_file)
+    if token_path is not None:
+        console_err.print(f"API write token in {token_path} (mode 0600)")
+    reopened = store.open_alerts(site_cfg.name)
+    if reopened:
+        console_err.print(f"{len(reopened)} open alert(s) of site {site_cfg.name!r} reloaded from the store")
+    wall_start = info.start
+    locate = track_locator(site_cfg.lat, site_cfg.lon) if (scene is not None or gps) else None
+    engine = DetectionEngine(EngineConfig(), baseline=base, whitelist=site_cfg.whitelist_obj(), site=site_cfg.name,
+                             sessions=site_cfg.exam_sessions(wall_start), wall_start=wall_start, locate=locate)
+    run_id = uuid.uuid4().hex[:12]
+    live = kind == "rtlsdr" or realtime
+    pending = [first] if kind != "rtlsdr" else []
+
+    def source_factory():
+        """The source opened above first, then a fresh one on every reopen."""
+        return pending.pop() if pending else factory()
+
+    mon = Monitor(source_factory, engine, store=store, site=site_cfg.name, run_id=run_id, scheduler=scheduler, realtime=live,
+                  watchdog_s=watchdog)
+    if gps:
+        _attach_gps(mon, gps)
+    ctx = ApiContext(store=store, token=token, monitor=mon, site=site_cfg, sites_dir=sites_dir,
+                     baselines={site_cfg.name: base} if base is not None else {})
+    for hook in _extra_hooks:
+        hook(ctx, mon, st)
+    api = create_app(ctx)
+    server = uvicorn.Server(uvicorn.Config(api, host=host, port=port, log_level="warning", lifespan="on"))
+    mon.on_alert.append(lambda ev, alert: console_err.print(
+        f"[bold red]ALERT[/] {alert.id if alert else ev['track_id']} {ev['center_hz'] / 1e6:.5f} MHz {ev['classification']} "
+        f"({ev['event']}, v{alert.version if alert else '-'})") if ev["event"] == "new" or (alert and alert.version == 1) else None)
+    mon.start()
+    console_err.print(f"monitoring {info.name} for site {site_cfg.name!r}; API on http://{host}:{port}/api/v1 (run {run_id})")
+    if exit_when_done:
+        def stop_when_done():
+            mon.finished.wait()
+            server.should_exit = True
+        threading.Thread(target=stop_when_done, daemon=True).start()
+    try:
+        server.run()
+    finally:
+        mon.stop()
+        store.close()
+        console_err.print("monitor stopped; the store is consistent")
+
+
+#: hooks that add routes or background senders (push, SSE) to a monitor: f(ctx, monitor, settings)
+_extra_hooks: list = []
+
+
+def _attach_gps(mon, spec: str) -> None:
+    """Give blocks without a position the receiver position of ``--gps``."""
+    from detector.types import Position
+
+    if spec.startswith("fixed:"):
+        try:
+            lat, lon = (float(v) for v in spec[6:].split(","))
+        except ValueError:
+            raise InputError(f"--gps {spec!r}: use fixed:LAT,LON") from None
+        pos = Position(lat, lon)
+        eng = mon.engine
+        orig = eng.frames_of_block
+
+        def with_position(block):
+            if block.position is None:
+                from dataclasses import replace
+
+                block = replace(block, position=pos)
+            return orig(block)
+
+        eng.frames_of_block = with_position
+        return
+    try:
+        from detector.sources.gps import parse_gps_spec
+    except ImportError:
+        raise InputError("--gps: GPS logs are not supported in this build (use fixed:LAT,LON)") from None
+    track = parse_gps_spec(spec)
+    eng = mon.engine
+    orig = eng.frames_of_block
+
+    def with_track(block):
+        if block.position is None and block.start is not None and hasattr(track, "at"):
+            at = track.at(block.start.timestamp())
+            if at is not None:
+                from dataclasses import replace
+
+                block = replace(block, position=Position(*at[:2]))
+        return orig(block)
+
+    eng.frames_of_block = with_track

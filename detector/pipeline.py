@@ -1,0 +1,387 @@
+"""The monitor loop: capture → detection → alerts, in threads, with a watchdog.
+
+Three threads share one :class:`Monitor`:
+
+* **capture** reads blocks from the source (hopping a tunable source through the watch plan) and
+  puts them on a bounded queue. A real-time source (an RTL-SDR, a paced simulation) is never
+  blocked by a slow consumer: when the queue is full the block is dropped and counted. A source
+  that runs as fast as the CPU allows (a recording, an unpaced simulation) waits instead.
+* **processing** takes blocks off the queue, runs the detection engine, stores every alert change
+  (``AlertStore.apply_event``) *before* telling anyone (the ``on_alert`` callbacks: SSE, push),
+  attaches evidence (a SigMF snippet, and the demodulated audio for narrowband alerts) and keeps the
+  latest spectrum for the API.
+* **watchdog** marks the source ``degraded`` when it raises, stalls (no block for
+  ``watchdog_s``), or returns the same buffer again and again, and has it reopened with
+  exponential backoff (0.5 s doubling to 10 s); the loop keeps going and turns ``ok`` again when
+  blocks flow.
+
+When a finite source ends the monitor keeps serving (``finished``) until stopped. The clock is
+injected (``clock``) so tests can run it fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+import numpy as np
+
+from detector.engine import DetectionEngine
+from detector.plan import Scheduler
+from detector.types import IQBlock
+
+__all__ = ["Monitor", "MonitorStatus"]
+
+log = logging.getLogger("examwatch.monitor")
+
+_SENTINEL = object()
+
+
+@dataclass
+class MonitorStatus:
+    """What ``GET /health`` reports about the loop."""
+
+    status: str = "ok"  # ok | degraded
+    source_state: str = "starting"  # starting | running | degraded | reopening | finished | stopped
+    source: str = ""
+    frames_processed: int = 0
+    frames_dropped: int = 0
+    blocks_dropped: int = 0
+    blocks_read: int = 0
+    repeated_blocks: int = 0
+    reopen_count: int = 0
+    last_frame_time: str | None = None
+    last_block_monotonic: float | None = None
+    last_error: str | None = None
+    started_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"))
+    alerts_stored: int = 0
+    center_hz: float | None = None
+    sample_rate_hz: float | None = None
+    scene_time_s: float | None = None
+
+    def as_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d.pop("last_block_monotonic", None)
+        return d
+
+
+def _digest(x: np.ndarray) -> bytes:
+    """A cheap fingerprint of a block: its length and 3 slices of 4 kB."""
+    b = x.view(np.uint8)
+    n = b.size
+    parts = [b[:4096], b[n // 2:n // 2 + 4096], b[-4096:]] if n > 12288 else [b]
+    h = hashlib.blake2b(digest_size=16)
+    h.update(n.to_bytes(8, "little"))
+    for p in parts:
+        h.update(p.tobytes())
+    return h.digest()
+
+
+class Monitor:
+    """The capture/processing loop of ``examwatch monitor`` (see the module docstring).
+
+    Parameters
+    ----------
+    source_factory : callable
+        Returns a fresh source (called at start and on every reopen).
+    engine : DetectionEngine
+    store : AlertStore or None
+        Where every alert change is written first.
+    site, run_id : str
+        Keys of the alerts in the store.
+    scheduler : Scheduler, optional
+        Hop plan for tunable sources; None dwells where the source is tuned.
+    realtime : bool
+        The source delivers at its own pace (drop blocks when behind) rather than on demand.
+    watchdog_s : float
+        A source silent for this long is degraded and reopened.
+    block_samples : int
+    queue_blocks : int
+        Bound of the capture → processing queue.
+    repeat_limit : int
+        This many identical blocks in a row mean a stuck source.
+    """
+
+    def __init__(self, source_factory: Callable[[], object], engine: DetectionEngine, *, store=None, site: str = "site",
+                 run_id: str = "run", scheduler: Scheduler | None = None, realtime: bool = False, watchdog_s: float = 5.0,
+                 block_samples: int = 1 << 16, queue_blocks: int = 16, repeat_limit: int = 3,
+                 evidence: bool = True, clock: Callable[[], float] = time.monotonic) -> None:
+        self.source_factory = source_factory
+        self.engine = engine
+        self.store = store
+        self.site = site
+        self.run_id = run_id
+        self.scheduler = scheduler
+        self.realtime = realtime
+        self.watchdog_s = watchdog_s
+        self.block_samples = block_samples
+        self.repeat_limit = repeat_limit
+        self.evidence = evidence
+        self.clock = clock
+        self.status = MonitorStatus()
+        self.on_alert: list[Callable[[dict, object], None]] = []
+        self.on_event: list[Callable[[dict], None]] = []
+        self._q: queue.Queue = queue.Queue(maxsize=queue_blocks)
+        self._stop = threading.Event()
+        self.finished = threading.Event()
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._threads: list[threading.Thread] = []
+        self._recent: deque[IQBlock] = deque(maxlen=32)
+        self._evidence_done: set[str] = set()
+        self.latest: dict | None = None
+        self._backoff = 0.5
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> "Monitor":
+        self._spawn_capture()
+        for target, name in ((self._process_loop, "examwatch-process"), (self._watchdog_loop, "examwatch-watchdog")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop capture, drain the queue into the store, end open tracks. Idempotent."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        with self._lock:
+            self._generation += 1
+        try:
+            self._q.put(_SENTINEL, timeout=timeout)
+        except queue.Full:
+            pass
+        for t in self._threads:
+            if t.name == "examwatch-process":
+                t.join(timeout)
+        self.status.source_state = "stopped" if self.status.source_state != "finished" else "finished"
+
+    def _spawn_capture(self) -> None:
+        with self._lock:
+            self._generation += 1
+            gen = self._generation
+        t = threading.Thread(target=self._capture_loop, args=(gen,), name=f"examwatch-capture-{gen}", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _degrade(self, why: str) -> None:
+        if self.status.last_error != why or self.status.status != "degraded":
+            log.warning("source degraded: %s", why)
+        self.status.status = "degraded"
+        self.status.source_state = "degraded"
+        self.status.last_error = why
+
+    # ---- capture ----------------------------------------------------------------------------------
+    def _open(self, gen: int):
+        while not self._stop.is_set() and gen == self._generation:
+            try:
+                src = self.source_factory()
+                self.status.source = getattr(getattr(src, "info", None), "name", str(src))
+                return src
+            except Exception as exc:  # noqa: BLE001 - any failure to open is reported and retried
+                self._degrade(f"cannot open the source: {exc}")
+                self.status.source_state = "reopening"
+                self._stop.wait(self._backoff)
+                self._backoff = min(self._backoff * 2, 10.0)
+        return None
+
+    def _capture_loop(self, gen: int) -> None:
+        src = None
+        blocks_iter = None
+        last_digest, repeats = None, 0
+        hop_until = -1.0
+        while not self._stop.is_set() and gen == self._generation:
+            if src is None:
+                src = self._open(gen)
+                if src is None:
+                    return
+                blocks_iter = None if hasattr(src, "read") else iter(src.blocks(self.block_samples))
+                hop_until = -1.0
+                self.status.last_block_monotonic = self.clock()
+            try:
+                if self.scheduler is not None and not self.scheduler.single and hasattr(src, "tune") and self.clock() >= hop_until:
+                    hop = self.scheduler.next_hop(self.clock())
+                    src.tune(hop.center_hz)
+                    hop_until = self.clock() + self.scheduler.dwell_for(hop, self.clock())
+                if blocks_iter is not None:
+                    block = next(blocks_iter)
+                else:
+                    if getattr(src, "t", 0.0) >= getattr(src, "t_end", float("inf")) - 1e-9:
+                        raise StopIteration
+                    block = src.read(self.block_samples)
+            except StopIteration:
+                self.status.source_state = "finished"
+                if self.status.status == "degraded" and self.status.last_error and "repeats" not in self.status.last_error:
+                    self.status.status = "ok"
+                self._q.put(_SENTINEL)
+                return
+            except Exception as exc:  # noqa: BLE001 - a failing source is reported, reopened, never fatal
+                self._degrade(f"source read failed: {exc}")
+                try:
+                    src.close()
+                except Exception:  # noqa: BLE001
+                    pass
+                src = None
+                self._stop.wait(self._backoff)
+                self._backoff = min(self._backoff * 2, 10.0)
+                self.status.reopen_count += 1
+                continue
+            if gen != self._generation:  # a stalled read came back after the watchdog gave up on it
+                return
+            now = self.clock()
+            self.status.last_block_monotonic = now
+            self.status.blocks_read += 1
+            d = _digest(block.samples)
+            if d == last_digest:
+                repeats += 1
+                self.status.repeated_blocks += 1
+                if repeats >= self.repeat_limit - 1:
+                    self._degrade(f"the source repeats the same buffer ({repeats + 1} times); its data is ignored")
+                continue
+            last_digest, repeats = d, 0
+            if self.status.status == "degraded":
+                log.info("source recovered")
+                self.status.status = "ok"
+                self.status.last_error = None
+            self.status.source_state = "running"
+            self._backoff = 0.5
+            self.status.center_hz = block.center_hz
+            self.status.sample_rate_hz = block.sample_rate_hz
+            if self.realtime:
+                try:
+                    self._q.put_nowait(block)
+                except queue.Full:
+                    self.status.blocks_dropped += 1
+                    stream = self.engine._stream  # noqa: SLF001 - frames per block for the count
+                    adv = stream.advance if stream is not None else 1 << 14
+                    self.status.frames_dropped += max(1, block.samples.size // adv)
+            else:
+                while not self._stop.is_set():
+                    try:
+                        self._q.put(block, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+
+    # ---- watchdog ---------------------------------------------------------------------------------
+    def _watchdog_loop(self) -> None:
+        while not self._stop.wait(min(0.5, self.watchdog_s / 4)):
+            if self.status.source_state in ("finished", "stopped"):
+                continue
+            last = self.status.last_block_monotonic
+            if last is not None and self.clock() - last > self.watchdog_s:
+                self._degrade(f"no samples for {self.clock() - last:.1f} s (stalled source)")
+                self.status.source_state = "reopening"
+                self.status.reopen_count += 1
+                self.status.last_block_monotonic = self.clock()
+                self._spawn_capture()  # the stuck thread is abandoned; it exits when its read returns
+
+    # ---- processing -------------------------------------------------------------------------------
+    def _process_loop(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is _SENTINEL:
+                break
+            block: IQBlock = item
+            self._recent.append(block)
+            try:
+                events = self.engine.process_block(block)
+            except Exception as exc:  # noqa: BLE001 - e.g. a baseline refusing this grid: report, keep going
+                self._degrade(f"processing failed: {exc}")
+                log.exception("processing failed")
+                continue
+            self._after(events, block)
+        self._after(self.engine.finish(), None)
+        self.finished.set()
+
+    def _after(self, events: list[dict], block: IQBlock | None) -> None:
+        eng = self.engine
+        self.status.frames_processed = eng.frames_processed
+        if block is not None:
+            self.status.scene_time_s = block.offset_s + block.duration_s
+            wall = block.start + timedelta(seconds=block.duration_s) if block.start else datetime.now(timezone.utc)
+            self.status.last_frame_time = wall.isoformat().replace("+00:00", "Z")
+        if eng.last_spectrum is not None:
+            self.latest = {"spectrum": eng.last_spectrum, "result": eng.last_result}
+        for ev in events:
+            for cb in self.on_event:
+                cb(ev)
+            if not ev.get("alert"):
+                continue
+            alert = None
+            if self.store is not None:
+                alert = self.store.apply_event(ev, site=self.site, run_id=self.run_id)
+                self.status.alerts_stored += 1
+                if alert is not None and self.evidence and alert.id not in self._evidence_done and block is not None:
+                    self._evidence_done.add(alert.id)
+                    self._attach_evidence(alert, ev)
+                    alert = self.store.get(alert.id)
+            if self.scheduler is not None and not self.scheduler.single:
+                self.scheduler.extend(ev["center_hz"], self.clock() + 30.0)
+            for cb in self.on_alert:
+                cb(ev, alert)
+
+    def _attach_evidence(self, alert, ev: dict) -> None:
+        """The last ~1 s of IQ around the detection as SigMF, and NFM audio for narrowband alerts."""
+        try:
+            from detector.alerts import nfm_audio_wav, sigmf_snippet
+        except ImportError:
+            return
+        blocks = [b for b in self._recent if b.center_hz == self._recent[-1].center_hz]
+        if not blocks:
+            return
+        fs = blocks[-1].sample_rate_hz
+        keep = int(fs)  # one second
+        x = np.concatenate([b.samples for b in blocks])[-keep:]
+        start = blocks[-1].start
+        try:
+            meta, data = sigmf_snippet(x, sample_rate_hz=fs, center_hz=blocks[-1].center_hz, start=start, annotations=[{
+                "core:sample_start": 0, "core:sample_count": int(x.size),
+                "core:freq_lower_edge": ev["center_hz"] - ev["bandwidth_hz"] / 2,
+                "core:freq_upper_edge": ev["center_hz"] + ev["bandwidth_hz"] / 2,
+                "core:label": f"{ev['track_id']} {ev['classification']}"}])
+            self.store.add_evidence(alert.id, "snippet.sigmf-meta", meta, "application/json")
+            self.store.add_evidence(alert.id, "snippet.sigmf-data", data, "application/octet-stream")
+            if ev["bandwidth_hz"] <= 20e3:
+                wav = nfm_audio_wav(x, sample_rate_hz=fs, offset_hz=ev["center_hz"] - blocks[-1].center_hz,
+                                    bandwidth_hz=max(ev["bandwidth_hz"], 12.5e3))
+                self.store.add_evidence(alert.id, "audio.wav", wav, "audio/wav")
+        except Exception:  # noqa: BLE001 - evidence is best effort; the alert is already stored
+            log.exception("evidence for %s failed", alert.id)
+
+    # ---- views for the API ----------------------------------------------------------------------
+    def health(self) -> dict:
+        return self.status.as_dict()
+
+    def latest_spectrum(self) -> dict | None:
+        snap = self.latest
+        if snap is None:
+            return None
+        spec, res = snap["spectrum"], snap["result"]
+        out = {"freqs_hz": spec.freqs_hz.tolist(), "power": [round(float(v), 2) for v in spec.power], "unit": spec.unit,
+               "rbw_hz": spec.rbw_hz, "center_hz": spec.center_hz, "offset_s": spec.offset_s, "n_looks": spec.n_looks,
+               "noise_floor_dbfs": None if res is None else res.noise_floor_dbfs,
+               "emissions": [] if res is None else [
+                   {"center_hz": e.center_hz, "bandwidth_hz": e.bandwidth_hz, "peak_dbfs": e.peak_dbfs, "snr_db": e.snr_db,
+                    "excess_db": e.excess_db} for e in res.emissions],
+               "baseline": None}
+        aligned = self.engine._aligned_for(spec) if self.engine.baseline is not None else None  # noqa: SLF001
+        if aligned is not None:
+            def clean(a):
+                return [None if not np.isfinite(v) else round(float(v), 2) for v in a]
+            out["baseline"] = {"median_db": clean(aligned.median_db), "p90_db": clean(aligned.p90_db),
+                               "p99_db": clean(aligned.p99_db)}
+        return out
+
+    def tracks(self) -> list[dict]:
+        from detector.engine import track_event
+
+        return [track_event("update", tr) for tr in list(self.engine.tracker.open) if tr.confirmed]

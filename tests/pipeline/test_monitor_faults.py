@@ -1,0 +1,133 @@
+"""The capture loop survives failing, stalling and repeating sources (watchdog, reopen, health)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from detector.engine import DetectionEngine, EngineConfig
+from detector.pipeline import Monitor
+from detector.sim import awgn, gate, nfm
+from detector.sources import SourceInfo
+from detector.types import IQBlock
+
+FS = 250e3
+CENTER = 446.05e6
+
+
+class FaultySource:
+    """A live-like source of noise with a burst; failure switches: raise, stall, repeat."""
+
+    def __init__(self, mode: str, shared: dict) -> None:
+        self.mode = mode
+        self.shared = shared
+        self.info = SourceInfo(kind="fake", name=f"fake-{mode}", center_hz=CENTER, sample_rate_hz=FS, n_samples=None)
+        self.rng = np.random.default_rng(shared.setdefault("opens", 0))
+        shared["opens"] += 1
+        self.t = 0.0
+
+    def read(self, n):
+        k = self.shared.setdefault("reads", 0)
+        self.shared["reads"] = k + 1
+        broken = self.shared.get("broken", False)
+        if broken and self.mode == "raise":
+            raise OSError("LIBUSB_ERROR_NO_DEVICE")
+        if broken and self.mode == "stall":
+            self.shared["stall"].wait()
+        if broken and self.mode == "repeat":
+            return self.shared.setdefault("same", IQBlock(awgn(n, -30.0, np.random.default_rng(9)), CENTER, FS, offset_s=0.0))
+        x = awgn(n, -30.0, self.rng)
+        b = IQBlock(x, CENTER, FS, offset_s=self.shared.get("t", 0.0))
+        self.shared["t"] = self.shared.get("t", 0.0) + n / FS
+        time.sleep(n / FS / 20)  # 20× real time: a paced source
+        return b
+
+    def close(self):
+        pass
+
+
+def wait_for(cond, timeout):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("mode", ["raise", "stall", "repeat"])
+def test_degraded_within_5s_and_recovers(mode):
+    shared = {"stall": threading.Event()}
+    mon = Monitor(lambda: FaultySource(mode, shared), DetectionEngine(EngineConfig()), realtime=True,
+                  watchdog_s=1.0, block_samples=1 << 14).start()
+    try:
+        assert wait_for(lambda: mon.health()["frames_processed"] > 20, 10)
+        assert mon.health()["status"] == "ok"
+        shared["broken"] = True
+        t0 = time.monotonic()
+        assert wait_for(lambda: mon.health()["status"] == "degraded", 5.0), mon.health()
+        assert time.monotonic() - t0 <= 5.0
+        frames_at_fault = mon.health()["frames_processed"]
+        if mode == "repeat":
+            time.sleep(0.5)
+            # the repeated buffer is not processed: no frames (and so no alert) come from it
+            assert mon.health()["frames_processed"] - frames_at_fault <= 200
+            assert mon.health()["repeated_blocks"] >= 2
+        shared["broken"] = False
+        shared["stall"].set()
+        assert wait_for(lambda: mon.health()["status"] == "ok", 15.0), mon.health()
+        assert wait_for(lambda: mon.health()["frames_processed"] > frames_at_fault + 50, 10)
+        if mode in ("raise", "stall"):
+            assert mon.health()["reopen_count"] >= 1
+    finally:
+        shared["stall"].set()
+        mon.stop()
+    alerts = [t for t in mon.engine.all_tracks.values() if t.alert]
+    assert alerts == []
+
+
+def test_slow_consumer_drops_and_counts_frames_without_blocking_capture():
+    shared = {"stall": threading.Event()}
+
+    class SlowEngine(DetectionEngine):
+        def process_block(self, block):
+            time.sleep(0.05)
+            return super().process_block(block)
+
+    mon = Monitor(lambda: FaultySource("none", shared), SlowEngine(EngineConfig()), realtime=True,
+                  watchdog_s=2.0, block_samples=1 << 14, queue_blocks=4).start()
+    try:
+        assert wait_for(lambda: mon.health()["blocks_dropped"] > 5, 10), mon.health()
+        h = mon.health()
+        assert h["frames_dropped"] > 0 and h["status"] == "ok"
+        assert h["blocks_read"] > h["blocks_dropped"]
+    finally:
+        mon.stop()
+
+
+def test_finite_source_finishes_and_stops_cleanly():
+    rng = np.random.default_rng(1)
+    n = int(2 * FS)
+    x = awgn(n, -30.0, rng) + gate(nfm(n, FS, 20e3, -30.0, rng), FS, [(0.5, 1.5)])
+
+    class Recording:
+        info = SourceInfo(kind="raw", name="rec", center_hz=CENTER, sample_rate_hz=FS, n_samples=n)
+
+        def blocks(self, bs):
+            for i in range(0, n, bs):
+                yield IQBlock(x[i:i + bs], CENTER, FS, offset_s=i / FS, retuned=i == 0)
+
+        def close(self):
+            pass
+
+    seen = []
+    mon = Monitor(Recording, DetectionEngine(EngineConfig()), block_samples=1 << 14)
+    mon.on_alert.append(lambda ev, alert: seen.append(ev))
+    mon.start()
+    assert mon.finished.wait(20)
+    assert mon.health()["source_state"] == "finished"
+    assert seen and abs(seen[0]["center_hz"] - CENTER - 20e3) < 2e3
+    mon.stop()
