@@ -25,13 +25,13 @@ def track_locator(lat0: float | None = None, lon0: float | None = None, *, min_r
         prev = cache.get(track.track_id)
         if prev is not None and last_t - prev[0] < every_s:
             return prev[1]
+        from detector.localization import locate
+
         try:
-            from detector.localization import locate_readings
-        except ImportError:  # localization not installed in this build
-            return None
-        est = locate_readings([r.t_s for r in readings], [r.lat for r in readings], [r.lon for r in readings],
-                              [r.power_db for r in readings], origin=(lat0, lon0) if lat0 is not None else None)
-        result = est.to_dict() if est is not None else None
+            est = locate([r.lat for r in readings], [r.lon for r in readings], [r.power_db for r in readings])
+            result = est.to_dict()
+        except ValueError:
+            result = None
         cache[track.track_id] = (last_t, result)
         return result
 

@@ -2,6 +2,10 @@
 
 A track becomes an alert when it was flagged in K of the last M frames (persistence) or repeats
 in bursts, unless a whitelisted channel explains it (and it is not far above its baseline level).
+Where the baseline covers it, its peak must exceed the survey's high quantile by ``min_excess_db``;
+on a channel that was on the air most of the survey (occupancy ≥ ``known_channel_occupancy``:
+a known station) by ``known_channel_excess_db`` (an out-of-profile level, THEORY §1.4), so that
+the fading of a moving receiver does not alert on known stations.
 The severity comes from a score whose terms are reported separately (``score_terms``):
 
 * ``excess``   — dB over the baseline's high quantile (or the SNR over the floor without baseline),
@@ -53,6 +57,8 @@ class DecisionConfig:
     min_bursts: int = 3
     min_snr_db: float = 6.0
     min_excess_db: float = 3.0
+    known_channel_occupancy: float = 0.5
+    known_channel_excess_db: float = 10.0
 
 
 def _band(f_hz: float) -> str | None:
@@ -120,6 +126,11 @@ def decide(
                 return False
             if tr.excess_db is not None and tr.excess_db < config.min_excess_db:
                 # the baseline covers it and its peak is not above the survey's high quantile
+                return False
+            if (tr.baseline_occupancy or 0.0) >= config.known_channel_occupancy and \
+                    (tr.excess_db or 0.0) < config.known_channel_excess_db:
+                # a channel on the air most of the survey (a known station): only an out-of-profile
+                # level counts, not the fading and shadowing excursions of a moving receiver
                 return False
             if whitelist is not None:
                 ch = whitelist.match(tr.center_hz, site=site)

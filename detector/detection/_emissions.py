@@ -240,17 +240,20 @@ def detect_frame(
                 baseline_occupancy=None if excess is None or np.isnan(excess[k]) else float(np.nan_to_num(occ_base[k])),
             )
         )
-    # IQ image: a peak mirrored about the tuned center of a much stronger emission.
-    if center_hz is not None and len(emissions) > 1:
+    # IQ image: a peak mirrored about the tuned center of a much stronger signal. The mirror is
+    # looked up in the frame itself (±1 bin), not among the emissions: the strong signal may be a
+    # known station that the baseline keeps out of the emission list.
+    if center_hz is not None and emissions:
         keep_list = []
         for e in emissions:
             mirror = 2 * center_hz - e.peak_hz
-            stronger = [o for o in emissions if o is not e and o.f_lo_hz - bin_hz <= mirror <= o.f_hi_hz + bin_hz
-                        and o.peak_dbfs - e.peak_dbfs >= config.image_margin_db]
-            if stronger:
-                rejected["image"] += 1
-            else:
-                keep_list.append(e)
+            j = int(round((mirror - freqs_hz[0]) / bin_hz))
+            if 0 <= j < m:
+                lo_j, hi_j = max(0, j - 1), min(m, j + 2)
+                if float(np.max(p_db[lo_j:hi_j])) - e.peak_dbfs >= config.image_margin_db:
+                    rejected["image"] += 1
+                    continue
+            keep_list.append(e)
         emissions = keep_list
     return FrameResult(
         emissions=emissions,

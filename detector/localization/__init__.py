@@ -9,10 +9,16 @@ shadowing Σ_ij = σ²·exp(−|r_i − r_j|/d_c) (GLS):
   likelihood (``method="nls"``, default), the grid ML with its posterior (``"grid"``), or the
   weighted-centroid baseline (``"centroid"``); optional bearings (:class:`Bearings`) are fused with
   outlier rejection.
-* Uncertainty: 95 % ellipse from the covariance, CEP50, and the Cramér–Rao bound for the readings
-  used (:func:`rss_crlb`). Too few readings, one spot (parked), one straight street, or a bound too
-  weak → ``status="not_localizable"`` with the reason and a coarse answer (the strongest reading
-  and a radius).
+* A weak Gaussian position prior centred on the route (σ = the route's RMS radius, see
+  :class:`PathLossModel`): with σ 6 dB shadowing correlated over 30 m, a distant transmitter (a
+  plane of power) fits one loop of readings almost as well as a near one (a bowl) in most draws;
+  the prior settles that for a transmitter near the route, and a located estimate says in
+  ``reason`` when it rests on it.
+* Uncertainty: the 95 % profile-likelihood region summarised as an ellipse (it follows the real,
+  non-elliptic likelihood where the local Fisher information is too optimistic), CEP50, and the
+  Cramér–Rao bound for the readings used (:func:`rss_crlb`). Too few readings, one spot (parked),
+  one straight street, a near/far ambiguity, or a bound too weak → ``status="not_localizable"``
+  with the reason and a coarse answer (the strongest reading and a radius).
 * :class:`LocationEstimate` — ``to_dict()`` (the JSON shape of DESIGN.md), ``to_geojson()``;
   :func:`nearest_building` for site footprints.
 """

@@ -69,7 +69,10 @@ class RssProblem:
         self.h = model.height_m
         cov = shadowing_cov(cells.x, cells.y, model, cells.count)
         self.L = cholesky(cov, lower=True, check_finite=False)
-        self._solve = lambda b: solve_triangular(self.L, b, lower=True, check_finite=False)
+        # L⁻¹ once: whitening is then a plain matrix product (a triangular solve per residual call
+        # is slower, and OpenBLAS' threaded small solves stall badly on a busy machine).
+        self.Linv = solve_triangular(self.L, np.eye(self.L.shape[0]), lower=True, check_finite=False)
+        self._solve = self.Linv.__matmul__
         self.yw = self._solve(self.y)
         self.uw = self._solve(np.ones_like(self.y))
         self.bearings = bearings if bearings is not None and bearings.n else None
@@ -83,9 +86,10 @@ class RssProblem:
 
     # ---------------------------------------------------------------- grid (profile likelihood)
     def profile(self, px: NDArray, py: NDArray, exponent: float | None,
-                bounds: tuple[float, float]) -> tuple[NDArray, NDArray, NDArray]:
+                bounds: tuple[float, float], with_prior: bool = True) -> tuple[NDArray, NDArray, NDArray]:
         """−2·log-likelihood (up to a constant) at positions ``px, py`` (any shape) with P0 — and n
-        when ``exponent`` is None — set to their best values; returns (cost, p0, n)."""
+        when ``exponent`` is None — set to their best values, plus the position prior unless
+        ``with_prior`` is False; returns (cost, p0, n)."""
         shape = np.shape(px)
         px = np.ravel(px)
         py = np.ravel(py)
@@ -99,7 +103,7 @@ class RssProblem:
             sl = slice(s, s + step)
             d2 = (px[sl, None] - self.rx) ** 2 + (py[sl, None] - self.ry) ** 2 + self.h ** 2
             G = (-5.0 * np.log10(d2)).T  # (N, K): μ = P0 + n·G
-            Gw = self._solve(G)
+            Gw = np.einsum("ij,jk->ik", self.Linv, G)  # no BLAS threads: steady on a busy machine
             ug = self.uw @ Gw
             Gh = Gw - np.outer(self.uw, ug / uu)
             gg = np.einsum("ij,ij->j", Gh, Gh)
@@ -114,7 +118,7 @@ class RssProblem:
             out_p0[sl] = (self.uw @ self.yw - n * ug) / uu
         if self.bearings is not None:
             out_c += self._bearing_rho(px, py)
-        if self.prior_sd is not None:
+        if self.prior_sd is not None and with_prior:
             out_c += ((px - self.centre[0]) ** 2 + (py - self.centre[1]) ** 2) / self.prior_sd ** 2
         return out_c.reshape(shape), out_p0.reshape(shape), out_n.reshape(shape)
 
@@ -230,28 +234,16 @@ def grid_minima(cost: NDArray, k: int = 3, window: int = 5) -> list[tuple[int, i
     return [tuple(int(v) for v in idx[i]) for i in order[:k]]
 
 
-def weighted_centroid(cells: Cells, exponent: float = 3.0) -> tuple[float, float]:
+def weighted_centroid(cells: Cells) -> tuple[float, float]:
     """Σ w·r / Σ w with w = 10^((y − y_max)/10) (THEORY §2.3 item 3): a floor baseline, biased toward
     the route (it never leaves the readings' convex hull)."""
     w = 10.0 ** ((cells.power_db - cells.power_db.max()) / 10.0)
     return float(np.sum(w * cells.x) / w.sum()), float(np.sum(w * cells.y) / w.sum())
 
 
-def grid_posterior(gx: NDArray, gy: NDArray, cost: NDArray, step: float) -> tuple[float, float, NDArray]:
-    """MAP point and posterior covariance of exp(−cost/2) on the grid (flat prior)."""
-    w = np.exp(-0.5 * (cost - cost.min()))
-    w /= w.sum()
-    i = np.unravel_index(np.argmin(cost), cost.shape)
-    mx, my = float(np.sum(w * gx)), float(np.sum(w * gy))
-    dx, dy = gx - mx, gy - my
-    cov = np.array([[np.sum(w * dx * dx), np.sum(w * dx * dy)], [np.sum(w * dx * dy), np.sum(w * dy * dy)]])
-    cov += np.eye(2) * step * step / 12.0
-    return float(gx[i]), float(gy[i]), cov
-
-
 def likelihood_region(prob: "RssProblem", x: float, y: float, exponent: float | None, bounds: tuple[float, float],
                       fisher_cov: NDArray, search: tuple[NDArray, NDArray, float], threshold: float,
-                      n_side: int = 61) -> tuple[NDArray, float, float, bool]:
+                      n_side: int = 45) -> tuple[NDArray, float, float, bool]:
     """Covariance equivalent of the profile-likelihood region {p : cost(p) − min ≤ threshold}.
 
     The region (χ²₂ 95 % threshold: a likelihood-ratio confidence region) follows the real,
@@ -289,6 +281,23 @@ def likelihood_region(prob: "RssProblem", x: float, y: float, exponent: float | 
     return cov, bx, by, bool(edge and attempt == 1)
 
 
+def distant_fit_margin(prob: "RssProblem", x: float, y: float, exponent: float | None,
+                       bounds: tuple[float, float]) -> float:
+    """How much worse (−2·log-likelihood, data only, no position prior) the best distant position
+    fits than (x, y): the minimum over rings of 72 directions at 2, 5 and 15 route spans (at least
+    300 m, 1 km, 3 km) from the readings' centre. Below χ²₂(95 %) = 5.99 the readings alone do not
+    exclude a distant transmitter (with correlated shadowing a plane fits nearly as well as a bowl)."""
+    cells = prob.cells
+    span = max(float(np.ptp(cells.x)), float(np.ptp(cells.y)), 1.0)
+    a = np.linspace(0.0, 2.0 * np.pi, 72, endpoint=False)
+    radii = (max(300.0, 2 * span), max(1000.0, 5 * span), max(3000.0, 15 * span))
+    px = np.concatenate([prob.centre[0] + r * np.sin(a) for r in radii])
+    py = np.concatenate([prob.centre[1] + r * np.cos(a) for r in radii])
+    far, _, _ = prob.profile(px, py, exponent, bounds, with_prior=False)
+    here, _, _ = prob.profile(np.array([x]), np.array([y]), exponent, bounds, with_prior=False)
+    return float(far.min() - here[0])
+
+
 def bearings_outliers(x: float, y: float, b: BearingsEnu, k: float = BEARING_OUTLIER_SIGMAS) -> NDArray[np.bool_]:
     r = _wrap(np.arctan2(x - b.x, y - b.y) - b.bearing_rad) / b.sigma_rad
     return np.abs(r) > k
@@ -304,4 +313,4 @@ def exponent_sd(F4: NDArray) -> float:
 
 
 __all__ = ["RssProblem", "BearingsEnu", "FitResult", "search_grid", "grid_minima", "weighted_centroid",
-           "grid_posterior", "bearings_outliers", "exponent_sd", "likelihood_region", "LN10"]
+           "bearings_outliers", "exponent_sd", "likelihood_region", "distant_fit_margin", "LN10"]

@@ -24,6 +24,7 @@ from detector.localization._estimators import (
     FitResult,
     RssProblem,
     bearings_outliers,
+    distant_fit_margin,
     exponent_sd,
     grid_minima,
     likelihood_region,
@@ -129,9 +130,20 @@ def locate_enu(x: ArrayLike, y: ArrayLike, power_db: ArrayLike, *, model: PathLo
                method: str = "nls", bearings: BearingsEnu | None = None, limits: Limits | None = None) -> EnuSolution:
     """Locate a transmitter from readings at ENU positions ``(x, y)`` (m) with powers ``power_db``.
 
-    Readings with a non-finite value are dropped. ``method``: ``"nls"`` (robust multi-start NLS,
-    started from the grid ML), ``"grid"`` (grid ML with the grid posterior as region) or
-    ``"centroid"`` (weighted centroid; a baseline, biased toward the route).
+    Readings with a non-finite value are dropped, the rest averaged per cell (``model.cell_m``).
+    ``method``: ``"nls"`` (robust multi-start NLS started from the grid ML), ``"grid"`` (the best
+    point of the grid ML) or ``"centroid"`` (weighted centroid; a baseline, biased toward the
+    route). The 95 % region of every method is the profile-likelihood region {Δ(−2 log L) ≤ 5.99},
+    summarised as an ellipse; the CRLB is evaluated at the estimate for the readings used.
+
+    Checks, in order: fewer than ``limits.min_places`` readings; all readings within
+    ``limits.parked_m`` (parked); fewer than ``min_places`` distinct places d_c apart; one straight
+    line (mirror ambiguity, stated with the distance from the line); best point outside the driven
+    area with a region open to the search edge (near/far ambiguity); CRLB above
+    ``limits.max_crlb_m``. Each gives ``not_localizable`` with the reason and the coarse answer.
+    A located estimate whose readings alone would also fit a distant transmitter (likelihood-ratio
+    margin < 5.99 against rings 2, 5 and 15 route spans away) carries that caveat in ``reason``:
+    it rests on the position prior (the transmitter is near the route).
     """
     model = model or PathLossModel()
     limits = limits or Limits()
@@ -150,7 +162,11 @@ def locate_enu(x: ArrayLike, y: ArrayLike, power_db: ArrayLike, *, model: PathLo
     if bearings is not None and bearings.n == 0:
         bearings = None
     dc = model.decorrelation_m
-    cells = bin_readings(x, y, p, model.cell_size_m)
+    cell = model.cell_size_m
+    cells = bin_readings(x, y, p, cell)
+    while cells.n > max(model.max_cells, 10):
+        cell *= 1.5
+        cells = bin_readings(x, y, p, cell)
     place = max(dc, 10.0)
     n_places = int(np.unique(np.stack([np.floor(x / place), np.floor(y / place)], 1), axis=0).shape[0])
     base = dict(n_readings=n, n_cells=cells.n, n_places=n_places, limits=limits)
@@ -204,7 +220,7 @@ def locate_enu(x: ArrayLike, y: ArrayLike, power_db: ArrayLike, *, model: PathLo
         px, py = gx_best, gy_best
         crlb = crlb_from_fisher(prob.fisher(px, py, fit.exponent, fit.exponent_free))
     else:
-        px, py = weighted_centroid(cells, fit.exponent)
+        px, py = weighted_centroid(cells)
         crlb = crlb_from_fisher(prob.fisher(px, py, fit.exponent, fit.exponent_free))
         d = np.array([px - fit.x, py - fit.y])
         cov = cov + np.outer(d, d)  # the centroid's bias toward the route, added to the region
@@ -227,26 +243,39 @@ def locate_enu(x: ArrayLike, y: ArrayLike, power_db: ArrayLike, *, model: PathLo
         return _coarse(cells, x, y, p, radius=radius, **base, crlb_xy=crlb, **info,
                        reason=f"collinear route: the readings lie along one line ({2 * along:.0f} m × {2 * across:.0f} m); "
                               f"the transmitter is about {abs(off):.0f} m from it, on either side (mirror ambiguity)")
+    outside = not (cells.x.min() <= px <= cells.x.max() and cells.y.min() <= py <= cells.y.max())
+    if open_region and outside:
+        # The best point lies outside the driven area and the likelihood stays high out to the edge
+        # of the search area: the readings cannot tell a nearby transmitter from a distant one.
+        radius = 1.25 * math.hypot(px - sx, py - sy)
+        return _coarse(cells, x, y, p, radius=radius, **base, crlb_xy=crlb, **info,
+                       reason="ambiguous: a distant transmitter fits the readings almost as well as a near one "
+                              "(the 95 % likelihood region reaches the edge of the search area)")
     if not crlb_rmse <= limits.max_crlb_m:
         radius = 1.25 * math.hypot(px - sx, py - sy) if math.isfinite(px) else limits.coarse_radius_m
         what = f"{crlb_rmse:.0f} m" if math.isfinite(crlb_rmse) else "unbounded"
         return _coarse(cells, x, y, p, radius=radius, **base, crlb_xy=crlb, **info,
                        reason=f"weak geometry: the Cramér–Rao bound is {what} (limit {limits.max_crlb_m:.0f} m)")
-    return EnuSolution(px, py, cov, crlb, LOCATED, method_name, n, cells.n, n_places, **info)
+    margin = distant_fit_margin(prob, px, py, n_arg, model.exponent_bounds)
+    reason = None
+    if margin < CHI2_2DOF_95:
+        reason = ("assumes the transmitter is near the route: the readings alone also fit a distant transmitter "
+                  f"(likelihood-ratio margin {max(margin, 0.0):.1f} < {CHI2_2DOF_95:.1f})")
+    return EnuSolution(px, py, cov, crlb, LOCATED, method_name, n, cells.n, n_places, reason=reason, **info)
 
 
 def _fit(prob: RssProblem, cells: Cells, model: PathLossModel, method: str,
          starts: list[tuple[float, float]] | None = None) -> tuple[FitResult | None, tuple]:
-    """Returns the fit and the search grid ``(gx, gy, step)``."""
-    """Grid ML → multi-start robust NLS with n fixed; then n free when the data determine it."""
+    """Grid ML → multi-start robust NLS with n fixed; then n free when the data determine it.
+    Returns the fit and the search grid ``(gx, gy, step)``."""
     bounds = model.exponent_bounds
     n_fix = model.exponent if model.exponent is not None else model.default_exponent
-    gx, gy, step = search_grid(cells, n_side=101)
+    gx, gy, step = search_grid(cells, n_side=81)
     cost, _, _ = prob.profile(gx, gy, n_fix, bounds)
     st = [(float(gx[i]), float(gy[i])) for i in grid_minima(cost, k=3)]
     k = int(np.argmax(cells.power_db))
     st.append((float(cells.x[k]), float(cells.y[k])))
-    st.append(weighted_centroid(cells, n_fix))
+    st.append(weighted_centroid(cells))
     if starts:
         st = list(starts) + st
     fit = prob.fit(st, n_fix, bounds)

@@ -44,6 +44,10 @@ class PathLossModel:
         distance (keeps the model finite when the route passes over the transmitter).
     cell_m : float or None
         Size of the square cells readings are averaged in (dB) before fitting; None → d_c/3 (≥ 2 m).
+    max_cells : int
+        When the readings fill more cells than this (long drives, GPS scatter), the cells are made
+        1.5× larger until they fit: the fit's cost grows with the cube of the cell count, and
+        cells well inside d_c carry nearly the same shadowing anyway.
     position_prior_m : float or None
         Standard deviation (per axis, m) of a Gaussian prior on the transmitter position centred on
         the readings' centre; None → the readings' RMS distance from their centre (≥ 50 m); 0 → no
@@ -62,6 +66,7 @@ class PathLossModel:
     max_exponent_sd: float = 0.5
     height_m: float = 1.0
     cell_m: float | None = None
+    max_cells: int = 300
     position_prior_m: float | None = None
 
     def __post_init__(self) -> None:

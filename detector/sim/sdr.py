@@ -17,8 +17,9 @@ USB buffers (16 kB) leave a gap: the next block starts later and is flagged ``re
 expected PSD × Gamma(L, 1)/L per bin (THEORY §1.1), the expected PSD built from per-modulation
 templates measured on the same waveform generators, so both paths agree (tested within 0.5 dB).
 
-Simplifications: the sample clock error is not applied to offsets (only the LO error); received
-power is constant within a block (≤ 0.26 s, ≤ 2 m of travel); no intermodulation.
+Simplifications: the sample clock error is not applied to offsets (only the LO error); path
+loss and shadowing are constant within a block (≤ 0.26 s, ≤ 2 m of travel), fast fading changes
+every 1024 samples; no intermodulation.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ class _Generators:
             spec[band] = (rng.standard_normal(band.size, dtype=np.float32)
                           + 1j * rng.standard_normal(band.size, dtype=np.float32))
             x = scipy.fft.ifft(spec, overwrite_x=True)
-            x *= np.float32(np.sqrt(n / (2.0 * max(band.size, 1))))
+            x *= np.float32(n / np.sqrt(2.0 * max(band.size, 1)))  # ifft divides by n: unit power
             return x.astype(np.complex64, copy=False)
         else:  # pragma: no cover - validated by the scene model
             raise ValueError(e.modulation)
@@ -200,13 +201,15 @@ class _SceneRadio:
         key = int(round(t0 * self.sample_rate_hz))
         return np.random.default_rng(np.random.SeedSequence([self.seed, self.tune_count, key >> 32, key & 0xFFFFFFFF]))
 
-    def levels_dbfs(self, t_mid: float, rng, travel_m: float) -> dict[str, float]:
+    def levels_dbfs(self, t0: float, t1: float) -> dict[str, float]:
+        """Received level (dBFS) of every in-band emitter for the block [t0, t1)."""
         fs_dbm = self.scene.receiver.full_scale_dbm
         out = {}
+        t_mid = 0.5 * (t0 + t1)
         for e in self.scene.emitters:
             if not self.in_band(e, t_mid):
                 continue
-            p = self.world.rx_power_dbm(e.id, t_mid, fading_rng=rng, travel_m=travel_m)[0]
+            p = self.world.rx_power_dbm(e.id, t_mid)[0]  # fast fading is applied within the block
             out[e.id] = float(p - fs_dbm)
         return out
 
@@ -266,8 +269,7 @@ class SimSDR(_SceneRadio):
         x.real = rng.standard_normal(n, dtype=np.float32) * np.float32(sig)
         x.imag = rng.standard_normal(n, dtype=np.float32) * np.float32(sig)
         t_mid = t0 + n / (2 * fs)
-        travel = self.world.vehicle.speed_mps(t_mid) * n / fs
-        levels = self.levels_dbfs(t_mid, rng, travel)
+        levels = self.levels_dbfs(t0, t0 + n / fs)
         fs_dbm = self.scene.receiver.full_scale_dbm
         for e in self.scene.emitters:
             if e.id not in levels:
@@ -278,7 +280,10 @@ class SimSDR(_SceneRadio):
             self.truth_power.append((t_mid, e.id, levels[e.id] + fs_dbm))
             off = (e.f_c_hz if self.clean else self.observed_hz(e, t_mid)) - self.center_hz
             w = self._gen.wave(e, self._waves[e.id], n, off, rng)
-            amp = np.float32(10 ** (levels[e.id] / 20))
+            # fast fading, one gain per 1024 samples (≤ 8 mm of travel at 8 m/s)
+            t_chunks = t0 + (np.arange(0, n, 1024) + 512) / fs
+            fade = np.sqrt(self.world.fading_gain(e.id, t_chunks)).astype(np.float32)
+            amp = np.float32(10 ** (levels[e.id] / 20)) * np.repeat(fade, 1024)[:n]
             x += np.where(mask, w * amp, np.complex64(0))
         if self.clean:
             return x
@@ -365,7 +370,7 @@ class SimPsd(_SceneRadio):
         t_mid = t0 + n / (2 * fs)
         noise = 10 ** (self.noise_dbfs() / 10) + 2 * (1 / 127.5) ** 2 / 12  # thermal + quantization
         p = np.full(self.plan.nfft, noise * self.plan.rbw_hz / fs)
-        levels = self.levels_dbfs(t_mid, rng, self.world.vehicle.speed_mps(t_mid) * n / fs)
+        levels = self.levels_dbfs(t0, t0 + n / fs)
         for e in self.scene.emitters:
             if e.id not in levels:
                 continue
@@ -374,7 +379,8 @@ class SimPsd(_SceneRadio):
                 continue
             duty = float(mask.mean())
             off = self.observed_hz(e, t_mid) - self.center_hz
-            p += duty * 10 ** (levels[e.id] / 10) * self._shifted(e, off)
+            fade = float(np.mean(self.world.fading_gain(e.id, t0 + (np.arange(0, n, 1024) + 512) / fs)))
+            p += duty * fade * 10 ** (levels[e.id] / 10) * self._shifted(e, off)
         g = 10 ** (rx.iq_gain_db / 20)
         phi = np.deg2rad(rx.iq_phase_deg)
         mu2 = abs((1 + g * np.exp(-1j * phi)) / 2) ** 2

@@ -7,8 +7,9 @@
 * Propagation (§3.4): PL(d) = FSPL(1 m, f) + 10·n·log10(d) + building entry loss (indoor
   emitters, with a per-facade offset) + shadowing + fast fading. Shadowing is a Gaussian random
   field on a 5 m grid with exponential correlation (d_c), drawn once per emitter, so that the same
-  place always has the same shadowing. Fast fading is Rice (K = 3 dB) or Rayleigh, drawn per
-  0.5 λ of travel and averaged over the frame's travel by the receiver.
+  place always has the same shadowing. Fast fading is Rice (K = 3 dB) or Rayleigh, one value per
+  0.5 λ of the distance driven (a fixed sequence per emitter), averaged over the stretch driven
+  during a block: independent of block sizes, constant while parked.
 
 Simplifications (said in the README): flat earth (SCENES' spherical ENU formula), no antenna
 height gain, the facade offset chosen by the side of the building facing the vehicle.
@@ -68,6 +69,9 @@ class Vehicle:
         self._lap_t = np.asarray(times)
         self._lap_xy = np.asarray(points)
         self.lap_s = t
+        steps = np.hypot(*np.diff(self._lap_xy, axis=0).T)
+        self._lap_d = np.concatenate(([0.0], np.cumsum(steps)))
+        self.lap_m = float(self._lap_d[-1])
         self.park = np.asarray(r.park, dtype=float)
         self.windows = [tuple(scene.timeline.survey), *[tuple(w) for w in scene.timeline.exam]]
         # GPS error: Gauss–Markov bias at 1 Hz + white noise, over the whole scene
@@ -93,6 +97,22 @@ class Vehicle:
                 u = np.mod(t[inside] - a, self.lap_s)
                 out[inside, 0] = np.interp(u, self._lap_t, self._lap_xy[:, 0])
                 out[inside, 1] = np.interp(u, self._lap_t, self._lap_xy[:, 1])
+        return out if np.ndim(t_s) else out[0]
+
+    def distance_m(self, t_s) -> NDArray[np.float64]:
+        """Distance driven (m) at scene time(s) ``t_s``: windows and laps add up, parked adds nothing."""
+        t = np.atleast_1d(np.asarray(t_s, dtype=float))
+        out = np.zeros(t.size)
+        done = 0.0
+        for a, b in self.windows:
+            full = b - a
+            laps_full = np.floor(full / self.lap_s)
+            window_total = laps_full * self.lap_m + np.interp(full - laps_full * self.lap_s, self._lap_t, self._lap_d)
+            u = np.clip(t - a, 0.0, full)
+            laps = np.floor(u / self.lap_s)
+            d = laps * self.lap_m + np.interp(u - laps * self.lap_s, self._lap_t, self._lap_d)
+            out += np.where(t >= a, d, 0.0)
+            done += window_total
         return out if np.ndim(t_s) else out[0]
 
     def reported_xy(self, t_s) -> NDArray[np.float64]:
@@ -164,17 +184,85 @@ class World:
             bel = float(np.clip(p.building_loss_db + rng.normal(0, 4.0), 4.0, 22.0)) if e.indoor else 0.0
             self.emitters[e.id] = _EmitterState(e, field, rng.normal(0, 3.0, 4) if e.indoor else np.zeros(4), bel)
         self._fade_seed = ss_fade
+        self._fade_cache: dict = {}
         self._ripple_phase = float(np.random.default_rng(ss_fade).uniform(0, 2 * np.pi))
 
     def emitter_xy(self, e: Emitter, t_s) -> NDArray[np.float64]:
         t = np.atleast_1d(np.asarray(t_s, dtype=float))
         return np.asarray(e.position)[None, :] + t[:, None] * np.asarray(e.velocity_mps)[None, :]
 
-    def rx_power_dbm(self, emitter_id: str, t_s, *, fading_rng: np.random.Generator | None = None,
-                     travel_m: float = 0.0) -> NDArray[np.float64]:
+    def fading_gain(self, emitter_id: str, t_s: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Linear fast-fading power gain at scene times ``t_s`` (one value per 0.5 λ of the path,
+        fixed per emitter: a parked vehicle sees a constant value; mean 1)."""
+        st = self.emitters[emitter_id]
+        e = st.emitter
+        t = np.atleast_1d(np.asarray(t_s, dtype=float))
+        if self.scene.propagation.fast_fading == "none":
+            return np.ones(t.size)
+        d = self.vehicle.distance_m(t)
+        if np.any(e.velocity_mps):
+            d = d + float(np.hypot(*e.velocity_mps)) * t
+        k = np.floor(d / (0.5 * C / e.f_c_hz)).astype(np.int64)
+        out = np.empty(t.size)
+        chunk = 4096
+        for c in np.unique(k // chunk):
+            sel = (k // chunk) == c
+            out[sel] = self._fade_chunk(emitter_id, int(c))[k[sel] - c * chunk]
+        return out
+
+    def _fade_chunk(self, emitter_id: str, c: int) -> NDArray[np.float64]:
+        key = (emitter_id, c)
+        h = self._fade_cache.get(key)
+        if h is None:
+            seed = int.from_bytes(emitter_id.encode()[:8].ljust(8, b"\0"), "little")
+            rng = np.random.default_rng([self._fade_seed.entropy & 0xFFFFFFFF, seed & 0xFFFFFFFF, c])
+            g = rng.standard_normal((4096, 2))
+            if self.scene.propagation.fast_fading == "rice":
+                K = 10 ** (self.scene.propagation.rice_k_db / 10)
+                z = np.sqrt(K / (K + 1)) + np.sqrt(1 / (2 * (K + 1))) * (g[:, 0] + 1j * g[:, 1])
+            else:
+                z = np.sqrt(0.5) * (g[:, 0] + 1j * g[:, 1])
+            h = np.abs(z) ** 2
+            if len(self._fade_cache) > 256:
+                self._fade_cache.clear()
+            self._fade_cache[key] = h
+        return h
+
+    def _fading_db(self, emitter_id: str, f_hz: float, d0_m: float, d1_m: float) -> float:
+        """Mean fast-fading gain (dB) over the path from distance ``d0_m`` to ``d1_m``.
+
+        One complex gain per 0.5 λ of path, drawn from a sequence fixed per emitter (seeded by
+        the index), so that the same stretch of road always fades the same way and the result does
+        not depend on how the samples are cut into blocks; a parked vehicle sees one value."""
+        lam = C / f_hz
+        k0, k1 = int(np.floor(d0_m / (0.5 * lam))), int(np.floor(d1_m / (0.5 * lam)))
+        chunk = 4096
+        vals = []
+        for c in range(k0 // chunk, k1 // chunk + 1):
+            key = (emitter_id, c)
+            h = self._fade_cache.get(key)
+            if h is None:
+                seed = int.from_bytes(emitter_id.encode()[:8].ljust(8, b"\0"), "little")
+                rng = np.random.default_rng([self._fade_seed.entropy & 0xFFFFFFFF, seed & 0xFFFFFFFF, c])
+                g = rng.standard_normal((chunk, 2))
+                if self.scene.propagation.fast_fading == "rice":
+                    K = 10 ** (self.scene.propagation.rice_k_db / 10)
+                    z = np.sqrt(K / (K + 1)) + np.sqrt(1 / (2 * (K + 1))) * (g[:, 0] + 1j * g[:, 1])
+                else:
+                    z = np.sqrt(0.5) * (g[:, 0] + 1j * g[:, 1])
+                h = np.abs(z) ** 2
+                if len(self._fade_cache) > 256:
+                    self._fade_cache.clear()
+                self._fade_cache[key] = h
+            lo = max(k0, c * chunk) - c * chunk
+            hi = min(k1, c * chunk + chunk - 1) - c * chunk
+            vals.append(h[lo:hi + 1])
+        return float(10 * np.log10(np.mean(np.concatenate(vals))))
+
+    def rx_power_dbm(self, emitter_id: str, t_s, *, fading_span_s: tuple[float, float] | None = None) -> NDArray[np.float64]:
         """Received power (dBm) of an emitter at scene times ``t_s`` (shape (k,)), including
-        shadowing, building entry loss and antenna ripple, and fast fading when ``fading_rng`` is
-        given (averaged over ``travel_m`` of travel in 0.5 λ steps)."""
+        shadowing, building entry loss and antenna ripple, and fast fading averaged over the path
+        driven during ``fading_span_s`` (start, end) when given."""
         st = self.emitters[emitter_id]
         e = st.emitter
         t = np.atleast_1d(np.asarray(t_s, dtype=float))
@@ -192,15 +280,9 @@ class World:
         bearing = np.arctan2(tx[:, 1] - rx[:, 1], tx[:, 0] - rx[:, 0])
         ripple = self.scene.route.antenna_ripple_db * np.sin(2 * (bearing - heading) + self._ripple_phase)
         p = e.eirp_dbm - pl + ripple
-        if fading_rng is not None and self.scene.propagation.fast_fading != "none":
-            lam = C / e.f_c_hz
-            k = max(1, int(travel_m / (0.5 * lam)))
-            if self.scene.propagation.fast_fading == "rice":
-                K = 10 ** (self.scene.propagation.rice_k_db / 10)
-                los = np.sqrt(K / (K + 1))
-                s = np.sqrt(1 / (2 * (K + 1)))
-                h = los + s * (fading_rng.standard_normal((t.size, k)) + 1j * fading_rng.standard_normal((t.size, k)))
-            else:
-                h = np.sqrt(0.5) * (fading_rng.standard_normal((t.size, k)) + 1j * fading_rng.standard_normal((t.size, k)))
-            p = p + 10 * np.log10(np.mean(np.abs(h) ** 2, axis=1))
+        if fading_span_s is not None and self.scene.propagation.fast_fading != "none":
+            d0, d1 = self.vehicle.distance_m(np.asarray(fading_span_s, dtype=float))
+            if np.any(e.velocity_mps):  # a moving emitter: its own motion decorrelates the channel too
+                d1 = d1 + float(np.hypot(*e.velocity_mps)) * (fading_span_s[1] - fading_span_s[0])
+            p = p + self._fading_db(e.id, e.f_c_hz, float(d0), float(d1))
         return p

@@ -1,0 +1,608 @@
+"""The alert store: SQLite file by default, PostgreSQL by URL (SQLAlchemy 2.0 ORM).
+
+Concurrency
+    One ``Session`` per call from a thread-safe ``sessionmaker`` (``expire_on_commit=False``), so the
+    capture thread and API request handlers can share one :class:`AlertStore`. Every write is one
+    transaction. On PostgreSQL the alert row is locked (``SELECT … FOR UPDATE``) for the
+    read-modify-write; a lost race on creating the same track's alert (unique key) is retried. On
+    SQLite, writes start with ``BEGIN IMMEDIATE`` (pysqlite's own implicit BEGIN is switched off), so
+    writers queue on the database lock (busy timeout 5 s) instead of failing when a read snapshot
+    cannot be upgraded; reads use a plain deferred ``BEGIN`` and see one consistent snapshot.
+
+Durability
+    SQLite runs in WAL mode with ``synchronous=NORMAL``: a committed transaction is in the WAL file
+    (the OS has it) before ``commit`` returns, so it survives the process being killed (SIGKILL) at
+    any point; only a power cut or OS crash may lose the last transactions before a checkpoint.
+    PostgreSQL gives the server's normal durability.
+
+Evidence
+    Stored in the database (``LargeBinary``) in the same transaction as the alert's version bump;
+    see :mod:`detector.alerts._models`.
+
+Hooks
+    ``store.on_change`` is a list of ``hook(session, alert_public)`` callables, run inside the write
+    transaction after the alert row has changed (and been flushed), for every change that bumps
+    ``version``: the outbox of issue 7 adds its row with the same ``session`` so that alert and
+    outbox commit together. A hook that raises rolls the whole change back, and the error propagates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import create_engine, event, func, select
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker, undefer
+from sqlalchemy.pool import StaticPool
+
+from detector.alerts._models import AlertRow, Base, EvidenceRow, HistoryRow, to_utc
+from detector.alerts._schemas import (
+    ALERT_STATUSES,
+    AUTO_STATUSES,
+    FINAL_STATUSES,
+    AlertHistoryEntry,
+    AlertPublic,
+    EvidenceInfo,
+)
+from detector.errors import InputError
+
+__all__ = ["AlertStore", "InvalidTransition", "open_store", "EVIDENCE_NAME_RE", "MAX_EVIDENCE_BYTES"]
+
+#: allowed evidence file names
+EVIDENCE_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,100}")
+_MEDIA_TYPE_RE = re.compile(r"[A-Za-z0-9!#$&^_.+-]{1,100}/[A-Za-z0-9!#$&^_.+-]{1,100}(\s*;.{0,200})?")
+#: largest evidence file accepted (64 MiB: ~30 s of 1 MS/s cu8)
+MAX_EVIDENCE_BYTES = 64 * 1024 * 1024
+#: seconds a SQLite writer waits for the database lock
+SQLITE_BUSY_TIMEOUT_S = 5.0
+
+# set_status: which targets each status allows
+_TRANSITIONS: dict[str, frozenset[str]] = {
+    "new": frozenset({"acknowledged", "dismissed", "closed"}),
+    "updated": frozenset({"acknowledged", "dismissed", "closed"}),
+    "located": frozenset({"acknowledged", "dismissed", "closed"}),
+    "acknowledged": frozenset({"dismissed", "closed"}),
+    "dismissed": frozenset({"closed"}),
+    "closed": frozenset(),
+}
+_SETTABLE = ("acknowledged", "dismissed", "closed")
+# scalar fields whose old/new values go into a history row's ``changes``
+_SCALAR_FIELDS = ("status", "severity", "center_hz", "bandwidth_hz", "classification", "first_seen", "last_seen",
+                  "first_seen_s", "last_seen_s", "snr_db", "excess_db", "peak_dbfs", "bursts")
+_WRITE_OPTION = "examwatch_write"
+
+
+class InvalidTransition(InputError):
+    """A status change the alert lifecycle does not allow (e.g. ``closed`` → ``acknowledged``)."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _iso(v: datetime) -> str:
+    return to_utc(v).isoformat().replace("+00:00", "Z")
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain-JSON copy of ``obj``: numpy scalars to Python, NaN/inf to None, tuples to lists."""
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, datetime):
+        return _iso(obj)
+    if hasattr(obj, "tolist") and not isinstance(obj, (int, float)):  # numpy scalars and arrays
+        return _jsonable(obj.tolist())
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return float(obj) if math.isfinite(obj) else None
+    return str(obj)
+
+
+def _num(event: Mapping, key: str) -> float | None:
+    v = event.get(key)
+    if v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise InputError(f"Track event field {key!r} must be a number, not {v!r}.") from None
+    return f if math.isfinite(f) else None
+
+
+def _utc_field(event: Mapping, key: str) -> datetime | None:
+    v = event.get(key)
+    if v is None:
+        return None
+    if isinstance(v, datetime):
+        return to_utc(v)
+    try:
+        return to_utc(datetime.fromisoformat(str(v).replace("Z", "+00:00")))
+    except ValueError:
+        raise InputError(f"Track event field {key!r} must be an ISO 8601 time, not {v!r}.") from None
+
+
+def _max(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)
+
+
+def _is_located(loc: Mapping | None) -> bool:
+    return isinstance(loc, Mapping) and loc.get("status") == "located"
+
+
+def _merge_location(old: dict | None, new: dict | None) -> dict | None:
+    """The newer estimate wins, except that a missing one, or an unlocated one after a located one,
+    does not replace what is known."""
+    if new is None:
+        return old
+    if _is_located(old) and not _is_located(new):
+        return old
+    return new
+
+
+def _public(row: AlertRow) -> AlertPublic:
+    return AlertPublic(
+        id=row.id, site=row.site, status=row.status, severity=row.severity, center_hz=row.center_hz,
+        bandwidth_hz=row.bandwidth_hz, classification=row.classification, first_seen=row.first_seen,
+        last_seen=row.last_seen, first_seen_s=row.first_seen_s, last_seen_s=row.last_seen_s, snr_db=row.snr_db,
+        excess_db=row.excess_db, peak_dbfs=row.peak_dbfs, bursts=row.bursts, reasons=list(row.reasons or []),
+        score_terms=dict(row.score_terms or {}), location=row.location,
+        evidence=[{"name": e.name, "media_type": e.media_type, "sha256": e.sha256, "size_bytes": e.size_bytes}
+                  for e in sorted(row.evidence_items, key=lambda e: e.name)],
+        version=row.version, track_id=row.track_id, run_id=row.run_id, created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _history_public(h: HistoryRow) -> AlertHistoryEntry:
+    return AlertHistoryEntry(seq=h.seq, alert_id=h.alert_id, version=h.version, status=h.status, cause=h.cause,
+                             fields=list(h.fields or []), changes=dict(h.changes or {}), reason=h.reason or "",
+                             actor=h.actor, at=h.at)
+
+
+def _change_value(v: Any) -> Any:
+    return _iso(v) if isinstance(v, datetime) else v
+
+
+class AlertStore:
+    """Alerts with a lifecycle, a version, a history and evidence; see the module docstring.
+
+    Build it with :func:`open_store`. All methods are thread-safe.
+    """
+
+    def __init__(self, engine: Engine, *, data_dir: Path, url: str) -> None:
+        self.engine = engine
+        self.data_dir = Path(data_dir)
+        #: the database URL with any password hidden
+        self.url = url
+        #: ``"sqlite"`` or ``"postgresql"``
+        self.backend = engine.dialect.name
+        #: hooks run inside each write transaction after an alert changed: ``hook(session, alert)``
+        self.on_change: list[Callable[[Session, AlertPublic], None]] = []
+        self._closed = False
+        self._read = sessionmaker(engine, expire_on_commit=False)
+        write_bind = engine.execution_options(**{_WRITE_OPTION: True}) if self.backend == "sqlite" else engine
+        self._write_sm = sessionmaker(write_bind, expire_on_commit=False)
+
+    # --- plumbing --------------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the alert store is closed")
+
+    def _reader(self) -> Session:
+        self._check_open()
+        return self._read()
+
+    def _write(self, fn: Callable[[Session], Any]) -> Any:
+        """Run ``fn(session)`` in one write transaction; retry a lost creation race."""
+        self._check_open()
+        for attempt in range(3):
+            try:
+                with self._write_sm() as s, s.begin():
+                    return fn(s)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _notify(self, s: Session, row: AlertRow) -> AlertPublic:
+        s.flush()
+        pub = _public(row)
+        for hook in list(self.on_change):
+            hook(s, pub)
+        return pub
+
+    @staticmethod
+    def _lock(s: Session, alert_id: str) -> AlertRow | None:
+        return s.scalars(select(AlertRow).where(AlertRow.id == alert_id).with_for_update()).one_or_none()
+
+    # --- track events ----------------------------------------------------------------------------
+    def apply_event(self, event: dict, *, site: str, run_id: str, when: datetime | None = None) -> AlertPublic | None:
+        """Create or update the alert of a track event; ``None`` for an event that does not alert.
+
+        Alerting events are those with ``alert`` true and every ``missing`` event. The alert is
+        keyed by ``(site, run_id, track_id)``. Returns the alert after the event (unchanged, with
+        no version bump, when the event changes nothing). ``when`` (default: now) is the wall-clock
+        time of the event's ``last_seen_s``; it dates the alert when the event has no
+        ``first_seen_utc``/``last_seen_utc``.
+        """
+        if not isinstance(event, Mapping):
+            raise InputError(f"A track event must be a dict, not {type(event).__name__}.")
+        kind = str(event.get("event") or "update")
+        if not (event.get("alert") is True or kind == "missing"):
+            return None
+        if not site or not isinstance(site, str) or not run_id or not isinstance(run_id, str):
+            raise InputError("apply_event needs a non-empty site and run_id.")
+        track_id = event.get("track_id")
+        if not isinstance(track_id, str) or not track_id:
+            raise InputError(f"A track event needs a non-empty string track_id, not {track_id!r}.")
+        center_hz = _num(event, "center_hz")
+        if center_hz is None:
+            raise InputError(f"Track event {track_id} has no finite center_hz.")
+        when = _utcnow() if when is None else to_utc(when)
+        fs_s, ls_s = _num(event, "first_seen_s"), _num(event, "last_seen_s")
+        fs_utc, ls_utc = _utc_field(event, "first_seen_utc"), _utc_field(event, "last_seen_utc")
+        last_seen = ls_utc or when
+        if fs_utc is not None:
+            first_seen = fs_utc
+        elif fs_s is not None and ls_s is not None:
+            first_seen = last_seen - timedelta(seconds=max(0.0, ls_s - fs_s))
+        else:
+            first_seen = last_seen
+        first_seen = min(first_seen, last_seen)
+        bursts = event.get("bursts")
+        ev = {
+            "center_hz": center_hz,
+            "bandwidth_hz": _num(event, "bandwidth_hz"),
+            "classification": event.get("classification") or None,
+            "severity": event.get("severity") or None,
+            "first_seen": first_seen, "last_seen": last_seen, "first_seen_s": fs_s, "last_seen_s": ls_s,
+            "snr_db": _num(event, "snr_db"), "excess_db": _num(event, "excess_db"), "peak_dbfs": _num(event, "peak_dbfs"),
+            "bursts": int(bursts) if isinstance(bursts, (int, float)) and math.isfinite(bursts) else 0,
+            "reasons": [str(r) for r in (event.get("reasons") or [])],
+            "score_terms": _jsonable(dict(event.get("score_terms") or {})),
+            "location": _jsonable(event.get("location")) if isinstance(event.get("location"), Mapping) else None,
+            "track": _jsonable(dict(event)),
+            "has_first_utc": fs_utc is not None,
+        }
+
+        def tx(s: Session) -> AlertPublic:
+            row = s.scalars(select(AlertRow).where(AlertRow.site == site, AlertRow.run_id == run_id,
+                                                   AlertRow.track_id == track_id).with_for_update()).one_or_none()
+            now = _utcnow()
+            if row is None:
+                return self._create(s, ev, site=site, run_id=run_id, track_id=track_id, kind=kind, now=now)
+            return self._update(s, row, ev, kind=kind, now=now)
+
+        return self._write(tx)
+
+    def _create(self, s: Session, ev: dict, *, site: str, run_id: str, track_id: str, kind: str, now: datetime) -> AlertPublic:
+        status = "located" if _is_located(ev["location"]) else "new"
+        row = AlertRow(
+            id="A-" + uuid.uuid4().hex[:12], site=site, run_id=run_id, track_id=track_id, status=status,
+            severity=ev["severity"] or "medium", center_hz=ev["center_hz"], bandwidth_hz=ev["bandwidth_hz"],
+            classification=ev["classification"] or "unknown", first_seen=ev["first_seen"], last_seen=ev["last_seen"],
+            first_seen_s=ev["first_seen_s"], last_seen_s=ev["last_seen_s"], snr_db=ev["snr_db"],
+            excess_db=ev["excess_db"], peak_dbfs=ev["peak_dbfs"], bursts=ev["bursts"], reasons=ev["reasons"],
+            score_terms=ev["score_terms"], location=ev["location"], track=ev["track"], version=1,
+            created_at=now, updated_at=now,
+        )
+        row.evidence_items = []
+        s.add(row)
+        s.flush()
+        fields = ["status", *[f for f in _SCALAR_FIELDS if f != "status"], "reasons", "score_terms", "location", "track"]
+        s.add(HistoryRow(alert_id=row.id, version=1, status=status, cause=f"event:{kind}", fields=fields,
+                         changes={"status": [None, status]}, reason="created", actor=None, at=now))
+        return self._notify(s, row)
+
+    def _update(self, s: Session, row: AlertRow, ev: dict, *, kind: str, now: datetime) -> AlertPublic:
+        last_seen = max(row.last_seen, ev["last_seen"])
+        last_seen_s = ev["last_seen_s"] if row.last_seen_s is None or (ev["last_seen_s"] or -math.inf) >= row.last_seen_s \
+            else row.last_seen_s
+        if row.status in FINAL_STATUSES:
+            # not reopened: only remember that the emitter is still (or again) on the air
+            new = {"last_seen": last_seen, "last_seen_s": last_seen_s}
+        else:
+            location = _merge_location(row.location, ev["location"])
+            new = {
+                "severity": ev["severity"] or row.severity,
+                "center_hz": ev["center_hz"],
+                "bandwidth_hz": ev["bandwidth_hz"] if ev["bandwidth_hz"] is not None else row.bandwidth_hz,
+                "classification": ev["classification"] or row.classification,
+                "first_seen": min(row.first_seen, ev["first_seen"]) if ev["has_first_utc"] else row.first_seen,
+                "last_seen": last_seen,
+                "first_seen_s": row.first_seen_s if ev["first_seen_s"] is None else ev["first_seen_s"],
+                "last_seen_s": last_seen_s,
+                "snr_db": _max(row.snr_db, ev["snr_db"]),
+                "excess_db": _max(row.excess_db, ev["excess_db"]),
+                "peak_dbfs": _max(row.peak_dbfs, ev["peak_dbfs"]),
+                "bursts": max(row.bursts or 0, ev["bursts"]),
+                "reasons": ev["reasons"] or row.reasons,
+                "score_terms": ev["score_terms"] or row.score_terms,
+                "location": location,
+                "track": ev["track"],
+            }
+        diff = {k: (getattr(row, k), v) for k, v in new.items() if getattr(row, k) != v}
+        if not diff:
+            return _public(row)
+        if row.status in AUTO_STATUSES:
+            status = "located" if _is_located(new.get("location")) else "updated"
+            if status != row.status:
+                diff["status"] = (row.status, status)
+        for k, (_, v) in diff.items():
+            setattr(row, k, v)
+        return self._bump(s, row, cause=f"event:{kind}", diff=diff, now=now)
+
+    def _bump(self, s: Session, row: AlertRow, *, cause: str, diff: dict, now: datetime, reason: str = "",
+              actor: str | None = None) -> AlertPublic:
+        row.version += 1
+        row.updated_at = now
+        fields = sorted(diff, key=lambda k: (k != "status", k))
+        changes = {k: [_change_value(o), _change_value(n)] for k, (o, n) in diff.items() if k in _SCALAR_FIELDS}
+        s.add(HistoryRow(alert_id=row.id, version=row.version, status=row.status, cause=cause, fields=fields,
+                         changes=changes, reason=reason, actor=actor, at=now))
+        return self._notify(s, row)
+
+    # --- reads -----------------------------------------------------------------------------------
+    def get(self, alert_id: str) -> AlertPublic | None:
+        """The alert, or ``None`` for an unknown id."""
+        with self._reader() as s:
+            row = s.get(AlertRow, alert_id)
+            return None if row is None else _public(row)
+
+    def find_by_track(self, site: str, run_id: str, track_id: str) -> AlertPublic | None:
+        """The alert raised by a track of a run, or ``None``."""
+        with self._reader() as s:
+            row = s.scalars(select(AlertRow).where(AlertRow.site == site, AlertRow.run_id == run_id,
+                                                   AlertRow.track_id == track_id)).one_or_none()
+            return None if row is None else _public(row)
+
+    def list(
+        self,
+        *,
+        site: str | None = None,
+        status: str | Iterable[str] | None = None,
+        since: datetime | None = None,
+        f_min_hz: float | None = None,
+        f_max_hz: float | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[AlertPublic], int]:
+        """Alerts, newest ``last_seen`` first, and the number matching the filters (ignoring paging).
+
+        ``status`` is one status or several; ``since`` keeps ``last_seen >= since`` (naive = UTC);
+        ``f_min_hz``/``f_max_hz`` bound ``center_hz`` (inclusive). ``limit`` must be 1–1000 and
+        ``offset`` ≥ 0, else :class:`~detector.errors.InputError` (a ``ValueError``).
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise InputError(f"limit must be an integer from 1 to 1000, not {limit!r}.")
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InputError(f"offset must be a non-negative integer, not {offset!r}.")
+        conds = []
+        if site is not None:
+            conds.append(AlertRow.site == site)
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            bad = [st for st in statuses if st not in ALERT_STATUSES]
+            if bad:
+                raise InputError(f"unknown alert status {bad[0]!r}; use one of {', '.join(ALERT_STATUSES)}.")
+            conds.append(AlertRow.status.in_(statuses))
+        if since is not None:
+            conds.append(AlertRow.last_seen >= to_utc(since))
+        for name, v in (("f_min_hz", f_min_hz), ("f_max_hz", f_max_hz)):
+            if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v)):
+                raise InputError(f"{name} must be a finite number, not {v!r}.")
+        if f_min_hz is not None and f_max_hz is not None and f_min_hz > f_max_hz:
+            raise InputError(f"f_min_hz ({f_min_hz}) is above f_max_hz ({f_max_hz}).")
+        if f_min_hz is not None:
+            conds.append(AlertRow.center_hz >= float(f_min_hz))
+        if f_max_hz is not None:
+            conds.append(AlertRow.center_hz <= float(f_max_hz))
+        with self._reader() as s:
+            total = s.scalar(select(func.count()).select_from(AlertRow).where(*conds)) or 0
+            rows = s.scalars(select(AlertRow).where(*conds).order_by(AlertRow.last_seen.desc(), AlertRow.id)
+                             .limit(limit).offset(offset)).all()
+            return [_public(r) for r in rows], int(total)
+
+    def open_alerts(self, site: str | None = None) -> list[AlertPublic]:
+        """Alerts not dismissed or closed (oldest first): what a restarted monitor reloads."""
+        with self._reader() as s:
+            q = select(AlertRow).where(AlertRow.status.not_in(FINAL_STATUSES))
+            if site is not None:
+                q = q.where(AlertRow.site == site)
+            return [_public(r) for r in s.scalars(q.order_by(AlertRow.created_at, AlertRow.id)).all()]
+
+    def history(self, alert_id: str) -> list[AlertHistoryEntry]:
+        """The changes of an alert, version 1 first (empty for an unknown id)."""
+        with self._reader() as s:
+            rows = s.scalars(select(HistoryRow).where(HistoryRow.alert_id == alert_id).order_by(HistoryRow.version)).all()
+            return [_history_public(h) for h in rows]
+
+    def track_summary(self, alert_id: str) -> dict | None:
+        """The last track event applied to the alert (the stored ``track`` JSON), or ``None``."""
+        with self._reader() as s:
+            return s.scalar(select(AlertRow.track).where(AlertRow.id == alert_id))
+
+    # --- status ----------------------------------------------------------------------------------
+    def set_status(self, alert_id: str, status: Literal["acknowledged", "dismissed", "closed"], reason: str = "",
+                   actor: str | None = None) -> AlertPublic:
+        """Acknowledge, dismiss or close an alert (bumps ``version``, records reason and actor).
+
+        Raises ``KeyError`` for an unknown id, :class:`InputError` for a status that cannot be set,
+        :class:`InvalidTransition` for a change the lifecycle forbids (closed → anything,
+        dismissed → acknowledged). Setting the status the alert already has changes nothing.
+        """
+        if status not in _SETTABLE:
+            raise InputError(f"status must be one of {', '.join(_SETTABLE)}, not {status!r}.")
+        reason = "" if reason is None else str(reason)
+
+        def tx(s: Session) -> AlertPublic:
+            row = self._lock(s, alert_id)
+            if row is None:
+                raise KeyError(alert_id)
+            if row.status == status:
+                return _public(row)
+            if status not in _TRANSITIONS[row.status]:
+                raise InvalidTransition(f"alert {alert_id} is {row.status} and cannot become {status}.")
+            diff = {"status": (row.status, status)}
+            row.status = status
+            return self._bump(s, row, cause="status", diff=diff, now=_utcnow(), reason=reason, actor=actor)
+
+        return self._write(tx)
+
+    # --- evidence --------------------------------------------------------------------------------
+    def add_evidence(self, alert_id: str, name: str, data: bytes, media_type: str) -> EvidenceInfo:
+        """Attach a file to an alert (replacing one of the same name); bumps ``version``.
+
+        ``name`` must match ``[A-Za-z0-9._-]{1,100}`` and not be ``.`` or ``..``; ``media_type`` a
+        MIME type; at most :data:`MAX_EVIDENCE_BYTES`. The same bytes and type again change nothing.
+        """
+        if not isinstance(name, str) or not EVIDENCE_NAME_RE.fullmatch(name) or name in (".", ".."):
+            raise InputError(f"evidence name {name!r} is not allowed; use 1-100 characters of A-Z a-z 0-9 . _ -.")
+        if not isinstance(media_type, str) or not _MEDIA_TYPE_RE.fullmatch(media_type):
+            raise InputError(f"media type {media_type!r} is not a MIME type such as 'audio/wav'.")
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise InputError(f"evidence data must be bytes, not {type(data).__name__}.")
+        data = bytes(data)
+        if len(data) > MAX_EVIDENCE_BYTES:
+            raise InputError(f"evidence {name} has {len(data)} bytes, more than the {MAX_EVIDENCE_BYTES} allowed.")
+        info = EvidenceInfo(name=name, media_type=media_type, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+
+        def tx(s: Session) -> EvidenceInfo:
+            row = self._lock(s, alert_id)
+            if row is None:
+                raise KeyError(alert_id)
+            now = _utcnow()
+            old = next((e for e in row.evidence_items if e.name == name), None)
+            if old is not None and old.sha256 == info.sha256 and old.media_type == media_type:
+                return info
+            if old is None:
+                row.evidence_items.append(EvidenceRow(name=name, media_type=media_type, sha256=info.sha256,
+                                                      size_bytes=info.size_bytes, created_at=now, data=data))
+                why = f"evidence {name} added"
+            else:
+                old.media_type, old.sha256, old.size_bytes, old.created_at, old.data = (
+                    media_type, info.sha256, info.size_bytes, now, data)
+                why = f"evidence {name} replaced"
+            self._bump(s, row, cause="evidence", diff={"evidence": (None, name)}, now=now, reason=why)
+            return info
+
+        return self._write(tx)
+
+    def evidence(self, alert_id: str, name: str) -> tuple[bytes, EvidenceInfo] | None:
+        """The bytes and description of an evidence file, or ``None``."""
+        with self._reader() as s:
+            e = s.scalars(select(EvidenceRow).options(undefer(EvidenceRow.data))
+                          .where(EvidenceRow.alert_id == alert_id, EvidenceRow.name == name)).one_or_none()
+            if e is None:
+                return None
+            return bytes(e.data), EvidenceInfo(name=e.name, media_type=e.media_type, sha256=e.sha256,
+                                               size_bytes=e.size_bytes)
+
+    # --- lifetime --------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the connections (SQLite checkpoints its WAL when the last one closes)."""
+        if not self._closed:
+            self._closed = True
+            self.engine.dispose()
+
+    def __enter__(self) -> AlertStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# --- opening -------------------------------------------------------------------------------------
+def _sqlite_engine(url: URL) -> Engine:
+    db = url.database or ""
+    memory = db in ("", ":memory:") or db.startswith("file::memory:")
+    kw: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S}}
+    if memory:
+        kw["poolclass"] = StaticPool
+    else:
+        Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, **kw)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see "begin" below)
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        finally:
+            cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE_OPTION) else "BEGIN")
+
+    return engine
+
+
+def _postgres_engine(url: URL) -> Engine:
+    url = url.set(drivername="postgresql+psycopg")
+    connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": 5}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+def open_store(url: str | None = None, *, data_dir: Path) -> AlertStore:
+    """Open (and create the tables of) the alert store.
+
+    ``url`` ``None`` → the SQLite file ``data_dir/examwatch.db`` (directories created); a
+    ``sqlite:///PATH`` URL → that file; ``postgresql://…``, ``postgres://…`` or
+    ``postgresql+psycopg://…`` → PostgreSQL through psycopg 3. A bad URL or an unreachable
+    database raises :class:`~detector.errors.InputError`.
+    """
+    data_dir = Path(data_dir)
+    if url is None:
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot create the data directory {data_dir}: {exc.strerror or exc}.") from None
+        u = URL.create("sqlite", database=str(data_dir / "examwatch.db"))
+    else:
+        try:
+            u = make_url(str(url))
+        except (ArgumentError, ValueError):
+            raise InputError(f"{url!r} is not a database URL; use sqlite:///PATH or postgresql://USER@HOST:PORT/DB.") from None
+    safe = u.render_as_string(hide_password=True)
+    backend, _, driver = u.drivername.partition("+")
+    try:
+        if backend == "sqlite" and driver in ("pysqlite", ""):
+            engine = _sqlite_engine(u)
+        elif backend in ("postgresql", "postgres") and driver in ("psycopg", ""):
+            engine = _postgres_engine(u)
+        else:
+            raise InputError(f"unsupported database URL {safe}; use sqlite:///PATH or postgresql://USER@HOST:PORT/DB.")
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise InputError(f"cannot use the database URL {safe}: {exc}.") from None
+    except OSError as exc:
+        raise InputError(f"cannot open the alert database {safe}: {exc.strerror or exc}.") from None
+    try:
+        Base.metadata.create_all(engine)
+    except (DBAPIError, SQLAlchemyError, OSError) as exc:
+        engine.dispose()
+        orig = getattr(exc, "orig", None) or exc
+        msg = " ".join(str(orig).split()) or type(orig).__name__
+        raise InputError(f"cannot open the alert database {safe}: {msg.rstrip('.')}.") from None
+    return AlertStore(engine, data_dir=data_dir, url=safe)

@@ -1,0 +1,225 @@
+"""``examwatch locate``: transmitter position from a CSV of received-power readings."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from detector.cli import app
+from detector.cli._common import JsonOpt, console_err
+from detector.errors import InputError
+
+POWER_COLUMNS = ("power_dbm", "power_dbfs")
+#: Plausible ranges: a dBm reading outside them is another unit (W, mW, linear), not dBm/dBFS.
+_DBM_RANGE = (-200.0, 60.0)
+_DBFS_RANGE = (-200.0, 6.0)
+_NAN_TEXT = {"", "nan", "na", "n/a", "null", "none", "-"}
+
+
+def _parse_time(text: str, line: int) -> float:
+    """POSIX seconds from ISO 8601 with Z or an offset, or from POSIX seconds."""
+    t = text.strip()
+    try:
+        return float(t)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(t.replace("z", "Z").replace("Z", "+00:00") if t.endswith(("Z", "z")) else t)
+    except ValueError:
+        raise InputError(f"READINGS line {line}: time {text!r} is neither ISO 8601 (e.g. 2024-05-06T09:00:00Z) nor POSIX seconds") from None
+    if dt.tzinfo is None:
+        raise InputError(f"READINGS line {line}: time {text!r} has no time zone; add Z (UTC) or an offset such as +02:00")
+    return dt.astimezone(timezone.utc).timestamp()
+
+
+def _number(text: str, line: int, column: str) -> float:
+    t = text.strip()
+    if t.lower() in _NAN_TEXT:
+        return math.nan
+    try:
+        return float(t)
+    except ValueError:
+        raise InputError(f"READINGS line {line}: {column} {text!r} is not a number") from None
+
+
+def read_readings(path: Path) -> dict:
+    """Read READINGS.csv: columns ``time``, ``power_dbm`` or ``power_dbfs``, optional ``lat``/``lon``.
+
+    Returns {"t", "power", "unit", "lat", "lon" (None without columns), "n_rows", "n_nan"}; rows with
+    an empty or NaN value are skipped and counted. Raises InputError for a missing, empty or
+    wrongly shaped file, unknown units or values outside the unit's range.
+    """
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"READINGS file not found: {path}") from None
+    except IsADirectoryError:
+        raise InputError(f"READINGS path is a directory: {path}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"READINGS {path.name} is not a text CSV file") from None
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        raise InputError(f"READINGS {path.name} is empty")
+    reader = csv.reader(lines)
+    header = [h.strip().lower() for h in next(reader)]
+    if "time" not in header:
+        raise InputError(f"READINGS {path.name} needs a 'time' column (found: {', '.join(header) or 'nothing'})")
+    units = [c for c in POWER_COLUMNS if c in header]
+    if not units:
+        other = [h for h in header if "pow" in h or "rss" in h or "db" in h or "level" in h]
+        hint = f" ({', '.join(other)} has no unit examwatch knows)" if other else ""
+        raise InputError(f"READINGS {path.name} needs a power column named power_dbm or power_dbfs{hint}")
+    if len(units) == 2:
+        raise InputError(f"READINGS {path.name} has both power_dbm and power_dbfs; keep one")
+    unit_col = units[0]
+    has_pos = "lat" in header and "lon" in header
+    if ("lat" in header) != ("lon" in header):
+        raise InputError(f"READINGS {path.name} has only one of lat/lon; give both or neither (then use --gps)")
+    it, ip = header.index("time"), header.index(unit_col)
+    ila, ilo = (header.index("lat"), header.index("lon")) if has_pos else (None, None)
+    t, pw, la, lo = [], [], [], []
+    n_rows = n_nan = 0
+    for lineno, row in enumerate(reader, start=2):
+        if not row or all(not c.strip() for c in row):
+            continue
+        n_rows += 1
+        if len(row) < len(header):
+            row = row + [""] * (len(header) - len(row))
+        if row[it].strip().lower() in _NAN_TEXT:
+            n_nan += 1
+            continue
+        ts = _parse_time(row[it], lineno)
+        p = _number(row[ip], lineno, unit_col)
+        a = _number(row[ila], lineno, "lat") if has_pos else 0.0
+        b = _number(row[ilo], lineno, "lon") if has_pos else 0.0
+        if not (math.isfinite(ts) and math.isfinite(p) and math.isfinite(a) and math.isfinite(b)):
+            n_nan += 1
+            continue
+        t.append(ts)
+        pw.append(p)
+        la.append(a)
+        lo.append(b)
+    if n_rows == 0:
+        raise InputError(f"READINGS {path.name} has a header but no rows")
+    if not pw:
+        raise InputError(f"READINGS {path.name}: all {n_rows} rows have an empty or NaN value")
+    lo_r, hi_r = _DBM_RANGE if unit_col == "power_dbm" else _DBFS_RANGE
+    pmin, pmax = min(pw), max(pw)
+    if pmin < lo_r or pmax > hi_r:
+        unit = "dBm" if unit_col == "power_dbm" else "dBFS"
+        raise InputError(f"READINGS {path.name}: {unit_col} ranges {pmin:g} to {pmax:g}, outside {lo_r:g}..{hi_r:g} {unit}; "
+                         "is the column in another unit (W, mW, linear power)?")
+    if pmin >= 0.0:
+        raise InputError(f"READINGS {path.name}: every {unit_col} value is ≥ 0 ({pmin:g} to {pmax:g}); received powers are "
+                         "negative in dB units — is the column linear power (W, mW) rather than dB?")
+    if has_pos and any(not (-90 <= v <= 90) for v in la) or has_pos and any(not (-180 <= v <= 180) for v in lo):
+        raise InputError(f"READINGS {path.name}: lat/lon outside -90..90 / -180..180 degrees")
+    return {"t": t, "power": pw, "unit": "dBm" if unit_col == "power_dbm" else "dBFS",
+            "lat": la if has_pos else None, "lon": lo if has_pos else None, "n_rows": n_rows, "n_nan": n_nan}
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@app.command()
+def locate(
+    readings: Annotated[Path, typer.Argument(help="CSV with columns time (ISO 8601 with Z/offset, or POSIX s), power_dbm or power_dbfs, and lat,lon (or use --gps).")],
+    gps: Annotated[Optional[str], typer.Option("--gps", help="GPS track matched to the readings by time: NMEA log (.nmea .log .txt), .gpx, or fixed:LAT,LON.")] = None,
+    exponent: Annotated[Optional[float], typer.Option("--path-loss-exponent", help="Path-loss exponent n (default: estimated from the readings, or 3 when they cannot determine it).")] = None,
+    shadowing: Annotated[float, typer.Option("--shadowing-db", help="Shadowing standard deviation σ in dB.")] = 6.0,
+    decorrelation: Annotated[float, typer.Option("--decorrelation-m", help="Shadowing decorrelation distance in m (0: readings independent).")] = 30.0,
+    method: Annotated[str, typer.Option("--method", help="nls (default), grid, or centroid (baseline).")] = "nls",
+    max_gps_age: Annotated[float, typer.Option("--max-gps-age-s", help="Use a GPS fix only within this many seconds of a reading.")] = 5.0,
+    gps_date: Annotated[Optional[str], typer.Option("--gps-date", help="Date (YYYY-MM-DD, UTC) for NMEA logs whose sentences carry no date (GGA only).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Locate a transmitter from received power at GPS-tagged points (log-distance model, P0 unknown).
+
+    Prints the position, its 95 % error ellipse, CEP50 and the Cramér–Rao bound, with the model
+    used. Too few readings, one spot, or one straight street give status not_localizable with the
+    reason and a coarse answer (the strongest reading and a radius).
+
+    With --json, stdout holds one object: {"lat", "lon", "error_ellipse_m": {"semi_major",
+    "semi_minor", "angle_deg"}, "cep50_m", "crlb_rmse_m", "status", "method", "n_readings",
+    "reason", "path_loss_exponent", "p0_db", "area_m2", "radius_m", "model", "input"}.
+    """
+    if exponent is not None and not (0 < exponent <= 10):
+        raise InputError(f"--path-loss-exponent must be in (0, 10], got {exponent:g}")
+    if not shadowing > 0:
+        raise InputError(f"--shadowing-db must be > 0, got {shadowing:g}")
+    if not decorrelation >= 0:
+        raise InputError(f"--decorrelation-m must be ≥ 0, got {decorrelation:g}")
+    if not max_gps_age > 0:
+        raise InputError(f"--max-gps-age-s must be > 0, got {max_gps_age:g}")
+    from detector.localization import METHODS, LocalFrame, PathLossModel, estimate_from_enu, locate_enu
+
+    if method not in METHODS:
+        raise InputError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+    data = read_readings(readings)
+    t, power = data["t"], data["power"]
+    n_no_fix = 0
+    gps_name = None
+    if gps is not None:
+        from detector.sources.gps import GpsTrack, parse_gps_spec
+
+        track = parse_gps_spec(gps, date=gps_date)
+        if not isinstance(track, GpsTrack):
+            raise InputError("--gps needs a recorded track or fixed:LAT,LON (live gpsd is for monitor)")
+        if data["lat"] is not None:
+            console_err.print("note: --gps given: the READINGS lat/lon columns are ignored", highlight=False)
+        import numpy as np
+
+        lat_a, lon_a = track.interpolate(np.asarray(t, float), max_age_s=max_gps_age)
+        ok = np.isfinite(lat_a)
+        gps_name = track.name
+        if not ok.any():
+            span = "" if track.is_fixed else f" ({_iso(track.t_s[0])} to {_iso(track.t_s[-1])})"
+            raise InputError(f"GPS track {track.name}{span} has no fix within {max_gps_age:g} s of any reading "
+                             f"({_iso(min(t))} to {_iso(max(t))}); check the time zones of both files")
+        n_no_fix = int((~ok).sum())
+        lat = lat_a[ok].tolist()
+        lon = lon_a[ok].tolist()
+        power = [p for p, k in zip(power, ok) if k]
+        if track.report is not None and track.report.n_skipped:
+            console_err.print(f"GPS: {track.report.summary()}", highlight=False)
+    elif data["lat"] is not None:
+        lat, lon = data["lat"], data["lon"]
+    else:
+        raise InputError(f"READINGS {readings.name} has no lat/lon columns: pass --gps TRACK to match its times to GPS fixes")
+    model = PathLossModel(exponent=exponent, shadowing_db=shadowing, decorrelation_m=decorrelation)
+    frame = LocalFrame.around(lat, lon)
+    x, y = frame.to_enu(lat, lon)
+    sol = locate_enu(x, y, power, model=model, method=method)
+    est = estimate_from_enu(sol, frame)
+    source = sol.exponent_source or "not used"
+    model_info = {"path_loss_exponent": est.path_loss_exponent, "exponent_source": source,
+                  "shadowing_db": shadowing, "decorrelation_m": decorrelation, "power_unit": data["unit"]}
+    input_info = {"n_rows": data["n_rows"], "n_nan_rows": data["n_nan"], "n_without_gps_fix": n_no_fix}
+    if json_out:
+        out = est.to_dict()
+        out["model"] = model_info
+        out["input"] = input_info
+        typer.echo(json.dumps(out))
+        return
+    if data["n_nan"] or n_no_fix:
+        console_err.print(f"skipped: {data['n_nan']} rows with NaN/empty values, {n_no_fix} readings without a GPS fix", highlight=False)
+    e = est.error_ellipse_m
+    n_txt = "n/a" if est.path_loss_exponent is None else f"{est.path_loss_exponent:.2f}"
+    typer.echo(f"status {est.status}  method {est.method}  readings {est.n_readings}")
+    typer.echo(f"position {est.lat:.6f}, {est.lon:.6f}")
+    if est.status == "located":
+        crlb = "n/a" if est.crlb_rmse_m is None else f"{est.crlb_rmse_m:.1f} m"
+        typer.echo(f"95 % ellipse {e.semi_major:.1f} m × {e.semi_minor:.1f} m, major axis {e.angle_deg:.0f}° from north; "
+                   f"CEP50 {est.cep50_m:.1f} m; CRLB {crlb}")
+    else:
+        typer.echo(f"coarse: within {est.radius_m:.0f} m of the strongest reading")
+        typer.echo(f"reason: {est.reason}")
+    p0 = "" if est.p0_db is None else f", P0 {est.p0_db:.1f} {data['unit']} at 1 m"
+    typer.echo(f"model: log-distance, n {n_txt} ({source}), shadowing {shadowing:g} dB, decorrelation {decorrelation:g} m{p0}")
