@@ -138,6 +138,10 @@ class Monitor:
         self._evidence_done: set[str] = set()
         self.latest: dict | None = None
         self._backoff = 0.5
+        #: recent frames for waterfalls: (offset_s, center_hz, power dB float32) of one frame in
+        #: ``waterfall_every`` (about 5 minutes at 10 ms frames and every 10th frame)
+        self.waterfall_every = 10
+        self._waterfall: deque = deque(maxlen=3000)
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def start(self) -> "Monitor":
@@ -311,6 +315,10 @@ class Monitor:
             self.status.last_frame_time = wall.isoformat().replace("+00:00", "Z")
         if eng.last_spectrum is not None:
             self.latest = {"spectrum": eng.last_spectrum, "result": eng.last_result}
+            if eng.frames_processed // self.waterfall_every != getattr(self, "_wf_mark", -1):
+                self._wf_mark = eng.frames_processed // self.waterfall_every
+                sp = eng.last_spectrum
+                self._waterfall.append((sp.offset_s, sp.freqs_hz, sp.power))
         for ev in events:
             for cb in self.on_event:
                 cb(ev)
@@ -380,6 +388,19 @@ class Monitor:
             out["baseline"] = {"median_db": clean(aligned.median_db), "p90_db": clean(aligned.p90_db),
                                "p99_db": clean(aligned.p99_db)}
         return out
+
+    def waterfall(self, seconds: float | None = None) -> dict | None:
+        """Recent frames on the current grid: ``{"times_s": (n,), "freqs_hz": (m,), "power_db": (n, m)}``
+        (frames of another tuning are left out); None before the first frame."""
+        rows = list(self._waterfall)
+        if not rows:
+            return None
+        freqs = rows[-1][1]
+        rows = [r for r in rows if r[1].size == freqs.size and r[1][0] == freqs[0]]
+        if seconds is not None:
+            rows = [r for r in rows if r[0] >= rows[-1][0] - seconds]
+        return {"times_s": np.array([r[0] for r in rows]), "freqs_hz": freqs,
+                "power_db": np.vstack([r[2] for r in rows]).astype(np.float32)}
 
     def tracks(self) -> list[dict]:
         from detector.engine import track_event
