@@ -167,7 +167,7 @@ def monitor(
     for hook in _extra_hooks:
         hook(ctx, mon, st)
     api = create_app(ctx)
-    server = uvicorn.Server(uvicorn.Config(api, host=host, port=port, log_level="warning", lifespan="on"))
+    server = _Server(uvicorn.Config(api, host=host, port=port, log_level="warning", lifespan="on"))
     mon.on_alert.append(lambda ev, alert: console_err.print(
         f"[bold red]ALERT[/] {alert.id if alert else ev['track_id']} {ev['center_hz'] / 1e6:.5f} MHz {ev['classification']} "
         f"({ev['event']}, v{alert.version if alert else '-'})") if ev["event"] == "new" or (alert and alert.version == 1) else None)
@@ -178,12 +178,45 @@ def monitor(
             mon.finished.wait()
             server.should_exit = True
         threading.Thread(target=stop_when_done, daemon=True).start()
+    _stop_on_signals(server)
     try:
         server.run()
     finally:
         mon.stop()
         store.close()
         console_err.print("monitor stopped; the store is consistent")
+    if getattr(server, "startup_failed", False) or not server.started:
+        raise InputError(f"the API could not listen on {host}:{port} (in use?)")
+
+
+def _server_class():
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server without its signal capture: examwatch handles SIGINT/SIGTERM itself so
+        that the loop and the store shut down cleanly and the process exits 0."""
+
+        def capture_signals(self):  # noqa: D401 - uvicorn hook
+            import contextlib
+
+            return contextlib.nullcontext()
+
+    return Server
+
+
+def _Server(config):  # noqa: N802 - a factory that reads like the class
+    return _server_class()(config)
+
+
+def _stop_on_signals(server) -> None:
+    import signal
+
+    def handler(signum, frame):  # noqa: ARG001
+        console_err.print(f"signal {signal.Signals(signum).name}: stopping")
+        server.should_exit = True
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
 
 
 #: hooks that add routes or background senders (push, SSE) to a monitor: f(ctx, monitor, settings)
