@@ -32,7 +32,7 @@ from detector.detection import (
     Whitelist,
     classify_track,
     decide,
-    detect_frame,
+    detect_frames,
     pfa_for_alert_rate,
     threshold_ratio,
 )
@@ -156,6 +156,7 @@ class DetectionEngine:
         self._missing: dict[int, dict] = {}
         self._pfa_cache: dict = {}
         self.all_tracks: dict[str, Track] = {}
+        self.max_tracks_kept = 2000
 
     # --- framing -------------------------------------------------------------------------------
     def _ensure_stream(self, block: IQBlock) -> FrameStream:
@@ -211,39 +212,70 @@ class DetectionEngine:
         return self._aligned[key]
 
     def process_block(self, block: IQBlock) -> list[dict]:
-        """Frames of one IQ block through detection and tracking; returns the events."""
-        events: list[dict] = []
-        for spec in self.frames_of_block(block):
-            events.extend(self.process_spectrum(spec))
-        return events
+        """Frames of one IQ block through detection and tracking; returns the events.
+
+        The block's frames are tested as one stack (vectorised); only frames with flagged bins
+        reach the tracker, and open tracks are aged once per block."""
+        stream = self._ensure_stream(block)
+        carried = stream._carry.size  # noqa: SLF001 - samples before this block's first
+        frames, _ = stream.push(block.samples)
+        if frames.shape[0] == 0:
+            return []
+        plan = stream.plan
+        t_first = self.time_offset_s + block.offset_s - carried / block.sample_rate_hz
+        return self._process_stack(block.center_hz + plan.offsets_hz, None, t_first, stream.frame_s,
+                                   stream.looks, block.center_hz, plan.rbw_hz, block.position, frames)
 
     def process_spectrum(self, spec: Spectrum) -> list[dict]:
         """One frame through detection, tracking and decisions; returns the events."""
+        return self._process_stack(spec.freqs_hz, np.asarray(spec.power, dtype=np.float32)[None, :], spec.offset_s,
+                                   spec.duration_s or self.config.frame_s, spec.n_looks, spec.center_hz, spec.rbw_hz,
+                                   spec.position, None, unit=spec.unit, start=spec.start)
+
+    def _process_stack(self, freqs, db, t_first, frame_s, looks, center_hz, rbw_hz, position, lin=None, *,
+                       unit="dBFS", start=None) -> list[dict]:
         cfg = self.config
-        frame_s = spec.duration_s or cfg.frame_s
         det_cfg = cfg.detection
-        pfa = self._pfa(spec.freqs_hz.size, frame_s)
+        pfa = self._pfa(freqs.size, frame_s)
         if det_cfg.pfa_bin != pfa:
             from dataclasses import replace
 
             det_cfg = replace(det_cfg, pfa_bin=pfa)
-        aligned = self._aligned_for(spec)
-        res = detect_frame(spec.freqs_hz, spec.power, looks=spec.n_looks, center_hz=spec.center_hz,
-                           config=det_cfg, baseline=aligned)
-        self.frames_processed += 1
-        self.tested_bins += res.n_tested_bins
-        self.flagged_bins += sum(e.bins.size for e in res.emissions)
-        self.cfar_flagged_bins += res.n_flagged_bins + res.rejected.get("baseline", 0)
-        self.last_spectrum = spec
-        self.last_result = res
-        t = spec.offset_s
-        power_lin = 10.0 ** (spec.power.astype(np.float64) / 10.0)
-        new, updated, ended = self.tracker.update(res.emissions, t, frame_s, position=spec.position,
-                                                  spectrum=(spec.freqs_hz, power_lin),
-                                                  allow_join=self.frames_processed > 1 and not getattr(spec, "meta", {}).get("first_after_retune", False))
+        n_frames = db.shape[0] if db is not None else lin.shape[0]
+        last_db = db[-1] if db is not None else power_to_db(lin[-1])
+        last = Spectrum(freqs_hz=freqs, power=last_db, rbw_hz=rbw_hz, unit=unit, offset_s=t_first + (n_frames - 1) * frame_s,
+                        duration_s=frame_s, n_looks=looks, center_hz=center_hz, position=position, start=start)
+        aligned = self._aligned_for(last)
+        results = detect_frames(freqs, db, power_lin=lin if db is None else None, looks=looks, center_hz=center_hz,
+                                config=det_cfg, baseline=aligned)
+        events: list[dict] = []
+        for i, res in enumerate(results):
+            self.frames_processed += 1
+            self.tested_bins += res.n_tested_bins
+            self.cfar_flagged_bins += res.n_flagged_bins + res.rejected.get("baseline", 0)
+            if not res.emissions:
+                continue
+            self.flagged_bins += sum(e.bins.size for e in res.emissions)
+            t = t_first + i * frame_s
+            p_lin = lin[i] if lin is not None else 10.0 ** (db[i].astype(np.float64) / 10.0)
+            new, updated, ended = self.tracker.update(res.emissions, t, frame_s, position=position,
+                                                      spectrum=(freqs, p_lin), allow_join=self.frames_processed > 1)
+            events.extend(self._track_events(new, updated, ended, t))
+        t_last = t_first + (n_frames - 1) * frame_s
+        if self.tracker.open:
+            events.extend(self._track_events([], [], self.tracker.age(t_last), t_last))
+        self.last_spectrum = last
+        self.last_result = results[-1]
+        if aligned is not None:
+            p_lin = lin[-1].astype(np.float64) if lin is not None else 10.0 ** (db[-1].astype(np.float64) / 10.0)
+            events.extend(self._check_missing(last, aligned, p_lin, results[-1], t_last))
+        return events
+
+    def _track_events(self, new, updated, ended, t: float) -> list[dict]:
+        cfg = self.config
         events: list[dict] = []
         for tr in new:
-            self.all_tracks[tr.track_id] = tr
+            self._remember(tr)
             self._judge(tr)
             events.append(self._event("new", tr))
             self._last_update[tr.track_id] = t
@@ -259,14 +291,27 @@ class DetectionEngine:
         for tr in ended:
             self._judge(tr)
             events.append(self._event("end", tr))
-        if aligned is not None:
-            events.extend(self._check_missing(spec, aligned, power_lin, res, t))
+            self._last_update.pop(tr.track_id, None)
+            self._last_class.pop(tr.track_id, None)
         return events
 
+    def _remember(self, tr: Track) -> None:
+        """Keep recent tracks for the API and reports, bounded so that hours of monitoring do not grow memory."""
+        self.all_tracks[tr.track_id] = tr
+        if len(self.all_tracks) > self.max_tracks_kept:
+            for tid in list(self.all_tracks)[: len(self.all_tracks) - self.max_tracks_kept]:
+                if self.all_tracks[tid].ended:
+                    del self.all_tracks[tid]
+
     def _judge(self, tr: Track) -> None:
-        tr.classification = classify_track(tr)
+        # re-classify while the track is young, then when its history has grown by a quarter
+        mark = getattr(tr, "_class_mark", 0)
+        if tr.frames_active <= 20 or tr.frames_active >= mark * 1.25 or tr.ended:
+            tr.classification = classify_track(tr)
+            tr._class_mark = tr.frames_active  # noqa: SLF001
         decide(tr, config=self.config.decision, whitelist=self.whitelist, site=self.site,
                sessions=self.sessions, baseline_used=False)
+
 
     def _event(self, kind: str, tr: Track) -> dict:
         loc = self.locate(tr) if (self.locate is not None and tr.alert) else None
@@ -279,7 +324,7 @@ class DetectionEngine:
         if not strong.any():
             return []
         floor = 10 ** (res.floor_db.astype(np.float64) / 10)
-        thr = threshold_ratio(spec.n_looks, 1e-3)
+        thr = threshold_ratio(spec.n_looks, 1e-6)  # a noise spike must not count as the station coming back
         present = power_lin > floor * thr
         out = []
         d = np.diff(np.concatenate(([0], strong.view(np.int8), [0])))

@@ -86,9 +86,32 @@ def survey_baseline(sources, engine: DetectionEngine, *, site: str, progress=Non
 
 def run_detection(sources, engine: DetectionEngine, on_events: Callable[[list[dict]], None], *, progress=None,
                   max_duration_s=None) -> None:
-    """Detection and tracking over every frame of the sources; ``on_events`` gets each frame's events."""
-    for spec in timeline_frames(sources, engine, progress=progress, max_duration_s=max_duration_s):
-        ev = engine.process_spectrum(spec)
-        if ev:
-            on_events(ev)
+    """Detection and tracking over the sources as one timeline; ``on_events`` gets the events as
+    they come (IQ blocks are processed as stacks of frames, sweeps frame by frame)."""
+    done = 0.0
+    for src in sources:
+        t0 = engine.time_offset_s
+        if hasattr(src, "spectra"):
+            last = 0.0
+            for spec in src.spectra:
+                last = spec.offset_s + (spec.duration_s or 0.0)
+                ev = engine.process_spectrum(replace(spec, offset_s=t0 + spec.offset_s))
+                if ev:
+                    on_events(ev)
+            engine.time_offset_s = t0 + last
+            done += last
+            continue
+        read = 0.0
+        for block in src.blocks():
+            ev = engine.process_block(block)
+            if ev:
+                on_events(ev)
+            read += block.duration_s
+            if progress:
+                progress(done + read)
+            if max_duration_s is not None and read >= max_duration_s:
+                break
+        done += read
+        if getattr(src.info, "kind", "") != "sim":
+            engine.time_offset_s = t0 + (src.info.duration_s if src.info.duration_s is not None else read)
     on_events(engine.finish())

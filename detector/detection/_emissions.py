@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from detector.detection._thresholds import noise_quantile_ratio, threshold_ratio
 
-__all__ = ["Emission", "FrameResult", "DetectionConfig", "os_cfar_floor", "detect_frame"]
+__all__ = ["Emission", "FrameResult", "DetectionConfig", "os_cfar_floor", "detect_frame", "detect_frames", "batch_floor"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class FrameResult:
     """Everything one frame gives: emissions, the floor, the gain offset and what was rejected."""
 
     emissions: list[Emission]
-    floor_db: NDArray[np.float32]
+    floor_db: NDArray[np.float32] | None  # computed for frames with emissions and the last of a stack
     noise_floor_dbfs: float
     gain_offset_db: float
     n_flagged_bins: int
@@ -127,7 +127,7 @@ def detect_frame(
     config: DetectionConfig = DetectionConfig(),
     baseline=None,
 ) -> FrameResult:
-    """Find the emissions of one frame.
+    """Find the emissions of one frame (see :func:`detect_frames`, of which this is the one-frame case).
 
     Parameters
     ----------
@@ -141,90 +141,227 @@ def detect_frame(
         Tuned center (DC spike and IQ images are about it); None for sweeps.
     baseline : AlignedBaseline-like, optional
         Per-bin ``median_db``, ``p99_db`` (or the quantile named by ``config.baseline_quantile``),
-        ``covered`` on this frame's grid. Where it covers a bin, the bin must also exceed the
-        baseline's high quantile by the look-derived margin; elsewhere CFAR alone decides.
-
-    Returns
-    -------
-    FrameResult
+        ``occupancy``, ``covered`` on this frame's grid. Where it covers a bin, the bin must also
+        exceed the baseline's high quantile by the look-derived margin; elsewhere CFAR alone decides.
     """
-    m = freqs_hz.size
-    bin_hz = float(freqs_hz[1] - freqs_hz[0]) if m > 1 else 1.0
-    p_db = np.asarray(power_dbfs, dtype=np.float64)
-    p_lin = 10.0 ** (p_db / 10.0)
-    floor = os_cfar_floor(p_lin, looks, window_bins=config.cfar_window_bins, quantile=config.cfar_quantile)
-    thr = threshold_ratio(looks, config.pfa_bin)
-    flagged = p_lin > floor * thr
-    rejected = {"dc": 0, "edge": 0, "image": 0, "baseline": 0}
+    return detect_frames(freqs_hz, np.asarray(power_dbfs)[None, :], looks=looks, center_hz=center_hz,
+                         config=config, baseline=baseline)[0]
 
-    # DC spike and band edges
+
+class _GridCache:
+    """Per-grid constants of the batch detector: masks, CFAR grouping, dilated baseline arrays."""
+
+    def __init__(self) -> None:
+        self._store: dict = {}
+
+    def get(self, key, make):
+        v = self._store.get(key)
+        if v is None:
+            if len(self._store) > 64:
+                self._store.clear()
+            v = self._store[key] = make()
+        return v
+
+
+_CACHE = _GridCache()
+
+
+def _valid_mask(freqs_hz, center_hz, config, bin_hz):
+    m = freqs_hz.size
     valid = np.ones(m, dtype=bool)
+    dc = np.zeros(m, dtype=bool)
+    edge = np.zeros(m, dtype=bool)
     if center_hz is not None:
         dc = np.abs(freqs_hz - center_hz) <= max(config.dc_half_width_hz, 1.5 * bin_hz)
-        rejected["dc"] = int((flagged & dc).sum())
-        valid &= ~dc
         n_edge = int(round(config.edge_crop * m))
         if n_edge:
-            edge = np.zeros(m, dtype=bool)
             edge[:n_edge] = edge[m - n_edge:] = True
-            rejected["edge"] = int((flagged & edge & valid).sum())
-            valid &= ~edge
-    flagged &= valid
+    valid &= ~dc & ~edge
+    return valid, dc, edge & ~dc
 
-    # Baseline: compensate a gain step, then require excess over the high quantile.
-    gain_offset = 0.0
-    excess = None
-    if baseline is not None:
-        covered = np.asarray(baseline.covered, dtype=bool) & valid
-        if covered.sum() >= 8:
-            med = np.asarray(baseline.median_db, dtype=np.float64)
-            diff = p_db[covered] - med[covered]
-            gain_offset = float(np.median(diff))
-            if abs(gain_offset) < config.gain_step_db:
-                gain_offset = 0.0
+
+def _cfar_norm(looks: float, m: int, g: int, w_groups: int, quantile: float) -> float:
+    """Mean of the raw grouped order statistic on unit-mean noise of ``looks`` looks (measured once)."""
+    rng = np.random.default_rng(1234)
+    noise = rng.gamma(looks, 1.0 / looks, size=(64, m))
+    raw = _grouped_floor_raw(noise, g, w_groups, quantile)
+    return float(raw.mean())
+
+
+def _grouped_floor_raw(p_lin: NDArray, g: int, w_groups: int, quantile: float) -> NDArray[np.float64]:
+    """Running order statistic over frequency, computed on groups of ``g`` bins (n, m) → (n, m)."""
+    n, m = p_lin.shape
+    G = -(-m // g)
+    pad = G * g - m
+    x = np.pad(p_lin, ((0, 0), (0, pad)), mode="reflect") if pad else p_lin
+    k = int(round(quantile * (g - 1)))
+    grp = np.partition(x.reshape(n, G, g), k, axis=2)[:, :, k]
+    if w_groups > 1:
+        grp = scipy.ndimage.percentile_filter(grp, quantile * 100.0, size=(1, min(w_groups, G) | 1), mode="mirror")
+    centers = (np.arange(G) + 0.5) * g - 0.5
+    idx = np.clip(np.searchsorted(centers, np.arange(m)) - 1, 0, max(G - 2, 0))
+    if G == 1:
+        return np.repeat(grp, m, axis=1)
+    frac = np.clip((np.arange(m) - centers[idx]) / g, 0.0, 1.0)
+    return grp[:, idx] * (1 - frac) + grp[:, idx + 1] * frac
+
+
+def batch_floor(p_lin: NDArray, looks: float, *, window_bins: int, quantile: float) -> NDArray[np.float64]:
+    """Noise mean per bin for a stack of frames (n, m): an order-statistic CFAR (Rohling 1983)
+    on groups of bins. Each group of ``g`` ≈ window/8 bins gives its ``quantile``; a running
+    ``quantile`` over the groups spanning ``window_bins`` is interpolated back to every bin and
+    normalised by its mean on pure noise of the same looks (computed once per configuration), so
+    the floor is an unbiased noise-mean estimate like :func:`os_cfar_floor` at a fraction of its cost."""
+    n, m = p_lin.shape
+    g = max(1, min(16, window_bins // 8, m // 8 or 1))
+    w_groups = max(1, int(round(window_bins / g)))
+    norm = _CACHE.get(("norm", round(float(looks), 2), m, g, w_groups, quantile),
+                      lambda: _cfar_norm(looks, m, g, w_groups, quantile))
+    return _grouped_floor_raw(p_lin, g, w_groups, quantile) / norm
+
+
+def _baseline_arrays(baseline, config):
+    """Dilated high quantile and median, occupancy, covered: computed once per aligned baseline."""
+    def make():
         high = np.asarray(getattr(baseline, f"{config.baseline_quantile}_db"), dtype=np.float64)
         med = np.asarray(baseline.median_db, dtype=np.float64)
+        occ = np.nan_to_num(np.asarray(baseline.occupancy, dtype=np.float64), nan=0.0)
         if config.baseline_tolerance_bins:
             # a strong emission that drifts by a fraction of a bin (ppm drift between survey and
             # exam) moves its steep skirts by several dB: compare with the neighbours' levels too
             size = 2 * config.baseline_tolerance_bins + 1
             high = np.where(np.isnan(high), np.nan, scipy.ndimage.maximum_filter1d(np.nan_to_num(high, nan=-np.inf), size))
             med = np.where(np.isnan(med), np.nan, scipy.ndimage.maximum_filter1d(np.nan_to_num(med, nan=-np.inf), size))
-        excess = np.where(covered, p_db - gain_offset - high, np.nan)
-        occ_base = np.asarray(baseline.occupancy, dtype=np.float64)
-        if config.baseline_tolerance_bins:
-            occ_base = scipy.ndimage.maximum_filter1d(np.nan_to_num(occ_base, nan=0.0), 2 * config.baseline_tolerance_bins + 1)
-        # the same Pfa expressed over the baseline: from its median to the p-quantile of L looks
-        margin = 10 * np.log10(thr / noise_quantile_ratio(looks, 0.5)) + config.baseline_margin_db
-        above_base = (p_db - gain_offset) > np.maximum(high + config.baseline_margin_db, med + margin)
-        keep = np.where(covered, above_base, True)
-        rejected["baseline"] = int((flagged & ~keep).sum())
-        flagged &= keep
+            occ = scipy.ndimage.maximum_filter1d(occ, size)
+        return high, med, occ, np.asarray(baseline.covered, dtype=bool)
+    return _CACHE.get(("base", id(baseline), config.baseline_quantile, config.baseline_tolerance_bins), make)
 
-    n_flagged = int(flagged.sum())
-    # Hysteresis: an emission extends over the contiguous bins above a low threshold (Pfa 5 %)
-    # around its flagged seeds, so its occupied bandwidth is not only its strongest bins.
-    if n_flagged:
-        low = (p_lin > floor * threshold_ratio(looks, 0.05)) & valid
-        lab, _ = scipy.ndimage.label(low | flagged)
-        seeds = np.unique(lab[flagged])
-        flagged = np.isin(lab, seeds[seeds > 0]) & valid
-    if config.merge_gap_bins and n_flagged:
-        closed = scipy.ndimage.binary_closing(flagged, structure=np.ones(2 * config.merge_gap_bins + 1, bool))
-        grouped = (closed | flagged) & valid
+
+def detect_frames(
+    freqs_hz: NDArray[np.float64],
+    power_dbfs: NDArray | None,
+    *,
+    looks: float,
+    center_hz: float | None,
+    config: DetectionConfig = DetectionConfig(),
+    baseline=None,
+    power_lin: NDArray | None = None,
+) -> list[FrameResult]:
+    """Find the emissions of a stack of frames on one grid, shape (n, m).
+
+    Give the power in dB (``power_dbfs``) or linear (``power_lin``, the framer's output, which
+    saves the conversions). The per-bin tests run on the whole stack at once in the linear
+    domain; only frames with flagged bins go through emission extraction. Steps: noise floor
+    (:func:`batch_floor`); a bin is flagged when it exceeds the floor by ``gamma.isf(Pfa, L)/L``;
+    DC spike and band edges are never flagged; where the baseline covers a bin, a gain step
+    common to all covered bins is measured and compensated, and the bin must also exceed
+    max(high quantile + margin, median + the same Pfa margin); flagged bins grow over contiguous
+    bins above a 5 % threshold (hysteresis), gaps of ``merge_gap_bins`` are closed, and each group
+    is one :class:`Emission`; a group whose peak is ``image_margin_db`` below the frame's power at
+    the mirrored frequency is an IQ image.
+    """
+    if power_lin is None:
+        p_db_all = np.atleast_2d(np.asarray(power_dbfs, dtype=np.float32))
+        p_lin = np.power(np.float32(10.0), p_db_all / np.float32(10.0), dtype=np.float32)
     else:
-        grouped = flagged
-    floor_db = (10 * np.log10(np.maximum(floor, 1e-30))).astype(np.float32)
+        p_lin = np.atleast_2d(np.asarray(power_lin, dtype=np.float32))
+        p_db_all = None
+    n, m = p_lin.shape
+    bin_hz = float(freqs_hz[1] - freqs_hz[0]) if m > 1 else 1.0
+    if n >= 4:
+        # one floor for the stack, from its mean (n·L looks): the noise floor does not change within
+        # a block of frames (a fraction of a second), the order statistic ignores emissions, and
+        # a level step common to all bins is compensated against the baseline below
+        floor = batch_floor(p_lin.mean(axis=0, keepdims=True), looks * n, window_bins=config.cfar_window_bins,
+                            quantile=config.cfar_quantile)
+        floor = np.broadcast_to(floor, p_lin.shape)
+    else:
+        floor = batch_floor(p_lin, looks, window_bins=config.cfar_window_bins, quantile=config.cfar_quantile)
+    thr = threshold_ratio(looks, config.pfa_bin)
+    valid, dc, edge = _CACHE.get(("valid", m, float(freqs_hz[0]), bin_hz, center_hz, config.dc_half_width_hz, config.edge_crop),
+                                 lambda: _valid_mask(freqs_hz, center_hz, config, bin_hz))
+    raw_flag = p_lin > floor * thr
+    flagged = raw_flag & valid
+    gain_offset = np.zeros(n)
+    high = occ = None
+    base_rejected = np.zeros(n, dtype=np.int64)
+    if baseline is not None:
+        high, med, occ, covered = _baseline_arrays(baseline, config)
+        covered = covered & valid
+        cov_idx = np.flatnonzero(covered)
+        if cov_idx.size >= 8:
+            sub = cov_idx[:: max(1, cov_idx.size // 256)]
+            gain_offset = np.median(10 * np.log10(np.maximum(p_lin[:, sub], 1e-30)) - med[sub], axis=1)
+            gain_offset = np.where(np.abs(gain_offset) < config.gain_step_db, 0.0, gain_offset)
+        margin = 10 * np.log10(thr / noise_quantile_ratio(looks, 0.5)) + config.baseline_margin_db
+        limit_lin = _CACHE.get(("limit", id(baseline), config.baseline_quantile, config.baseline_tolerance_bins,
+                                round(margin, 6), config.baseline_margin_db),
+                               lambda: np.where(covered, 10 ** (np.fmax(high + config.baseline_margin_db, med + margin) / 10), 0.0)
+                               .astype(np.float32))
+        if np.any(gain_offset):
+            keep = p_lin > limit_lin * (10 ** (gain_offset / 10)).astype(np.float32)[:, None]
+        else:
+            keep = p_lin > limit_lin
+        base_rejected = (flagged & ~keep).sum(axis=1)
+        flagged &= keep
+    n_flag = flagged.sum(axis=1)
+    dc_rej = (raw_flag & dc).sum(axis=1)
+    edge_rej = (raw_flag & edge).sum(axis=1)
+    low_thr = threshold_ratio(looks, 0.05)
+    n_tested = int(valid.sum())
+    vsub = np.flatnonzero(valid)[:: max(1, int(valid.sum()) // 256)] if valid.any() else None
+    noise_all = (10 * np.log10(np.maximum(np.median(floor[:, vsub], axis=1), 1e-30))) if vsub is not None else np.full(n, np.nan)
+    out = []
+    for i in range(n):
+        rejected = {"dc": int(dc_rej[i]), "edge": int(edge_rej[i]), "image": 0, "baseline": int(base_rejected[i])}
+        emissions: list[Emission] = []
+        floor_db_i = None
+        if n_flag[i] or i == n - 1:
+            floor_db_i = (10 * np.log10(np.maximum(floor[i], 1e-30))).astype(np.float32)
+        if n_flag[i]:
+            p_db_i = p_db_all[i].astype(np.float64) if p_db_all is not None else 10 * np.log10(np.maximum(p_lin[i].astype(np.float64), 1e-30))
+            excess_i = None
+            if high is not None:
+                excess_i = np.where(covered, p_db_i - gain_offset[i] - high, np.nan)
+            emissions = _extract(freqs_hz, p_db_i, p_lin[i].astype(np.float64), floor[i], floor_db_i, flagged[i], valid,
+                                 excess_i, occ, low_thr, bin_hz, center_hz, config, rejected)
+        out.append(FrameResult(emissions=emissions, floor_db=floor_db_i, noise_floor_dbfs=float(noise_all[i]),
+                               gain_offset_db=float(gain_offset[i]), n_flagged_bins=int(n_flag[i]), rejected=rejected,
+                               n_tested_bins=n_tested))
+    return out
+
+
+def _extract(freqs_hz, p_db, p_lin, floor, floor_db, flagged, valid, excess, occ_base, low_thr, bin_hz, center_hz,
+             config, rejected) -> list[Emission]:
+    """Emissions of one frame from its flagged bins (hysteresis, grouping, OBW, IQ images)."""
+    m = freqs_hz.size
+    # Hysteresis: an emission extends over the contiguous bins above a low threshold (Pfa 5 %)
+    # around its flagged seeds, so its occupied bandwidth is not only its strongest bins. Runs are
+    # found with cumulative sums (no per-bin Python loop).
+    low = ((p_lin > floor * low_thr) | flagged) & valid
+    runs = _runs(low)
+    if not runs:
+        return []
+    cs = np.concatenate(([0], np.cumsum(flagged)))
+    runs = [(lo, hi) for lo, hi in runs if cs[hi + 1] - cs[lo] > 0]
+    # runs separated by at most merge_gap_bins (valid) bins are one emission
+    merged: list[list[int]] = []
+    for lo, hi in runs:
+        if merged and lo - merged[-1][1] - 1 <= config.merge_gap_bins and valid[merged[-1][1] + 1:lo].all():
+            merged[-1][1] = hi
+        else:
+            merged.append([lo, hi])
     emissions: list[Emission] = []
-    for lo, hi in _runs(grouped):
+    for lo, hi in merged:
         idx = np.arange(lo, hi + 1)
-        idx = idx[flagged[idx]]
+        idx = idx[low[idx]]
         if idx.size == 0:
             continue
         k = int(idx[np.argmax(p_db[idx])])
         w = p_lin[idx] - floor[idx]
         w = np.where(w > 0, w, 0.0)
         center = float(np.sum(freqs_hz[idx] * w) / np.sum(w)) if w.sum() > 0 else float(freqs_hz[k])
+        has_base = excess is not None and not np.isnan(excess[k])
         emissions.append(
             Emission(
                 center_hz=center,
@@ -234,10 +371,10 @@ def detect_frame(
                 peak_hz=float(freqs_hz[k]),
                 peak_dbfs=float(p_db[k]),
                 snr_db=float(p_db[k] - floor_db[k]),
-                excess_db=None if excess is None or np.isnan(excess[k]) else float(excess[k]),
+                excess_db=float(excess[k]) if has_base else None,
                 power_dbfs=float(10 * np.log10(np.sum(p_lin[idx]))),
                 bins=idx,
-                baseline_occupancy=None if excess is None or np.isnan(excess[k]) else float(np.nan_to_num(occ_base[k])),
+                baseline_occupancy=float(occ_base[k]) if has_base else None,
             )
         )
     # IQ image: a peak mirrored about the tuned center of a much stronger signal. The mirror is
@@ -255,12 +392,4 @@ def detect_frame(
                     continue
             keep_list.append(e)
         emissions = keep_list
-    return FrameResult(
-        emissions=emissions,
-        floor_db=floor_db,
-        noise_floor_dbfs=float(np.median(floor_db[valid])) if valid.any() else float("nan"),
-        gain_offset_db=gain_offset,
-        n_flagged_bins=n_flagged,
-        rejected=rejected,
-        n_tested_bins=int(valid.sum()),
-    )
+    return emissions

@@ -10,6 +10,7 @@ per-frame probability p gives about ``C(M, K)·p^K`` alert-level false alarms pe
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import scipy.stats
@@ -17,6 +18,7 @@ import scipy.stats
 __all__ = ["threshold_ratio", "threshold_db", "pfa_for_alert_rate", "noise_quantile_ratio"]
 
 
+@lru_cache(maxsize=4096)
 def threshold_ratio(looks: float, pfa: float) -> float:
     """Linear threshold over the noise mean exceeded by a noise bin of ``looks`` looks with probability ``pfa``."""
     if not 0 < pfa < 1:
@@ -30,6 +32,7 @@ def threshold_db(looks: float, pfa: float) -> float:
     return 10.0 * math.log10(threshold_ratio(looks, pfa))
 
 
+@lru_cache(maxsize=4096)
 def noise_quantile_ratio(looks: float, q: float) -> float:
     """The q-quantile of a noise bin of ``looks`` looks, relative to its mean (linear)."""
     L = max(float(looks), 1.0)

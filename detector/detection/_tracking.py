@@ -270,6 +270,13 @@ class Tracker:
                     self.open.remove(young)
                     break
 
+    def age(self, t_s: float) -> list[Track]:
+        """End the tracks silent for more than ``gap_s`` at time ``t_s``; returns the confirmed ones."""
+        ended = [tr for tr in self.open if t_s - tr.last_seen_s > self.config.gap_s]
+        for tr in ended:
+            self._end(tr)
+        return [tr for tr in ended if tr.confirmed]
+
     def _end(self, tr: Track) -> None:
         tr.ended = True
         if not tr.confirmed:

@@ -1,0 +1,307 @@
+#!/usr/bin/env python3
+"""examwatch performance budget (issue #10): real-time factors and latencies in one process run.
+
+Usage:  python bench/run.py [--quick] [--json]
+
+Keys (``--json`` prints one object on one line with exactly these, plus a few more):
+
+* ``pipeline_msps``: complex samples/s through the whole chain on one core — cu8 bytes → complex64
+  → framed PSD → detection against a baseline → tracking → alert decisions;
+  ``realtime_factor`` = pipeline_msps ÷ 2.4 MS/s.
+* ``fft_welch_msps``: the bare framed Welch (same FFT backend, sizes, cu8 conversion) in the same
+  run; ``ratio`` = pipeline ÷ bare (1.0 = detection costs nothing).
+* ``hop_overhead``: wall-clock time per hop of the simulated SDR paced to real time, settle
+  included, ÷ (settle + dwell).
+* ``alert_latency_s``: wall-clock time from the block holding a burst's first sample entering the
+  pipeline (fed at real-time pace) to its first alerting event, dwell mode, SNR 10 dB.
+* ``rss_growth_mb``: resident memory growth over a 2-hour simulated session (PSD-level fast path;
+  30 minutes with ``--quick``) after a warm-up.
+* ``api_p99_ms``: p99 latency of ``GET /api/v1/alerts`` and ``/api/v1/spectrum/latest`` under a
+  bounded loopback load of 200 requests/s (30 s; 10 s with ``--quick``) from a second process,
+  while the monitor runs on a real-time simulated source; ``frames_dropped`` is reported with it.
+
+Run from the repository root: ``.venv/bin/python bench/run.py --quick``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from detector.baseline import BaselineBuilder  # noqa: E402
+from detector.dsp import cu8_to_complex64, frame_psd_stack  # noqa: E402
+from detector.engine import DetectionEngine, EngineConfig  # noqa: E402
+from detector.sim import awgn, cu8_bytes, gate, nfm  # noqa: E402
+from detector.types import IQBlock  # noqa: E402
+
+FS = 2.4e6
+CENTER = 446.0e6
+BLOCK = 1 << 18
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        pages = int(fh.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def synthetic_cu8(seconds: float, seed: int, bursts=()) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    n = int(seconds * FS)
+    x = awgn(n, -30.0, rng)
+    for f, a, b, level in bursts:
+        x += gate(nfm(n, FS, f, level, rng), FS, [(a, b)])
+    return cu8_bytes(x)
+
+
+def baseline_for(raw: np.ndarray, cfg: EngineConfig):
+    eng = DetectionEngine(cfg)
+    builder = None
+    for i in range(0, raw.size, 2 * BLOCK):
+        for spec in eng.frames_of_block(IQBlock(cu8_to_complex64(raw[i:i + 2 * BLOCK]), CENTER, FS, offset_s=i / 2 / FS)):
+            if builder is None:
+                builder = BaselineBuilder(spec.freqs_hz, rbw_hz=spec.rbw_hz, site="bench", n_looks=spec.n_looks)
+            builder.add(spec)
+    return builder.build()
+
+
+def bench_pipeline(seconds: float) -> dict:
+    cfg = EngineConfig()
+    base = baseline_for(synthetic_cu8(4.0, 1), cfg)
+    # the monitored signal: noise with two NFM bursts (so tracking and decisions run)
+    raw = synthetic_cu8(seconds, 2, bursts=[(150e3, 0.5, 1.5, -40.0), (-300e3, 2.0, 3.0, -45.0)])
+    n = raw.size // 2
+
+    def run_pipeline():
+        eng = DetectionEngine(cfg, baseline=base)
+        events = 0
+        for i in range(0, raw.size, 2 * BLOCK):
+            events += len(eng.process_block(IQBlock(cu8_to_complex64(raw[i:i + 2 * BLOCK]), CENTER, FS, offset_s=i / 2 / FS)))
+        events += len(eng.finish())
+        return eng, events
+
+    def run_bare(plan, spf):
+        for i in range(0, raw.size, 2 * BLOCK):
+            frame_psd_stack(cu8_to_complex64(raw[i:i + 2 * BLOCK]), plan, spf)
+
+    eng, _ = run_pipeline()  # warm-up: caches, imports
+    plan, spf = eng._stream.plan, eng._stream.segments_per_frame  # noqa: SLF001
+    run_bare(plan, spf)
+    best_p, best_b = float("inf"), float("inf")
+    for _ in range(3):  # interleaved, best of 3: fair on a noisy machine
+        t = time.perf_counter()
+        eng, events = run_pipeline()
+        best_p = min(best_p, time.perf_counter() - t)
+        t = time.perf_counter()
+        run_bare(plan, spf)
+        best_b = min(best_b, time.perf_counter() - t)
+    alerts = sum(1 for tr in eng.all_tracks.values() if tr.alert)
+    return {"pipeline_msps": round(n / best_p / 1e6, 2), "realtime_factor": round(n / best_p / FS, 2),
+            "fft_welch_msps": round(n / best_b / 1e6, 2), "ratio": round(best_b / best_p, 3),
+            "nfft": plan.nfft, "frame_s": cfg.frame_s, "pipeline_alerts": alerts}
+
+
+def bench_hops(hops: int) -> dict:
+    from detector.sim.scene import scene_from_spec
+    from detector.sim.sdr import SimSDR
+
+    sc = scene_from_spec("sim:default")
+    sdr = SimSDR(sc, window="exam", realtime=True)
+    dwell_s = 0.1
+    settle = sc.receiver.settle_s
+    n = int(dwell_s * sdr.sample_rate_hz)
+    centers = [445.8e6, 446.0e6, 446.2e6]
+    sdr.read(n)  # start the pacing clock
+    t = time.perf_counter()
+    for k in range(hops):
+        sdr.tune(centers[k % 3])
+        sdr.read(n)
+    per_hop = (time.perf_counter() - t) / hops
+    return {"hop_overhead": round(per_hop / (settle + dwell_s), 4), "hop_s": round(per_hop, 4), "dwell_s": dwell_s,
+            "settle_s": settle}
+
+
+def bench_alert_latency() -> dict:
+    cfg = EngineConfig()
+    base = baseline_for(synthetic_cu8(3.0, 3), cfg)
+    # SNR 10 dB in the 11 kHz channel: noise −30 dBFS over 2.4 MHz → −53.4 dBFS in 11 kHz
+    onset = 1.0
+    raw = synthetic_cu8(2.0, 4, bursts=[(200e3, onset, 2.0, -53.4 + 10.0)])
+    eng = DetectionEngine(cfg, baseline=base)
+    block = 1 << 14  # 6.8 ms: the RTL-SDR's USB buffer scale
+    onset_block_t = None
+    latency = None
+    t_start = time.perf_counter()
+    for i in range(0, raw.size, 2 * block):
+        t0 = i / 2 / FS
+        # feed at real-time pace
+        wait = t0 - (time.perf_counter() - t_start)
+        if wait > 0:
+            time.sleep(wait)
+        if onset_block_t is None and t0 + block / FS > onset:
+            onset_block_t = time.perf_counter()
+        events = eng.process_block(IQBlock(cu8_to_complex64(raw[i:i + 2 * block]), CENTER, FS, offset_s=t0))
+        if onset_block_t is not None and any(e["alert"] for e in events):
+            latency = time.perf_counter() - onset_block_t
+            break
+    persistence_s = cfg.decision.k * cfg.frame_s
+    return {"alert_latency_s": None if latency is None else round(latency, 4), "persistence_min_s": persistence_s}
+
+
+def bench_memory(hours: float) -> dict:
+    from detector.sim.scene import scene_from_spec
+    from detector.sim.sdr import SimPsd
+
+    sc = scene_from_spec("sim:scenes/evaluation-2h.toml") if os.path.exists("scenes/evaluation-2h.toml") else scene_from_spec("sim:default")
+    span = hours * 3600.0
+    sc = sc.model_copy(update={"timeline": sc.timeline.model_copy(update={"exam": [(sc.timeline.exam[0][0], sc.timeline.exam[0][0] + span)]})})
+    psd = SimPsd(sc, nfft=1024, segments_per_frame=200, window="exam")  # 0.1 s frames
+    eng = DetectionEngine(EngineConfig(frame_s=psd.frame_s))
+    warm = None
+    n = 0
+    t0 = time.perf_counter()
+    for spec in psd.frames():
+        eng.process_spectrum(spec)
+        n += 1
+        if warm is None and spec.offset_s - psd.t_start >= min(600.0, span / 4):
+            warm = _rss_mb()
+    end = _rss_mb()
+    return {"rss_growth_mb": round(end - (warm or end), 2), "memory_session_h": hours, "memory_frames": n,
+            "memory_wall_s": round(time.perf_counter() - t0, 1)}
+
+
+_LOAD_CLIENT = r"""
+import asyncio, json, sys, time, httpx
+url, rate, seconds = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+paths = ["/api/v1/alerts", "/api/v1/spectrum/latest"]
+lat = []
+errors = 0
+async def one(client, path):
+    global errors
+    t = time.perf_counter()
+    try:
+        r = await client.get(url + path)
+        if r.status_code >= 500: errors += 1
+    except Exception:
+        errors += 1
+        return
+    lat.append((time.perf_counter() - t) * 1000)
+async def main():
+    async with httpx.AsyncClient(timeout=5, limits=httpx.Limits(max_connections=50)) as client:
+        tasks = []
+        start = time.perf_counter()
+        k = 0
+        while time.perf_counter() - start < seconds:
+            due = start + k / rate
+            now = time.perf_counter()
+            if due > now:
+                await asyncio.sleep(due - now)
+            tasks.append(asyncio.create_task(one(client, paths[k % 2])))
+            k += 1
+        await asyncio.gather(*tasks)
+    lat.sort()
+    print(json.dumps({"n": len(lat), "errors": errors, "p50": lat[len(lat) // 2], "p99": lat[int(len(lat) * 0.99) - 1]}))
+asyncio.run(main())
+"""
+
+
+def bench_api(seconds: float, rate: float = 200.0) -> dict:
+    import tempfile
+    from pathlib import Path
+
+    import uvicorn
+
+    from detector.alerts import open_store
+    from detector.api import ApiContext, create_app
+    from detector.pipeline import Monitor
+    from detector.plan import Scheduler, single_band_plan
+    from detector.runs import survey_baseline
+    from detector.sim.scene import scene_from_spec
+    from detector.sim.sdr import SimSDR
+
+    sc = scene_from_spec("sim:default")
+    base = survey_baseline([SimSDR(sc, window="survey")], DetectionEngine(EngineConfig()), site="S", max_duration_s=20.0)
+    tmp = Path(tempfile.mkdtemp(prefix="examwatch-bench-"))
+    store = open_store(None, data_dir=tmp)
+    eng = DetectionEngine(EngineConfig(), baseline=base, site="S")
+    src = SimSDR(sc, window="exam", realtime=True)
+    mon = Monitor(lambda: src, eng, store=store, site="S", run_id="bench", realtime=True,
+                  scheduler=Scheduler(single_band_plan(src.center_hz, src.sample_rate_hz), src.sample_rate_hz))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(ApiContext(store=store, token="bench", monitor=mon))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    th = threading.Thread(target=server.run, daemon=True)
+    th.start()
+    mon.start()
+    while not server.started:
+        time.sleep(0.05)
+    time.sleep(2.0)  # let frames flow
+    dropped0 = mon.health()["frames_dropped"]
+    out = subprocess.run([sys.executable, "-c", _LOAD_CLIENT, f"http://127.0.0.1:{port}", str(rate), str(seconds)],
+                         capture_output=True, text=True, timeout=seconds + 120)
+    h = mon.health()
+    server.should_exit = True
+    mon.stop()
+    th.join(10)
+    store.close()
+    res = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else {"p99": None, "p50": None, "n": 0, "errors": -1}
+    return {"api_p99_ms": None if res["p99"] is None else round(res["p99"], 2),
+            "api_p50_ms": None if res["p50"] is None else round(res["p50"], 2), "api_requests": res["n"],
+            "api_errors": res["errors"], "api_rate_per_s": rate, "api_seconds": seconds,
+            "frames_dropped": h["frames_dropped"] - dropped0, "monitor_frames_processed": h["frames_processed"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="shorter runs (all keys measured, < 3 minutes on 2 cores)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object on one line")
+    args = ap.parse_args()
+    q = args.quick
+    out: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"}
+    t0 = time.perf_counter()
+    log("pipeline vs bare framed Welch …")
+    out.update(bench_pipeline(6.0 if q else 20.0))
+    log(f"  {out['pipeline_msps']} MS/s ({out['realtime_factor']}× real time), bare {out['fft_welch_msps']} MS/s, ratio {out['ratio']}")
+    log("hop overhead (simulated SDR paced to real time) …")
+    out.update(bench_hops(20 if q else 60))
+    log(f"  {out['hop_overhead']}")
+    log("alert latency …")
+    out.update(bench_alert_latency())
+    log(f"  {out['alert_latency_s']} s (persistence rule minimum {out['persistence_min_s']} s)")
+    log("memory over a simulated session …")
+    out.update(bench_memory(0.5 if q else 2.0))
+    log(f"  {out['rss_growth_mb']} MB over {out['memory_session_h']} h")
+    log("API latency under load …")
+    out.update(bench_api(10.0 if q else 30.0))
+    log(f"  p99 {out['api_p99_ms']} ms, frames dropped {out['frames_dropped']}")
+    out["bench_wall_s"] = round(time.perf_counter() - t0, 1)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        for k, v in out.items():
+            print(f"{k:26} {v}")
+
+
+if __name__ == "__main__":
+    main()
