@@ -369,12 +369,27 @@ class Monitor:
     def health(self) -> dict:
         return self.status.as_dict()
 
+    def latest_spectrum_json(self) -> bytes | None:
+        """:meth:`latest_spectrum` serialised, cached per frame (the API's hot path)."""
+        snap = self.latest
+        if snap is None:
+            return None
+        key = id(snap["spectrum"])
+        cached = getattr(self, "_spec_json", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        import json
+
+        body = json.dumps(self.latest_spectrum(), separators=(",", ":")).encode()
+        self._spec_json = (key, body)
+        return body
+
     def latest_spectrum(self) -> dict | None:
         snap = self.latest
         if snap is None:
             return None
         spec, res = snap["spectrum"], snap["result"]
-        out = {"freqs_hz": spec.freqs_hz.tolist(), "power": [round(float(v), 2) for v in spec.power], "unit": spec.unit,
+        out = {"freqs_hz": spec.freqs_hz.tolist(), "power": np.round(spec.power.astype(np.float64), 2).tolist(), "unit": spec.unit,
                "rbw_hz": spec.rbw_hz, "center_hz": spec.center_hz, "offset_s": spec.offset_s, "n_looks": spec.n_looks,
                "noise_floor_dbfs": None if res is None else res.noise_floor_dbfs,
                "emissions": [] if res is None else [
@@ -384,7 +399,8 @@ class Monitor:
         aligned = self.engine._aligned_for(spec) if self.engine.baseline is not None else None  # noqa: SLF001
         if aligned is not None:
             def clean(a):
-                return [None if not np.isfinite(v) else round(float(v), 2) for v in a]
+                a = np.round(np.asarray(a, dtype=np.float64), 2)
+                return [None if v != v else v for v in a.tolist()]
             out["baseline"] = {"median_db": clean(aligned.median_db), "p90_db": clean(aligned.p90_db),
                                "p99_db": clean(aligned.p99_db)}
         return out

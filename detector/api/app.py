@@ -91,13 +91,15 @@ def build_router() -> APIRouter:
                 "last_end": b.last_end.isoformat() if b.last_end else None, "version": b.version}
 
     @r.get("/spectrum/latest", summary="The latest frame with baseline quantiles and open emissions")
-    def spectrum_latest(ctx: Ctx) -> dict:
+    def spectrum_latest(ctx: Ctx) -> Response:
+        """``{"freqs_hz": [...], "power": [...], "unit", "rbw_hz", "center_hz", "offset_s", "n_looks",
+        "noise_floor_dbfs", "emissions": [...], "baseline": {"median_db", "p90_db", "p99_db"} | null}``."""
         if ctx.monitor is None:
             raise HTTPException(404, "no capture loop runs here")
-        s = ctx.monitor.latest_spectrum()
-        if s is None:
+        body = ctx.monitor.latest_spectrum_json()
+        if body is None:
             raise HTTPException(404, "no spectrum yet")
-        return s
+        return Response(content=body, media_type="application/json")
 
     @r.get("/tracks", summary="Open tracks of the capture loop")
     def tracks(ctx: Ctx) -> dict:
@@ -117,7 +119,8 @@ def build_router() -> APIRouter:
             raise HTTPException(422, "since needs a zone (e.g. 2026-06-07T09:00:00Z)")
         data, count = ctx.store.list(site=site, status=status, since=since, f_min_hz=f_min_hz, f_max_hz=f_max_hz,
                                      limit=limit, offset=offset)
-        return {"data": [_alert_json(a) for a in data], "count": count}
+        # serialised here, once: FastAPI's generic encoder costs more than the query
+        return JSONResponse({"data": [_alert_json(a) for a in data], "count": count})
 
     @r.get("/alerts/{alert_id}", summary="One alert")
     def alert(alert_id: str, ctx: Ctx) -> dict:
