@@ -13,8 +13,11 @@ __all__ = ["track_locator"]
 
 
 def track_locator(lat0: float | None = None, lon0: float | None = None, *, min_readings: int = 20,
-                  every_s: float = 5.0) -> Callable:
-    """A locator that re-estimates a track at most every ``every_s`` seconds of its readings."""
+                  every_s: float = 5.0, buildings=()) -> Callable:
+    """A locator that re-estimates a track at most every ``every_s`` seconds of its readings.
+
+    With site ``buildings`` (polygons of (lat, lon)), the result names the nearest one:
+    ``"nearest_building": {"index", "distance_m", "inside"}``."""
     cache: dict[str, tuple[float, dict | None]] = {}
 
     def locate(track) -> dict | None:
@@ -25,11 +28,15 @@ def track_locator(lat0: float | None = None, lon0: float | None = None, *, min_r
         prev = cache.get(track.track_id)
         if prev is not None and last_t - prev[0] < every_s:
             return prev[1]
-        from detector.localization import locate
+        from detector.localization import locate, nearest_building
 
         try:
             est = locate([r.lat for r in readings], [r.lon for r in readings], [r.power_db for r in readings])
             result = est.to_dict()
+            if buildings:
+                nb = nearest_building(est, buildings)
+                if nb is not None:
+                    result["nearest_building"] = {"index": nb.index, "distance_m": round(nb.distance_m, 1), "inside": nb.inside}
         except ValueError:
             result = None
         cache[track.track_id] = (last_t, result)

@@ -22,6 +22,8 @@ def demo(
     json_out: Annotated[bool, typer.Option("--json", help="At the end print one JSON object with the score (and nothing else on stdout).")] = False,
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Where the baseline, the alerts (JSONL) and the ground truth are written.")] = Path("examwatch-demo"),
     exam_s: Annotated[Optional[float], typer.Option("--exam-s", help="Monitor only the first S seconds of the exam session (shortened demo).")] = None,
+    host: Annotated[str, typer.Option("--host", help="Address of the API served while the demo runs.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port of the API served while the demo runs.")] = 8750,
 ) -> None:
     """Survey the simulated site, then monitor an exam session while the vehicle drives its loop.
 
@@ -33,7 +35,7 @@ def demo(
     from detector.detection import Channel, ExamSession, Whitelist
     from detector.engine import DetectionEngine, EngineConfig
     from detector.locating import track_locator
-    from detector.runs import run_detection, survey_baseline
+    from detector.runs import survey_baseline
     from detector.sim.scene import scene_from_spec
     from detector.sim.score import score_alerts
     from detector.sim.sdr import SimSDR
@@ -44,8 +46,6 @@ def demo(
     sc = scene_from_spec(scene)
     out_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.monotonic()
-    if serve:
-        console_err.print("[dim]note: the HTTP API and dashboards are not built yet (issues #6, #8); running without them[/]")
     site = sc.site.name
     console_err.print(f"[bold]examwatch demo[/]: scene {sc.name!r} (seed {sc.seed if seed is None else seed}), site {site}, "
                       f"dwell {sc.receiver.center_hz / 1e6:.3f} MHz ± {sc.receiver.sample_rate_hz / 2e6:.3f} MHz")
@@ -66,27 +66,43 @@ def demo(
     sessions = tuple(ExamSession(x, y, f"exam session {i + 1}") for i, (x, y) in enumerate(sc.timeline.exam))
     wl = Whitelist(tuple(Channel(e.f_c_hz, e.bandwidth_hz + 5e3, e.id) for e in sc.emitters if e.whitelisted))
     engine = DetectionEngine(EngineConfig(), baseline=baseline, whitelist=wl, site=site, sessions=sessions,
-                             locate=track_locator(sc.site.lat0, sc.site.lon0))
+                             locate=track_locator(sc.site.lat0, sc.site.lon0, buildings=_buildings_llh(sc)))
+    from detector.pipeline import Monitor
+
+    store = server = None
+    if serve:
+        store, server = _serve(out_dir, site, baseline, host, port)
+    mon = Monitor(lambda: exam_src, engine, store=store, site=site, run_id="demo", realtime=False, block_samples=1 << 18)
+    if server is not None:
+        server.config.app.state.ctx.monitor = mon
     events: list[dict] = []
     announced: set[str] = set()
     alerts_path = out_dir / "alerts.jsonl"
-    with open(alerts_path, "w") as fh, progress_bar(f"exam {exam_src.t_start:.0f}–{exam_src.t_end:.0f} s",
-                                                   exam_src.t_end - exam_src.t_start) as update:
-        def on_events(evs):
-            for ev in evs:
-                events.append(ev)
-                fh.write(json.dumps(ev) + "\n")
-                if ev["alert"] and ev["track_id"] not in announced:
-                    announced.add(ev["track_id"])
-                    console_err.print(
-                        f"[bold red]ALERT[/] t={ev['last_seen_s']:.1f} s  {ev['track_id']}  {ev['center_hz'] / 1e6:.5f} MHz  "
-                        f"{ev['classification']}  {ev['severity']}  — {'; '.join(ev['reasons'][:2])}")
-                elif ev["alert"] and ev.get("location") and ev["event"] == "update":
-                    loc = ev["location"]
-                    console_err.print(f"      {ev['track_id']} located: {loc['lat']:.6f}, {loc['lon']:.6f} "
-                                      f"({loc['status']}, CEP50 {loc.get('cep50_m') or 0:.0f} m)")
+    fh = open(alerts_path, "w")
 
-        run_detection([exam_src], engine, on_events, progress=lambda s: update(s))
+    def on_event(ev):
+        events.append(ev)
+        fh.write(json.dumps(ev) + "\n")
+        if ev["alert"] and ev["track_id"] not in announced:
+            announced.add(ev["track_id"])
+            console_err.print(
+                f"[bold red]ALERT[/] t={ev['last_seen_s']:.1f} s  {ev['track_id']}  {ev['center_hz'] / 1e6:.5f} MHz  "
+                f"{ev['classification']}  {ev['severity']}  — {'; '.join(ev['reasons'][:2])}")
+        elif ev["alert"] and ev.get("location") and ev["event"] == "update":
+            loc = ev["location"]
+            console_err.print(f"      {ev['track_id']} located: {loc['lat']:.6f}, {loc['lon']:.6f} "
+                              f"({loc['status']}, CEP50 {loc.get('cep50_m') or 0:.0f} m)")
+
+    mon.on_event.append(on_event)
+    with progress_bar(f"exam {exam_src.t_start:.0f}–{exam_src.t_end:.0f} s", exam_src.t_end - exam_src.t_start) as update:
+        mon.start()
+        while not mon.finished.wait(0.25):
+            if mon.status.scene_time_s is not None:
+                update(mon.status.scene_time_s - exam_src.t_start)
+    mon.stop()
+    fh.close()
+    if server is not None:
+        server.should_exit = True
     truth = scene_truth(exam_src)
     truth["window"] = [exam_src.t_start, exam_src.t_end]
     write_truth(truth, out_dir / "truth.json")
@@ -107,3 +123,37 @@ def demo(
         from detector.cli.sim import print_score
 
         print_score(result)
+
+
+def _serve(out_dir: Path, site: str, baseline, host: str, port: int):
+    """Start the API (store in ``out_dir/data``) in a thread; (None, None) when the port is taken."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    from detector.alerts import open_store
+    from detector.api import ApiContext, create_app
+    from detector.api.auth import load_or_create_token
+
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            console_err.print(f"[yellow]port {port} is in use: running without the API (use --port)[/]")
+            return None, None
+    data = out_dir / "data"
+    store = open_store(None, data_dir=data)
+    token, path = load_or_create_token(data)
+    app = create_app(ApiContext(store=store, token=token, baselines={site: baseline}))
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    threading.Thread(target=server.run, name="examwatch-demo-api", daemon=True).start()
+    console_err.print(f"API on http://{host}:{port}/api/v1 while the demo runs (write token in {path})")
+    return store, server
+
+
+def _buildings_llh(scene) -> list:
+    from detector.sim.world import enu_to_llh
+
+    return [[tuple(map(float, enu_to_llh(x, y, scene.site.lat0, scene.site.lon0))) for x, y in poly]
+            for poly in scene.site.buildings]

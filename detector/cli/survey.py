@@ -117,7 +117,9 @@ def replay(
     if scene is not None:
         from detector.locating import track_locator
 
-        locate = track_locator(scene.site.lat0, scene.site.lon0)
+        from detector.cli.demo import _buildings_llh
+
+        locate = track_locator(scene.site.lat0, scene.site.lon0, buildings=_buildings_llh(scene))
     engine = DetectionEngine(EngineConfig(frame_s=frame_s, fa_per_hour=fa_per_hour), baseline=base, whitelist=wl,
                              site=site, sessions=sessions, wall_start=start, locate=locate)
     alerts: dict[str, dict] = {}

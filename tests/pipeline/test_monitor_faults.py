@@ -131,3 +131,32 @@ def test_finite_source_finishes_and_stops_cleanly():
     assert mon.health()["source_state"] == "finished"
     assert seen and abs(seen[0]["center_hz"] - CENTER - 20e3) < 2e3
     mon.stop()
+
+
+def test_health_over_http_turns_degraded_and_back(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from detector.alerts import open_store
+    from detector.api import ApiContext, create_app
+
+    shared = {"stall": threading.Event()}
+    store = open_store(None, data_dir=tmp_path)
+    mon = Monitor(lambda: FaultySource("raise", shared), DetectionEngine(EngineConfig()), store=store, realtime=True,
+                  watchdog_s=1.0, block_samples=1 << 14).start()
+    client = TestClient(create_app(ApiContext(store=store, token="t", monitor=mon)))
+    try:
+        assert wait_for(lambda: client.get("/api/v1/health").json()["frames_processed"] > 20, 10)
+        assert client.get("/api/v1/health").json()["status"] == "ok"
+        shared["broken"] = True
+        t0 = time.monotonic()
+        assert wait_for(lambda: client.get("/api/v1/health").json()["status"] == "degraded", 5.0)
+        body = client.get("/api/v1/health").json()
+        assert time.monotonic() - t0 <= 5.0 and "LIBUSB_ERROR_NO_DEVICE" in body["last_error"]
+        assert client.get("/api/v1/health").status_code == 200
+        shared["broken"] = False
+        assert wait_for(lambda: client.get("/api/v1/health").json()["status"] == "ok", 15.0)
+        metrics = client.get("/metrics").text
+        assert "examwatch_reopen_count" in metrics
+    finally:
+        mon.stop()
+        store.close()
