@@ -132,6 +132,7 @@ class DetectionEngine:
         sessions: tuple[ExamSession, ...] = (),
         wall_start: datetime | None = None,
         locate: Callable[[Track], dict | None] | None = None,
+        correct: Callable[[IQBlock], IQBlock] | None = None,
     ) -> None:
         self.config = config
         self.baseline = baseline
@@ -140,6 +141,7 @@ class DetectionEngine:
         self.sessions = tuple(sessions)
         self.wall_start = wall_start
         self.locate = locate
+        self.correct = correct  # calibration of the dongle's samples (detector.calibrated)
         self.tracker = Tracker(config.tracker)
         self.frames_processed = 0
         self.flagged_bins = 0
@@ -175,6 +177,8 @@ class DetectionEngine:
 
     def frames_of_block(self, block: IQBlock) -> list[Spectrum]:
         """Cut a block into :class:`Spectrum` frames (dBFS), times on the engine's timeline."""
+        if self.correct is not None:
+            block = self.correct(block)
         stream = self._ensure_stream(block)
         carried = stream._carry.size  # noqa: SLF001 - samples before this block's first
         frames, _ = stream.push(block.samples)
@@ -216,6 +220,8 @@ class DetectionEngine:
 
         The block's frames are tested as one stack (vectorised); only frames with flagged bins
         reach the tracker, and open tracks are aged once per block."""
+        if self.correct is not None:
+            block = self.correct(block)
         stream = self._ensure_stream(block)
         carried = stream._carry.size  # noqa: SLF001 - samples before this block's first
         frames, _ = stream.push(block.samples)

@@ -17,6 +17,17 @@ from detector.runs import run_detection, survey_baseline, total_duration_s
 
 SourcesArg = Annotated[list[str], typer.Argument(help="IQ recordings (any format of `spectrum`), rtl_power CSVs, sim:default / sim:SCENE.toml, or rtlsdr:0; read one after another as one timeline.")]
 DurationOpt = Annotated[Optional[float], typer.Option("--duration", help="Seconds to read from each source (needed for rtlsdr:, optional elsewhere).")]
+ProfileOpt = Annotated[Optional[Path], typer.Option("--profile", help="Calibration profile of the dongle (examwatch calibrate): ppm, DC/IQ correction applied to the samples.")]
+
+
+def _correction(profile: Path | None, srcs):
+    """The calibration correction for --profile, checked against a dongle serial when the source has one."""
+    if profile is None:
+        return None
+    from detector.calibrated import load_correction
+
+    serial = next((getattr(getattr(s, "info", None), "serial", None) for s in srcs if getattr(getattr(s, "info", None), "serial", None)), None)
+    return load_correction(profile, serial=serial)
 
 
 def _check_positive(value: float | None, name: str) -> None:
@@ -51,6 +62,7 @@ def survey(
     frame_s: Annotated[float, typer.Option("--frame-s", help="Frame length (s); use the same for replay/monitor.")] = EngineConfig.frame_s,
     duration: DurationOpt = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of sim: sources (default: the scene's).")] = None,
+    profile: ProfileOpt = None,
 ) -> None:
     """Survey a site before the exam: per-bin statistics of every frame of SOURCE... → a baseline file.
 
@@ -63,7 +75,7 @@ def survey(
     srcs = open_all(sources, format, rate, center, sim_window="survey", sim_seed=seed)
     if duration is None and any(getattr(getattr(s, "info", None), "n_samples", 0) is None for s in srcs):
         raise InputError("a live source needs --duration (seconds to survey)")
-    engine = DetectionEngine(EngineConfig(frame_s=frame_s))
+    engine = DetectionEngine(EngineConfig(frame_s=frame_s), correct=_correction(profile, srcs))
     total = total_duration_s(srcs) if duration is None else duration * len(srcs)
     with progress_bar(f"surveying {site}", total) as update:
         baseline = survey_baseline(srcs, engine, site=site, progress=update, max_duration_s=duration, source_names=sources)
@@ -90,6 +102,7 @@ def replay(
     duration: DurationOpt = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of sim: sources (default: the scene's).")] = None,
     truth: Annotated[Optional[Path], typer.Option("--truth", help="For sim: sources, write the run's ground truth (JSON) here, for `examwatch sim score`.")] = None,
+    profile: ProfileOpt = None,
 ) -> None:
     """Run detection and tracking over recordings and print alert events.
 
@@ -120,8 +133,13 @@ def replay(
         from detector.cli.demo import _buildings_llh
 
         locate = track_locator(scene.site.lat0, scene.site.lon0, buildings=_buildings_llh(scene))
+    correction = _correction(profile, srcs)
+    from detector.calibrated import profile_warnings
+
+    for w in profile_warnings(base, correction):
+        console_err.print(f"[yellow]warning:[/] {w}")
     engine = DetectionEngine(EngineConfig(frame_s=frame_s, fa_per_hour=fa_per_hour), baseline=base, whitelist=wl,
-                             site=site, sessions=sessions, wall_start=start, locate=locate)
+                             site=site, sessions=sessions, wall_start=start, locate=locate, correct=correction)
     alerts: dict[str, dict] = {}
 
     def emit(events):

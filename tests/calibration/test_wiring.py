@@ -1,0 +1,66 @@
+"""A calibration profile applied to the detection chain: frequencies corrected, recorded in the baseline."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from calibration import CalibrationProfile, PpmCalibration
+from calibration.profiles import save_profile
+from detector.cli import app
+from detector.sim import awgn, cu8_bytes, gate, nfm
+
+runner = CliRunner()
+FS, CENTER, PPM = 250e3, 446.0e6, -37.0
+
+
+def recording(path, seconds, *, burst_hz=None, seed=0):
+    """A dongle at −37 ppm (tunes low): every signal appears ε·f_center higher."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * FS)
+    x = awgn(n, -30.0, rng)
+    if burst_hz is not None:
+        seen = burst_hz - CENTER - PPM * 1e-6 * CENTER
+        x += gate(nfm(n, FS, seen, -30.0, rng), FS, [(1.0, seconds - 0.5)])
+    cu8_bytes(x).tofile(path)
+    return str(path)
+
+
+@pytest.fixture
+def profile(tmp_path):
+    prof = CalibrationProfile(serial="00000007", created_utc="2026-06-01T08:00:00Z", updated_utc="2026-06-01T08:00:00Z",
+                              ppm=PpmCalibration(ppm=PPM, uncertainty_ppm=0.2, method="carrier", date_utc="2026-06-01T08:00:00Z"))
+    return save_profile(prof, tmp_path / "00000007.json")
+
+
+def alerts(out):
+    return [json.loads(line) for line in out.splitlines() if json.loads(line)["alert"]]
+
+
+def test_profile_corrects_the_alert_frequency(tmp_path, profile):
+    true_hz = 446.08125e6
+    rec = recording(tmp_path / "exam_446M_250k.cu8", 3.0, burst_hz=true_hz)
+    raw = runner.invoke(app, ["replay", rec, "--site", "s", "--jsonl"])
+    fixed = runner.invoke(app, ["replay", rec, "--site", "s", "--jsonl", "--profile", str(profile)])
+    assert raw.exit_code == 0 and fixed.exit_code == 0, fixed.output
+    f_raw = alerts(raw.stdout)[-1]["center_hz"]
+    f_fixed = alerts(fixed.stdout)[-1]["center_hz"]
+    assert abs(f_raw - true_hz) == pytest.approx(37e-6 * CENTER, abs=1.5e3)  # 16.5 kHz off without it
+    assert f_fixed == pytest.approx(true_hz, abs=1.0e3)
+
+
+def test_baseline_records_the_profile_and_a_mismatch_warns(tmp_path, profile):
+    survey_rec = recording(tmp_path / "survey_446M_250k.cu8", 2.0, seed=1)
+    out = tmp_path / "b.npz"
+    r = runner.invoke(app, ["survey", survey_rec, "--site", "s", "--out", str(out), "--profile", str(profile)])
+    assert r.exit_code == 0, r.output
+    from detector.baseline import load
+
+    assert load(out).calibration_profile == "00000007@2026-06-01T08:00:00Z"
+    exam = recording(tmp_path / "exam_446M_250k.cu8", 2.0, seed=2)
+    r = runner.invoke(app, ["replay", exam, "--site", "s", "--baseline", str(out)])
+    assert r.exit_code == 0
+    assert "survey used calibration profile 00000007@2026-06-01T08:00:00Z" in r.output
