@@ -135,7 +135,7 @@ class Monitor:
         self._generation = 0
         self._threads: list[threading.Thread] = []
         self._recent: deque[IQBlock] = deque(maxlen=32)
-        self._evidence_done: set[str] = set()
+        self._evidence_stage: dict[str, int] = {}
         self.latest: dict | None = None
         self._backoff = 0.5
         #: recent frames for waterfalls: (offset_s, center_hz, power dB float32) of one frame in
@@ -328,10 +328,15 @@ class Monitor:
             if self.store is not None:
                 alert = self.store.apply_event(ev, site=self.site, run_id=self.run_id)
                 self.status.alerts_stored += 1
-                if alert is not None and self.evidence and alert.id not in self._evidence_done and block is not None:
-                    self._evidence_done.add(alert.id)
-                    self._attach_evidence(alert, ev)
-                    alert = self.store.get(alert.id)
+                if alert is not None and self.evidence and block is not None:
+                    # evidence at the first alert, and once more when the track has been on the air
+                    # for a second (the first snippet holds only the frames that triggered the alert)
+                    stage = self._evidence_stage.get(alert.id, 0)
+                    on_air = ev["last_seen_s"] - ev["first_seen_s"]
+                    if stage == 0 or (stage == 1 and on_air >= 1.0):
+                        self._evidence_stage[alert.id] = stage + 1
+                        self._attach_evidence(alert, ev)
+                        alert = self.store.get(alert.id)
             if self.scheduler is not None and not self.scheduler.single:
                 self.scheduler.extend(ev["center_hz"], self.clock() + 30.0)
             for cb in self.on_alert:
@@ -358,7 +363,7 @@ class Monitor:
                 "core:label": f"{ev['track_id']} {ev['classification']}"}])
             self.store.add_evidence(alert.id, "snippet.sigmf-meta", meta, "application/json")
             self.store.add_evidence(alert.id, "snippet.sigmf-data", data, "application/octet-stream")
-            if ev["bandwidth_hz"] <= 20e3:
+            if ev["bandwidth_hz"] <= 30e3:
                 wav = nfm_audio_wav(x, sample_rate_hz=fs, offset_hz=ev["center_hz"] - blocks[-1].center_hz,
                                     bandwidth_hz=max(ev["bandwidth_hz"], 12.5e3))
                 self.store.add_evidence(alert.id, "audio.wav", wav, "audio/wav")

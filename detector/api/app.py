@@ -198,6 +198,9 @@ def create_app(ctx: ApiContext, *, title: str = "examwatch") -> FastAPI:
     app.state.ctx = ctx
     app.add_middleware(WriteTokenMiddleware, token=ctx.token, read_token=ctx.read_token)
     app.include_router(build_router())
+    from detector.api.dashboard import build_dashboard_router
+
+    app.include_router(build_dashboard_router())
     for extra in ctx.extra_routers:
         app.include_router(extra)
 

@@ -30,6 +30,7 @@ from detector.cli import sim as _sim  # noqa: E402,F401
 from detector.cli import monitor as _monitor  # noqa: E402,F401
 from detector.cli import locate as _locate  # noqa: E402,F401
 from detector.cli import calibrate as _calibrate  # noqa: E402,F401
+from detector.cli import report as _report  # noqa: E402,F401
 
 
 @app.callback()

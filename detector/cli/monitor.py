@@ -70,6 +70,11 @@ def monitor(
     watchdog_s: Annotated[Optional[float], typer.Option("--watchdog-s", help="A source silent this long is degraded and reopened (default 5 s).")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of sim: sources.")] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="Logging level on stderr.")] = "info",
+    profile: Annotated[Optional[Path], typer.Option("--profile", help="Calibration profile of the dongle (examwatch calibrate).")] = None,
+    profiles_dir: Annotated[Path, typer.Option("--profiles-dir", help="Folder of calibration profiles, looked up by the dongle's serial.")] = Path("profiles"),
+    push: Annotated[Optional[str], typer.Option("--push", help="Push alert changes to a command center: http(s)://CENTER:PORT (webhook) or mqtt://BROKER:PORT.")] = None,
+    vehicle_id: Annotated[Optional[str], typer.Option("--vehicle-id", help="This vehicle's id at the center (default: the host name).")] = None,
+    push_token_file: Annotated[Optional[Path], typer.Option("--push-token-file", help="File holding this vehicle's token for the center (http(s) push).")] = None,
 ) -> None:
     """Run the capture loop and the HTTP API together; stop with Ctrl-C or SIGTERM (the store stays consistent).
 
@@ -87,7 +92,13 @@ def monitor(
     from detector.sources import open_source, source_kind
 
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # the capture and processing threads share the interpreter with the API: hand the GIL over
+    # more often so that requests are not held behind a processing step (bench: api_p99_ms)
+    import sys as _sys
+
+    _sys.setswitchinterval(0.001)
     st = _settings(config)
+    st.push_url, st.vehicle_id, st.push_token_file = push or st.push_url, vehicle_id or st.vehicle_id, push_token_file or st.push_token_file
     db = db or st.db
     host = host or st.host
     port = port if port is not None else st.port
@@ -147,9 +158,17 @@ def monitor(
     if reopened:
         console_err.print(f"{len(reopened)} open alert(s) of site {site_cfg.name!r} reloaded from the store")
     wall_start = info.start
-    locate = track_locator(site_cfg.lat, site_cfg.lon) if (scene is not None or gps) else None
+    locate = track_locator(site_cfg.lat, site_cfg.lon, buildings=site_cfg.buildings) if (scene is not None or gps) else None
+    from detector.calibrated import load_correction, profile_warnings
+
+    correction = load_correction(profile, serial=info.serial, profiles_dir=profiles_dir)
+    if correction is not None:
+        console_err.print(f"calibration profile {correction.profile_id} applied")
+    for w in profile_warnings(base, correction):
+        console_err.print(f"[yellow]warning:[/] {w}")
     engine = DetectionEngine(EngineConfig(), baseline=base, whitelist=site_cfg.whitelist_obj(), site=site_cfg.name,
-                             sessions=site_cfg.exam_sessions(wall_start), wall_start=wall_start, locate=locate)
+                             sessions=site_cfg.exam_sessions(wall_start), wall_start=wall_start, locate=locate,
+                             correct=correction)
     run_id = uuid.uuid4().hex[:12]
     live = kind == "rtlsdr" or realtime
     pending = [first] if kind != "rtlsdr" else []
@@ -263,3 +282,4 @@ def _attach_gps(mon, spec: str) -> None:
         return orig(block)
 
     eng.frames_of_block = with_track
+

@@ -63,6 +63,7 @@ def survey(
     duration: DurationOpt = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of sim: sources (default: the scene's).")] = None,
     profile: ProfileOpt = None,
+    png: Annotated[Optional[Path], typer.Option("--png", help="Draw the baseline (median, p90–p99, max, occupancy) to this PNG/SVG file.")] = None,
 ) -> None:
     """Survey a site before the exam: per-bin statistics of every frame of SOURCE... → a baseline file.
 
@@ -83,6 +84,11 @@ def survey(
         baseline = merge_baselines(load(merge), baseline)
     path = out or Path(f"{site}.baseline.npz")
     save(baseline, path)
+    if png is not None:
+        from dashboards import environment_figure, save_figure
+
+        save_figure(environment_figure(baseline, title=f"baseline of site {site}"), png)
+        console_err.print(f"wrote {png}")
     console_err.print(f"baseline of site {site!r}: {baseline.freqs_hz.size} bins, RBW {baseline.rbw_hz:.1f} Hz, "
                       f"{int(baseline.frames.max())} frames, {baseline.span_s:.1f} s → {path}")
 
@@ -103,6 +109,7 @@ def replay(
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of sim: sources (default: the scene's).")] = None,
     truth: Annotated[Optional[Path], typer.Option("--truth", help="For sim: sources, write the run's ground truth (JSON) here, for `examwatch sim score`.")] = None,
     profile: ProfileOpt = None,
+    png: Annotated[Optional[Path], typer.Option("--png", help="Draw the last frame against the baseline, with the alerts, to this PNG/SVG file.")] = None,
 ) -> None:
     """Run detection and tracking over recordings and print alert events.
 
@@ -155,6 +162,12 @@ def replay(
     total = total_duration_s(srcs) if duration is None else duration * len(srcs)
     with progress_bar("replaying", total) as update:
         run_detection(srcs, engine, emit, progress=update, max_duration_s=duration)
+    if png is not None and engine.last_spectrum is not None:
+        from dashboards import save_figure, spectrum_baseline_figure
+
+        save_figure(spectrum_baseline_figure(engine.last_spectrum, baseline=base, alerts=list(alerts.values()),
+                                             whitelist=wl, title=f"site {site}: last frame and alerts"), png)
+        console_err.print(f"wrote {png}")
     if truth is not None:
         sims = [s for s in srcs if getattr(getattr(s, "info", None), "kind", "") == "sim"]
         if not sims:

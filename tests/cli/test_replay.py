@@ -147,3 +147,17 @@ def test_cli_errors_exit_2(tmp_path, args, needle):
     r = subprocess.run([sys.executable, "-m", "detector", *argv], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2, r.stderr
     assert needle in r.stderr and "Traceback" not in r.stderr
+
+
+def test_survey_and_replay_draw_png(tmp_path):
+    fs = 250e3
+    rng = np.random.default_rng(31)
+    s1 = _write(tmp_path / "s_446.05M_250k.cu8", _site(4.0, rng, fs))
+    exam = _write(tmp_path / "e_446.05M_250k.cu8", _site(4.0, rng, fs, burst=(20e3, 1.0, 3.0)))
+    b = tmp_path / "b.npz"
+    r = runner.invoke(app, ["survey", s1, "--site", "s", "--out", str(b), "--png", str(tmp_path / "base.png")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["replay", exam, "--site", "s", "--baseline", str(b), "--png", str(tmp_path / "last.png")])
+    assert r.exit_code == 0, r.output
+    for name in ("base.png", "last.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"

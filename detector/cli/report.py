@@ -1,0 +1,70 @@
+"""``examwatch report``: the post-exam report of a site from the alert store (HTML or PDF)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from detector.cli import app
+from detector.cli._common import console_err
+from detector.errors import InputError
+
+
+def _time(text: str | None, name: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"{name} {text!r} is not an ISO 8601 time such as 2026-06-07T09:00:00+08:00") from None
+    if t.tzinfo is None:
+        raise InputError(f"{name} {text!r} needs a zone (e.g. 2026-06-07T09:00:00+08:00 or ...Z)")
+    return t
+
+
+@app.command()
+def report(
+    site: Annotated[str, typer.Option("--site", help="Site name (looked up in --sites-dir) or a site TOML path: its sessions group the alerts.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Write the report to exactly this file (HTML, or PDF with --pdf).")],
+    db: Annotated[Optional[str], typer.Option("--db", help="Alert store URL (default: SQLite in --data-dir; postgresql://... for PostgreSQL).")] = None,
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Where the default SQLite store lives.")] = Path("examwatch-data"),
+    sites_dir: Annotated[Path, typer.Option("--sites-dir", help="Folder of site TOML files.")] = Path("sites"),
+    t_from: Annotated[Optional[str], typer.Option("--from", help="Start of the time range, ISO 8601 with a zone (alerts overlapping the range are reported).")] = None,
+    t_to: Annotated[Optional[str], typer.Option("--to", help="End of the time range, ISO 8601 with a zone.")] = None,
+    baseline: Annotated[Optional[Path], typer.Option("--baseline", help="Site baseline (.npz from `examwatch survey`): adds the environment against the survey.")] = None,
+    pdf: Annotated[bool, typer.Option("--pdf", help="Write a PDF (matplotlib PdfPages) instead of HTML.")] = False,
+) -> None:
+    """Write the post-exam report of a site: per exam session the timeline, the environment against
+    the baseline, and each alert with its figures, location, evidence and handling history.
+
+    The HTML is one self-contained file (figures embedded as base64 PNG); nothing is loaded from the
+    network when it is opened.
+    """
+    from dashboards.report import write_report
+    from detector.alerts import open_store
+    from detector.site import resolve_site
+
+    start, end = _time(t_from, "--from"), _time(t_to, "--to")
+    if start is not None and end is not None and start > end:
+        raise InputError(f"--from ({t_from}) is after --to ({t_to})")
+    if out.is_dir():
+        raise InputError(f"{out} is a directory; give a file name such as report.html")
+    if not out.parent.exists():
+        raise InputError(f"{out.parent} does not exist")
+    site_cfg = resolve_site(site, sites_dir)
+    base = None
+    if baseline is not None:
+        from detector.baseline import load
+
+        base = load(baseline)
+    if db is None and not (data_dir / "examwatch.db").is_file():
+        raise InputError(f"no alert store at {data_dir / 'examwatch.db'}; give --db URL or --data-dir")
+    store = open_store(db, data_dir=data_dir)
+    try:
+        rep = write_report(store, site_cfg, out, t_from=start, t_to=end, baseline=base, pdf=pdf)
+    finally:
+        store.close()
+    console_err.print(f"wrote {out}: site {site_cfg.name}, {len(rep.sections)} section(s), {len(rep.alerts)} alert(s)")
