@@ -120,6 +120,18 @@ def monitor(
 
         scene = scene_from_spec(source)
     site_cfg = resolve_site(site, sites_dir, scene=scene)
+    hardware_ppm = 0.0
+    if kind == "rtlsdr":
+        # a dongle's profile (given, or found by its serial) sets the tuner's freq_correction to its
+        # integer ppm; the remainder is corrected digitally below
+        from detector.calibrated import load_correction as _lc
+        from detector.sources.rtlsdr import parse_rtlsdr_spec
+
+        parsed = parse_rtlsdr_spec(source)
+        prof_corr = _lc(profile, serial=parsed.serial, profiles_dir=profiles_dir)
+        if prof_corr is not None and parsed.ppm == 0 and prof_corr.ppm:
+            hardware_ppm = float(round(prof_corr.ppm))
+            source = f"{source}{',' if ':' in source else ':'}ppm={int(hardware_ppm)}"
 
     def factory():
         return open_source(source, sample_format=format, sample_rate_hz=rate_hz, center_hz=center_hz,
@@ -161,7 +173,7 @@ def monitor(
     locate = track_locator(site_cfg.lat, site_cfg.lon, buildings=site_cfg.buildings) if (scene is not None or gps) else None
     from detector.calibrated import load_correction, profile_warnings
 
-    correction = load_correction(profile, serial=info.serial, profiles_dir=profiles_dir)
+    correction = load_correction(profile, serial=info.serial, profiles_dir=profiles_dir, hardware_ppm=hardware_ppm)
     if correction is not None:
         console_err.print(f"calibration profile {correction.profile_id} applied")
     for w in profile_warnings(base, correction):
@@ -282,4 +294,5 @@ def _attach_gps(mon, spec: str) -> None:
         return orig(block)
 
     eng.frames_of_block = with_track
+
 
