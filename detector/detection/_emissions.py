@@ -280,11 +280,13 @@ def detect_frames(
     thr = threshold_ratio(looks, config.pfa_bin)
     valid, dc, edge = _CACHE.get(("valid", m, float(freqs_hz[0]), bin_hz, center_hz, config.dc_half_width_hz, config.edge_crop),
                                  lambda: _valid_mask(freqs_hz, center_hz, config, bin_hz))
-    raw_flag = p_lin > floor * thr
-    flagged = raw_flag & valid
+    thr_floor = floor * np.float32(thr)
+    if thr_floor.shape[0] != n or thr_floor.strides[0] == 0:
+        thr_floor = thr_floor[:1]  # one floor row for the whole stack
+    # bins outside the valid band never flag: an infinite threshold there saves a mask pass
+    thr_valid = np.where(valid, thr_floor, np.float32(np.inf))
     gain_offset = np.zeros(n)
     high = occ = None
-    base_rejected = np.zeros(n, dtype=np.int64)
     if baseline is not None:
         high, med, occ, covered = _baseline_arrays(baseline, config)
         covered = covered & valid
@@ -299,14 +301,22 @@ def detect_frames(
                                lambda: np.where(covered, 10 ** (np.fmax(high + config.baseline_margin_db, med + margin) / 10), 0.0)
                                .astype(np.float32))
         if np.any(gain_offset):
-            keep = p_lin > limit_lin * (10 ** (gain_offset / 10)).astype(np.float32)[:, None]
+            limit = limit_lin[None, :] * (10 ** (gain_offset / 10)).astype(np.float32)[:, None]
         else:
-            keep = p_lin > limit_lin
-        base_rejected = (flagged & ~keep).sum(axis=1)
-        flagged &= keep
+            limit = limit_lin[None, :]
+        # one comparison against the larger of the CFAR and the baseline thresholds
+        raw_flag = p_lin > thr_valid
+        flagged = p_lin > np.maximum(thr_valid, limit)
+        n_raw = raw_flag.sum(axis=1)
+        base_rejected = n_raw - flagged.sum(axis=1)
+    else:
+        flagged = p_lin > thr_valid
+        base_rejected = np.zeros(n, dtype=np.int64)
     n_flag = flagged.sum(axis=1)
-    dc_rej = (raw_flag & dc).sum(axis=1)
-    edge_rej = (raw_flag & edge).sum(axis=1)
+    dc_idx, edge_idx = _CACHE.get(("dcidx", id(dc), id(edge)), lambda: (np.flatnonzero(dc), np.flatnonzero(edge)))
+    thr_full = np.broadcast_to(thr_floor, (n, m))
+    dc_rej = (p_lin[:, dc_idx] > thr_full[:, dc_idx]).sum(axis=1)
+    edge_rej = (p_lin[:, edge_idx] > thr_full[:, edge_idx]).sum(axis=1)
     low_thr = threshold_ratio(looks, 0.05)
     n_tested = int(valid.sum())
     vsub = np.flatnonzero(valid)[:: max(1, int(valid.sum()) // 256)] if valid.any() else None
