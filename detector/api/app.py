@@ -197,12 +197,13 @@ def create_app(ctx: ApiContext, *, title: str = "examwatch") -> FastAPI:
                   description="examwatch: radio monitoring of exam sites. Writes need `Authorization: Bearer <token>`.")
     app.state.ctx = ctx
     app.add_middleware(WriteTokenMiddleware, token=ctx.token, read_token=ctx.read_token)
+    # extra routers first: their fixed paths (e.g. /alerts/stream) must win over /alerts/{alert_id}
+    for extra in ctx.extra_routers:
+        app.include_router(extra)
     app.include_router(build_router())
     from detector.api.dashboard import build_dashboard_router
 
     app.include_router(build_dashboard_router())
-    for extra in ctx.extra_routers:
-        app.include_router(extra)
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
     def metrics() -> PlainTextResponse:

@@ -31,6 +31,7 @@ from detector.cli import monitor as _monitor  # noqa: E402,F401
 from detector.cli import locate as _locate  # noqa: E402,F401
 from detector.cli import calibrate as _calibrate  # noqa: E402,F401
 from detector.cli import report as _report  # noqa: E402,F401
+from detector.cli import serve as _serve  # noqa: E402,F401
 
 
 @app.callback()

@@ -296,3 +296,4 @@ def _attach_gps(mon, spec: str) -> None:
     eng.frames_of_block = with_track
 
 
+import detector.push  # noqa: F401  (registers the push hook)

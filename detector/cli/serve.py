@@ -1,0 +1,79 @@
+"""``examwatch serve``: the command center (pushed alerts from every vehicle, one read API, live stream)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+import detector.push  # noqa: F401  (declares the push tables, registers the monitor hook)
+from detector.cli import app
+from detector.cli._common import console_err
+from detector.errors import InputError
+
+
+@app.command()
+def serve(
+    db: Annotated[Optional[str], typer.Option("--db", help="Center store URL: postgresql://USER@HOST:PORT/DB in production (default: SQLite center.db in --data-dir).")] = None,
+    host: Annotated[str, typer.Option("--host", help="API address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="API port.")] = 8760,
+    vehicle_tokens: Annotated[Optional[Path], typer.Option("--vehicle-tokens", help="File with one 'vehicle_id token' line per vehicle (# comments allowed): who may push.")] = None,
+    read_token_file: Annotated[Optional[Path], typer.Option("--read-token-file", help="File holding a token that reads then need (default: reads are open).")] = None,
+    token_file: Annotated[Optional[Path], typer.Option("--token-file", help="File holding the center's API write token (created, mode 0600, when missing).")] = None,
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Where the default SQLite store and the write token live.")] = Path("examwatch-center"),
+    mqtt: Annotated[Optional[str], typer.Option("--mqtt", help="Also subscribe to vehicles through this MQTT broker: mqtt://[user:pass@]host[:port][?client_id=ID&prefix=P].")] = None,
+    silent_after: Annotated[float, typer.Option("--silent-after", help="A vehicle with no contact for this many seconds is reported silent.", min=1)] = 60.0,
+    sites_dir: Annotated[Optional[Path], typer.Option("--sites-dir", help="Folder of site TOML files (for GET /sites).")] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="Logging level on stderr.")] = "info",
+) -> None:
+    """Run the command center: vehicles push alerts (POST /api/v1/ingest with their token, or MQTT);
+    screens read GET /api/v1/alerts, /overview and the live stream /api/v1/alerts/stream."""
+    import uvicorn
+
+    from detector.api.auth import load_or_create_token
+    from detector.push import load_vehicle_tokens, open_center_store
+    from detector.push.center_app import build_center_app
+
+    logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not 0 < port < 65536:
+        raise InputError(f"--port must be 1–65535, got {port}")
+    tokens = load_vehicle_tokens(vehicle_tokens) if vehicle_tokens is not None else {}
+    if not tokens:
+        console_err.print("no --vehicle-tokens: HTTP pushes will be refused (401)" + ("" if mqtt else "; nothing can reach this center"))
+    read_token = None
+    if read_token_file is not None:
+        try:
+            read_token = read_token_file.read_text().strip()
+        except OSError as exc:
+            raise InputError(f"--read-token-file {read_token_file}: {exc.strerror or exc}") from None
+        if not read_token:
+            raise InputError(f"--read-token-file {read_token_file} is empty")
+    mqtt_url = None
+    if mqtt:
+        from detector.push.mqtt import MqttUrl
+
+        mqtt_url = MqttUrl.parse(mqtt)
+    store = open_center_store(db, data_dir=data_dir)
+    token, token_path = load_or_create_token(data_dir, token_file=token_file)
+    if token_path is not None:
+        console_err.print(f"API write token in {token_path} (mode 0600)")
+    sub = None
+    if mqtt_url is not None:
+        from detector.push.mqtt import MqttCenterSubscriber
+
+        sub = MqttCenterSubscriber(store, mqtt_url, known=set(tokens.values()) if tokens else None).start()
+    api = build_center_app(store, token=token, vehicle_tokens=tokens, read_token=read_token, silent_after_s=silent_after,
+                           sites_dir=sites_dir, mqtt=sub)
+    server = uvicorn.Server(uvicorn.Config(api, host=host, port=port, log_level="warning", lifespan="on",
+                                           timeout_graceful_shutdown=3))
+    console_err.print(f"command center on http://{host}:{port}/api/v1 (store {store.url}; {len(tokens)} vehicle(s)"
+                      + (f"; MQTT {mqtt_url.host}:{mqtt_url.port}" if mqtt_url else "") + ")")
+    try:
+        server.run()
+    finally:
+        if sub is not None:
+            sub.stop()
+        store.close()
+        console_err.print("command center stopped")
