@@ -87,7 +87,12 @@ def summarize_source(
     """
     info = source.info
     fs = info.sample_rate_hz
-    plan = make_plan(fs, nfft=nfft, rbw_hz=rbw_hz)
+    if rbw_hz is not None and rbw_hz > fs / 8:
+        raise InputError(f"--rbw {rbw_hz:g} Hz is too wide for a sample rate of {fs:g} Hz (at most fs/8 = {fs / 8:g} Hz)")
+    try:
+        plan = make_plan(fs, nfft=nfft, rbw_hz=rbw_hz)
+    except ValueError as exc:
+        raise InputError(f"--rbw: {exc}") from None
     spf = max(1, int(round(frame_s * fs / plan.step)))
     stream = FrameStream(plan, spf)
     total = np.zeros(plan.nfft, dtype=np.float64)
@@ -122,10 +127,12 @@ def summarize_source(
         n_frames = p.shape[0]
         spf = 1
     avg = total / n_frames
-    exclude = None if keep_dc else dc_bins(plan.offsets_hz, half_width_bins=2)
+    # the DC spike and its 1/f skirt: ±2 kHz (as detection), at least ±2 bins
+    dc_half = max(2, int(np.ceil(2000.0 / plan.bin_hz)))
+    exclude = None if keep_dc else dc_bins(plan.offsets_hz, half_width_bins=dc_half)
     if not keep_dc:
-        avg = interpolate_dc(avg, plan.offsets_hz, half_width_bins=2)
-        maxhold = interpolate_dc(maxhold, plan.offsets_hz, half_width_bins=2)
+        avg = interpolate_dc(avg, plan.offsets_hz, half_width_bins=dc_half)
+        maxhold = interpolate_dc(maxhold, plan.offsets_hz, half_width_bins=dc_half)
     looks_frame = spf * plan.looks_per_segment
     floor, peaks = find_peaks(avg, maxhold, looks_avg=n_frames * looks_frame, looks_frame=looks_frame,
                               n_frames=n_frames, pfa=pfa, exclude=exclude)

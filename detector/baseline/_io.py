@@ -169,7 +169,9 @@ def load(path: str | os.PathLike[str]) -> SiteBaseline:
     except InputError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{p} is not a readable examwatch baseline file ({exc}).") from None
+        # numpy's own message suggests loading with allow_pickle: never do that with an unknown file
+        why = "not a zip/npz file" if "pickle" in str(exc) else str(exc)
+        raise InputError(f"{p} is not a readable examwatch baseline file ({why}).") from None
     try:
         packed = arrays["hist"]
         off = int(meta.get("hist_offset", 0))

@@ -229,7 +229,7 @@ def align(
         if not allow_coarser:
             raise RegridError(
                 f"baseline RBW {fmt_hz(rb)} Hz is coarser than the live RBW {fmt_hz(rl)} Hz; "
-                f"survey again at {fmt_hz(rl)} Hz or use --rbw {fmt_hz(rb)}"
+                f"survey again at {fmt_hz(rl)} Hz RBW (the same sample rate as this source)"
             )
         method = "nearest_coarser"
         inside = (pos >= -0.5 - tolerance) & (pos <= m - 0.5 + tolerance)

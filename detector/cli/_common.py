@@ -61,3 +61,31 @@ def progress_bar(description: str, total: float | None, *, enabled: bool = True)
     with prog:
         task = prog.add_task(description, total=total)
         yield lambda completed: prog.update(task, completed=completed)
+
+
+_FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def check_out_path(path, *, what: str, suffixes: tuple[str, ...] | None = None, sources: list[str] | None = None) -> None:
+    """Refuse an output path that cannot be written or would overwrite an input (InputError, exit 2)."""
+    from pathlib import Path
+
+    p = Path(path)
+    if suffixes is not None and p.suffix.lower() not in suffixes:
+        raise InputError(f"{what} {p}: use one of {', '.join(suffixes)}")
+    if p.is_dir():
+        raise InputError(f"{what} {p} is a directory")
+    if not p.parent.is_dir():
+        raise InputError(f"{what} {p}: folder {p.parent} does not exist")
+    for src in sources or ():
+        try:
+            if Path(src).exists() and p.exists() and p.resolve() == Path(src).resolve():
+                raise InputError(f"{what} {p} is one of the sources; refusing to overwrite a recording")
+            if p.resolve() == Path(src).resolve():
+                raise InputError(f"{what} {p} is one of the sources; refusing to overwrite a recording")
+        except OSError:
+            continue
+
+
+def check_figure_path(path, what: str = "--png") -> None:
+    check_out_path(path, what=what, suffixes=_FIGURE_SUFFIXES)

@@ -90,9 +90,14 @@ def demo(
                 f"{ev['classification']}  {ev['severity']}  — {'; '.join(ev['reasons'][:2])}")
         elif ev["alert"] and ev.get("location") and ev["event"] == "update":
             loc = ev["location"]
-            console_err.print(f"      {ev['track_id']} located: {loc['lat']:.6f}, {loc['lon']:.6f} "
-                              f"({loc['status']}, CEP50 {loc.get('cep50_m') or 0:.0f} m)")
+            key = (loc["status"], round(loc["lat"], 5), round(loc["lon"], 5))
+            if shown_loc.get(ev["track_id"]) != key:
+                shown_loc[ev["track_id"]] = key
+                word = "located" if loc["status"] == "located" else "not localizable yet"
+                console_err.print(f"      {ev['track_id']} {word}: {loc['lat']:.6f}, {loc['lon']:.6f} "
+                                  f"(CEP50 {loc.get('cep50_m') or 0:.0f} m, {ev['classification']})")
 
+    shown_loc: dict = {}
     mon.on_event.append(on_event)
     with progress_bar(f"exam {exam_src.t_start:.0f}–{exam_src.t_end:.0f} s", exam_src.t_end - exam_src.t_start) as update:
         mon.start()

@@ -109,6 +109,14 @@ def monitor(
         raise InputError(f"--watchdog-s must be > 0, got {watchdog}")
     if not 0 < port < 65536:
         raise InputError(f"--port must be 1–65535, got {port}")
+    if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise InputError(f"--log-level {log_level!r}: use debug, info, warning or error")
+    if data_dir.exists() and not data_dir.is_dir():
+        raise InputError(f"--data-dir {data_dir} is a file, not a folder")
+    tf = token_file or st.token_file
+    if tf is not None and Path(tf).is_dir():
+        raise InputError(f"--token-file {tf} is a folder")
+    _check_listen(host, port)
     rate_hz = positive_hz(rate, "--rate")
     center_hz = opt_hz(center, "--center")
     kind = source_kind(source)
@@ -159,6 +167,10 @@ def monitor(
         from detector.baseline import load
 
         base = load(baseline)
+        from detector.baseline_check import check_baseline
+
+        for w in check_baseline(base, [first], DetectionEngine(EngineConfig()), site=site_cfg.name):
+            console_err.print(f"[yellow]warning:[/] {w}")
     data_dir.mkdir(parents=True, exist_ok=True)
     from detector.alerts import open_store
 
@@ -218,6 +230,23 @@ def monitor(
         console_err.print("monitor stopped; the store is consistent")
     if getattr(server, "startup_failed", False) or not server.started:
         raise InputError(f"the API could not listen on {host}:{port} (in use?)")
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Refuse (exit 2) an address the API cannot listen on, before anything is started."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise InputError(f"--host {host!r}: {exc}") from None
+    fam, _, _, _, addr = infos[0]
+    with socket.socket(fam, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError as exc:
+            raise InputError(f"cannot listen on {host}:{port} ({exc.strerror}); is another monitor running? use --port") from None
 
 
 def _server_class():

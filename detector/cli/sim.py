@@ -40,10 +40,20 @@ def export(
         raise InputError(f"--start must be ≥ 0, got {start}")
     if duration > 600:
         raise InputError(f"--duration {duration} s is more than the 600 s one export may hold")
+    from detector.cli._common import check_out_path
+
+    check_out_path(Path(f"{out}.sigmf-meta") if out.suffix not in (".sigmf-meta", ".sigmf-data") else out, what="-o")
     sc = scene_from_spec(scene)
     sdr = SimSDR(sc, seed=seed, window="all")
     c = positive_hz(center, "--center")
     r = positive_hz(rate, "--rate")
+    if c is not None:
+        from detector.sources.rtlsdr import check_rtl_center
+
+        check_rtl_center(c)
+    scene_end = max(b for _, b in [sc.timeline.survey, *sc.timeline.exam])
+    if start >= scene_end:
+        raise InputError(f"--start {start:g} s is past the end of the scene ({scene_end:g} s)")
     if r is not None and not 225e3 <= r <= 3.2e6:
         raise InputError(f"--rate {rate} is outside the RTL-SDR range 225k–3.2M")
     if c is not None or r is not None:
@@ -70,7 +80,11 @@ def score(
     if not alerts.is_file():
         raise InputError(f"{alerts}: alerts file not found")
     events = []
-    for i, line in enumerate(alerts.read_text().splitlines(), start=1):
+    try:
+        text = alerts.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{alerts}: not a text file of JSON lines") from None
+    for i, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from detector.analysis import DEFAULT_FRAME_S, summarize_source
 from detector.cli import app
-from detector.cli._common import CenterOpt, FormatOpt, JsonOpt, RateOpt, console_err, opt_hz, positive_hz, progress_bar
+from detector.cli._common import CenterOpt, FormatOpt, JsonOpt, RateOpt, check_figure_path, console_err, opt_hz, positive_hz, progress_bar
 from detector.errors import InputError
 from detector.sources import open_source
 from detector.units import format_hz
@@ -44,6 +44,10 @@ def spectrum(
     rbw_hz = positive_hz(rbw, "--rbw")
     if frame <= 0:
         raise InputError(f"--frame-s must be > 0, got {frame}")
+    if duration is not None and not duration > 0:
+        raise InputError(f"--duration must be > 0, got {duration}")
+    if png is not None:
+        check_figure_path(png)
     src = open_source(source, sample_format=format, sample_rate_hz=rate_hz, center_hz=center_hz)
     if duration is None and src.info.n_samples is None:
         duration = 1.0
@@ -63,7 +67,7 @@ def spectrum(
         typer.echo(json.dumps(result))
         return
     console_err.print(
-        f"[bold]{src.info.name}[/]: center {format_hz(summary.center_hz)}, rate {format_hz(summary.sample_rate_hz)}/s, "
+        f"[bold]{src.info.name}[/]: center {format_hz(summary.center_hz)}, rate {format_hz(summary.sample_rate_hz).replace('Hz', 'S/s')}, "
         f"duration {summary.duration_s:.3f} s, RBW {summary.rbw_hz:.1f} Hz, noise floor {summary.noise_floor_dbfs:.1f} dBFS"
     )
     table = Table(title=f"strongest emissions ({len(result['peaks'])} of {len(summary.peaks)})")

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from detector.cli import app
-from detector.cli._common import CenterOpt, FormatOpt, RateOpt, console_err, progress_bar
+from detector.cli._common import CenterOpt, FormatOpt, RateOpt, check_figure_path, check_out_path, console_err, progress_bar
 from detector.cli._sources import open_all
 from detector.engine import DetectionEngine, EngineConfig
 from detector.errors import InputError
@@ -73,6 +73,10 @@ def survey(
 
     _check_positive(frame_s, "--frame-s")
     _check_positive(duration, "--duration")
+    path = out or Path(f"{site}.baseline.npz")
+    check_out_path(path, what="--out", sources=sources)
+    if png is not None:
+        check_figure_path(png)
     srcs = open_all(sources, format, rate, center, sim_window="survey", sim_seed=seed)
     if duration is None and any(getattr(getattr(s, "info", None), "n_samples", 0) is None for s in srcs):
         raise InputError("a live source needs --duration (seconds to survey)")
@@ -81,8 +85,10 @@ def survey(
     with progress_bar(f"surveying {site}", total) as update:
         baseline = survey_baseline(srcs, engine, site=site, progress=update, max_duration_s=duration, source_names=sources)
     if merge is not None:
-        baseline = merge_baselines(load(merge), baseline)
-    path = out or Path(f"{site}.baseline.npz")
+        try:
+            baseline = merge_baselines(load(merge), baseline)
+        except ValueError as exc:
+            raise InputError(f"--merge {merge}: {exc}") from None
     save(baseline, path)
     if png is not None:
         from dashboards import environment_figure, save_figure
@@ -121,6 +127,10 @@ def replay(
     _check_positive(frame_s, "--frame-s")
     _check_positive(fa_per_hour, "--fa-per-hour")
     _check_positive(duration, "--duration")
+    if fa_per_hour > 3600:
+        raise InputError(f"--fa-per-hour {fa_per_hour:g} is not a false-alarm target (at most 3600)")
+    if png is not None:
+        check_figure_path(png)
     base = None
     if baseline is not None:
         from detector.baseline import load
@@ -147,6 +157,11 @@ def replay(
         console_err.print(f"[yellow]warning:[/] {w}")
     engine = DetectionEngine(EngineConfig(frame_s=frame_s, fa_per_hour=fa_per_hour), baseline=base, whitelist=wl,
                              site=site, sessions=sessions, wall_start=start, locate=locate, correct=correction)
+    if base is not None:
+        from detector.baseline_check import check_baseline
+
+        for w in check_baseline(base, srcs, engine, site=site):
+            console_err.print(f"[yellow]warning:[/] {w}")
     alerts: dict[str, dict] = {}
 
     def emit(events):

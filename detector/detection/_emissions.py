@@ -220,6 +220,17 @@ def batch_floor(p_lin: NDArray, looks: float, *, window_bins: int, quantile: flo
     return _grouped_floor_raw(p_lin, g, w_groups, quantile) / norm
 
 
+def _on_object(obj, key, make):
+    """A per-object cache (derived arrays of one aligned baseline live and die with it; no id reuse)."""
+    cache = getattr(obj, "_examwatch_cache", None)
+    if cache is None:
+        cache = {}
+        object.__setattr__(obj, "_examwatch_cache", cache)
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
+
+
 def _baseline_arrays(baseline, config):
     """Dilated high quantile and median, occupancy, covered: computed once per aligned baseline."""
     def make():
@@ -234,7 +245,7 @@ def _baseline_arrays(baseline, config):
             med = np.where(np.isnan(med), np.nan, scipy.ndimage.maximum_filter1d(np.nan_to_num(med, nan=-np.inf), size))
             occ = scipy.ndimage.maximum_filter1d(occ, size)
         return high, med, occ, np.asarray(baseline.covered, dtype=bool)
-    return _CACHE.get(("base", id(baseline), config.baseline_quantile, config.baseline_tolerance_bins), make)
+    return _on_object(baseline, ("base", config.baseline_quantile, config.baseline_tolerance_bins), make)
 
 
 def detect_frames(
@@ -296,8 +307,8 @@ def detect_frames(
             gain_offset = np.median(10 * np.log10(np.maximum(p_lin[:, sub], 1e-30)) - med[sub], axis=1)
             gain_offset = np.where(np.abs(gain_offset) < config.gain_step_db, 0.0, gain_offset)
         margin = 10 * np.log10(thr / noise_quantile_ratio(looks, 0.5)) + config.baseline_margin_db
-        limit_lin = _CACHE.get(("limit", id(baseline), config.baseline_quantile, config.baseline_tolerance_bins,
-                                round(margin, 6), config.baseline_margin_db),
+        limit_lin = _on_object(baseline, ("limit", config.baseline_quantile, config.baseline_tolerance_bins,
+                                          round(margin, 6), config.baseline_margin_db),
                                lambda: np.where(covered, 10 ** (np.fmax(high + config.baseline_margin_db, med + margin) / 10), 0.0)
                                .astype(np.float32))
         if np.any(gain_offset):
@@ -313,7 +324,7 @@ def detect_frames(
         flagged = p_lin > thr_valid
         base_rejected = np.zeros(n, dtype=np.int64)
     n_flag = flagged.sum(axis=1)
-    dc_idx, edge_idx = _CACHE.get(("dcidx", id(dc), id(edge)), lambda: (np.flatnonzero(dc), np.flatnonzero(edge)))
+    dc_idx, edge_idx = np.flatnonzero(dc), np.flatnonzero(edge)
     thr_full = np.broadcast_to(thr_floor, (n, m))
     dc_rej = (p_lin[:, dc_idx] > thr_full[:, dc_idx]).sum(axis=1)
     edge_rej = (p_lin[:, edge_idx] > thr_full[:, edge_idx]).sum(axis=1)

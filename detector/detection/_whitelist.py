@@ -44,15 +44,20 @@ class Whitelist:
 
 
 def _channel(row: dict, where: str) -> Channel:
+    if not isinstance(row, dict) or "center_hz" not in row:
+        raise InputError(f"{where}: each whitelist entry needs center_hz")
     try:
-        return Channel(
+        ch = Channel(
             center_hz=parse_hz(row["center_hz"], name="center_hz"),
-            bandwidth_hz=parse_hz(row.get("bandwidth_hz", 12500), name="bandwidth_hz"),
+            bandwidth_hz=parse_hz(row.get("bandwidth_hz") or 12500, name="bandwidth_hz"),
             name=str(row.get("name") or "licensed"),
             site=(str(row["site"]) if row.get("site") not in (None, "") else None),
         )
-    except KeyError:
-        raise InputError(f"{where}: each whitelist entry needs center_hz") from None
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    if not 0 < ch.center_hz <= 10e9 or not 0 < ch.bandwidth_hz <= 100e6:
+        raise InputError(f"{where}: center_hz and bandwidth_hz must be positive frequencies")
+    return ch
 
 
 def load_whitelist(path: str | Path) -> Whitelist:
@@ -66,8 +71,22 @@ def load_whitelist(path: str | Path) -> Whitelist:
             data = tomllib.loads(p.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise InputError(f"{p}: not valid TOML ({exc})") from None
+        unknown = set(data) - {"channel", "far_above_db"}
+        if unknown:
+            raise InputError(f"{p}: unknown whitelist keys {sorted(unknown)} (use [[channel]] tables and far_above_db)")
         rows = data.get("channel", [])
-        return Whitelist(tuple(_channel(r, f"{p}") for r in rows), float(data.get("far_above_db", 10.0)))
-    with p.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
+        if not rows:
+            raise InputError(f"{p}: the whitelist holds no [[channel]]")
+        return Whitelist(tuple(_channel(r, f"{p} channel {i + 1}") for i, r in enumerate(rows)), float(data.get("far_above_db", 10.0)))
+    try:
+        with p.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+            fields = reader.fieldnames or []
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{p}: not a CSV text file ({exc})") from None
+    if "center_hz" not in fields:
+        raise InputError(f"{p}: a whitelist CSV needs a header with center_hz (center_hz,bandwidth_hz,name,site)")
+    if not rows:
+        raise InputError(f"{p}: the whitelist holds no channel")
     return Whitelist(tuple(_channel(r, f"{p} line {i + 2}") for i, r in enumerate(rows)))

@@ -81,9 +81,9 @@ def load_truth(path: str | Path) -> dict:
     if not p.is_file():
         raise InputError(f"{p}: truth file not found")
     try:
-        data = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{p}: not JSON ({exc})") from None
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{p}: not JSON ({type(exc).__name__})") from None
     if not isinstance(data, dict) or "emitters" not in data or "timeline" not in data:
         raise InputError(f"{p}: not an examwatch ground-truth file (no emitters/timeline)")
     return data

@@ -38,6 +38,13 @@ __all__ = [
 def _check_rate(rate: float | None) -> None:
     if rate is not None and not rate > 0:
         raise InputError(f"--rate must be > 0 Hz, got {rate:g}")
+    if rate is not None and not 1e3 <= rate <= 100e6:
+        raise InputError(f"--rate {rate:g} Hz is not a receiver's sample rate (1 kS/s … 100 MS/s)")
+
+
+def _check_center(center: float | None) -> None:
+    if center is not None and not 0 <= center <= 10e9:
+        raise InputError(f"--center {center:g} Hz is outside 0 … 10 GHz")
 
 
 def source_kind(spec: str) -> str:
@@ -94,6 +101,7 @@ def open_source(
         ``rtlsdr:`` with no librtlsdr or no dongle.
     """
     _check_rate(sample_rate_hz)
+    _check_center(center_hz)
     if sample_format is not None and sample_format not in RAW_FORMATS:
         raise InputError(f"--format {sample_format!r} is not one of {', '.join(RAW_FORMATS)}")
     kind = source_kind(spec)

@@ -141,8 +141,8 @@ class WavIQFile:
             raise InputError(f"{self.path}: file is empty")
         try:
             rate, data = scipy.io.wavfile.read(self.path, mmap=True)
-        except (ValueError, EOFError) as exc:
-            raise InputError(f"{self.path}: not a readable WAV file ({exc})") from None
+        except Exception as exc:  # noqa: BLE001 - scipy's reader fails in many ways on a broken header
+            raise InputError(f"{self.path}: not a readable WAV file ({type(exc).__name__}: {exc})") from None
         if data.ndim != 2 or data.shape[1] != 2:
             raise InputError(f"{self.path}: an IQ WAV needs 2 channels (I, Q); this one has {1 if data.ndim == 1 else data.shape[1]}")
         if data.shape[0] == 0:

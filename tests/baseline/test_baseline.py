@@ -382,7 +382,7 @@ def test_align_wider_live_rbw_compares_right(big):
 def test_align_narrower_live_rbw_refuses(big):
     b, _ = big
     live_f = grid(2 * M, BIN / 2)
-    with pytest.raises(RegridError, match=r"coarser than the live RBW .*--rbw") as ei:
+    with pytest.raises(RegridError, match=r"coarser than the live RBW .*survey again") as ei:
         align(b, live_f, RBW / 2)
     assert isinstance(ei.value, InputError)
     a = align(b, live_f, RBW / 2, allow_coarser=True)

@@ -1,0 +1,39 @@
+"""Checking, before any work, that a baseline can be compared with what a source will deliver."""
+
+from __future__ import annotations
+
+from detector.errors import InputError
+
+__all__ = ["check_baseline"]
+
+
+def check_baseline(baseline, sources, engine, *, site: str | None = None) -> list[str]:
+    """Align the baseline with the first frame grid of each IQ source, as the engine will.
+
+    Raises :class:`~detector.baseline.RegridError` (an InputError, exit 2) when the grids cannot
+    be compared; returns warnings for a baseline that covers none of a source's band or belongs to
+    another site."""
+    import numpy as np
+
+    from detector.baseline import align
+    from detector.dsp import make_plan
+    from detector.engine import default_nfft
+
+    warnings = []
+    if site is not None and getattr(baseline, "site", None) not in (None, site):
+        warnings.append(f"the baseline was surveyed for site {baseline.site!r}, not {site!r}")
+    for src in sources:
+        info = getattr(src, "info", None)
+        if info is None:
+            continue
+        nfft = engine.config.nfft or default_nfft(info.sample_rate_hz, engine.config.bin_hz)
+        plan = make_plan(info.sample_rate_hz, nfft=nfft)
+        freqs = info.center_hz + plan.offsets_hz
+        try:
+            aligned = align(baseline, freqs, plan.rbw_hz)
+        except InputError as exc:
+            raise type(exc)(f"{exc} (source {info.name}; survey it at the same sample rate)") from None
+        if not np.any(aligned.covered):
+            warnings.append(f"the baseline ({baseline.freqs_hz[0] / 1e6:.3f}–{baseline.freqs_hz[-1] / 1e6:.3f} MHz) covers none "
+                            f"of {info.name} ({freqs[0] / 1e6:.3f}–{freqs[-1] / 1e6:.3f} MHz): detection there is CFAR-only")
+    return warnings
