@@ -228,37 +228,6 @@ class World:
             self._fade_cache[key] = h
         return h
 
-    def _fading_db(self, emitter_id: str, f_hz: float, d0_m: float, d1_m: float) -> float:
-        """Mean fast-fading gain (dB) over the path from distance ``d0_m`` to ``d1_m``.
-
-        One complex gain per 0.5 λ of path, drawn from a sequence fixed per emitter (seeded by
-        the index), so that the same stretch of road always fades the same way and the result does
-        not depend on how the samples are cut into blocks; a parked vehicle sees one value."""
-        lam = C / f_hz
-        k0, k1 = int(np.floor(d0_m / (0.5 * lam))), int(np.floor(d1_m / (0.5 * lam)))
-        chunk = 4096
-        vals = []
-        for c in range(k0 // chunk, k1 // chunk + 1):
-            key = (emitter_id, c)
-            h = self._fade_cache.get(key)
-            if h is None:
-                seed = int.from_bytes(emitter_id.encode()[:8].ljust(8, b"\0"), "little")
-                rng = np.random.default_rng([self._fade_seed.entropy & 0xFFFFFFFF, seed & 0xFFFFFFFF, c])
-                g = rng.standard_normal((chunk, 2))
-                if self.scene.propagation.fast_fading == "rice":
-                    K = 10 ** (self.scene.propagation.rice_k_db / 10)
-                    z = np.sqrt(K / (K + 1)) + np.sqrt(1 / (2 * (K + 1))) * (g[:, 0] + 1j * g[:, 1])
-                else:
-                    z = np.sqrt(0.5) * (g[:, 0] + 1j * g[:, 1])
-                h = np.abs(z) ** 2
-                if len(self._fade_cache) > 256:
-                    self._fade_cache.clear()
-                self._fade_cache[key] = h
-            lo = max(k0, c * chunk) - c * chunk
-            hi = min(k1, c * chunk + chunk - 1) - c * chunk
-            vals.append(h[lo:hi + 1])
-        return float(10 * np.log10(np.mean(np.concatenate(vals))))
-
     def rx_power_dbm(self, emitter_id: str, t_s, *, fading_span_s: tuple[float, float] | None = None) -> NDArray[np.float64]:
         """Received power (dBm) of an emitter at scene times ``t_s`` (shape (k,)), including
         shadowing, building entry loss and antenna ripple, and fast fading averaged over the path
@@ -280,9 +249,8 @@ class World:
         bearing = np.arctan2(tx[:, 1] - rx[:, 1], tx[:, 0] - rx[:, 0])
         ripple = self.scene.route.antenna_ripple_db * np.sin(2 * (bearing - heading) + self._ripple_phase)
         p = e.eirp_dbm - pl + ripple
-        if fading_span_s is not None and self.scene.propagation.fast_fading != "none":
-            d0, d1 = self.vehicle.distance_m(np.asarray(fading_span_s, dtype=float))
-            if np.any(e.velocity_mps):  # a moving emitter: its own motion decorrelates the channel too
-                d1 = d1 + float(np.hypot(*e.velocity_mps)) * (fading_span_s[1] - fading_span_s[0])
-            p = p + self._fading_db(e.id, e.f_c_hz, float(d0), float(d1))
+        if fading_span_s is not None:
+            # mean fast-fading gain over the span, from the same per-distance sequence the IQ uses
+            span = np.linspace(fading_span_s[0], fading_span_s[1], 33)
+            p = p + 10 * np.log10(np.mean(self.fading_gain(emitter_id, span)))
         return p
