@@ -195,7 +195,7 @@ _LOAD_CLIENT = r"""
 # the server (no coordinated omission).
 import http.client, json, sys, threading, time
 host, port, rate, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-paths = ["/api/v1/alerts", "/api/v1/spectrum/latest"]
+paths = sys.argv[5].split(",") if len(sys.argv) > 5 else ["/api/v1/alerts", "/api/v1/spectrum/latest"]
 total = int(rate * seconds)
 workers = 16
 lat, errors = [], [0]
@@ -251,6 +251,7 @@ def bench_api(seconds: float, rate: float = 200.0) -> dict:
     store = open_store(None, data_dir=tmp)
     eng = DetectionEngine(EngineConfig(), baseline=base, site="S")
     src = SimSDR(sc, window="exam", realtime=True)
+    src.t = 205.0  # the hidden transmitter starts at 210 s: alerts change in the store during the load
     mon = Monitor(lambda: src, eng, store=store, site="S", run_id="bench", realtime=True,
                   scheduler=Scheduler(single_band_plan(src.center_hz, src.sample_rate_hz), src.sample_rate_hz))
     with socket.socket() as s:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +19,38 @@ from detector.api.auth import WriteTokenMiddleware
 __all__ = ["ApiContext", "create_app"]
 
 
+class ListCache:
+    """Answers of ``GET /alerts`` kept until the store changes (its ``on_change`` hook) and for at
+    most ``ttl_s``: the crew's screens poll the same lists many times a second. Without a change
+    hook on the store nothing is cached."""
+
+    def __init__(self, ttl_s: float = 1.0, size: int = 256) -> None:
+        self.ttl_s = ttl_s
+        self.size = size
+        self.generation = 0
+        self.enabled = False
+        self._entries: dict = {}
+
+    def bump(self, *_args) -> None:
+        self.generation += 1
+        self._entries.clear()
+
+    def get(self, key):
+        if not self.enabled:
+            return None
+        hit = self._entries.get(key)
+        if hit is None or hit[0] != self.generation or time.monotonic() - hit[1] > self.ttl_s:
+            return None
+        return hit[2]
+
+    def put(self, key, body: bytes, generation: int) -> None:
+        if not self.enabled or generation != self.generation:
+            return  # the store changed while we read: do not keep what may be stale
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[key] = (generation, time.monotonic(), body)
+
+
 @dataclass
 class ApiContext:
     """What the routes read: the alert store, the monitor (None on a command center), the site."""
@@ -29,6 +63,7 @@ class ApiContext:
     baselines: dict = field(default_factory=dict)  # site name → SiteBaseline
     read_token: str | None = None
     extra_routers: list = field(default_factory=list)
+    list_cache: ListCache = field(default_factory=ListCache)
 
 
 class StatusUpdate(BaseModel):
@@ -117,10 +152,17 @@ def build_router() -> APIRouter:
                offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> dict:
         if since is not None and since.tzinfo is None:
             raise HTTPException(422, "since needs a zone (e.g. 2026-06-07T09:00:00Z)")
+        key = (site, tuple(status or ()), since, f_min_hz, f_max_hz, limit, offset)
+        cached = ctx.list_cache.get(key)
+        if cached is not None:
+            return Response(content=cached, media_type="application/json")
+        gen = ctx.list_cache.generation
         data, count = ctx.store.list(site=site, status=status, since=since, f_min_hz=f_min_hz, f_max_hz=f_max_hz,
                                      limit=limit, offset=offset)
         # serialised here, once: FastAPI's generic encoder costs more than the query
-        return JSONResponse({"data": [_alert_json(a) for a in data], "count": count})
+        body = json.dumps({"data": [_alert_json(a) for a in data], "count": count}, separators=(",", ":")).encode()
+        ctx.list_cache.put(key, body, gen)
+        return Response(content=body, media_type="application/json")
 
     @r.get("/alerts/{alert_id}", summary="One alert")
     def alert(alert_id: str, ctx: Ctx) -> dict:
@@ -196,6 +238,10 @@ def create_app(ctx: ApiContext, *, title: str = "examwatch") -> FastAPI:
     app = FastAPI(title=title, version=__version__,
                   description="examwatch: radio monitoring of exam sites. Writes need `Authorization: Bearer <token>`.")
     app.state.ctx = ctx
+    hooks = getattr(ctx.store, "on_change", None)
+    if isinstance(hooks, list):
+        hooks.append(ctx.list_cache.bump)
+        ctx.list_cache.enabled = True
     app.add_middleware(WriteTokenMiddleware, token=ctx.token, read_token=ctx.read_token)
     # extra routers first: their fixed paths (e.g. /alerts/stream) must win over /alerts/{alert_id}
     for extra in ctx.extra_routers:
