@@ -12,9 +12,9 @@ from typing import Callable, Iterable, Iterator
 
 from detector.engine import DetectionEngine
 from detector.errors import InputError
-from detector.types import Spectrum
+from detector.types import IQBlock, Spectrum
 
-__all__ = ["timeline_frames", "survey_baseline", "run_detection", "total_duration_s"]
+__all__ = ["timeline_items", "timeline_frames", "survey_baseline", "run_detection", "total_duration_s"]
 
 
 def total_duration_s(sources) -> float | None:
@@ -32,13 +32,11 @@ def total_duration_s(sources) -> float | None:
     return total
 
 
-def timeline_frames(sources, engine: DetectionEngine, *, progress: Callable[[float], None] | None = None,
-                    max_duration_s: float | None = None) -> Iterator[Spectrum]:
-    """Frames of every source, on one timeline (``engine.time_offset_s`` advances per source).
-
-    Sweep files give their spectra; IQ sources are framed by ``engine``. Simulated sources keep
-    their scene seconds (their blocks carry them). ``progress`` gets the seconds read so far.
-    """
+def timeline_items(sources, engine: DetectionEngine, *, progress: Callable[[float], None] | None = None,
+                   max_duration_s: float | None = None) -> Iterator[Spectrum | IQBlock]:
+    """Every source's spectra (sweep files, shifted onto the timeline) or IQ blocks, one source
+    after another; ``engine.time_offset_s`` advances per source (simulated sources keep their
+    scene seconds, which their blocks carry). ``progress`` gets the seconds read so far."""
     done = 0.0
     for src in sources:
         t0 = engine.time_offset_s
@@ -52,7 +50,7 @@ def timeline_frames(sources, engine: DetectionEngine, *, progress: Callable[[flo
             continue
         read = 0.0
         for block in src.blocks():
-            yield from engine.frames_of_block(block)
+            yield block
             read += block.duration_s
             if progress:
                 progress(done + read)
@@ -61,6 +59,16 @@ def timeline_frames(sources, engine: DetectionEngine, *, progress: Callable[[flo
         done += read
         if getattr(src.info, "kind", "") != "sim":
             engine.time_offset_s = t0 + (src.info.duration_s if src.info.duration_s is not None else read)
+
+
+def timeline_frames(sources, engine: DetectionEngine, *, progress: Callable[[float], None] | None = None,
+                    max_duration_s: float | None = None) -> Iterator[Spectrum]:
+    """Frames of every source on one timeline: sweep spectra as they are, IQ blocks framed by ``engine``."""
+    for item in timeline_items(sources, engine, progress=progress, max_duration_s=max_duration_s):
+        if isinstance(item, Spectrum):
+            yield item
+        else:
+            yield from engine.frames_of_block(item)
 
 
 def survey_baseline(sources, engine: DetectionEngine, *, site: str, progress=None, max_duration_s=None,
@@ -90,30 +98,8 @@ def run_detection(sources, engine: DetectionEngine, on_events: Callable[[list[di
                   max_duration_s=None) -> None:
     """Detection and tracking over the sources as one timeline; ``on_events`` gets the events as
     they come (IQ blocks are processed as stacks of frames, sweeps frame by frame)."""
-    done = 0.0
-    for src in sources:
-        t0 = engine.time_offset_s
-        if hasattr(src, "spectra"):
-            last = 0.0
-            for spec in src.spectra:
-                last = spec.offset_s + (spec.duration_s or 0.0)
-                ev = engine.process_spectrum(replace(spec, offset_s=t0 + spec.offset_s))
-                if ev:
-                    on_events(ev)
-            engine.time_offset_s = t0 + last
-            done += last
-            continue
-        read = 0.0
-        for block in src.blocks():
-            ev = engine.process_block(block)
-            if ev:
-                on_events(ev)
-            read += block.duration_s
-            if progress:
-                progress(done + read)
-            if max_duration_s is not None and read >= max_duration_s:
-                break
-        done += read
-        if getattr(src.info, "kind", "") != "sim":
-            engine.time_offset_s = t0 + (src.info.duration_s if src.info.duration_s is not None else read)
+    for item in timeline_items(sources, engine, progress=progress, max_duration_s=max_duration_s):
+        ev = engine.process_spectrum(item) if isinstance(item, Spectrum) else engine.process_block(item)
+        if ev:
+            on_events(ev)
     on_events(engine.finish())
