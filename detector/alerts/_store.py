@@ -180,6 +180,37 @@ def _change_value(v: Any) -> Any:
     return _iso(v) if isinstance(v, datetime) else v
 
 
+def list_conditions(row, *, site, status, since, f_min_hz, f_max_hz, limit, offset) -> list:
+    """Validate the paging and filter arguments of an alert list and build its WHERE conditions on
+    the table ``row`` (which has ``site``, ``status``, ``last_seen``, ``center_hz``). Shared by the
+    vehicle's store and the command center's. Raises :class:`InputError`."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+        raise InputError(f"limit must be an integer from 1 to 1000, not {limit!r}.")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise InputError(f"offset must be a non-negative integer, not {offset!r}.")
+    conds = []
+    if site is not None:
+        conds.append(row.site == site)
+    if status is not None:
+        statuses = [status] if isinstance(status, str) else list(status)
+        bad = [st for st in statuses if st not in ALERT_STATUSES]
+        if bad:
+            raise InputError(f"unknown alert status {bad[0]!r}; use one of {', '.join(ALERT_STATUSES)}.")
+        conds.append(row.status.in_(statuses))
+    if since is not None:
+        conds.append(row.last_seen >= to_utc(since))
+    for name, v in (("f_min_hz", f_min_hz), ("f_max_hz", f_max_hz)):
+        if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v)):
+            raise InputError(f"{name} must be a finite number, not {v!r}.")
+    if f_min_hz is not None and f_max_hz is not None and f_min_hz > f_max_hz:
+        raise InputError(f"f_min_hz ({f_min_hz}) is above f_max_hz ({f_max_hz}).")
+    if f_min_hz is not None:
+        conds.append(row.center_hz >= float(f_min_hz))
+    if f_max_hz is not None:
+        conds.append(row.center_hz <= float(f_max_hz))
+    return conds
+
+
 class AlertStore:
     """Alerts with a lifecycle, a version, a history and evidence; see the module docstring.
 
@@ -390,30 +421,8 @@ class AlertStore:
         ``f_min_hz``/``f_max_hz`` bound ``center_hz`` (inclusive). ``limit`` must be 1–1000 and
         ``offset`` ≥ 0, else :class:`~detector.errors.InputError` (a ``ValueError``).
         """
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
-            raise InputError(f"limit must be an integer from 1 to 1000, not {limit!r}.")
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise InputError(f"offset must be a non-negative integer, not {offset!r}.")
-        conds = []
-        if site is not None:
-            conds.append(AlertRow.site == site)
-        if status is not None:
-            statuses = [status] if isinstance(status, str) else list(status)
-            bad = [st for st in statuses if st not in ALERT_STATUSES]
-            if bad:
-                raise InputError(f"unknown alert status {bad[0]!r}; use one of {', '.join(ALERT_STATUSES)}.")
-            conds.append(AlertRow.status.in_(statuses))
-        if since is not None:
-            conds.append(AlertRow.last_seen >= to_utc(since))
-        for name, v in (("f_min_hz", f_min_hz), ("f_max_hz", f_max_hz)):
-            if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v)):
-                raise InputError(f"{name} must be a finite number, not {v!r}.")
-        if f_min_hz is not None and f_max_hz is not None and f_min_hz > f_max_hz:
-            raise InputError(f"f_min_hz ({f_min_hz}) is above f_max_hz ({f_max_hz}).")
-        if f_min_hz is not None:
-            conds.append(AlertRow.center_hz >= float(f_min_hz))
-        if f_max_hz is not None:
-            conds.append(AlertRow.center_hz <= float(f_max_hz))
+        conds = list_conditions(AlertRow, site=site, status=status, since=since, f_min_hz=f_min_hz,
+                                f_max_hz=f_max_hz, limit=limit, offset=offset)
         with self._reader() as s:
             total = s.scalar(select(func.count()).select_from(AlertRow).where(*conds)) or 0
             rows = s.scalars(select(AlertRow).where(*conds).order_by(AlertRow.last_seen.desc(), AlertRow.id)

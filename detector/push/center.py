@@ -25,7 +25,6 @@ whose next push brings the new status (``set_status`` answers with an error).
 from __future__ import annotations
 
 import hashlib
-import math
 import threading
 import time
 from collections.abc import Iterable
@@ -40,9 +39,10 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker, undefer
 
-from detector.alerts import ALERT_STATUSES, FINAL_STATUSES, AlertHistoryEntry, AlertPublic, EvidenceInfo
+from detector.alerts import FINAL_STATUSES, AlertHistoryEntry, AlertPublic, EvidenceInfo
 from detector.alerts._models import to_utc
 from detector.alerts._store import (
+    list_conditions,
     _WRITE_OPTION,
     EVIDENCE_NAME_RE,
     MAX_EVIDENCE_BYTES,
@@ -385,32 +385,10 @@ class CenterStore:
              f_min_hz: float | None = None, f_max_hz: float | None = None, limit: int = 100, offset: int = 0,
              vehicle_id: str | None = None) -> tuple[list[CenterAlert], int]:
         """Alerts, newest ``last_seen`` first, and how many match (as ``AlertStore.list``)."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
-            raise InputError(f"limit must be an integer from 1 to 1000, not {limit!r}.")
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise InputError(f"offset must be a non-negative integer, not {offset!r}.")
-        conds = []
-        if site is not None:
-            conds.append(CenterAlertRow.site == site)
+        conds = list_conditions(CenterAlertRow, site=site, status=status, since=since, f_min_hz=f_min_hz,
+                                f_max_hz=f_max_hz, limit=limit, offset=offset)
         if vehicle_id is not None:
             conds.append(CenterAlertRow.vehicle_id == vehicle_id)
-        if status is not None:
-            statuses = [status] if isinstance(status, str) else list(status)
-            bad = [st for st in statuses if st not in ALERT_STATUSES]
-            if bad:
-                raise InputError(f"unknown alert status {bad[0]!r}; use one of {', '.join(ALERT_STATUSES)}.")
-            conds.append(CenterAlertRow.status.in_(statuses))
-        if since is not None:
-            conds.append(CenterAlertRow.last_seen >= to_utc(since))
-        for name, v in (("f_min_hz", f_min_hz), ("f_max_hz", f_max_hz)):
-            if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v)):
-                raise InputError(f"{name} must be a finite number, not {v!r}.")
-        if f_min_hz is not None and f_max_hz is not None and f_min_hz > f_max_hz:
-            raise InputError(f"f_min_hz ({f_min_hz}) is above f_max_hz ({f_max_hz}).")
-        if f_min_hz is not None:
-            conds.append(CenterAlertRow.center_hz >= float(f_min_hz))
-        if f_max_hz is not None:
-            conds.append(CenterAlertRow.center_hz <= float(f_max_hz))
         with self._reader() as s:
             total = s.scalar(select(func.count()).select_from(CenterAlertRow).where(*conds)) or 0
             rows = s.scalars(select(CenterAlertRow).where(*conds)
