@@ -8,7 +8,10 @@ Events are plain dicts, the JSON lines of ``examwatch replay --jsonl``::
 
     {"event": "new"|"update"|"end"|"missing", "track_id", "alert", "center_hz", "bandwidth_hz",
      "first_seen_s", "last_seen_s", "peak_dbfs", "snr_db", "excess_db", "classification",
-     "bursts", "reasons", "location", ...}
+     "bursts", "reasons", "location", "peak_dbm", ...}
+
+``peak_dbm`` is the peak in dBm when the calibration profile has a power table for the tuner's
+gain (null otherwise); detection itself always works in dBFS.
 
 ``update`` is emitted when a track's alert state or class changes, and at most every
 ``update_interval_s`` while it is active; ``end`` holds the final span.
@@ -16,7 +19,7 @@ Events are plain dicts, the JSON lines of ``examwatch replay --jsonl``::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Callable
 
@@ -150,6 +153,7 @@ class DetectionEngine:
         self.time_offset_s = 0.0
         self.last_spectrum: Spectrum | None = None
         self.last_result = None
+        self.gain_db: float | None = None  # tuner gain of the last frame (dB), for dBm conversion
         self._stream: FrameStream | None = None
         self._stream_key = None
         self._aligned: dict = {}
@@ -230,22 +234,21 @@ class DetectionEngine:
         plan = stream.plan
         t_first = self.time_offset_s + block.offset_s - carried / block.sample_rate_hz
         return self._process_stack(block.center_hz + plan.offsets_hz, None, t_first, stream.frame_s,
-                                   stream.looks, block.center_hz, plan.rbw_hz, block.position, frames)
+                                   stream.looks, block.center_hz, plan.rbw_hz, block.position, frames, gain_db=block.gain_db)
 
     def process_spectrum(self, spec: Spectrum) -> list[dict]:
         """One frame through detection, tracking and decisions; returns the events."""
         return self._process_stack(spec.freqs_hz, np.asarray(spec.power, dtype=np.float32)[None, :], spec.offset_s,
                                    spec.duration_s or self.config.frame_s, spec.n_looks, spec.center_hz, spec.rbw_hz,
-                                   spec.position, None, unit=spec.unit, start=spec.start)
+                                   spec.position, None, unit=spec.unit, start=spec.start, gain_db=spec.meta.get("gain_db"))
 
     def _process_stack(self, freqs, db, t_first, frame_s, looks, center_hz, rbw_hz, position, lin=None, *,
-                       unit="dBFS", start=None) -> list[dict]:
+                       unit="dBFS", start=None, gain_db=None) -> list[dict]:
         cfg = self.config
+        self.gain_db = gain_db
         det_cfg = cfg.detection
         pfa = self._pfa(freqs.size, frame_s)
         if det_cfg.pfa_bin != pfa:
-            from dataclasses import replace
-
             det_cfg = replace(det_cfg, pfa_bin=pfa)
         n_frames = db.shape[0] if db is not None else lin.shape[0]
         last_db = db[-1] if db is not None else power_to_db(lin[-1])
@@ -321,7 +324,36 @@ class DetectionEngine:
 
     def _event(self, kind: str, tr: Track) -> dict:
         loc = self.locate(tr) if (self.locate is not None and tr.alert) else None
-        return track_event(kind, tr, wall_start=self.wall_start, location=loc)
+        ev = track_event(kind, tr, wall_start=self.wall_start, location=loc)
+        ev["peak_dbm"] = None
+        if ev["peak_dbfs"] is not None:
+            off = self.dbm_offset(np.array([tr.center_hz]))
+            if off is not None:
+                ev["peak_dbm"] = round(ev["peak_dbfs"] + float(off[0]), 2)
+        return ev
+
+    def dbm_offset(self, freqs_hz) -> "np.ndarray | None":
+        """``dBm − dBFS`` at ``freqs_hz`` for the current tuner gain, from the calibration profile's
+        power table; None without one (levels then stay in dBFS)."""
+        fn = getattr(self.correct, "power_offset_db", None)
+        return None if fn is None else fn(np.asarray(freqs_hz, dtype=np.float64), self.gain_db)
+
+    def calibrated_spectrum(self) -> Spectrum | None:
+        """The last frame in dBm when a power calibration applies (``meta["dbm_offset_db"]`` holds
+        the per-bin offset), else the dBFS frame as is; None before the first frame."""
+        spec = self.last_spectrum
+        if spec is None or spec.unit != "dBFS":
+            return spec
+        off = self.dbm_offset(spec.freqs_hz)
+        if off is None:
+            return spec
+        cached = getattr(self, "_dbm_cache", None)
+        if cached is not None and cached[0] is spec:
+            return cached[1]
+        out = replace(spec, power=(spec.power.astype(np.float64) + off).astype(np.float32), unit="dBm",
+                      meta={**spec.meta, "dbm_offset_db": off, "gain_db": self.gain_db})
+        self._dbm_cache = (spec, out)
+        return out
 
     def _check_missing(self, spec: Spectrum, aligned, power_lin, res, t: float) -> list[dict]:
         """Baseline emissions with occupancy ≥ 0.9 that stay absent for ``missing_after_s`` → ``missing``."""
@@ -349,7 +381,7 @@ class DetectionEngine:
                     "event": "missing", "track_id": f"M{key}", "alert": True, "center_hz": round((f_lo + f_hi) / 2, 1),
                     "bandwidth_hz": round(f_hi - f_lo + (spec.freqs_hz[1] - spec.freqs_hz[0]), 1),
                     "first_seen_s": round(st["since"], 4), "last_seen_s": round(t + spec.duration_s, 4),
-                    "peak_dbfs": None, "snr_db": None, "excess_db": None, "classification": "unknown", "bursts": 0,
+                    "peak_dbfs": None, "peak_dbm": None, "snr_db": None, "excess_db": None, "classification": "unknown", "bursts": 0,
                     "reasons": [f"survey emission (occupancy ≥ {self.config.missing_occupancy:.0%}) absent for "
                                 f"{t - st['since']:.0f} s: jamming, tampering or a switched-off station"],
                     "location": None,

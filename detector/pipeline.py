@@ -314,11 +314,12 @@ class Monitor:
             wall = block.start + timedelta(seconds=block.duration_s) if block.start else datetime.now(timezone.utc)
             self.status.last_frame_time = wall.isoformat().replace("+00:00", "Z")
         if eng.last_spectrum is not None:
-            self.latest = {"spectrum": eng.last_spectrum, "result": eng.last_result}
+            # published in dBm when the calibration profile has a power table for this gain
+            spec = eng.calibrated_spectrum()
+            self.latest = {"spectrum": spec, "result": eng.last_result}
             if eng.frames_processed // self.waterfall_every != getattr(self, "_wf_mark", -1):
                 self._wf_mark = eng.frames_processed // self.waterfall_every
-                sp = eng.last_spectrum
-                self._waterfall.append((sp.offset_s, sp.freqs_hz, sp.power))
+                self._waterfall.append((spec.offset_s, spec.freqs_hz, spec.power))
         for ev in events:
             for cb in self.on_event:
                 cb(ev)
@@ -372,7 +373,10 @@ class Monitor:
 
     # ---- views for the API ----------------------------------------------------------------------
     def health(self) -> dict:
-        return self.status.as_dict()
+        d = self.status.as_dict()
+        corr = self.engine.correct
+        d["calibration"] = corr.status() if hasattr(corr, "status") else None
+        return d
 
     def latest_spectrum_json(self) -> bytes | None:
         """:meth:`latest_spectrum` serialised, cached per frame (the API's hot path)."""
@@ -394,9 +398,12 @@ class Monitor:
         if snap is None:
             return None
         spec, res = snap["spectrum"], snap["result"]
+        off = spec.meta.get("dbm_offset_db") if spec.unit == "dBm" else None
+        floor = None if res is None else res.noise_floor_dbfs
         out = {"freqs_hz": spec.freqs_hz.tolist(), "power": np.round(spec.power.astype(np.float64), 2).tolist(), "unit": spec.unit,
                "rbw_hz": spec.rbw_hz, "center_hz": spec.center_hz, "offset_s": spec.offset_s, "n_looks": spec.n_looks,
-               "noise_floor_dbfs": None if res is None else res.noise_floor_dbfs,
+               "noise_floor_dbfs": floor,
+               "noise_floor_dbm": None if off is None or floor is None or floor != floor else round(floor + float(np.median(off)), 2),
                "emissions": [] if res is None else [
                    {"center_hz": e.center_hz, "bandwidth_hz": e.bandwidth_hz, "peak_dbfs": e.peak_dbfs, "snr_db": e.snr_db,
                     "excess_db": e.excess_db} for e in res.emissions],
@@ -404,7 +411,8 @@ class Monitor:
         aligned = self.engine._aligned_for(spec) if self.engine.baseline is not None else None  # noqa: SLF001
         if aligned is not None:
             def clean(a):
-                a = np.round(np.asarray(a, dtype=np.float64), 2)
+                a = np.asarray(a, dtype=np.float64) + (off if off is not None else 0.0)  # same unit as the spectrum
+                a = np.round(a, 2)
                 return [None if v != v else v for v in a.tolist()]
             out["baseline"] = {"median_db": clean(aligned.median_db), "p90_db": clean(aligned.p90_db),
                                "p99_db": clean(aligned.p99_db)}

@@ -128,7 +128,11 @@ def build_router() -> APIRouter:
     @r.get("/spectrum/latest", summary="The latest frame with baseline quantiles and open emissions")
     def spectrum_latest(ctx: Ctx) -> Response:
         """``{"freqs_hz": [...], "power": [...], "unit", "rbw_hz", "center_hz", "offset_s", "n_looks",
-        "noise_floor_dbfs", "emissions": [...], "baseline": {"median_db", "p90_db", "p99_db"} | null}``."""
+        "noise_floor_dbfs", "noise_floor_dbm", "emissions": [...], "baseline": {"median_db", "p90_db", "p99_db"} | null}``.
+
+        ``unit`` is ``dBm`` when the dongle's calibration profile has a power table for the tuner's
+        gain (the baseline quantiles are then converted too; ``noise_floor_dbm`` is set), else
+        ``dBFS``. Emission levels (``peak_dbfs``) stay in dBFS."""
         if ctx.monitor is None:
             raise HTTPException(404, "no capture loop runs here")
         body = ctx.monitor.latest_spectrum_json()

@@ -89,3 +89,20 @@ def check_out_path(path, *, what: str, suffixes: tuple[str, ...] | None = None, 
 
 def check_figure_path(path, what: str = "--png") -> None:
     check_out_path(path, what=what, suffixes=_FIGURE_SUFFIXES)
+
+
+PpmRefOpt = Annotated[Optional[str], typer.Option("--ppm-reference", help="Track the frequency error during the run from this carrier (true frequency, e.g. 446.1M): re-measured every --drift-interval-s, a drift model fitted, its value applied.")]
+DriftIntervalOpt = Annotated[float, typer.Option("--drift-interval-s", help="Seconds between drift estimates (with --ppm-reference).")]
+
+
+def live_drift(ppm_reference: str | None, interval_s: float, *, sim: bool):
+    """A :class:`~detector.calibrated.LiveDrift` for ``--ppm-reference`` (None without it)."""
+    if ppm_reference is None:
+        return None
+    from detector.calibrated import LiveDrift
+
+    ref = positive_hz(ppm_reference, "--ppm-reference")
+    if not interval_s > 0:
+        raise InputError(f"--drift-interval-s must be > 0, got {interval_s}")
+    # the simulator models the LO error only; a real dongle's one crystal drives LO and ADC
+    return LiveDrift(ref, interval_s=interval_s, clock="lo" if sim else "shared")

@@ -12,7 +12,7 @@ import typer
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from detector.cli import app
-from detector.cli._common import CenterOpt, FormatOpt, RateOpt, console_err, opt_hz, positive_hz
+from detector.cli._common import CenterOpt, DriftIntervalOpt, FormatOpt, PpmRefOpt, RateOpt, console_err, live_drift, opt_hz, positive_hz
 from detector.errors import InputError
 
 
@@ -72,6 +72,8 @@ def monitor(
     log_level: Annotated[str, typer.Option("--log-level", help="Logging level on stderr.")] = "info",
     profile: Annotated[Optional[Path], typer.Option("--profile", help="Calibration profile of the dongle (examwatch calibrate).")] = None,
     profiles_dir: Annotated[Path, typer.Option("--profiles-dir", help="Folder of calibration profiles, looked up by the dongle's serial.")] = Path("profiles"),
+    ppm_reference: PpmRefOpt = None,
+    drift_interval_s: DriftIntervalOpt = 10.0,
     push: Annotated[Optional[str], typer.Option("--push", help="Push alert changes to a command center: http(s)://CENTER:PORT (webhook) or mqtt://BROKER:PORT.")] = None,
     vehicle_id: Annotated[Optional[str], typer.Option("--vehicle-id", help="This vehicle's id at the center (default: the host name).")] = None,
     push_token_file: Annotated[Optional[Path], typer.Option("--push-token-file", help="File holding this vehicle's token for the center (http(s) push).")] = None,
@@ -185,9 +187,13 @@ def monitor(
     locate = track_locator(site_cfg.lat, site_cfg.lon, buildings=site_cfg.buildings) if (scene is not None or gps) else None
     from detector.calibrated import load_correction, profile_warnings
 
-    correction = load_correction(profile, serial=info.serial, profiles_dir=profiles_dir, hardware_ppm=hardware_ppm)
-    if correction is not None:
+    drift = live_drift(ppm_reference, drift_interval_s, sim=kind == "sim")
+    correction = load_correction(profile, serial=info.serial, profiles_dir=profiles_dir, hardware_ppm=hardware_ppm, drift=drift)
+    if correction is not None and correction.profile_id is not None:
         console_err.print(f"calibration profile {correction.profile_id} applied")
+    if drift is not None:
+        console_err.print(f"frequency error tracked from the carrier at {drift.reference_hz / 1e6:.6f} MHz every "
+                          f"{drift.interval_s:g} s (GET /api/v1/health → calibration.drift)")
     for w in profile_warnings(base, correction):
         console_err.print(f"[yellow]warning:[/] {w}")
     engine = DetectionEngine(EngineConfig(), baseline=base, whitelist=site_cfg.whitelist_obj(), site=site_cfg.name,

@@ -9,25 +9,26 @@ from typing import Annotated, Optional
 import typer
 
 from detector.cli import app
-from detector.cli._common import CenterOpt, FormatOpt, RateOpt, check_figure_path, check_out_path, console_err, progress_bar
+from detector.cli._common import (CenterOpt, DriftIntervalOpt, FormatOpt, PpmRefOpt, RateOpt, check_figure_path, check_out_path,
+                                   console_err, live_drift, progress_bar)
 from detector.cli._sources import open_all
 from detector.engine import DetectionEngine, EngineConfig
 from detector.errors import InputError
+from detector.units import format_hz
 from detector.runs import run_detection, survey_baseline, total_duration_s
 
 SourcesArg = Annotated[list[str], typer.Argument(help="IQ recordings (any format of `spectrum`), rtl_power CSVs, sim:default / sim:SCENE.toml, or rtlsdr:0; read one after another as one timeline.")]
 DurationOpt = Annotated[Optional[float], typer.Option("--duration", help="Seconds to read from each source (needed for rtlsdr:, optional elsewhere).")]
 ProfileOpt = Annotated[Optional[Path], typer.Option("--profile", help="Calibration profile of the dongle (examwatch calibrate): ppm, DC/IQ correction applied to the samples.")]
-
-
-def _correction(profile: Path | None, srcs):
-    """The calibration correction for --profile, checked against a dongle serial when the source has one."""
-    if profile is None:
+def _correction(profile: Path | None, srcs, drift=None):
+    """The calibration correction for --profile (checked against a dongle serial when the source
+    has one) and/or --ppm-reference drift tracking."""
+    if profile is None and drift is None:
         return None
     from detector.calibrated import load_correction
 
     serial = next((getattr(getattr(s, "info", None), "serial", None) for s in srcs if getattr(getattr(s, "info", None), "serial", None)), None)
-    return load_correction(profile, serial=serial)
+    return load_correction(profile, serial=serial, drift=drift)
 
 
 def _check_positive(value: float | None, name: str) -> None:
@@ -115,6 +116,8 @@ def replay(
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of sim: sources (default: the scene's).")] = None,
     truth: Annotated[Optional[Path], typer.Option("--truth", help="For sim: sources, write the run's ground truth (JSON) here, for `examwatch sim score`.")] = None,
     profile: ProfileOpt = None,
+    ppm_reference: PpmRefOpt = None,
+    drift_interval_s: DriftIntervalOpt = 10.0,
     png: Annotated[Optional[Path], typer.Option("--png", help="Draw the last frame against the baseline, with the alerts, to this PNG/SVG file.")] = None,
 ) -> None:
     """Run detection and tracking over recordings and print alert events.
@@ -150,7 +153,8 @@ def replay(
         from detector.cli.demo import _buildings_llh
 
         locate = track_locator(scene.site.lat0, scene.site.lon0, buildings=_buildings_llh(scene))
-    correction = _correction(profile, srcs)
+    drift = live_drift(ppm_reference, drift_interval_s, sim=scene is not None)
+    correction = _correction(profile, srcs, drift)
     from detector.calibrated import profile_warnings
 
     for w in profile_warnings(base, correction):
@@ -191,6 +195,15 @@ def replay(
 
         write_truth(scene_truth(sims[0]), truth)
         console_err.print(f"ground truth → {truth}")
+    if drift is not None:
+        d = drift.status()
+        if d["n_windows"]:
+            console_err.print(f"frequency error tracked from {format_hz(d['reference_hz'])}: {d['n_windows']} estimates, "
+                              f"{d.get('first_ppm', d['last_ppm']):+.3f} → {d['last_ppm']:+.3f} ppm, model "
+                              f"{d.get('model', 'last estimate')}, residual rms {d.get('residual_rms_ppm', 0.0):.3f} ppm")
+        else:
+            console_err.print(f"[yellow]warning:[/] --ppm-reference {format_hz(d['reference_hz'])}: no estimate "
+                              f"({d['last_error'] or 'the reference is outside the band'})")
     if not jsonl:
         console_err.print(f"{engine.frames_processed} frames, {len(engine.all_tracks)} tracks, {len(alerts)} alert(s)")
         for ev in alerts.values():

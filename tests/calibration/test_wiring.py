@@ -64,3 +64,30 @@ def test_baseline_records_the_profile_and_a_mismatch_warns(tmp_path, profile):
     r = runner.invoke(app, ["replay", exam, "--site", "s", "--baseline", str(out)])
     assert r.exit_code == 0
     assert "survey used calibration profile 00000007@2026-06-01T08:00:00Z" in r.output
+
+
+def test_replay_tracks_the_frequency_error_from_a_reference_carrier(tmp_path):
+    """No profile, only --ppm-reference: the −37 ppm of the recording is measured on the carrier at
+    446.05 MHz and the burst's alert lands on its true frequency."""
+    true_hz, ref_hz = 446.08125e6, 446.05e6
+    rng = np.random.default_rng(3)
+    n = int(4.0 * FS)
+    x = awgn(n, -30.0, rng)
+    x += gate(nfm(n, FS, true_hz - CENTER - PPM * 1e-6 * CENTER, -30.0, rng), FS, [(1.0, 3.5)])
+    t = np.arange(n) / FS
+    x += (10 ** (-25 / 20) * np.exp(2j * np.pi * (ref_hz - CENTER - PPM * 1e-6 * CENTER) * t)).astype(np.complex64)
+    rec = tmp_path / "drift_446M_250k.cu8"
+    cu8_bytes(x).tofile(rec)
+    r = runner.invoke(app, ["replay", str(rec), "--site", "s", "--jsonl", "--ppm-reference", "446.05M",
+                            "--drift-interval-s", "1"])
+    assert r.exit_code == 0, r.output
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    burst = [ev for ev in events if abs(ev["center_hz"] - true_hz) < 5e3 and ev["event"] == "end"]
+    assert burst and burst[-1]["center_hz"] == pytest.approx(true_hz, abs=1.0e3)
+    assert "frequency error tracked from 446.05" in r.stderr and "4 estimates" in r.stderr
+    bad = runner.invoke(app, ["replay", str(rec), "--site", "s", "--ppm-reference", "446.2M"])
+    assert bad.exit_code == 0 and "no estimate" in bad.stderr
+    wrong = runner.invoke(app, ["replay", str(rec), "--site", "s", "--ppm-reference", "-5"])
+    from detector.errors import InputError
+
+    assert isinstance(wrong.exception, InputError) and "--ppm-reference" in str(wrong.exception)  # exit 2 in main()
