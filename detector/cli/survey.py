@@ -20,15 +20,20 @@ from detector.runs import run_detection, survey_baseline, total_duration_s
 SourcesArg = Annotated[list[str], typer.Argument(help="IQ recordings (any format of `spectrum`), rtl_power CSVs, sim:default / sim:SCENE.toml, or rtlsdr:0; read one after another as one timeline.")]
 DurationOpt = Annotated[Optional[float], typer.Option("--duration", help="Seconds to read from each source (needed for rtlsdr:, optional elsewhere).")]
 ProfileOpt = Annotated[Optional[Path], typer.Option("--profile", help="Calibration profile of the dongle (examwatch calibrate): ppm, DC/IQ correction applied to the samples.")]
-def _correction(profile: Path | None, srcs, drift=None):
+ProfilesDirOpt = Annotated[Path, typer.Option("--profiles-dir", help="Folder of calibration profiles, looked up by the serial of an rtlsdr: dongle when --profile is not given.")]
+
+
+def _correction(profile: Path | None, srcs, drift=None, profiles_dir: Path | None = None):
     """The calibration correction for --profile (checked against a dongle serial when the source
-    has one) and/or --ppm-reference drift tracking."""
-    if profile is None and drift is None:
-        return None
+    has one), else the profile of the dongle's serial in ``profiles_dir``, and/or --ppm-reference
+    drift tracking."""
     from detector.calibrated import load_correction
 
     serial = next((getattr(getattr(s, "info", None), "serial", None) for s in srcs if getattr(getattr(s, "info", None), "serial", None)), None)
-    return load_correction(profile, serial=serial, drift=drift)
+    corr = load_correction(profile, serial=serial, profiles_dir=profiles_dir, drift=drift)
+    if corr is not None and profile is None and corr.profile_id is not None:
+        console_err.print(f"calibration profile {corr.profile_id} of dongle {serial} applied (from {profiles_dir})")
+    return corr
 
 
 def _check_positive(value: float | None, name: str) -> None:
@@ -64,6 +69,7 @@ def survey(
     duration: DurationOpt = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of sim: sources (default: the scene's).")] = None,
     profile: ProfileOpt = None,
+    profiles_dir: ProfilesDirOpt = Path("profiles"),
     png: Annotated[Optional[Path], typer.Option("--png", help="Draw the baseline (median, p90–p99, max, occupancy) to this PNG/SVG file.")] = None,
 ) -> None:
     """Survey a site before the exam: per-bin statistics of every frame of SOURCE... → a baseline file.
@@ -81,7 +87,7 @@ def survey(
     srcs = open_all(sources, format, rate, center, sim_window="survey", sim_seed=seed)
     if duration is None and any(getattr(getattr(s, "info", None), "n_samples", 0) is None for s in srcs):
         raise InputError("a live source needs --duration (seconds to survey)")
-    engine = DetectionEngine(EngineConfig(frame_s=frame_s), correct=_correction(profile, srcs))
+    engine = DetectionEngine(EngineConfig(frame_s=frame_s), correct=_correction(profile, srcs, profiles_dir=profiles_dir))
     total = total_duration_s(srcs) if duration is None else duration * len(srcs)
     with progress_bar(f"surveying {site}", total) as update:
         baseline = survey_baseline(srcs, engine, site=site, progress=update, max_duration_s=duration, source_names=sources)
@@ -116,6 +122,7 @@ def replay(
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of sim: sources (default: the scene's).")] = None,
     truth: Annotated[Optional[Path], typer.Option("--truth", help="For sim: sources, write the run's ground truth (JSON) here, for `examwatch sim score`.")] = None,
     profile: ProfileOpt = None,
+    profiles_dir: ProfilesDirOpt = Path("profiles"),
     ppm_reference: PpmRefOpt = None,
     drift_interval_s: DriftIntervalOpt = 10.0,
     png: Annotated[Optional[Path], typer.Option("--png", help="Draw the last frame against the baseline, with the alerts, to this PNG/SVG file.")] = None,
@@ -154,7 +161,7 @@ def replay(
 
         locate = track_locator(scene.site.lat0, scene.site.lon0, buildings=_buildings_llh(scene))
     drift = live_drift(ppm_reference, drift_interval_s, sim=scene is not None)
-    correction = _correction(profile, srcs, drift)
+    correction = _correction(profile, srcs, drift, profiles_dir)
     from detector.calibrated import profile_warnings
 
     for w in profile_warnings(base, correction):
