@@ -332,85 +332,138 @@ def detect_frames(
     n_tested = int(valid.sum())
     vsub = np.flatnonzero(valid)[:: max(1, int(valid.sum()) // 256)] if valid.any() else None
     noise_all = (10 * np.log10(np.maximum(np.median(floor[:, vsub], axis=1), 1e-30))) if vsub is not None else np.full(n, np.nan)
+    # the floor is one row for the whole stack (n ≥ 4): its dB form is computed once
+    shared_floor = floor.shape[0] != n or floor.strides[0] == 0
+    floor_db_shared = (10 * np.log10(np.maximum(floor[0], 1e-30))).astype(np.float32) if shared_floor else None
+    rows = np.flatnonzero(n_flag)
+    rejected_all = [{"dc": int(dc_rej[i]), "edge": int(edge_rej[i]), "image": 0, "baseline": int(base_rejected[i])}
+                    for i in range(n)]
+    per_row = _extract_stack(freqs_hz, p_db_all, p_lin, floor, flagged, valid, rows, gain_offset,
+                             high, covered if high is not None else None, occ, low_thr, bin_hz, center_hz, config,
+                             rejected_all) if rows.size else {}
     out = []
     for i in range(n):
-        rejected = {"dc": int(dc_rej[i]), "edge": int(edge_rej[i]), "image": 0, "baseline": int(base_rejected[i])}
-        emissions: list[Emission] = []
         floor_db_i = None
         if n_flag[i] or i == n - 1:
-            floor_db_i = (10 * np.log10(np.maximum(floor[i], 1e-30))).astype(np.float32)
-        if n_flag[i]:
-            p_db_i = p_db_all[i].astype(np.float64) if p_db_all is not None else 10 * np.log10(np.maximum(p_lin[i].astype(np.float64), 1e-30))
-            excess_i = None
-            if high is not None:
-                excess_i = np.where(covered, p_db_i - gain_offset[i] - high, np.nan)
-            emissions = _extract(freqs_hz, p_db_i, p_lin[i].astype(np.float64), floor[i], floor_db_i, flagged[i], valid,
-                                 excess_i, occ, low_thr, bin_hz, center_hz, config, rejected)
-        out.append(FrameResult(emissions=emissions, floor_db=floor_db_i, noise_floor_dbfs=float(noise_all[i]),
-                               gain_offset_db=float(gain_offset[i]), n_flagged_bins=int(n_flag[i]), rejected=rejected,
+            floor_db_i = floor_db_shared if shared_floor else (10 * np.log10(np.maximum(floor[i], 1e-30))).astype(np.float32)
+        out.append(FrameResult(emissions=per_row.get(i, []), floor_db=floor_db_i, noise_floor_dbfs=float(noise_all[i]),
+                               gain_offset_db=float(gain_offset[i]), n_flagged_bins=int(n_flag[i]), rejected=rejected_all[i],
                                n_tested_bins=n_tested))
     return out
 
 
-def _extract(freqs_hz, p_db, p_lin, floor, floor_db, flagged, valid, excess, occ_base, low_thr, bin_hz, center_hz,
-             config, rejected) -> list[Emission]:
-    """Emissions of one frame from its flagged bins (hysteresis, grouping, OBW, IQ images)."""
+def _extract_stack(freqs_hz, p_db_all, p_lin, floor, flagged, valid, rows, gain_offset, high, covered, occ_base,
+                   low_thr, bin_hz, center_hz, config, rejected_all) -> dict[int, list[Emission]]:
+    """Emissions of the frames ``rows`` of a stack, all at once (no per-frame or per-bin Python loop).
+
+    Per frame: hysteresis (an emission extends over the contiguous bins above a low threshold,
+    Pfa 5 %, around its flagged seeds, so its occupied bandwidth is not only its strongest bins);
+    runs of such bins separated by at most ``merge_gap_bins`` valid bins are one emission; per
+    emission the power-weighted center, the strongest bin, the 99 % occupied bandwidth (ITU-R
+    SM.328) and the total power; an emission whose peak is ``image_margin_db`` below the frame's
+    power at the mirrored frequency (±1 bin) is an IQ image (the mirror is looked up in the frame,
+    not among the emissions: the strong signal may be a known station the baseline keeps out).
+
+    The frames are laid out row after row with one invalid padding bin between rows, so runs,
+    gaps and groups are found with cumulative sums and ``reduceat`` over the flat layout.
+    Returns ``{frame index: [Emission, ...]}``; increments ``rejected_all[i]["image"]``.
+    """
     m = freqs_hz.size
-    # Hysteresis: an emission extends over the contiguous bins above a low threshold (Pfa 5 %)
-    # around its flagged seeds, so its occupied bandwidth is not only its strongest bins. Runs are
-    # found with cumulative sums (no per-bin Python loop).
-    low = ((p_lin > floor * low_thr) | flagged) & valid
-    runs = _runs(low)
-    if not runs:
-        return []
-    cs = np.concatenate(([0], np.cumsum(flagged)))
-    runs = [(lo, hi) for lo, hi in runs if cs[hi + 1] - cs[lo] > 0]
-    # runs separated by at most merge_gap_bins (valid) bins are one emission
-    merged: list[list[int]] = []
-    for lo, hi in runs:
-        if merged and lo - merged[-1][1] - 1 <= config.merge_gap_bins and valid[merged[-1][1] + 1:lo].all():
-            merged[-1][1] = hi
-        else:
-            merged.append([lo, hi])
-    emissions: list[Emission] = []
-    for lo, hi in merged:
-        idx = np.arange(lo, hi + 1)
-        idx = idx[low[idx]]
-        if idx.size == 0:
+    width = m + 1
+    P = p_lin[rows].astype(np.float64)
+    FL = np.asarray(floor[rows] if floor.shape[0] == p_lin.shape[0] else np.broadcast_to(floor[:1], P.shape), dtype=np.float64)
+    FLG = flagged[rows]
+    low = np.zeros((rows.size, width), dtype=bool)
+    low[:, :m] = ((P > FL * low_thr) | FLG) & valid
+    flat = low.ravel()
+    d = np.diff(np.concatenate(([0], flat.view(np.int8), [0])))
+    starts = np.flatnonzero(d == 1)
+    ends = np.flatnonzero(d == -1) - 1
+    if starts.size == 0:
+        return {}
+    flg = np.zeros((rows.size, width), dtype=bool)
+    flg[:, :m] = FLG
+    cs = np.concatenate(([0], np.cumsum(flg.ravel())))
+    seeded = cs[ends + 1] - cs[starts] > 0
+    starts, ends = starts[seeded], ends[seeded]
+    if starts.size == 0:
+        return {}
+    # runs separated by at most merge_gap_bins valid bins (the padding bin is invalid) are one emission
+    inv = np.ones(width, dtype=bool)
+    inv[:m] = ~valid
+    cinv = np.concatenate(([0], np.cumsum(np.tile(inv, rows.size))))
+    gap = starts[1:] - ends[:-1] - 1
+    join = (gap <= config.merge_gap_bins) & (cinv[starts[1:]] - cinv[ends[:-1] + 1] == 0)
+    first_run = np.concatenate(([True], ~join))
+    gstart = starts[first_run]
+    gend = ends[np.concatenate((~join, [True]))]
+    # the emission bins: the low bins inside each group
+    pos = np.flatnonzero(flat)
+    gi = np.searchsorted(gstart, pos, side="right") - 1
+    inside = (gi >= 0) & (pos <= gend[np.maximum(gi, 0)])
+    pos, gi = pos[inside], gi[inside]
+    gfirst = np.searchsorted(pos, gstart)
+    sizes = np.diff(np.concatenate((gfirst, [pos.size])))
+    r_loc, col = np.divmod(pos, width)
+    pl = P[r_loc, col]
+    fl = FL[r_loc, col]
+    if p_db_all is not None:
+        pdb = np.asarray(p_db_all, dtype=np.float64)[rows][r_loc, col]
+    else:
+        pdb = 10 * np.log10(np.maximum(pl, 1e-30))
+    f = freqs_hz[col]
+    w = np.maximum(pl - fl, 0.0)
+    W = np.add.reduceat(w, gfirst)
+    WF = np.add.reduceat(w * f, gfirst)
+    power = np.add.reduceat(pl, gfirst)
+    peak = np.maximum.reduceat(pdb, gfirst)
+    k = np.minimum.reduceat(np.where(pdb == peak[gi], np.arange(pos.size), pos.size), gfirst)
+    # 99 % occupied bandwidth over the group's bins in frequency order (global cumulative sums)
+    gcs = np.cumsum(w)
+    base = np.where(gfirst > 0, gcs[np.maximum(gfirst - 1, 0)], 0.0)
+    half = (1 - 0.99) / 2
+    lo_i = np.searchsorted(gcs, base + half * W, side="left") - gfirst
+    hi_i = np.searchsorted(gcs, base + (1 - half) * W, side="left") - gfirst
+    obw = np.where(W <= 0, sizes, np.where(sizes == 1, 1, np.minimum(hi_i, sizes - 1) - lo_i + 1)) * bin_hz
+    k_col, k_row = col[k], rows[r_loc[k]]
+    floor_db_k = (10 * np.log10(np.maximum(fl[k], 1e-30))).astype(np.float32)
+    snr = pdb[k] - floor_db_k
+    center = np.where(W > 0, WF / np.where(W > 0, W, 1.0), f[k])
+    excess = None
+    if high is not None:
+        excess = np.where(covered[k_col], pdb[k] - gain_offset[k_row] - high[k_col], np.nan)
+    image = np.zeros(gstart.size, dtype=bool)
+    if center_hz is not None:
+        j = np.rint((2 * center_hz - f[k] - freqs_hz[0]) / bin_hz).astype(np.int64)
+        inband = (j >= 0) & (j < m)
+        if inband.any():
+            cols3 = np.clip(j[:, None] + np.array([-1, 0, 1]), 0, m - 1)
+            if p_db_all is not None:
+                mirror_db = np.asarray(p_db_all, dtype=np.float64)[k_row[:, None], cols3].max(axis=1)
+            else:
+                mirror_db = 10 * np.log10(np.maximum(p_lin[k_row[:, None], cols3].astype(np.float64), 1e-30)).max(axis=1)
+            image = inband & (mirror_db - peak >= config.image_margin_db)
+    g_row = rows[gstart // width]
+    g_lo_col, g_hi_col = gstart % width, gend % width
+    out: dict[int, list[Emission]] = {}
+    for g in range(gstart.size):
+        i = int(g_row[g])
+        if image[g]:
+            rejected_all[i]["image"] += 1
             continue
-        k = int(idx[np.argmax(p_db[idx])])
-        w = p_lin[idx] - floor[idx]
-        w = np.where(w > 0, w, 0.0)
-        center = float(np.sum(freqs_hz[idx] * w) / np.sum(w)) if w.sum() > 0 else float(freqs_hz[k])
-        has_base = excess is not None and not np.isnan(excess[k])
-        emissions.append(
-            Emission(
-                center_hz=center,
-                bandwidth_hz=_occupied_bandwidth(p_lin[idx] - floor[idx], bin_hz),
-                f_lo_hz=float(freqs_hz[lo] - bin_hz / 2),
-                f_hi_hz=float(freqs_hz[hi] + bin_hz / 2),
-                peak_hz=float(freqs_hz[k]),
-                peak_dbfs=float(p_db[k]),
-                snr_db=float(p_db[k] - floor_db[k]),
-                excess_db=float(excess[k]) if has_base else None,
-                power_dbfs=float(10 * np.log10(np.sum(p_lin[idx]))),
-                bins=idx,
-                baseline_occupancy=float(occ_base[k]) if has_base else None,
-            )
-        )
-    # IQ image: a peak mirrored about the tuned center of a much stronger signal. The mirror is
-    # looked up in the frame itself (±1 bin), not among the emissions: the strong signal may be a
-    # known station that the baseline keeps out of the emission list.
-    if center_hz is not None and emissions:
-        keep_list = []
-        for e in emissions:
-            mirror = 2 * center_hz - e.peak_hz
-            j = int(round((mirror - freqs_hz[0]) / bin_hz))
-            if 0 <= j < m:
-                lo_j, hi_j = max(0, j - 1), min(m, j + 2)
-                if float(np.max(p_db[lo_j:hi_j])) - e.peak_dbfs >= config.image_margin_db:
-                    rejected["image"] += 1
-                    continue
-            keep_list.append(e)
-        emissions = keep_list
-    return emissions
+        has_base = excess is not None and not np.isnan(excess[g])
+        kc = int(k_col[g])
+        out.setdefault(i, []).append(Emission(
+            center_hz=float(center[g]),
+            bandwidth_hz=float(obw[g]),
+            f_lo_hz=float(freqs_hz[g_lo_col[g]] - bin_hz / 2),
+            f_hi_hz=float(freqs_hz[g_hi_col[g]] + bin_hz / 2),
+            peak_hz=float(freqs_hz[kc]),
+            peak_dbfs=float(peak[g]),
+            snr_db=float(snr[g]),
+            excess_db=float(excess[g]) if has_base else None,
+            power_dbfs=float(10 * np.log10(power[g])),
+            bins=col[gfirst[g]:gfirst[g] + sizes[g]],
+            baseline_occupancy=float(occ_base[kc]) if has_base else None,
+        ))
+    return out
