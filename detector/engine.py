@@ -249,7 +249,10 @@ class DetectionEngine:
         det_cfg = cfg.detection
         pfa = self._pfa(freqs.size, frame_s)
         if det_cfg.pfa_bin != pfa:
-            det_cfg = replace(det_cfg, pfa_bin=pfa)
+            key = ("det_cfg", pfa)
+            if key not in self._pfa_cache:
+                self._pfa_cache[key] = replace(det_cfg, pfa_bin=pfa)
+            det_cfg = self._pfa_cache[key]
         n_frames = db.shape[0] if db is not None else lin.shape[0]
         last_db = db[-1] if db is not None else power_to_db(lin[-1])
         last = Spectrum(freqs_hz=freqs, power=last_db, rbw_hz=rbw_hz, unit=unit, offset_s=t_first + (n_frames - 1) * frame_s,
@@ -290,6 +293,9 @@ class DetectionEngine:
             self._last_update[tr.track_id] = t
             self._last_class[tr.track_id] = tr.classification
         for tr in updated:
+            due = t - self._last_update.get(tr.track_id, -1e9) >= cfg.update_interval_s
+            if tr.alert and not due and 20 < tr.frames_active < getattr(tr, "_class_mark", 0) * 1.25:
+                continue  # alerted, no update due, no re-classification due (_judge): nothing to report
             was = tr.alert
             self._judge(tr)
             changed = tr.alert != was or tr.classification != self._last_class.get(tr.track_id)

@@ -188,6 +188,27 @@ def _cfar_norm(looks: float, m: int, g: int, w_groups: int, quantile: float) -> 
     return float(raw.mean())
 
 
+def _interp_plan(m: int, g: int):
+    """Group index and fraction of every bin between group centers (per grid, cached)."""
+    def make():
+        G = -(-m // g)
+        centers = (np.arange(G) + 0.5) * g - 0.5
+        idx = np.clip(np.searchsorted(centers, np.arange(m)) - 1, 0, max(G - 2, 0))
+        frac = np.clip((np.arange(m) - centers[idx]) / g, 0.0, 1.0)
+        return idx, idx + 1, frac, 1.0 - frac
+    return _CACHE.get(("interp", m, g), make)
+
+
+def _running_rank(x: NDArray, size: int, quantile: float) -> NDArray:
+    """``scipy.ndimage.percentile_filter(x, 100·quantile, size=(1, size), mode="mirror")`` along the
+    last axis, as a partition of a sliding window (the same rank, far less call overhead on short rows)."""
+    half = size // 2
+    rank = min(max(int(float(size) * quantile), 0), size - 1)
+    padded = np.pad(x, ((0, 0), (half, half)), mode="reflect")
+    win = np.lib.stride_tricks.sliding_window_view(padded, size, axis=1)
+    return np.partition(win, rank, axis=2)[:, :, rank]
+
+
 def _grouped_floor_raw(p_lin: NDArray, g: int, w_groups: int, quantile: float) -> NDArray[np.float64]:
     """Running order statistic over frequency, computed on groups of ``g`` bins (n, m) → (n, m)."""
     n, m = p_lin.shape
@@ -196,14 +217,14 @@ def _grouped_floor_raw(p_lin: NDArray, g: int, w_groups: int, quantile: float) -
     x = np.pad(p_lin, ((0, 0), (0, pad)), mode="reflect") if pad else p_lin
     k = int(round(quantile * (g - 1)))
     grp = np.partition(x.reshape(n, G, g), k, axis=2)[:, :, k]
-    if w_groups > 1:
-        grp = scipy.ndimage.percentile_filter(grp, quantile * 100.0, size=(1, min(w_groups, G) | 1), mode="mirror")
-    centers = (np.arange(G) + 0.5) * g - 0.5
-    idx = np.clip(np.searchsorted(centers, np.arange(m)) - 1, 0, max(G - 2, 0))
+    size = min(w_groups, G) | 1
+    if w_groups > 1 and size > 1:
+        grp = _running_rank(grp, size, quantile) if size <= G else scipy.ndimage.percentile_filter(
+            grp, quantile * 100.0, size=(1, size), mode="mirror")
     if G == 1:
         return np.repeat(grp, m, axis=1)
-    frac = np.clip((np.arange(m) - centers[idx]) / g, 0.0, 1.0)
-    return grp[:, idx] * (1 - frac) + grp[:, idx + 1] * frac
+    i0, i1, frac, rfrac = _interp_plan(m, g)
+    return grp[:, i0] * rfrac + grp[:, i1] * frac
 
 
 def batch_floor(p_lin: NDArray, looks: float, *, window_bins: int, quantile: float) -> NDArray[np.float64]:
@@ -304,7 +325,12 @@ def detect_frames(
         cov_idx = np.flatnonzero(covered)
         if cov_idx.size >= 8:
             sub = cov_idx[:: max(1, cov_idx.size // 256)]
-            gain_offset = np.median(10 * np.log10(np.maximum(p_lin[:, sub], 1e-30)) - med[sub], axis=1)
+            sub = sub[: sub.size - 1 + sub.size % 2]  # odd: the median is one sample, so it commutes with dB
+            med_lin = _on_object(baseline, ("med_lin", config.baseline_quantile, config.baseline_tolerance_bins),
+                                 lambda: 10 ** (np.nan_to_num(med, nan=-300.0) / 10))
+            ratio = p_lin[:, sub] / med_lin[sub]
+            kmed = sub.size // 2
+            gain_offset = 10 * np.log10(np.maximum(np.partition(ratio, kmed, axis=1)[:, kmed].astype(np.float64), 1e-30))
             gain_offset = np.where(np.abs(gain_offset) < config.gain_step_db, 0.0, gain_offset)
         margin = 10 * np.log10(thr / noise_quantile_ratio(looks, 0.5)) + config.baseline_margin_db
         limit_lin = _on_object(baseline, ("limit", config.baseline_quantile, config.baseline_tolerance_bins,
@@ -331,7 +357,12 @@ def detect_frames(
     low_thr = threshold_ratio(looks, 0.05)
     n_tested = int(valid.sum())
     vsub = np.flatnonzero(valid)[:: max(1, int(valid.sum()) // 256)] if valid.any() else None
-    noise_all = (10 * np.log10(np.maximum(np.median(floor[:, vsub], axis=1), 1e-30))) if vsub is not None else np.full(n, np.nan)
+    if vsub is None:
+        noise_all = np.full(n, np.nan)
+    elif floor.shape[0] != n or floor.strides[0] == 0:  # one floor row for the stack
+        noise_all = np.full(n, 10 * np.log10(max(float(np.median(floor[0, vsub])), 1e-30)))
+    else:
+        noise_all = 10 * np.log10(np.maximum(np.median(floor[:, vsub], axis=1), 1e-30))
     # the floor is one row for the whole stack (n ≥ 4): its dB form is computed once
     shared_floor = floor.shape[0] != n or floor.strides[0] == 0
     floor_db_shared = (10 * np.log10(np.maximum(floor[0], 1e-30))).astype(np.float32) if shared_floor else None

@@ -123,3 +123,15 @@ def test_occupied_bandwidth_of_a_flat_block_and_a_single_bin():
     assert _occupied_bandwidth(np.ones(10), 1000.0) == 10000.0
     assert _occupied_bandwidth(np.array([5.0]), 1000.0) == 1000.0
     assert _occupied_bandwidth(np.array([-1.0, -2.0]), 1000.0) == 2000.0
+
+
+@pytest.mark.parametrize("size", [3, 9, 17])
+@pytest.mark.parametrize("q", [0.3, 0.5])
+def test_running_rank_is_scipy_percentile_filter(size, q):
+    import scipy.ndimage
+
+    from detector.detection._emissions import _running_rank
+
+    x = np.random.default_rng(size).gamma(3.0, size=(3, 256))
+    want = scipy.ndimage.percentile_filter(x, q * 100.0, size=(1, size), mode="mirror")
+    np.testing.assert_array_equal(_running_rank(x, size, q), want)
