@@ -70,6 +70,10 @@ class EngineConfig:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     decision: DecisionConfig = field(default_factory=DecisionConfig)
     update_interval_s: float = 5.0
+    #: FFT of the framed PSD: "scipy" (default: bit-for-bit repeatable replays), "pyfftw", or
+    #: "auto" (pyFFTW when installed; the monitor's choice, where speed matters more than repeating
+    #: a run to the last bit: FFTW's measured plans may round differently from run to run)
+    fft_backend: str = "scipy"
     missing_after_s: float = 30.0
     missing_occupancy: float = 0.9
 
@@ -172,7 +176,7 @@ class DetectionEngine:
             if self._stream is None or self._stream.plan.sample_rate_hz != block.sample_rate_hz or self._stream.plan.nfft != nfft:
                 plan = make_plan(block.sample_rate_hz, nfft=nfft)
                 spf = max(1, int(round(self.config.frame_s * block.sample_rate_hz / plan.step)))
-                self._stream = FrameStream(plan, spf)
+                self._stream = FrameStream(plan, spf, backend=self.config.fft_backend)
             else:
                 self._stream.reset()
             self._stream_key = key
@@ -363,16 +367,20 @@ class DetectionEngine:
 
     def _check_missing(self, spec: Spectrum, aligned, power_lin, res, t: float) -> list[dict]:
         """Baseline emissions with occupancy ≥ 0.9 that stay absent for ``missing_after_s`` → ``missing``."""
-        occ = np.nan_to_num(np.asarray(aligned.occupancy, dtype=np.float64), nan=0.0)
-        strong = (occ >= self.config.missing_occupancy) & np.asarray(aligned.covered, bool)
-        if not strong.any():
+        key = ("strong_runs", id(aligned), self.config.missing_occupancy)
+        runs = self._pfa_cache.get(key)
+        if runs is None:  # per aligned baseline (kept alive by self._aligned, so its id is not reused)
+            occ = np.nan_to_num(np.asarray(aligned.occupancy, dtype=np.float64), nan=0.0)
+            strong = (occ >= self.config.missing_occupancy) & np.asarray(aligned.covered, bool)
+            d = np.diff(np.concatenate(([0], strong.view(np.int8), [0])))
+            runs = self._pfa_cache[key] = list(zip(np.flatnonzero(d == 1).tolist(), (np.flatnonzero(d == -1) - 1).tolist()))
+        if not runs:
             return []
         floor = 10 ** (res.floor_db.astype(np.float64) / 10)
         thr = threshold_ratio(spec.n_looks, 1e-6)  # a noise spike must not count as the station coming back
         present = power_lin > floor * thr
         out = []
-        d = np.diff(np.concatenate(([0], strong.view(np.int8), [0])))
-        for lo, hi in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1):
+        for lo, hi in runs:
             key = int(round(spec.freqs_hz[(lo + hi) // 2] / 1000.0))
             st = self._missing.setdefault(key, {"since": None, "reported": False})
             if present[lo:hi + 1].any():

@@ -74,6 +74,7 @@ def monitor(
     profiles_dir: Annotated[Path, typer.Option("--profiles-dir", help="Folder of calibration profiles, looked up by the dongle's serial.")] = Path("profiles"),
     ppm_reference: PpmRefOpt = None,
     drift_interval_s: DriftIntervalOpt = 10.0,
+    fft_backend: Annotated[str, typer.Option("--fft-backend", help="FFT of the spectra: auto (pyFFTW when installed, else scipy), scipy or pyfftw.")] = "auto",
     push: Annotated[Optional[str], typer.Option("--push", help="Push alert changes to a command center: http(s)://CENTER:PORT (webhook) or mqtt://BROKER:PORT.")] = None,
     vehicle_id: Annotated[Optional[str], typer.Option("--vehicle-id", help="This vehicle's id at the center (default: the host name).")] = None,
     push_token_file: Annotated[Optional[Path], typer.Option("--push-token-file", help="File holding this vehicle's token for the center (http(s) push).")] = None,
@@ -109,6 +110,10 @@ def monitor(
     watchdog = watchdog_s if watchdog_s is not None else st.watchdog_s
     if watchdog <= 0:
         raise InputError(f"--watchdog-s must be > 0, got {watchdog}")
+    from detector.dsp import fft_backends
+
+    if fft_backend not in ("auto", *fft_backends()):
+        raise InputError(f"--fft-backend {fft_backend!r}: use auto or one of {', '.join(fft_backends())}")
     if not 0 < port < 65536:
         raise InputError(f"--port must be 1–65535, got {port}")
     if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
@@ -196,7 +201,7 @@ def monitor(
                           f"{drift.interval_s:g} s (GET /api/v1/health → calibration.drift)")
     for w in profile_warnings(base, correction):
         console_err.print(f"[yellow]warning:[/] {w}")
-    engine = DetectionEngine(EngineConfig(), baseline=base, whitelist=site_cfg.whitelist_obj(), site=site_cfg.name,
+    engine = DetectionEngine(EngineConfig(fft_backend=fft_backend), baseline=base, whitelist=site_cfg.whitelist_obj(), site=site_cfg.name,
                              sessions=site_cfg.exam_sessions(wall_start), wall_start=wall_start, locate=locate,
                              correct=correction)
     run_id = uuid.uuid4().hex[:12]

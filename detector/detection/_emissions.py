@@ -204,8 +204,11 @@ def _running_rank(x: NDArray, size: int, quantile: float) -> NDArray:
     last axis, as a partition of a sliding window (the same rank, far less call overhead on short rows)."""
     half = size // 2
     rank = min(max(int(float(size) * quantile), 0), size - 1)
-    padded = np.pad(x, ((0, 0), (half, half)), mode="reflect")
-    win = np.lib.stride_tricks.sliding_window_view(padded, size, axis=1)
+    n, g = x.shape
+    # mirror padding (d c b | a b c d | c b a), as np.pad(mode="reflect") but without its overhead
+    padded = np.ascontiguousarray(np.concatenate((x[:, half:0:-1], x, x[:, -2:-half - 2:-1]), axis=1))
+    st = padded.strides
+    win = np.lib.stride_tricks.as_strided(padded, shape=(n, g, size), strides=(st[0], st[1], st[1]), writeable=False)
     return np.partition(win, rank, axis=2)[:, :, rank]
 
 
@@ -219,7 +222,7 @@ def _grouped_floor_raw(p_lin: NDArray, g: int, w_groups: int, quantile: float) -
     grp = np.partition(x.reshape(n, G, g), k, axis=2)[:, :, k]
     size = min(w_groups, G) | 1
     if w_groups > 1 and size > 1:
-        grp = _running_rank(grp, size, quantile) if size <= G else scipy.ndimage.percentile_filter(
+        grp = _running_rank(grp, size, quantile) if size // 2 < G else scipy.ndimage.percentile_filter(
             grp, quantile * 100.0, size=(1, size), mode="mirror")
     if G == 1:
         return np.repeat(grp, m, axis=1)
@@ -312,9 +315,8 @@ def detect_frames(
     thr = threshold_ratio(looks, config.pfa_bin)
     valid, dc, edge = _CACHE.get(("valid", m, float(freqs_hz[0]), bin_hz, center_hz, config.dc_half_width_hz, config.edge_crop),
                                  lambda: _valid_mask(freqs_hz, center_hz, config, bin_hz))
-    thr_floor = floor * np.float32(thr)
-    if thr_floor.shape[0] != n or thr_floor.strides[0] == 0:
-        thr_floor = thr_floor[:1]  # one floor row for the whole stack
+    shared_floor = floor.strides[0] == 0  # one floor row for the whole stack
+    thr_floor = (floor[:1] if shared_floor else floor) * np.float32(thr)
     # bins outside the valid band never flag: an infinite threshold there saves a mask pass
     thr_valid = np.where(valid, thr_floor, np.float32(np.inf))
     gain_offset = np.zeros(n)
@@ -344,27 +346,31 @@ def detect_frames(
         # one comparison against the larger of the CFAR and the baseline thresholds
         raw_flag = p_lin > thr_valid
         flagged = p_lin > np.maximum(thr_valid, limit)
-        n_raw = raw_flag.sum(axis=1)
-        base_rejected = n_raw - flagged.sum(axis=1)
+        n_flag = np.count_nonzero(flagged, axis=1)
+        base_rejected = np.count_nonzero(raw_flag, axis=1) - n_flag
     else:
         flagged = p_lin > thr_valid
         base_rejected = np.zeros(n, dtype=np.int64)
-    n_flag = flagged.sum(axis=1)
-    dc_idx, edge_idx = np.flatnonzero(dc), np.flatnonzero(edge)
+        n_flag = np.count_nonzero(flagged, axis=1)
+    dc_idx, edge_idx, n_tested, vsub = _CACHE.get(
+        ("valid_idx", m, float(freqs_hz[0]), bin_hz, center_hz, config.dc_half_width_hz, config.edge_crop),
+        lambda: (np.flatnonzero(dc), np.flatnonzero(edge), int(valid.sum()),
+                 np.flatnonzero(valid)[:: max(1, int(valid.sum()) // 256)] if valid.any() else None))
     thr_full = np.broadcast_to(thr_floor, (n, m))
-    dc_rej = (p_lin[:, dc_idx] > thr_full[:, dc_idx]).sum(axis=1)
-    edge_rej = (p_lin[:, edge_idx] > thr_full[:, edge_idx]).sum(axis=1)
+    dc_rej = np.count_nonzero(p_lin[:, dc_idx] > thr_full[:, dc_idx], axis=1)
+    edge_rej = np.count_nonzero(p_lin[:, edge_idx] > thr_full[:, edge_idx], axis=1)
     low_thr = threshold_ratio(looks, 0.05)
-    n_tested = int(valid.sum())
-    vsub = np.flatnonzero(valid)[:: max(1, int(valid.sum()) // 256)] if valid.any() else None
     if vsub is None:
         noise_all = np.full(n, np.nan)
-    elif floor.shape[0] != n or floor.strides[0] == 0:  # one floor row for the stack
-        noise_all = np.full(n, 10 * np.log10(max(float(np.median(floor[0, vsub])), 1e-30)))
+    elif shared_floor:
+        vals = floor[0][vsub]
+        h = vals.size // 2
+        part = np.partition(vals, [h - 1, h] if vals.size > 1 else [0])
+        med_floor = float(part[h]) if vals.size % 2 else float(0.5 * (part[h - 1] + part[h]))
+        noise_all = np.full(n, 10 * np.log10(max(med_floor, 1e-30)))
     else:
         noise_all = 10 * np.log10(np.maximum(np.median(floor[:, vsub], axis=1), 1e-30))
     # the floor is one row for the whole stack (n ≥ 4): its dB form is computed once
-    shared_floor = floor.shape[0] != n or floor.strides[0] == 0
     floor_db_shared = (10 * np.log10(np.maximum(floor[0], 1e-30))).astype(np.float32) if shared_floor else None
     rows = np.flatnonzero(n_flag)
     rejected_all = [{"dc": int(dc_rej[i]), "edge": int(edge_rej[i]), "image": 0, "baseline": int(base_rejected[i])}

@@ -10,7 +10,7 @@ No function here reads files, the clock or the network.
 """
 
 from detector.dsp._convert import cu8_to_complex64, cs8_to_complex64, cs16_to_complex64, cf32_to_complex64
-from detector.dsp._stream import FrameStream
+from detector.dsp._stream import FrameStream, fft_backends
 from detector.dsp._peaks import Peak, noise_floor, look_threshold_db, find_peaks
 from detector.dsp._psd import (
     PsdPlan,
@@ -26,6 +26,7 @@ from detector.dsp._psd import (
 
 __all__ = [
     "FrameStream",
+    "fft_backends",
     "Peak",
     "noise_floor",
     "look_threshold_db",

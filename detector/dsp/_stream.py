@@ -1,31 +1,141 @@
-"""Frames across block boundaries: an explicit carry buffer around :func:`frame_psd_stack`."""
+"""Frames across block boundaries: the real-time framed Welch PSD of the detection chain.
+
+:class:`FrameStream` cuts a stream of IQ blocks into PSD frames of ``segments_per_frame``
+overlapped, windowed segments, equal (tested) to :func:`~detector.dsp.frame_psd_stack` over the
+concatenated stream. It is the hot path of examwatch (issue #10), so it differs in how, not what:
+
+* **No copy of the block.** Samples that do not complete a frame are carried to the next
+  :meth:`~FrameStream.push`; only the segments that start in that carry are assembled from a small
+  concatenation, the others are strided views of the new block.
+* **Preallocated buffers.** The windowed segments, the FFT output and the power array live in
+  buffers reused from block to block (grown when a block is larger).
+* **No fftshift pass.** The window is multiplied by (−1)ⁿ, which shifts the DFT by nfft/2 bins,
+  so the FFT output is already in ascending frequency order.
+* **Scale once per frame.** |X|² is summed over a frame's segments and scaled afterwards.
+* **FFT backend.** ``scipy.fft`` (pocketfft, in place), or pyFFTW when installed (``backend="auto"``
+  or ``"pyfftw"``): FFTW plans measured once per batch size (``FFTW_MEASURE``), ≈ 2× faster here.
+
+References
+----------
+.. [1] P. D. Welch, "The use of fast Fourier transform for the estimation of power spectra",
+       IEEE Trans. Audio Electroacoust. 15(2), 1967.
+.. [2] M. Frigo, S. G. Johnson, "The design and implementation of FFTW3", Proc. IEEE 93(2), 2005.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft
 from numpy.typing import NDArray
 
-from detector.dsp._psd import PsdPlan, frame_psd_stack
+from detector.dsp._psd import PsdPlan
 
-__all__ = ["FrameStream"]
+__all__ = ["FrameStream", "fft_backends"]
+
+
+def fft_backends() -> list[str]:
+    """The FFT backends usable here: always ``"scipy"``, plus ``"pyfftw"`` when it imports."""
+    out = ["scipy"]
+    try:
+        import pyfftw  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        out.append("pyfftw")
+    return out
+
+
+class _BatchFft:
+    """A batched forward FFT along the last axis of ``buf[:rows]``, in place or into a second buffer."""
+
+    def __init__(self, nfft: int, backend: str) -> None:
+        if backend == "auto":
+            backend = "pyfftw" if "pyfftw" in fft_backends() else "scipy"
+        if backend not in ("scipy", "pyfftw"):
+            raise ValueError(f"FFT backend must be auto, scipy or pyfftw, got {backend!r}")
+        if backend == "pyfftw" and "pyfftw" not in fft_backends():
+            raise ValueError("FFT backend pyfftw asked for but pyFFTW is not installed (pip install pyfftw)")
+        self.nfft = nfft
+        self.backend = backend
+        self.inbuf = np.empty((0, nfft), dtype=np.complex64)
+        self.outbuf = self.inbuf
+        self._plans: dict[int, object] = {}
+
+    def reserve(self, rows: int) -> NDArray[np.complex64]:
+        """The input buffer, with room for at least ``rows`` segments."""
+        if rows > self.inbuf.shape[0]:
+            cap = max(rows, int(self.inbuf.shape[0] * 1.25))
+            if self.backend == "pyfftw":
+                import pyfftw
+
+                self.inbuf = pyfftw.empty_aligned((cap, self.nfft), dtype="complex64")
+                self.outbuf = pyfftw.empty_aligned((cap, self.nfft), dtype="complex64")
+            else:
+                self.inbuf = np.empty((cap, self.nfft), dtype=np.complex64)
+                self.outbuf = self.inbuf
+            self._plans.clear()
+        return self.inbuf
+
+    def __call__(self, rows: int) -> NDArray[np.complex64]:
+        """FFT of ``inbuf[:rows]``; returns the output rows (the input is overwritten)."""
+        if self.backend == "scipy":
+            return scipy.fft.fft(self.inbuf[:rows], axis=-1, overwrite_x=True)
+        plan = self._plans.get(rows)
+        if plan is None:
+            import pyfftw
+
+            saved = self.inbuf[:rows].copy()  # FFTW_MEASURE plans by running on the buffers
+            plan = pyfftw.FFTW(self.inbuf[:rows], self.outbuf[:rows], axes=(-1,), direction="FFTW_FORWARD",
+                               flags=("FFTW_MEASURE", "FFTW_DESTROY_INPUT"), threads=1)
+            self.inbuf[:rows] = saved
+            if len(self._plans) > 8:
+                self._plans.clear()
+            self._plans[rows] = plan
+        plan()
+        return self.outbuf[:rows]
 
 
 class FrameStream:
     """Cut a stream of IQ blocks into PSD frames of ``segments_per_frame`` segments.
 
-    Samples that do not complete a frame are carried to the next :meth:`push`, so frame ``k``
-    always starts at sample ``k·advance`` of the stream, whatever the block sizes were.
-    :meth:`reset` drops the carry (after a retune or a gap in the samples).
+    Frame ``k`` always starts at sample ``k·advance`` of the stream, whatever the block sizes
+    were; :meth:`reset` drops the carry (after a retune or a gap in the samples).
+
+    Parameters
+    ----------
+    plan : PsdPlan
+        Sample rate, FFT size, window, overlap.
+    segments_per_frame : int
+        Segments averaged into one frame (≥ 1).
+    backend : {"auto", "scipy", "pyfftw"}
+        FFT backend (see the module docstring).
+
+    Raises
+    ------
+    ValueError
+        ``segments_per_frame`` < 1, an odd FFT size, or an unknown or missing backend.
     """
 
-    def __init__(self, plan: PsdPlan, segments_per_frame: int) -> None:
+    def __init__(self, plan: PsdPlan, segments_per_frame: int, *, backend: str = "auto") -> None:
         if segments_per_frame < 1:
             raise ValueError(f"segments_per_frame must be ≥ 1, got {segments_per_frame}")
+        if plan.nfft % 2:
+            raise ValueError(f"FrameStream needs an even FFT size, got {plan.nfft}")
         self.plan = plan
         self.segments_per_frame = segments_per_frame
         self.advance = segments_per_frame * plan.step  # samples between frame starts
         self._carry = np.empty(0, dtype=np.complex64)
         self.frames_out = 0
+        # (−1)ⁿ moves bin k to k + nfft/2: the FFT output comes out fft-shifted
+        alt = np.where(np.arange(plan.nfft) % 2 == 0, 1.0, -1.0).astype(np.float32)
+        self._window = (plan.window * alt).astype(np.float32)
+        self._fft = _BatchFft(plan.nfft, backend)
+        self._power = np.empty((0, plan.nfft), dtype=np.float32)
+
+    @property
+    def backend(self) -> str:
+        """The FFT backend in use (``scipy`` or ``pyfftw``)."""
+        return self._fft.backend
 
     @property
     def frame_s(self) -> float:
@@ -41,12 +151,44 @@ class FrameStream:
         self._carry = np.empty(0, dtype=np.complex64)
 
     def push(self, samples: NDArray[np.complex64]) -> tuple[NDArray[np.float32], int]:
-        """Add samples; return ``(frames, first_index)``: linear power (n, nfft) and the index of
-        the first returned frame counted since the stream began (or since the last reset)."""
-        x = np.concatenate((self._carry, samples)) if self._carry.size else np.asarray(samples, dtype=np.complex64)
-        frames = frame_psd_stack(x, self.plan, self.segments_per_frame)
-        used = frames.shape[0] * self.advance
-        self._carry = x[used:].copy()
+        """Add samples; return ``(frames, first_index)``: linear power per RBW bin, float32 shape
+        (n, nfft), frequency ascending, and the index of the first returned frame counted since the
+        stream began (or since the last reset). The frames are a new array (the caller may keep it)."""
+        s = np.asarray(samples)
+        if s.dtype != np.complex64:
+            s = s.astype(np.complex64)
+        plan, spf = self.plan, self.segments_per_frame
+        nfft, step = plan.nfft, plan.step
+        c = self._carry.size
+        n_frames = plan.segments_in(c + s.size) // spf
         first = self.frames_out
-        self.frames_out += frames.shape[0]
+        if n_frames == 0:
+            self._carry = np.concatenate((self._carry, s)) if c else s.copy()
+            return np.empty((0, nfft), dtype=np.float32), first
+        rows = n_frames * spf
+        seg = self._fft.reserve(rows)
+        st = s.strides[0]
+        k_head = min(rows, -(-c // step))  # segments that start inside the carry
+        if k_head:
+            need = (k_head - 1) * step + nfft - c
+            head = np.concatenate((self._carry, s[:max(need, 0)]))
+            hv = np.lib.stride_tricks.as_strided(head, shape=(k_head, nfft), strides=(head.strides[0] * step, head.strides[0]),
+                                                 writeable=False)
+            np.multiply(hv, self._window, out=seg[:k_head])
+        if rows > k_head:
+            off = k_head * step - c
+            body = s[off:]
+            bv = np.lib.stride_tricks.as_strided(body, shape=(rows - k_head, nfft), strides=(st * step, st), writeable=False)
+            np.multiply(bv, self._window, out=seg[k_head:rows])
+        spec = self._fft(rows)
+        if self._power.shape[0] < rows:
+            self._power = np.empty((seg.shape[0], nfft), dtype=np.float32)
+        pw = self._power[:rows]
+        np.abs(spec, out=pw)
+        np.multiply(pw, pw, out=pw)
+        frames = pw.reshape(n_frames, spf, nfft).sum(axis=1)
+        frames *= np.float32(plan.scale / spf)
+        used = n_frames * self.advance
+        self._carry = s[used - c:].copy() if used >= c else np.concatenate((self._carry[used:], s))
+        self.frames_out += n_frames
         return frames, first
