@@ -283,8 +283,8 @@ class DetectionEngine:
         self.last_spectrum = last
         self.last_result = results[-1]
         if aligned is not None:
-            p_lin = lin[-1].astype(np.float64) if lin is not None else 10.0 ** (db[-1].astype(np.float64) / 10.0)
-            events.extend(self._check_missing(last, aligned, p_lin, results[-1], t_last))
+            p_last = lin[-1] if lin is not None else 10.0 ** (db[-1].astype(np.float64) / 10.0)
+            events.extend(self._check_missing(last, aligned, p_last, results[-1], t_last))
         return events
 
     def _track_events(self, new, updated, ended, t: float) -> list[dict]:

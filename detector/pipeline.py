@@ -27,7 +27,7 @@ import queue
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
@@ -56,6 +56,7 @@ class MonitorStatus:
     blocks_dropped: int = 0
     blocks_read: int = 0
     repeated_blocks: int = 0
+    blocks_coalesced: int = 0
     reopen_count: int = 0
     last_frame_time: str | None = None
     last_block_monotonic: float | None = None
@@ -103,6 +104,9 @@ class Monitor:
     watchdog_s : float
         A source silent for this long is degraded and reopened.
     block_samples : int
+    coalesce_samples : int
+        Contiguous blocks waiting in the queue are joined up to this many samples and processed as
+        one (0: never), so that a loop that fell behind catches up with fewer, larger stacks.
     queue_blocks : int
         Bound of the capture → processing queue.
     repeat_limit : int
@@ -112,6 +116,7 @@ class Monitor:
     def __init__(self, source_factory: Callable[[], object], engine: DetectionEngine, *, store=None, site: str = "site",
                  run_id: str = "run", scheduler: Scheduler | None = None, realtime: bool = False, watchdog_s: float = 5.0,
                  block_samples: int = 1 << 16, queue_blocks: int = 16, repeat_limit: int = 3,
+                 coalesce_samples: int = 1 << 19,
                  evidence: bool = True, clock: Callable[[], float] = time.monotonic) -> None:
         self.source_factory = source_factory
         self.engine = engine
@@ -122,6 +127,7 @@ class Monitor:
         self.realtime = realtime
         self.watchdog_s = watchdog_s
         self.block_samples = block_samples
+        self.coalesce_samples = coalesce_samples
         self.repeat_limit = repeat_limit
         self.evidence = evidence
         self.clock = clock
@@ -290,11 +296,35 @@ class Monitor:
 
     # ---- processing -------------------------------------------------------------------------------
     def _process_loop(self) -> None:
+        pending = None
         while True:
-            item = self._q.get()
+            item = pending if pending is not None else self._q.get()
+            pending = None
             if item is _SENTINEL:
                 break
             block: IQBlock = item
+            if self.coalesce_samples > block.samples.size:
+                # blocks that queued up while the last one was processed are processed as one: the
+                # per-block costs of detection are then shared by more frames (keeping up under load)
+                parts = [block]
+                n = block.samples.size
+                while n < self.coalesce_samples:
+                    try:
+                        nxt = self._q.get_nowait()
+                    except queue.Empty:
+                        break
+                    last = parts[-1]
+                    if (nxt is _SENTINEL or nxt.retuned or nxt.center_hz != last.center_hz
+                            or nxt.sample_rate_hz != last.sample_rate_hz
+                            or abs(nxt.offset_s - (last.offset_s + last.duration_s)) > 0.5 / last.sample_rate_hz):
+                        pending = nxt
+                        break
+                    parts.append(nxt)
+                    n += nxt.samples.size
+                if len(parts) > 1:
+                    block = replace(block, samples=np.concatenate([b.samples for b in parts]),
+                                    position=parts[-1].position or block.position)
+                    self.status.blocks_coalesced += len(parts) - 1
             self._recent.append(block)
             try:
                 events = self.engine.process_block(block)

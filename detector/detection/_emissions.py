@@ -202,14 +202,18 @@ def _interp_plan(m: int, g: int):
 def _running_rank(x: NDArray, size: int, quantile: float) -> NDArray:
     """``scipy.ndimage.percentile_filter(x, 100·quantile, size=(1, size), mode="mirror")`` along the
     last axis, as a partition of a sliding window (the same rank, far less call overhead on short rows)."""
-    half = size // 2
     rank = min(max(int(float(size) * quantile), 0), size - 1)
     n, g = x.shape
-    # mirror padding (d c b | a b c d | c b a), as np.pad(mode="reflect") but without its overhead
-    padded = np.ascontiguousarray(np.concatenate((x[:, half:0:-1], x, x[:, -2:-half - 2:-1]), axis=1))
-    st = padded.strides
-    win = np.lib.stride_tricks.as_strided(padded, shape=(n, g, size), strides=(st[0], st[1], st[1]), writeable=False)
-    return np.partition(win, rank, axis=2)[:, :, rank]
+
+    def make():
+        # window of every position as indices into x, mirrored at the ends (d c b | a b c d | c b a),
+        # as np.pad(mode="reflect") does
+        j = np.arange(g)[:, None] + np.arange(size)[None, :] - size // 2
+        j = np.abs(j)
+        return np.where(j > g - 1, 2 * (g - 1) - j, j)
+
+    idx = _CACHE.get(("rank_idx", g, size), make)
+    return np.partition(x[:, idx], rank, axis=2)[:, :, rank]
 
 
 def _grouped_floor_raw(p_lin: NDArray, g: int, w_groups: int, quantile: float) -> NDArray[np.float64]:
@@ -226,6 +230,9 @@ def _grouped_floor_raw(p_lin: NDArray, g: int, w_groups: int, quantile: float) -
             grp, quantile * 100.0, size=(1, size), mode="mirror")
     if G == 1:
         return np.repeat(grp, m, axis=1)
+    if n == 1:  # the stack's one floor row: one C pass
+        centers, bins = _CACHE.get(("interp1", m, g), lambda: ((np.arange(G) + 0.5) * g - 0.5, np.arange(m, dtype=np.float64)))
+        return np.interp(bins, centers, grp[0])[None, :]
     i0, i1, frac, rfrac = _interp_plan(m, g)
     return grp[:, i0] * rfrac + grp[:, i1] * frac
 

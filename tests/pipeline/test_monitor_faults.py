@@ -160,3 +160,49 @@ def test_health_over_http_turns_degraded_and_back(tmp_path):
     finally:
         mon.stop()
         store.close()
+
+
+@pytest.mark.parametrize("coalesce", [0, 1 << 17])
+def test_queued_blocks_are_processed_as_one_with_the_same_frames(coalesce):
+    """A loop behind its source joins the queued contiguous blocks: the same frames, the same
+    alert, fewer processing calls."""
+    rng = np.random.default_rng(5)
+    n = int(3 * FS)
+    x = awgn(n, -30.0, rng) + gate(nfm(n, FS, -40e3, -30.0, rng), FS, [(1.0, 2.0)])
+    gate_open = threading.Event()
+
+    class Recording:
+        info = SourceInfo(kind="raw", name="rec", center_hz=CENTER, sample_rate_hz=FS, n_samples=n)
+
+        def blocks(self, bs):
+            for i in range(0, n, bs):
+                yield IQBlock(x[i:i + bs], CENTER, FS, offset_s=i / FS, retuned=i == 0)
+
+        def close(self):
+            pass
+
+    class HeldEngine(DetectionEngine):
+        calls = 0
+
+        def process_block(self, block):
+            gate_open.wait(10)  # the first block waits until the queue is full
+            HeldEngine.calls += 1
+            return super().process_block(block)
+
+    seen = []
+    mon = Monitor(Recording, HeldEngine(EngineConfig()), block_samples=1 << 13, queue_blocks=64, coalesce_samples=coalesce)
+    mon.on_alert.append(lambda ev, alert: seen.append(ev))
+    mon.start()
+    assert wait_for(lambda: mon._q.full(), 10)  # noqa: SLF001
+    gate_open.set()
+    assert mon.finished.wait(30)
+    mon.stop()
+    h = mon.health()
+    spf_samples = mon.engine._stream.advance  # noqa: SLF001
+    assert h["frames_processed"] == n // spf_samples
+    assert seen and abs(seen[0]["center_hz"] - CENTER + 40e3) < 2e3
+    blocks = -(-n // (1 << 13))
+    if coalesce:
+        assert h["blocks_coalesced"] > 0 and HeldEngine.calls == blocks - h["blocks_coalesced"]
+    else:
+        assert h["blocks_coalesced"] == 0 and HeldEngine.calls == blocks
