@@ -27,21 +27,28 @@ def reference_offsets(entry):
     return out
 
 
-def test_json_shape_and_peaks_near_rtl433_carriers(real_dir, manifest):
+@pytest.fixture(scope="module")
+def spectra(real_dir, manifest):
+    """``examwatch spectrum --json`` of every IQ file of the manifest, run once for this module."""
+    out = {}
+    for entry in manifest["iq"]:
+        out[entry["file"]] = run_json([str(real_dir / entry["file"]), "--format", entry["dtype"], "--rate",
+                                       str(entry["sample_rate_hz"]), "--center", str(entry["center_hz"])])
+    return out
+
+
+def test_json_shape_and_peaks_near_rtl433_carriers(manifest, spectra):
     """For each IQ file: does a reported peak lie within 5 kHz of rtl_433's F1 (or F2)?
 
     Measured: 30 of 38 files (79 %). The issue asks for 90 %. Every one of the 8 misses is the
     same effect, checked below: our peak is on the same side of the center as rtl_433's F1 but
-    farther from 0 Hz. rtl_433's F1 is an IIR average of its FM discriminator over the pulse,
-    which includes the OOK "off" gaps (noise averaging to 0 Hz) and its discriminator's
-    low-pass filter, so it is pulled toward 0; the spectrogram shows the carrier where we
-    report it (e.g. nexus-01: +77.6 kHz in every frame of the burst, rtl_433 +69.7 kHz;
-    rubicson-01: +121 kHz near Nyquist, rtl_433 +24 kHz).
+    farther from 0 Hz (e.g. nexus-01: +77.6 kHz in every frame of the burst, rtl_433 +69.7 kHz;
+    rubicson-01: +121 kHz near Nyquist, rtl_433 +24 kHz). The next test measures the carriers a
+    third way, in the time domain, and finds them where we do, not where rtl_433's F1 says.
     """
     hits, misses = 0, []
     for entry in manifest["iq"]:
-        out = run_json([str(real_dir / entry["file"]), "--format", entry["dtype"],
-                        "--rate", str(entry["sample_rate_hz"]), "--center", str(entry["center_hz"])])
+        out = spectra[entry["file"]]
         assert set(out) == {"center_hz", "sample_rate_hz", "duration_s", "rbw_hz", "noise_floor_dbfs", "peaks"}
         assert out["center_hz"] == entry["center_hz"]
         assert out["peaks"], entry["file"]
@@ -58,6 +65,55 @@ def test_json_shape_and_peaks_near_rtl433_carriers(real_dir, manifest):
     for name, strongest, refs in misses:
         r = refs[0]
         assert np.sign(strongest) == np.sign(r) and abs(strongest) > abs(r), name
+
+
+def kay_offsets_hz(x: np.ndarray, fs: float, bursts: list[dict]) -> list[float]:
+    """Carrier offset of each of the first 5 bursts, in the time domain: the angle of the mean
+    lag-1 product x[n]·x*[n−1] over the burst's samples above half its 95th-percentile amplitude
+    (the OOK "on" samples), × fs/2π. A weighted phase-difference frequency estimator (S. Kay, "A
+    fast and accurate single frequency estimator", IEEE Trans. ASSP 37(12), 1989): averaging the
+    phasors, not their angles, does not wrap near ±fs/2 or pull toward 0 Hz in the gaps."""
+    out = []
+    for b in bursts[:5]:
+        s0 = int(b["start_s"] * fs)
+        seg = x[s0:min(x.size, s0 + max(int(b["width_s"] * fs), 8))]
+        if seg.size < 8:
+            continue
+        amp = np.abs(seg)
+        hi = amp > 0.5 * np.percentile(amp, 95)
+        d = seg[1:] * np.conj(seg[:-1])
+        on = hi[1:] & hi[:-1]
+        if on.sum() >= 4:
+            out.append(float(np.angle(np.mean(d[on]))) * fs / (2 * np.pi))
+    return out
+
+
+def test_carriers_measured_in_the_time_domain_agree_with_our_peaks(real_dir, manifest, spectra):
+    """A third, independent measurement of each burst's carrier (:func:`kay_offsets_hz`, at
+    rtl_433's own burst times) agrees within 5 kHz with a peak of ``spectrum --json`` on 33 of 38
+    files, but with rtl_433's F1 on only 25. On the 8 files where our peaks miss rtl_433's F1,
+    the time-domain carrier is closer to our strongest peak than to F1 every time (7 of them
+    within 5 kHz of it): the misses are rtl_433's F1 being pulled toward 0 Hz, not our peaks."""
+    from detector.sources import open_source
+
+    ours = theirs = 0
+    for entry in manifest["iq"]:
+        src = open_source(str(real_dir / entry["file"]), sample_format=entry["dtype"],
+                          sample_rate_hz=entry["sample_rate_hz"], center_hz=entry["center_hz"])
+        try:
+            x = np.concatenate([b.samples for b in src.blocks()])
+        finally:
+            src.close()
+        kays = kay_offsets_hz(x, entry["sample_rate_hz"], entry["bursts"])
+        offsets = [p["freq_hz"] - entry["center_hz"] for p in spectra[entry["file"]]["peaks"]]
+        refs = reference_offsets(entry)
+        ours += any(abs(o - k) <= 5e3 for o in offsets for k in kays)
+        theirs += any(abs(r - k) <= 5e3 for r in refs for k in kays)
+        if kays and not any(abs(o - r) <= 5e3 for o in offsets for r in refs):  # one of the 8 misses
+            k = kays[0]
+            assert abs(offsets[0] - k) < abs(refs[0] - k), (entry["file"], offsets[0], refs[0], k)
+    print(f"time-domain carrier within 5 kHz of our peaks: {ours}/38 files; of rtl_433's F1: {theirs}/38")
+    assert ours >= 33 and theirs <= 26
 
 
 def test_short_burst_survives_max_hold(tmp_path):
