@@ -169,10 +169,20 @@ class Monitor:
             self._q.put(_SENTINEL, timeout=timeout)
         except queue.Full:
             pass
+        end = time.monotonic() + timeout
         for t in self._threads:
             if t.name == "examwatch-process":
-                t.join(timeout)
+                t.join(max(0.0, end - time.monotonic()))
+        # the capture threads end after their current read; joining them keeps a thread from being
+        # inside a native call (an FFT, a USB transfer) while the interpreter shuts down
+        for t in self._threads:
+            if t.name.startswith("examwatch-capture"):
+                t.join(max(0.0, min(2.0, end - time.monotonic())))
         self.status.source_state = "stopped" if self.status.source_state != "finished" else "finished"
+
+    def threads_alive(self) -> list[str]:
+        """Names of the loop's threads still running (after :meth:`stop`: a read stuck in a driver)."""
+        return [t.name for t in self._threads if t.is_alive() and t.name != "examwatch-watchdog"]
 
     def _spawn_capture(self) -> None:
         with self._lock:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 import uuid
 from pathlib import Path
@@ -239,6 +241,14 @@ def monitor(
         mon.stop()
         store.close()
         console_err.print("monitor stopped; the store is consistent")
+        stuck = mon.threads_alive()
+        if stuck and not getattr(server, "startup_failed", False) and server.started:
+            # a thread stuck in a native call (a USB read that never returns) must not meet the
+            # interpreter's shutdown (that aborts the process): everything is stored, leave now
+            console_err.print(f"[yellow]warning:[/] {', '.join(stuck)} did not stop; exiting without waiting for it")
+            sys.stderr.flush()
+            sys.stdout.flush()
+            os._exit(0)
     if getattr(server, "startup_failed", False) or not server.started:
         raise InputError(f"the API could not listen on {host}:{port} (in use?)")
 
