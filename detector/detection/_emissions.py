@@ -329,15 +329,19 @@ def detect_frames(
     gain_offset = np.zeros(n)
     high = occ = None
     if baseline is not None:
-        high, med, occ, covered = _baseline_arrays(baseline, config)
-        covered = covered & valid
-        cov_idx = np.flatnonzero(covered)
-        if cov_idx.size >= 8:
+        high, med, occ, covered_all = _baseline_arrays(baseline, config)
+
+        def gain_probe():
+            cov = covered_all & valid
+            cov_idx = np.flatnonzero(cov)
             sub = cov_idx[:: max(1, cov_idx.size // 256)]
             sub = sub[: sub.size - 1 + sub.size % 2]  # odd: the median is one sample, so it commutes with dB
-            med_lin = _on_object(baseline, ("med_lin", config.baseline_quantile, config.baseline_tolerance_bins),
-                                 lambda: 10 ** (np.nan_to_num(med, nan=-300.0) / 10))
-            ratio = p_lin[:, sub] / med_lin[sub]
+            return cov, sub if cov_idx.size >= 8 else sub[:0], (10 ** (np.nan_to_num(med[sub], nan=-300.0) / 10)).astype(np.float32)
+
+        covered, sub, med_lin_sub = _on_object(baseline, ("gain_probe", config.baseline_quantile,
+                                                          config.baseline_tolerance_bins, valid.tobytes()), gain_probe)
+        if sub.size:
+            ratio = p_lin[:, sub] / med_lin_sub
             kmed = sub.size // 2
             gain_offset = 10 * np.log10(np.maximum(np.partition(ratio, kmed, axis=1)[:, kmed].astype(np.float64), 1e-30))
             gain_offset = np.where(np.abs(gain_offset) < config.gain_step_db, 0.0, gain_offset)
@@ -414,8 +418,9 @@ def _extract_stack(freqs_hz, p_db_all, p_lin, floor, flagged, valid, rows, gain_
     """
     m = freqs_hz.size
     width = m + 1
-    P = p_lin[rows].astype(np.float64)
-    FL = np.asarray(floor[rows] if floor.shape[0] == p_lin.shape[0] else np.broadcast_to(floor[:1], P.shape), dtype=np.float64)
+    P = p_lin[rows]
+    shared = floor.strides[0] == 0 or floor.shape[0] != p_lin.shape[0]
+    FL = floor[:1] if shared else floor[rows]  # (1, m) for a stack's shared floor: broadcast, not copied
     FLG = flagged[rows]
     low = np.zeros((rows.size, width), dtype=bool)
     low[:, :m] = ((P > FL * low_thr) | FLG) & valid
@@ -435,9 +440,10 @@ def _extract_stack(freqs_hz, p_db_all, p_lin, floor, flagged, valid, rows, gain_
     # runs separated by at most merge_gap_bins valid bins (the padding bin is invalid) are one emission
     inv = np.ones(width, dtype=bool)
     inv[:m] = ~valid
-    cinv = np.concatenate(([0], np.cumsum(np.tile(inv, rows.size))))
+    cinv = np.concatenate(([0], np.cumsum(inv)))  # one row: runs of different rows never join
     gap = starts[1:] - ends[:-1] - 1
-    join = (gap <= config.merge_gap_bins) & (cinv[starts[1:]] - cinv[ends[:-1] + 1] == 0)
+    same_row = starts[1:] // width == ends[:-1] // width
+    join = same_row & (gap <= config.merge_gap_bins) & (cinv[starts[1:] % width] - cinv[ends[:-1] % width + 1] == 0)
     first_run = np.concatenate(([True], ~join))
     gstart = starts[first_run]
     gend = ends[np.concatenate((~join, [True]))]
@@ -449,8 +455,8 @@ def _extract_stack(freqs_hz, p_db_all, p_lin, floor, flagged, valid, rows, gain_
     gfirst = np.searchsorted(pos, gstart)
     sizes = np.diff(np.concatenate((gfirst, [pos.size])))
     r_loc, col = np.divmod(pos, width)
-    pl = P[r_loc, col]
-    fl = FL[r_loc, col]
+    pl = P[r_loc, col].astype(np.float64)
+    fl = FL[0 if shared else r_loc, col].astype(np.float64)
     if p_db_all is not None:
         pdb = np.asarray(p_db_all, dtype=np.float64)[rows][r_loc, col]
     else:
