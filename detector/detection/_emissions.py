@@ -314,16 +314,17 @@ def detect_frames(
         # one floor for the stack, from its mean (n·L looks): the noise floor does not change within
         # a block of frames (a fraction of a second), the order statistic ignores emissions, and
         # a level step common to all bins is compensated against the baseline below
-        floor = batch_floor(p_lin.mean(axis=0, keepdims=True), looks * n, window_bins=config.cfar_window_bins,
-                            quantile=config.cfar_quantile)
-        floor = np.broadcast_to(floor, p_lin.shape)
+        mean = np.add.reduce(p_lin, axis=0, keepdims=True)
+        mean *= np.float32(1.0 / n)
+        floor = batch_floor(mean, looks * n, window_bins=config.cfar_window_bins, quantile=config.cfar_quantile)
+        shared_floor = True  # floor is one row (1, m) for the whole stack
     else:
         floor = batch_floor(p_lin, looks, window_bins=config.cfar_window_bins, quantile=config.cfar_quantile)
+        shared_floor = False
     thr = threshold_ratio(looks, config.pfa_bin)
     valid, dc, edge = _CACHE.get(("valid", m, float(freqs_hz[0]), bin_hz, center_hz, config.dc_half_width_hz, config.edge_crop),
                                  lambda: _valid_mask(freqs_hz, center_hz, config, bin_hz))
-    shared_floor = floor.strides[0] == 0  # one floor row for the whole stack
-    thr_floor = (floor[:1] if shared_floor else floor) * np.float32(thr)
+    thr_floor = floor * np.float32(thr)
     # bins outside the valid band never flag: an infinite threshold there saves a mask pass
     thr_valid = np.where(valid, thr_floor, np.float32(np.inf))
     gain_offset = np.zeros(n)
@@ -350,7 +351,7 @@ def detect_frames(
                                           round(margin, 6), config.baseline_margin_db),
                                lambda: np.where(covered, 10 ** (np.fmax(high + config.baseline_margin_db, med + margin) / 10), 0.0)
                                .astype(np.float32))
-        if np.any(gain_offset):
+        if gain_offset.any():
             limit = limit_lin[None, :] * (10 ** (gain_offset / 10)).astype(np.float32)[:, None]
         else:
             limit = limit_lin[None, :]
@@ -367,9 +368,8 @@ def detect_frames(
         ("valid_idx", m, float(freqs_hz[0]), bin_hz, center_hz, config.dc_half_width_hz, config.edge_crop),
         lambda: (np.flatnonzero(dc), np.flatnonzero(edge), int(valid.sum()),
                  np.flatnonzero(valid)[:: max(1, int(valid.sum()) // 256)] if valid.any() else None))
-    thr_full = np.broadcast_to(thr_floor, (n, m))
-    dc_rej = np.count_nonzero(p_lin[:, dc_idx] > thr_full[:, dc_idx], axis=1)
-    edge_rej = np.count_nonzero(p_lin[:, edge_idx] > thr_full[:, edge_idx], axis=1)
+    dc_rej = np.count_nonzero(p_lin[:, dc_idx] > thr_floor[:, dc_idx], axis=1)
+    edge_rej = np.count_nonzero(p_lin[:, edge_idx] > thr_floor[:, edge_idx], axis=1)
     low_thr = threshold_ratio(looks, 0.05)
     if vsub is None:
         noise_all = np.full(n, np.nan)
@@ -419,7 +419,7 @@ def _extract_stack(freqs_hz, p_db_all, p_lin, floor, flagged, valid, rows, gain_
     m = freqs_hz.size
     width = m + 1
     P = p_lin[rows]
-    shared = floor.strides[0] == 0 or floor.shape[0] != p_lin.shape[0]
+    shared = floor.shape[0] != p_lin.shape[0] or floor.strides[0] == 0
     FL = floor[:1] if shared else floor[rows]  # (1, m) for a stack's shared floor: broadcast, not copied
     FLG = flagged[rows]
     low = np.zeros((rows.size, width), dtype=bool)
