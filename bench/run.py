@@ -12,8 +12,8 @@ Keys (``--json`` prints one object on one line with exactly these, plus a few mo
   ``ratio_2e18``: the same with 2^18-sample blocks.
 * ``fft_welch_msps``: the bare framed Welch (the same ``FrameStream``: FFT backend, sizes, buffers,
   cu8 conversion) in the same run; ``ratio`` = bare time ÷ pipeline time (1.0 = detection costs
-  nothing), the median over 7 back-to-back pairs (``ratio_range`` their spread, ``ratio_of_best``
-  the two best-of times); throughputs are best-of-7.
+  nothing), the median over 15 back-to-back pairs (``ratio_range`` their spread, ``ratio_of_best``
+  the two best-of times); throughputs are best-of-15.
 * ``hop_overhead``: wall-clock time per hop of the simulated SDR paced to real time, settle
   included, ÷ (settle + dwell).
 * ``alert_latency_s``: wall-clock time from the block holding a burst's first sample entering the
@@ -122,7 +122,7 @@ def bench_pipeline(seconds: float, block: int = STACK) -> dict:
     plan, spf = eng._stream.plan, eng._stream.segments_per_frame  # noqa: SLF001
     backend = run_bare(plan, spf).backend
     best_p, best_b, ratios = float("inf"), float("inf"), []
-    for _ in range(7):
+    for _ in range(15):
         # pairs run back to back: the ratio of each pair sees the same machine state (on a shared
         # machine the FFT's speed varies more than the detection's); throughputs are best-of
         t = time.perf_counter()
