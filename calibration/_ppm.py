@@ -259,11 +259,13 @@ def estimate_ppm_carrier(
     min_snr_db: float = 10.0,
     clock: Clock = "shared",
     n_segments: int = 8,
+    expected_ppm: float = 0.0,
 ) -> PpmEstimate:
     """Frequency error from a configured carrier of known frequency.
 
-    The strongest tone within ±``search_ppm`` of ``reference_hz`` is measured by
-    :func:`~calibration.measure_tone` and converted by :func:`ppm_from_frequency`.
+    The strongest tone within ±``search_ppm`` of where ``reference_hz`` appears at
+    ``expected_ppm`` (its true frequency for 0) is measured by :func:`~calibration.measure_tone`
+    and converted by :func:`ppm_from_frequency`.
 
     Parameters
     ----------
@@ -281,6 +283,9 @@ def estimate_ppm_carrier(
         Clock model (module docstring).
     n_segments : int
         Segments for the spread-based uncertainty.
+    expected_ppm : float
+        Center of the search window, in ppm (a previous estimate when tracking drift, so that a
+        narrow window cannot lock onto a neighbouring signal).
 
     Raises
     ------
@@ -300,7 +305,8 @@ def estimate_ppm_carrier(
     """
     x = np.asarray(samples)
     fs = float(sample_rate_hz)
-    m = measure_tone(x, sample_rate_hz=fs, center_hz=center_hz, near_hz=reference_hz,
+    near = float(apparent_frequency(reference_hz, expected_ppm, center_hz=center_hz, clock=clock)) if expected_ppm else reference_hz
+    m = measure_tone(x, sample_rate_hz=fs, center_hz=center_hz, near_hz=near,
                      search_hz=_search_hz(reference_hz, search_ppm), min_snr_db=min_snr_db,
                      n_segments=n_segments, exclude_dc_hz=2e-3 * fs)
     ppm = ppm_from_frequency(m.freq_hz, reference_hz, center_hz=center_hz, clock=clock)

@@ -43,8 +43,15 @@ class LiveDrift:
     measured by :func:`calibration.estimate_ppm_carrier`: the estimate is the error *left in the
     samples* (on an RTL-SDR, after the tuner's ``freq_correction``). :func:`calibration.track_drift`
     fits the estimates (``auto`` model: warm-up with ≥ 6 windows); :meth:`ppm_at` is the model's
-    value, or the last estimate before two exist. A window without the carrier (switched off,
-    faded, another hop) is counted in ``failures`` and changes nothing.
+    value, or the last estimate before two exist.
+
+    The first estimate searches ±``search_ppm`` (100: an RTL-SDR without TCXO is within it) around
+    ``prior_ppm`` (0 without a profile; with a profile, whose ppm was measured, ±20 ppm around its
+    value); later ones only ±``track_search_ppm`` around the current prediction, so that a faded
+    reference cannot be replaced by a neighbouring signal (warm-up drift moves a few ppm in
+    minutes, far less between two estimates). After ``reacquire_after`` failed windows in a row
+    the wide search is used again. A window without the carrier changes nothing and is counted in
+    ``failures``.
 
     Parameters
     ----------
@@ -60,13 +67,20 @@ class LiveDrift:
         Smallest accepted carrier SNR.
     max_windows : int
         Estimates kept for the fit (the oldest are dropped).
+    prior_ppm : float, optional
+        Expected error before the first estimate (ppm).
+    search_ppm, track_search_ppm : float
+        Half-widths of the first and of the tracking search windows (ppm).
+    reacquire_after : int
+        Failed windows in a row before searching wide again.
     """
 
     def __init__(self, reference_hz: float, *, interval_s: float = 10.0, window_s: float = 0.02, clock: str = "shared",
-                 min_snr_db: float = 10.0, max_windows: int = 360) -> None:
-        if not reference_hz > 0:
+                 min_snr_db: float = 10.0, max_windows: int = 360, prior_ppm: float | None = None,
+                 search_ppm: float = 100.0, track_search_ppm: float = 5.0, reacquire_after: int = 3) -> None:
+        if not (reference_hz > 0 and math.isfinite(reference_hz)):
             raise ValueError(f"reference_hz must be > 0, got {reference_hz}")
-        if not interval_s > 0:
+        if not (interval_s > 0 and math.isfinite(interval_s)):
             raise ValueError(f"interval_s must be > 0, got {interval_s}")
         if not window_s >= 2e-3:
             raise ValueError(f"window_s must be ≥ 2 ms, got {window_s}")
@@ -76,10 +90,15 @@ class LiveDrift:
         self.clock = clock
         self.min_snr_db = float(min_snr_db)
         self.max_windows = int(max_windows)
+        self.prior_ppm = prior_ppm
+        self.search_ppm = float(search_ppm)
+        self.track_search_ppm = float(track_search_ppm)
+        self.reacquire_after = int(reacquire_after)
         self.times_s: list[float] = []
         self.ppm: list[float] = []
         self.uncertainty_ppm: list[float] = []
         self.failures = 0
+        self._failed_in_row = 0
         self.last_error: str | None = None
         self.track = None
         self._next_s = -math.inf
@@ -98,17 +117,24 @@ class LiveDrift:
 
         self._next_s = block.offset_s + self.interval_s
         n = min(block.samples.size, max(1024, int(self.window_s * block.sample_rate_hz)))
+        t_mid = block.offset_s + n / (2 * block.sample_rate_hz)
+        tracking = bool(self.ppm) and self._failed_in_row < self.reacquire_after
+        expected = self.ppm_at(t_mid) if tracking else (self.prior_ppm or 0.0)
         try:
             est = estimate_ppm_carrier(block.samples[:n], sample_rate_hz=block.sample_rate_hz, center_hz=block.center_hz,
-                                       reference_hz=self.reference_hz, clock=self.clock, min_snr_db=self.min_snr_db)
+                                       reference_hz=self.reference_hz, clock=self.clock, min_snr_db=self.min_snr_db,
+                                       search_ppm=self.track_search_ppm if tracking else self.search_ppm,
+                                       expected_ppm=expected)
         except CalibrationError as exc:
             self.failures += 1
+            self._failed_in_row += 1
             if self.last_error is None:  # once per outage, not every interval
                 log.warning("drift tracking: no estimate at %.1f s: %s", block.offset_s, exc)
             self.last_error = str(exc)
             return False
         self.last_error = None
-        self.times_s.append(block.offset_s + n / (2 * block.sample_rate_hz))
+        self._failed_in_row = 0
+        self.times_s.append(t_mid)
         self.ppm.append(est.ppm)
         self.uncertainty_ppm.append(est.uncertainty_ppm)
         if len(self.times_s) > self.max_windows:
@@ -133,10 +159,12 @@ class LiveDrift:
         return float(self.track.ppm_at(t))
 
     def status(self) -> dict:
-        """JSON-ready state: reference, estimates, model and fit residual (ppm)."""
+        """JSON-ready state: reference, estimates (the last 20), model and fit residual (ppm)."""
         out = {"reference_hz": self.reference_hz, "interval_s": self.interval_s, "n_windows": len(self.ppm),
                "failures": self.failures, "last_error": self.last_error,
-               "last_ppm": round(self.ppm[-1], 4) if self.ppm else None}
+               "last_ppm": round(self.ppm[-1], 4) if self.ppm else None,
+               "recent": [{"t_s": round(t, 3), "ppm": round(p, 4), "uncertainty_ppm": round(u, 4)}
+                          for t, p, u in zip(self.times_s[-20:], self.ppm[-20:], self.uncertainty_ppm[-20:])]}
         if self.track is not None:
             out.update(self.track.to_json())
         return out
@@ -161,12 +189,24 @@ class ProfileCorrection:
         self.ppm = ((profile.ppm.ppm if profile is not None and profile.ppm is not None else 0.0) - hardware_ppm)
         self.imbalance = profile.iq.imbalance() if profile is not None and profile.iq is not None else None
         self.drift = drift
+        if drift is not None and drift.prior_ppm is None and profile is not None and profile.ppm is not None:
+            drift.prior_ppm = self.ppm  # the first search starts where the profile expects it …
+            drift.search_ppm = min(drift.search_ppm, 20.0)  # … and need not be wide
         self.warnings: list[str] = []
         self._offsets: dict = {}
 
     @property
     def profile_id(self) -> str | None:
         return self.profile.profile_id if self.profile is not None else None
+
+    @property
+    def correction_id(self) -> str | None:
+        """What a baseline records of the correction in force: the profile id, plus
+        ``ppm-ref=<Hz>`` with live drift tracking (None without either)."""
+        parts = [self.profile_id] if self.profile_id is not None else []
+        if self.drift is not None:
+            parts.append(f"ppm-ref={self.drift.reference_hz:.0f}")
+        return "+".join(parts) or None
 
     @property
     def power_table(self):
@@ -243,15 +283,19 @@ def load_correction(profile_path: Path | None, *, serial: str | None = None, pro
 
 
 def profile_warnings(baseline, correction: ProfileCorrection | None) -> list[str]:
-    """Warnings when the baseline's survey used another profile (or none) than this run."""
+    """Warnings when the baseline's survey used another correction (profile, ``--ppm-reference``)
+    than this run, or none: known stations may then sit at other frequencies or levels than in the
+    baseline, and alert."""
     if baseline is None:
         return []
     recorded = getattr(baseline, "calibration_profile", None)
-    current = correction.profile_id if correction is not None else None
+    current = correction.correction_id if correction is not None else None
     if recorded == current:
         return []
+    hint = "survey with the same --profile and --ppm-reference as this run"
     if recorded is None:
-        return [f"the survey ran without a calibration profile; this run uses {current}"]
+        return [f"the survey ran without the correction this run applies ({current}): known stations may sit at "
+                f"other frequencies than in the baseline and alert; {hint}"]
     if current is None:
-        return [f"the survey used calibration profile {recorded}; this run has none (frequencies and levels may differ)"]
-    return [f"the calibration profile changed since the survey ({recorded} → {current})"]
+        return [f"the survey used the correction {recorded}; this run has none (frequencies and levels may differ); {hint}"]
+    return [f"the correction changed since the survey ({recorded} → {current}); {hint}"]

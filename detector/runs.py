@@ -85,7 +85,7 @@ def survey_baseline(sources, engine: DetectionEngine, *, site: str, progress=Non
             corr = getattr(engine, "correct", None)
             builder = BaselineBuilder(spec.freqs_hz, rbw_hz=spec.rbw_hz, site=site, n_looks=spec.n_looks,
                                       gain_db=None, sources=list(source_names),
-                                      calibration_profile=getattr(corr, "profile_id", None))
+                                      calibration_profile=getattr(corr, "correction_id", None))
         elif abs(spec.rbw_hz - builder.rbw_hz) > 0.01 * builder.rbw_hz:
             raise InputError("survey: the sources have different RBWs; survey them separately and merge with --merge")
         builder.add(spec, crop=True)

@@ -97,12 +97,32 @@ DriftIntervalOpt = Annotated[float, typer.Option("--drift-interval-s", help="Sec
 
 def live_drift(ppm_reference: str | None, interval_s: float, *, sim: bool):
     """A :class:`~detector.calibrated.LiveDrift` for ``--ppm-reference`` (None without it)."""
+    import math
+
+    if not (interval_s > 0 and math.isfinite(interval_s)):
+        raise InputError(f"--drift-interval-s must be a positive number of seconds, got {interval_s}")
     if ppm_reference is None:
         return None
     from detector.calibrated import LiveDrift
 
     ref = positive_hz(ppm_reference, "--ppm-reference")
-    if not interval_s > 0:
-        raise InputError(f"--drift-interval-s must be > 0, got {interval_s}")
     # the simulator models the LO error only; a real dongle's one crystal drives LO and ADC
     return LiveDrift(ref, interval_s=interval_s, clock="lo" if sim else "shared")
+
+
+def check_reference_in_band(drift, sources) -> None:
+    """Refuse (exit 2) a --ppm-reference that lies in none of the sources' bands (sources of
+    unknown tuning, e.g. a dongle that will hop, are not judged here)."""
+    if drift is None:
+        return
+    bands = []
+    for src in sources:
+        info = getattr(src, "info", None)
+        c, fs = getattr(info, "center_hz", None), getattr(info, "sample_rate_hz", None)
+        if c is None or fs is None:
+            return
+        bands.append((c, fs))
+    if bands and not any(abs(drift.reference_hz - c) < 0.45 * fs for c, fs in bands):
+        c, fs = bands[0]
+        raise InputError(f"--ppm-reference {drift.reference_hz / 1e6:.6f} MHz is outside the captured band "
+                         f"({(c - fs / 2) / 1e6:.3f}–{(c + fs / 2) / 1e6:.3f} MHz)")

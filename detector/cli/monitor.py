@@ -126,6 +126,7 @@ def monitor(
     if tf is not None and Path(tf).is_dir():
         raise InputError(f"--token-file {tf} is a folder")
     _check_listen(host, port)
+    drift = live_drift(ppm_reference, drift_interval_s, sim=source_kind(source) == "sim")
     rate_hz = positive_hz(rate, "--rate")
     center_hz = opt_hz(center, "--center")
     kind = source_kind(source)
@@ -170,6 +171,10 @@ def monitor(
         scheduler = Scheduler(default_plan(), info.sample_rate_hz)
     else:
         scheduler = Scheduler(single_band_plan(info.center_hz, info.sample_rate_hz), info.sample_rate_hz)
+    if drift is not None and not any(abs(drift.reference_hz - h.center_hz) < 0.45 * info.sample_rate_hz for h in scheduler.hops):
+        raise InputError(f"--ppm-reference {drift.reference_hz / 1e6:.6f} MHz is in none of the bands watched "
+                         f"({', '.join(f'{h.center_hz / 1e6:.3f} MHz' for h in scheduler.hops[:4])}"
+                         f"{' …' if len(scheduler.hops) > 4 else ''}; ± {0.45 * info.sample_rate_hz / 1e6:.3f} MHz)")
 
     base = None
     if baseline is not None:
@@ -194,7 +199,6 @@ def monitor(
     locate = track_locator(site_cfg.lat, site_cfg.lon, buildings=site_cfg.buildings) if (scene is not None or gps) else None
     from detector.calibrated import load_correction, profile_warnings
 
-    drift = live_drift(ppm_reference, drift_interval_s, sim=kind == "sim")
     correction = load_correction(profile, serial=info.serial, profiles_dir=profiles_dir, hardware_ppm=hardware_ppm, drift=drift)
     if correction is not None and correction.profile_id is not None:
         console_err.print(f"calibration profile {correction.profile_id} applied")

@@ -10,7 +10,7 @@ import typer
 
 from detector.cli import app
 from detector.cli._common import (CenterOpt, DriftIntervalOpt, FormatOpt, PpmRefOpt, RateOpt, check_figure_path, check_out_path,
-                                   console_err, live_drift, progress_bar)
+                                   check_reference_in_band, console_err, live_drift, progress_bar)
 from detector.cli._sources import open_all
 from detector.engine import DetectionEngine, EngineConfig
 from detector.errors import InputError
@@ -34,6 +34,21 @@ def _correction(profile: Path | None, srcs, drift=None, profiles_dir: Path | Non
     if corr is not None and profile is None and corr.profile_id is not None:
         console_err.print(f"calibration profile {corr.profile_id} of dongle {serial} applied (from {profiles_dir})")
     return corr
+
+
+def _drift_summary(drift) -> None:
+    """One stderr line on the frequency error tracked with --ppm-reference."""
+    if drift is None:
+        return
+    d = drift.status()
+    if d["n_windows"]:
+        n = d["n_windows"]
+        console_err.print(f"frequency error tracked from {format_hz(d['reference_hz'])}: {n} estimate{'s' if n != 1 else ''}, "
+                          f"{d.get('first_ppm', d['last_ppm']):+.3f} → {d['last_ppm']:+.3f} ppm, model "
+                          f"{d.get('model', 'last estimate')}, residual rms {d.get('residual_rms_ppm', 0.0):.3f} ppm")
+    else:
+        console_err.print(f"[yellow]warning:[/] --ppm-reference {format_hz(d['reference_hz'])}: no estimate "
+                          f"({d['last_error'] or 'the reference is outside the band'})")
 
 
 def _check_positive(value: float | None, name: str) -> None:
@@ -70,9 +85,14 @@ def survey(
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of sim: sources (default: the scene's).")] = None,
     profile: ProfileOpt = None,
     profiles_dir: ProfilesDirOpt = Path("profiles"),
+    ppm_reference: PpmRefOpt = None,
+    drift_interval_s: DriftIntervalOpt = 10.0,
     png: Annotated[Optional[Path], typer.Option("--png", help="Draw the baseline (median, p90–p99, max, occupancy) to this PNG/SVG file.")] = None,
 ) -> None:
     """Survey a site before the exam: per-bin statistics of every frame of SOURCE... → a baseline file.
+
+    Survey with the same --profile / --ppm-reference as the monitoring run, so that known stations
+    sit at the same frequencies in the baseline and in the exam.
 
     For sim: sources the survey window of the scene is read.
     """
@@ -84,10 +104,12 @@ def survey(
     check_out_path(path, what="--out", sources=sources)
     if png is not None:
         check_figure_path(png)
+    drift = live_drift(ppm_reference, drift_interval_s, sim=any(src.startswith("sim:") for src in sources))
     srcs = open_all(sources, format, rate, center, sim_window="survey", sim_seed=seed)
     if duration is None and any(getattr(getattr(s, "info", None), "n_samples", 0) is None for s in srcs):
         raise InputError("a live source needs --duration (seconds to survey)")
-    engine = DetectionEngine(EngineConfig(frame_s=frame_s), correct=_correction(profile, srcs, profiles_dir=profiles_dir))
+    check_reference_in_band(drift, srcs)
+    engine = DetectionEngine(EngineConfig(frame_s=frame_s), correct=_correction(profile, srcs, drift, profiles_dir))
     total = total_duration_s(srcs) if duration is None else duration * len(srcs)
     with progress_bar(f"surveying {site}", total) as update:
         baseline = survey_baseline(srcs, engine, site=site, progress=update, max_duration_s=duration, source_names=sources)
@@ -97,6 +119,7 @@ def survey(
         except ValueError as exc:
             raise InputError(f"--merge {merge}: {exc}") from None
     save(baseline, path)
+    _drift_summary(drift)
     if png is not None:
         from dashboards import environment_figure, save_figure
 
@@ -161,6 +184,7 @@ def replay(
 
         locate = track_locator(scene.site.lat0, scene.site.lon0, buildings=_buildings_llh(scene))
     drift = live_drift(ppm_reference, drift_interval_s, sim=scene is not None)
+    check_reference_in_band(drift, srcs)
     correction = _correction(profile, srcs, drift, profiles_dir)
     from detector.calibrated import profile_warnings
 
@@ -202,15 +226,7 @@ def replay(
 
         write_truth(scene_truth(sims[0]), truth)
         console_err.print(f"ground truth → {truth}")
-    if drift is not None:
-        d = drift.status()
-        if d["n_windows"]:
-            console_err.print(f"frequency error tracked from {format_hz(d['reference_hz'])}: {d['n_windows']} estimates, "
-                              f"{d.get('first_ppm', d['last_ppm']):+.3f} → {d['last_ppm']:+.3f} ppm, model "
-                              f"{d.get('model', 'last estimate')}, residual rms {d.get('residual_rms_ppm', 0.0):.3f} ppm")
-        else:
-            console_err.print(f"[yellow]warning:[/] --ppm-reference {format_hz(d['reference_hz'])}: no estimate "
-                              f"({d['last_error'] or 'the reference is outside the band'})")
+    _drift_summary(drift)
     if not jsonl:
         console_err.print(f"{engine.frames_processed} frames, {len(engine.all_tracks)} tracks, {len(alerts)} alert(s)")
         for ev in alerts.values():

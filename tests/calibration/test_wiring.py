@@ -63,7 +63,7 @@ def test_baseline_records_the_profile_and_a_mismatch_warns(tmp_path, profile):
     exam = recording(tmp_path / "exam_446M_250k.cu8", 2.0, seed=2)
     r = runner.invoke(app, ["replay", exam, "--site", "s", "--baseline", str(out)])
     assert r.exit_code == 0
-    assert "survey used calibration profile 00000007@2026-06-01T08:00:00Z" in r.output
+    assert "survey used the correction 00000007@2026-06-01T08:00:00Z" in r.output
 
 
 def test_replay_tracks_the_frequency_error_from_a_reference_carrier(tmp_path):
@@ -85,9 +85,60 @@ def test_replay_tracks_the_frequency_error_from_a_reference_carrier(tmp_path):
     burst = [ev for ev in events if abs(ev["center_hz"] - true_hz) < 5e3 and ev["event"] == "end"]
     assert burst and burst[-1]["center_hz"] == pytest.approx(true_hz, abs=1.0e3)
     assert "frequency error tracked from 446.05" in r.stderr and "4 estimates" in r.stderr
-    bad = runner.invoke(app, ["replay", str(rec), "--site", "s", "--ppm-reference", "446.2M"])
+    bad = runner.invoke(app, ["replay", str(rec), "--site", "s", "--ppm-reference", "445.9M"])  # in band, no carrier
     assert bad.exit_code == 0 and "no estimate" in bad.stderr
     wrong = runner.invoke(app, ["replay", str(rec), "--site", "s", "--ppm-reference", "-5"])
     from detector.errors import InputError
 
     assert isinstance(wrong.exception, InputError) and "--ppm-reference" in str(wrong.exception)  # exit 2 in main()
+
+
+def _with_reference(path, seconds, *, seed, burst_hz=None):
+    """A −37 ppm dongle's recording with a strong carrier at 446.05 MHz (the reference)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * FS)
+    shift = -PPM * 1e-6 * CENTER
+    x = awgn(n, -30.0, rng)
+    x += (10 ** (-25 / 20) * np.exp(2j * np.pi * (446.05e6 - CENTER + shift) * np.arange(n) / FS)).astype(np.complex64)
+    if burst_hz is not None:
+        x += gate(nfm(n, FS, burst_hz - CENTER + shift, -30.0, rng), FS, [(1.0, seconds - 0.5)])
+    cu8_bytes(x).tofile(path)
+    return str(path)
+
+
+def test_survey_and_replay_with_the_same_ppm_reference_alert_only_on_the_new_burst(tmp_path):
+    """The baseline must be surveyed with the correction the exam run applies: otherwise the
+    corrected reference carrier sits 16.5 kHz from where the baseline has it (a warning says so);
+    surveyed alike, only the new burst alerts, on its true frequency."""
+    survey_rec = _with_reference(tmp_path / "survey_446M_250k.cu8", 3.0, seed=4)
+    exam = _with_reference(tmp_path / "exam_446M_250k.cu8", 3.0, seed=5, burst_hz=446.08125e6)
+    plain, fixed = tmp_path / "plain.npz", tmp_path / "fixed.npz"
+    assert runner.invoke(app, ["survey", survey_rec, "--site", "s", "--out", str(plain)]).exit_code == 0
+    r = runner.invoke(app, ["survey", survey_rec, "--site", "s", "--out", str(fixed), "--ppm-reference", "446.05M",
+                            "--drift-interval-s", "1"])
+    assert r.exit_code == 0, r.output
+    from detector.baseline import load
+
+    assert load(fixed).calibration_profile == "ppm-ref=446050000"
+    mismatch = runner.invoke(app, ["replay", exam, "--site", "s", "--baseline", str(plain), "--ppm-reference", "446.05M"])
+    said = " ".join(mismatch.output.split())  # the console wraps long lines
+    assert "survey ran without the correction this run applies (ppm-ref=446050000)" in said
+    assert "446.05000 MHz carrier" in said  # the corrected reference itself alerts against that baseline
+    r = runner.invoke(app, ["replay", exam, "--site", "s", "--baseline", str(fixed), "--ppm-reference", "446.05M",
+                            "--drift-interval-s", "1", "--jsonl"])
+    assert r.exit_code == 0, r.output
+    assert "warning" not in r.stderr
+    alerted = {ev["track_id"]: ev for ev in (json.loads(line) for line in r.stdout.splitlines()) if ev["alert"]}
+    assert len(alerted) == 1
+    assert next(iter(alerted.values()))["center_hz"] == pytest.approx(446.08125e6, abs=1.0e3)
+
+
+def test_a_reference_outside_the_band_is_refused(tmp_path):
+    from detector.errors import InputError
+
+    rec = _with_reference(tmp_path / "r_446M_250k.cu8", 1.0, seed=6)
+    for cmd in (["replay", rec, "--site", "s"], ["survey", rec, "--site", "s", "--out", str(tmp_path / "b.npz")]):
+        r = runner.invoke(app, [*cmd, "--ppm-reference", "2G"])
+        assert isinstance(r.exception, InputError) and "outside the captured band" in str(r.exception)
+    r = runner.invoke(app, ["replay", rec, "--site", "s", "--drift-interval-s", "0"])
+    assert isinstance(r.exception, InputError) and "--drift-interval-s" in str(r.exception)
