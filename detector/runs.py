@@ -88,7 +88,10 @@ def survey_baseline(sources, engine: DetectionEngine, *, site: str, progress=Non
                                       calibration_profile=getattr(corr, "correction_id", None))
         elif abs(spec.rbw_hz - builder.rbw_hz) > 0.01 * builder.rbw_hz:
             raise InputError("survey: the sources have different RBWs; survey them separately and merge with --merge")
-        builder.add(spec, crop=True)
+        try:
+            builder.add(spec, crop=True, mixed_looks=True)
+        except ValueError as exc:  # another unit or grid: one line, exit 2
+            raise InputError(f"survey: {exc}") from None
     if builder is None:
         raise InputError("survey: the sources held no complete frame")
     return builder.build()

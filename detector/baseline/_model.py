@@ -534,7 +534,8 @@ class BaselineBuilder:
         """Grid spacing (Hz)."""
         return self._bin_hz
 
-    def add(self, spectrum: Spectrum, noise_floor_db: NDArray | float | None = None, *, crop: bool = False) -> int:
+    def add(self, spectrum: Spectrum, noise_floor_db: NDArray | float | None = None, *, crop: bool = False,
+            mixed_looks: bool = False) -> int:
         """Add one survey frame.
 
         Each spectrum bin goes to the nearest grid bin; the spectrum may cover part of the grid
@@ -551,6 +552,10 @@ class BaselineBuilder:
             linear power, corrected to the noise mean for the builder's looks).
         crop : bool
             Drop spectrum bins outside the grid instead of raising.
+        mixed_looks : bool
+            Accept a frame of other looks (sweep files whose rows average different sample
+            counts): its noise floor is corrected for its own looks, and the baseline records the
+            fewest looks seen (the detector's margins are then on the safe side).
 
         Returns
         -------
@@ -570,7 +575,12 @@ class BaselineBuilder:
                 f"spectrum RBW {fmt_hz(spectrum.rbw_hz)} Hz differs from the baseline RBW "
                 f"{fmt_hz(self.rbw_hz)} Hz by more than 1 %; survey with one RBW"
             )
-        if abs(float(spectrum.n_looks) - self.n_looks) > LOOKS_TOLERANCE * self.n_looks:
+        looks = float(spectrum.n_looks)
+        other_looks = abs(looks - self.n_looks) > LOOKS_TOLERANCE * self.n_looks
+        if other_looks and mixed_looks and looks > 0:
+            if looks < self.n_looks:
+                self.n_looks = looks
+        elif other_looks:
             raise ValueError(
                 f"spectrum has {spectrum.n_looks:g} looks per bin but the baseline is built from "
                 f"{self.n_looks:g}-look frames; survey with one frame length"
@@ -591,7 +601,8 @@ class BaselineBuilder:
                 f"{fmt_hz(self.freqs_hz[0])}–{fmt_hz(self.freqs_hz[-1])} Hz"
             )
         if noise_floor_db is None:
-            floor = np.float64(_floor_db(p, FLOOR_QUANTILE, self._floor_corr))
+            corr = self._floor_corr if not other_looks else float(scipy.stats.gamma.ppf(FLOOR_QUANTILE, looks) / looks)
+            floor = np.float64(_floor_db(p, FLOOR_QUANTILE, corr))
         else:
             floor = np.asarray(noise_floor_db, dtype=np.float64)
             if floor.ndim != 0 and floor.shape != p.shape:
