@@ -416,6 +416,8 @@ class Monitor:
         d = self.status.as_dict()
         corr = self.engine.correct
         d["calibration"] = corr.status() if hasattr(corr, "status") else None
+        stream = self.engine._stream  # noqa: SLF001
+        d["fft_backend"] = stream.backend if stream is not None else self.engine.config.fft_backend
         return d
 
     def latest_spectrum_json(self) -> bytes | None:

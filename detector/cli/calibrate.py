@@ -33,7 +33,7 @@ app.add_typer(calibrate_app, name="calibrate")
 SourceArg = Annotated[str, typer.Argument(help="IQ recording (.cu8 .cs8 .cs16 .cf32 .wav .sigmf-meta, or .data/.bin/.raw with --format), rtlsdr:... or sim:...")]
 SerialOpt = Annotated[Optional[str], typer.Option("--serial", help="Dongle serial the profile is for (default: the source's, e.g. rtlsdr:serial=...).")]
 ProfileOutOpt = Annotated[Optional[Path], typer.Option("--profile-out", help="Save (or update) the dongle's calibration profile at this path (.json or .toml).")]
-DurationOpt = Annotated[Optional[float], typer.Option("--duration", help="Seconds of IQ to use (default: the whole recording up to 10 s; 4 s from a dongle or sim:).")]
+DurationOpt = Annotated[Optional[float], typer.Option("--duration", help="Seconds of IQ to use (default: the first 10 s of a recording or sim: scene; a few seconds from a dongle).")]
 
 #: Longest stretch of IQ read into memory (s).
 _MAX_SECONDS = 10.0
@@ -172,6 +172,8 @@ def ppm_cmd(
     origin = opt_hz(raster_origin, "--raster-origin") or 0.0
     if window is not None and not window > 0:
         raise InputError(f"--window-s must be > 0, got {window}")
+    if not search_ppm > 0:
+        raise InputError(f"--search-ppm must be > 0, got {search_ppm:g}")
     rate_hz = positive_hz(rate, "--rate")
     center_hz = opt_hz(center, "--center")
     src = open_source(source, sample_format=format, sample_rate_hz=rate_hz, center_hz=center_hz)
@@ -189,6 +191,8 @@ def ppm_cmd(
     if window is not None:
         wn = int(round(window * fs))
         n_win = x.size // wn
+        if x.size - n_win * wn >= 0.99 * wn:  # a last window short by a few samples (dropped buffers) counts
+            n_win += 1
         if n_win < 2:
             raise InputError(f"--window-s {window:g} leaves {n_win} window(s) in {x.size / fs:.2f} s; need ≥ 2")
         failed = 0

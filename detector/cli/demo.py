@@ -77,14 +77,20 @@ def demo(
         server.config.app.state.ctx.monitor = mon
     events: list[dict] = []
     announced: set[str] = set()
+    announced_class: dict[str, str] = {}
     alerts_path = out_dir / "alerts.jsonl"
     fh = open(alerts_path, "w")
 
     def on_event(ev):
         events.append(ev)
         fh.write(json.dumps(ev) + "\n")
+        if ev["alert"] and ev["track_id"] in announced and ev["classification"] != announced_class.get(ev["track_id"]):
+            console_err.print(f"      {ev['track_id']} re-classified: {announced_class.get(ev['track_id'])} → "
+                              f"{ev['classification']} (t={ev['last_seen_s']:.1f} s, {ev['bursts']} burst(s) seen)")
+            announced_class[ev["track_id"]] = ev["classification"]
         if ev["alert"] and ev["track_id"] not in announced:
             announced.add(ev["track_id"])
+            announced_class[ev["track_id"]] = ev["classification"]
             console_err.print(
                 f"[bold red]ALERT[/] t={ev['last_seen_s']:.1f} s  {ev['track_id']}  {ev['center_hz'] / 1e6:.5f} MHz  "
                 f"{ev['classification']}  {ev['severity']}  — {'; '.join(ev['reasons'][:2])}")

@@ -55,7 +55,11 @@ def export_sigmf(sdr: SimSDR, path: str | Path, *, start_s: float, duration_s: f
                 continue
             f = sdr.observed_hz(e, lo)
             powers = [pw for t, eid, pw in sdr.truth_power if eid == e.id and lo <= t <= hi]
-            meta.add_annotation(int((lo - start_s) * fs), max(1, int((hi - lo) * fs)), metadata={
+            first = int((lo - start_s) * fs)
+            if first >= written:
+                continue
+            count = min(max(1, int((hi - lo) * fs)), written - first)  # within the samples written
+            meta.add_annotation(first, count, metadata={
                 "core:label": e.id, "core:freq_lower_edge": f - e.bandwidth_hz / 2, "core:freq_upper_edge": f + e.bandwidth_hz / 2,
                 "examwatch:class": e.kind, "examwatch:modulation": e.modulation,
                 "examwatch:expected_class": CLASS_OF_MODULATION[e.modulation],

@@ -12,7 +12,9 @@ Metrics: ``pd`` (targets with ≥ 1 matched alert ÷ targets on the air), ``fals
 ``tta_median_s``/``tta_p90_s`` (first matched alert − the target's first on-air time),
 ``freq_error_median_hz`` (|f̂ − f_c,true|) and ``freq_error_obs_median_hz`` (|f̂ − f_obs|),
 ``classification_accuracy`` over matched alerts, ``location_error_m`` (median 2-D distance of the
-last location estimate of matched target alerts, null when none had a location).
+last location estimate of matched target alerts whose status is ``located``, null when none was),
+``targets_not_located`` (matched target alerts whose last location is not ``located``: the rough
+fallback position they carry is not scored).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ def score_alerts(events: list[dict], truth: dict) -> dict:
     matched_target: dict[str, list] = {e["id"]: [] for e in targets}
     nuisance = false_alarms = 0
     freq_err, freq_err_obs, class_ok, class_n, loc_err = [], [], 0, 0, []
+    not_located = 0
     alert_rows = []
     for tid, pair in alerts.items():
         first, last = pair["first"], pair["last"]
@@ -81,7 +84,9 @@ def score_alerts(events: list[dict], truth: dict) -> dict:
         class_n += 1
         class_ok += last.get("classification") == hit["expected_class"]
         loc = next((ev.get("location") for ev in [last] if ev.get("location")), None)
-        if loc and loc.get("lat") is not None:
+        if loc and loc.get("status") != "located":
+            not_located += 1  # a rough fallback position is not an estimate to score
+        elif loc and loc.get("lat") is not None:
             x, y = llh_to_enu(loc["lat"], loc["lon"], lat0, lon0)
             tx, ty = hit["position_enu"]
             loc_err.append(float(np.hypot(x - tx, y - ty)))
@@ -107,6 +112,7 @@ def score_alerts(events: list[dict], truth: dict) -> dict:
         "freq_error_obs_median_hz": med(freq_err_obs),
         "classification_accuracy": None if not class_n else round(class_ok / class_n, 3),
         "location_error_m": med(loc_err),
+        "targets_not_located": not_located,
         "monitored_hours": round(hours, 4),
         "targets": len(targets),
         "alerts": alert_rows,

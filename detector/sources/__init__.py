@@ -138,7 +138,7 @@ def open_source(
             raise InputError(f"{spec}: the center frequency is unknown; give --center (e.g. --center 433.92M)")
         return WavIQFile(path, center_hz=center, sample_rate_hz=sample_rate_hz, start=start)
     if kind == "sweep":
-        raise InputError(f"{spec}: a sweep CSV holds spectra, not IQ samples")
+        raise InputError(f"{spec}: a sweep CSV holds spectra, not IQ samples (survey and replay read sweeps)")
     fmt = sample_format or format_from_extension(path)
     if fmt is None:
         hint = (" (this extension can hold any sample type)" if path.suffix.lower() in NEEDS_FORMAT_EXTENSIONS
