@@ -22,6 +22,7 @@ injected (``clock``) so tests can run it fast.
 from __future__ import annotations
 
 import hashlib
+import os
 import logging
 import queue
 import threading
@@ -109,6 +110,9 @@ class Monitor:
         one (0: never), so that a loop that fell behind catches up with fewer, larger stacks.
     queue_blocks : int
         Bound of the capture → processing queue.
+    worker_nice : int
+        Niceness added to the capture and processing threads (0: none), so that the API answers
+        first when the CPU is short.
     repeat_limit : int
         This many identical blocks in a row mean a stuck source.
     """
@@ -116,7 +120,7 @@ class Monitor:
     def __init__(self, source_factory: Callable[[], object], engine: DetectionEngine, *, store=None, site: str = "site",
                  run_id: str = "run", scheduler: Scheduler | None = None, realtime: bool = False, watchdog_s: float = 5.0,
                  block_samples: int = 1 << 16, queue_blocks: int = 16, repeat_limit: int = 3,
-                 coalesce_samples: int = 1 << 19,
+                 coalesce_samples: int = 1 << 19, worker_nice: int = 5,
                  evidence: bool = True, clock: Callable[[], float] = time.monotonic) -> None:
         self.source_factory = source_factory
         self.engine = engine
@@ -128,6 +132,7 @@ class Monitor:
         self.watchdog_s = watchdog_s
         self.block_samples = block_samples
         self.coalesce_samples = coalesce_samples
+        self.worker_nice = worker_nice
         self.repeat_limit = repeat_limit
         self.evidence = evidence
         self.clock = clock
@@ -214,6 +219,7 @@ class Monitor:
         return None
 
     def _capture_loop(self, gen: int) -> None:
+        self._lower_priority()
         src = None
         blocks_iter = None
         last_digest, repeats = None, 0
@@ -305,7 +311,20 @@ class Monitor:
                 self._spawn_capture()  # the stuck thread is abandoned; it exits when its read returns
 
     # ---- processing -------------------------------------------------------------------------------
+    def _lower_priority(self) -> None:
+        """Run this (worker) thread at ``worker_nice`` above the process's niceness, so that under
+        CPU contention the API threads answer first: the bounded queue absorbs the short delay of
+        the workers, a command center waiting on a request cannot (Linux: per-thread niceness)."""
+        if not self.worker_nice:
+            return
+        try:
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + self.worker_nice))
+        except (AttributeError, OSError):  # not Linux, or not permitted: run as is
+            pass
+
     def _process_loop(self) -> None:
+        self._lower_priority()
         pending = None
         while True:
             item = pending if pending is not None else self._q.get()
