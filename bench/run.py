@@ -6,9 +6,9 @@ Usage:  python bench/run.py [--quick] [--json]
 Keys (``--json`` prints one object on one line with exactly these, plus a few more):
 
 * ``pipeline_msps``: complex samples/s through the whole chain on one core — cu8 bytes → complex64
-  → framed PSD → detection against a baseline → tracking → alert decisions — in stacks of 2^19
-  samples, the size the monitor processes when it has to keep up (it joins queued blocks up to
-  that; the joining copy is included); ``realtime_factor`` = pipeline_msps ÷ 2.4 MS/s. ``pipeline_msps_2e18`` and
+  → framed PSD → detection against a baseline → tracking → alert decisions — in blocks of 2^19
+  samples, the size the monitor reads and processes when it has to keep up (once blocks wait in
+  its queue); ``realtime_factor`` = pipeline_msps ÷ 2.4 MS/s. ``pipeline_msps_2e18`` and
   ``ratio_2e18``: the same with 2^18-sample blocks.
 * ``fft_welch_msps``: the bare framed Welch (the same ``FrameStream``: FFT backend, sizes, buffers,
   cu8 conversion) in the same run; ``ratio`` = bare time ÷ pipeline time (1.0 = detection costs
@@ -56,10 +56,9 @@ from detector.types import IQBlock  # noqa: E402
 FS = 2.4e6
 CENTER = 446.0e6
 BLOCK = 1 << 18  # samples per block of the baseline survey and of the secondary pipeline figure
-#: the stack the monitor processes when it must keep up: it reads 2^16-sample blocks and joins the
-#: queued ones up to Monitor.coalesce_samples (2^19); the headline pipeline figures use that size
+#: the stack the monitor processes when it must keep up: once blocks wait in its queue it reads
+#: Monitor.coalesce_samples (2^19) at a time; the headline pipeline figures use that size
 STACK = 1 << 19
-READ = 1 << 16  # the monitor's read size (Monitor.block_samples)
 
 
 def log(msg: str) -> None:
@@ -103,10 +102,7 @@ def bench_pipeline(seconds: float, block: int = STACK) -> dict:
         eng = DetectionEngine(cfg, baseline=base)
         events = 0
         for i in range(0, raw.size, 2 * block):
-            if block > READ:  # as the monitor: reads of 2^16 samples, converted, then joined
-                x = np.concatenate([cu8_to_complex64(raw[j:j + 2 * READ]) for j in range(i, min(i + 2 * block, raw.size), 2 * READ)])
-            else:
-                x = cu8_to_complex64(raw[i:i + 2 * block])
+            x = cu8_to_complex64(raw[i:i + 2 * block])
             events += len(eng.process_block(IQBlock(x, CENTER, FS, offset_s=i / 2 / FS)))
         events += len(eng.finish())
         return eng, events

@@ -106,8 +106,10 @@ class Monitor:
         A source silent for this long is degraded and reopened.
     block_samples : int
     coalesce_samples : int
-        Contiguous blocks waiting in the queue are joined up to this many samples and processed as
-        one (0: never), so that a loop that fell behind catches up with fewer, larger stacks.
+        When the processing falls behind (blocks waiting in the queue), sources that are read (a
+        dongle, the simulated SDR) are read in blocks of this many samples, and contiguous blocks
+        waiting in the queue are joined up to it (0: neither), so that a loop that fell behind
+        catches up with fewer, larger stacks.
     queue_blocks : int
         Bound of the capture → processing queue.
     worker_nice : int
@@ -242,7 +244,10 @@ class Monitor:
                 else:
                     if getattr(src, "t", 0.0) >= getattr(src, "t_end", float("inf")) - 1e-9:
                         raise StopIteration
-                    block = src.read(self.block_samples)
+                    # behind (blocks waiting): read larger blocks, so that the processing gets its
+                    # stacks of coalesce_samples without joining (copying) small ones
+                    behind = self.coalesce_samples > self.block_samples and self._q.qsize() >= 2
+                    block = src.read(self.coalesce_samples if behind else self.block_samples)
             except StopIteration:
                 self.status.source_state = "finished"
                 if self.status.status == "degraded" and self.status.last_error and "repeats" not in self.status.last_error:

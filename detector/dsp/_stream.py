@@ -13,6 +13,8 @@ concatenated stream. It is the hot path of examwatch (issue #10), so it differs 
   so the FFT output is already in ascending frequency order.
 * **Scale once per frame.** |X|² is formed as re² + im² in place on the FFT output, summed over a
   frame's segments and scaled afterwards.
+* **Cache-sized batches.** Segments are windowed, transformed and squared a few frames at a
+  time (``batch_segments``), so that the working set stays in the CPU cache.
 * **FFT backend.** ``scipy.fft`` (pocketfft, in place), or pyFFTW when installed (``backend="auto"``
   or ``"pyfftw"``): FFTW plans measured once per batch size (``FFTW_MEASURE``), ≈ 2× faster here.
 
@@ -110,6 +112,9 @@ class FrameStream:
         Segments averaged into one frame (≥ 1).
     backend : {"auto", "scipy", "pyfftw"}
         FFT backend (see the module docstring).
+    batch_segments : int
+        Segments per FFT batch (whole frames, at least one): large blocks are transformed in
+        cache-sized batches.
 
     Raises
     ------
@@ -117,7 +122,7 @@ class FrameStream:
         ``segments_per_frame`` < 1, an odd FFT size, or an unknown or missing backend.
     """
 
-    def __init__(self, plan: PsdPlan, segments_per_frame: int, *, backend: str = "auto") -> None:
+    def __init__(self, plan: PsdPlan, segments_per_frame: int, *, backend: str = "auto", batch_segments: int = 32) -> None:
         if segments_per_frame < 1:
             raise ValueError(f"segments_per_frame must be ≥ 1, got {segments_per_frame}")
         if plan.nfft % 2:
@@ -125,6 +130,7 @@ class FrameStream:
         self.plan = plan
         self.segments_per_frame = segments_per_frame
         self.advance = segments_per_frame * plan.step  # samples between frame starts
+        self.batch_segments = int(batch_segments)
         self._carry = np.empty(0, dtype=np.complex64)
         self.frames_out = 0
         # (−1)ⁿ moves bin k to k + nfft/2: the FFT output comes out fft-shifted
@@ -166,27 +172,39 @@ class FrameStream:
             self._carry = np.concatenate((self._carry, s)) if c else s.copy()
             return np.empty((0, nfft), dtype=np.float32), first
         rows = n_frames * spf
-        seg = self._fft.reserve(rows)
         st = s.strides[0]
         k_head = min(rows, -(-c // step))  # segments that start inside the carry
+        hv = bv = None
         if k_head:
             need = (k_head - 1) * step + nfft - c
             head = np.concatenate((self._carry, s[:max(need, 0)]))
             hv = np.lib.stride_tricks.as_strided(head, shape=(k_head, nfft), strides=(head.strides[0] * step, head.strides[0]),
                                                  writeable=False)
-            np.multiply(hv, self._window, out=seg[:k_head])
         if rows > k_head:
-            off = k_head * step - c
-            body = s[off:]
+            body = s[k_head * step - c:]
             bv = np.lib.stride_tricks.as_strided(body, shape=(rows - k_head, nfft), strides=(st * step, st), writeable=False)
-            np.multiply(bv, self._window, out=seg[k_head:rows])
-        spec = self._fft(rows)
-        # |X|² = re² + im²: square the FFT output in place (no sqrt as in np.abs), sum a frame's
-        # segments, then add the re and im halves of the (small) frame sums
-        v = spec.view(np.float32)
-        np.multiply(v, v, out=v)
-        sums = v.reshape(n_frames, spf, 2 * nfft).sum(axis=1)
-        frames = sums[:, 0::2] + sums[:, 1::2]
+        frames = np.empty((n_frames, nfft), dtype=np.float32)
+        # whole frames per FFT batch of about batch_segments segments: the buffers stay in cache
+        # however large the block (measured: 24–36 segments of 4096 points ≈ 2× faster than a
+        # whole 2^19-sample block in one batch)
+        per = max(1, self.batch_segments // spf)
+        seg = self._fft.reserve(min(rows, per * spf))
+        for f0 in range(0, n_frames, per):
+            f1 = min(n_frames, f0 + per)
+            r0, r1 = f0 * spf, f1 * spf
+            if r0 < k_head:
+                h1 = min(r1, k_head)
+                np.multiply(hv[r0:h1], self._window, out=seg[:h1 - r0])
+            if r1 > k_head:
+                b0 = max(r0, k_head)
+                np.multiply(bv[b0 - k_head:r1 - k_head], self._window, out=seg[b0 - r0:r1 - r0])
+            spec = self._fft(r1 - r0)
+            # |X|² = re² + im²: square the FFT output in place (no sqrt as in np.abs), sum a
+            # frame's segments, then add the re and im halves of the (small) frame sums
+            v = spec.view(np.float32)
+            np.multiply(v, v, out=v)
+            sums = v.reshape(f1 - f0, spf, 2 * nfft).sum(axis=1)
+            np.add(sums[:, 0::2], sums[:, 1::2], out=frames[f0:f1])
         frames *= np.float32(plan.scale / spf)
         used = n_frames * self.advance
         self._carry = s[used - c:].copy() if used >= c else np.concatenate((self._carry[used:], s))

@@ -30,6 +30,7 @@ class FaultySource:
         self.t = 0.0
 
     def read(self, n):
+        self.shared.setdefault("sizes", set()).add(n)
         k = self.shared.setdefault("reads", 0)
         self.shared["reads"] = k + 1
         broken = self.shared.get("broken", False)
@@ -94,7 +95,7 @@ def test_slow_consumer_drops_and_counts_frames_without_blocking_capture():
 
     class SlowEngine(DetectionEngine):
         def process_block(self, block):
-            time.sleep(0.05)
+            time.sleep(0.05 * block.samples.size / (1 << 14))  # far slower than the source, at any block size
             return super().process_block(block)
 
     mon = Monitor(lambda: FaultySource("none", shared), SlowEngine(EngineConfig()), realtime=True,
@@ -104,6 +105,7 @@ def test_slow_consumer_drops_and_counts_frames_without_blocking_capture():
         h = mon.health()
         assert h["frames_dropped"] > 0 and h["status"] == "ok"
         assert h["blocks_read"] > h["blocks_dropped"]
+        assert shared["sizes"] == {1 << 14, 1 << 19}  # behind: the source is read in larger blocks
     finally:
         mon.stop()
 
