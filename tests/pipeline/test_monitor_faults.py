@@ -50,6 +50,23 @@ class FaultySource:
         pass
 
 
+def recording_of(x: np.ndarray):
+    """A finite source class (a recording) of the samples ``x``: blocks on demand, never paced."""
+    n = x.size
+
+    class Recording:
+        info = SourceInfo(kind="raw", name="rec", center_hz=CENTER, sample_rate_hz=FS, n_samples=n)
+
+        def blocks(self, bs):
+            for i in range(0, n, bs):
+                yield IQBlock(x[i:i + bs], CENTER, FS, offset_s=i / FS, retuned=i == 0)
+
+        def close(self):
+            pass
+
+    return Recording
+
+
 def wait_for(cond, timeout):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -115,15 +132,7 @@ def test_finite_source_finishes_and_stops_cleanly():
     n = int(2 * FS)
     x = awgn(n, -30.0, rng) + gate(nfm(n, FS, 20e3, -30.0, rng), FS, [(0.5, 1.5)])
 
-    class Recording:
-        info = SourceInfo(kind="raw", name="rec", center_hz=CENTER, sample_rate_hz=FS, n_samples=n)
-
-        def blocks(self, bs):
-            for i in range(0, n, bs):
-                yield IQBlock(x[i:i + bs], CENTER, FS, offset_s=i / FS, retuned=i == 0)
-
-        def close(self):
-            pass
+    Recording = recording_of(x)
 
     seen = []
     mon = Monitor(Recording, DetectionEngine(EngineConfig()), block_samples=1 << 14)
@@ -173,15 +182,7 @@ def test_queued_blocks_are_processed_as_one_with_the_same_frames(coalesce):
     x = awgn(n, -30.0, rng) + gate(nfm(n, FS, -40e3, -30.0, rng), FS, [(1.0, 2.0)])
     gate_open = threading.Event()
 
-    class Recording:
-        info = SourceInfo(kind="raw", name="rec", center_hz=CENTER, sample_rate_hz=FS, n_samples=n)
-
-        def blocks(self, bs):
-            for i in range(0, n, bs):
-                yield IQBlock(x[i:i + bs], CENTER, FS, offset_s=i / FS, retuned=i == 0)
-
-        def close(self):
-            pass
+    Recording = recording_of(x)
 
     class HeldEngine(DetectionEngine):
         calls = 0
