@@ -164,7 +164,7 @@ class DetectionEngine:
         self._last_update: dict[str, float] = {}
         self._last_class: dict[str, str] = {}
         self._missing: dict[int, dict] = {}
-        self._pfa_cache: dict = {}
+        self._cache: dict = {}  # per-run derived values: Pfa per grid, detection configs, strong-station runs
         self.all_tracks: dict[str, Track] = {}
         self.max_tracks_kept = 2000
 
@@ -204,14 +204,14 @@ class DetectionEngine:
     # --- detection -----------------------------------------------------------------------------
     def _pfa(self, n_bins: int, frame_s: float) -> float:
         key = (n_bins, round(frame_s, 9))
-        if key not in self._pfa_cache:
+        if key not in self._cache:
             c = self.config
             fph = 3600.0 / frame_s
-            self._pfa_cache[key] = min(
+            self._cache[key] = min(
                 pfa_for_alert_rate(c.fa_per_hour, n_bins=n_bins, frames_per_hour=fph, k=c.decision.k, m=c.decision.m),
                 pfa_for_alert_rate(c.track_fa_per_hour, n_bins=n_bins, frames_per_hour=fph, k=1, m=1),
             )
-        return self._pfa_cache[key]
+        return self._cache[key]
 
     def _aligned_for(self, spec: Spectrum):
         if self.baseline is None:
@@ -254,9 +254,9 @@ class DetectionEngine:
         pfa = self._pfa(freqs.size, frame_s)
         if det_cfg.pfa_bin != pfa:
             key = ("det_cfg", pfa)
-            if key not in self._pfa_cache:
-                self._pfa_cache[key] = replace(det_cfg, pfa_bin=pfa)
-            det_cfg = self._pfa_cache[key]
+            if key not in self._cache:
+                self._cache[key] = replace(det_cfg, pfa_bin=pfa)
+            det_cfg = self._cache[key]
         n_frames = db.shape[0] if db is not None else lin.shape[0]
         last_db = db[-1] if db is not None else power_to_db(lin[-1])
         last = Spectrum(freqs_hz=freqs, power=last_db, rbw_hz=rbw_hz, unit=unit, offset_s=t_first + (n_frames - 1) * frame_s,
@@ -368,12 +368,12 @@ class DetectionEngine:
     def _check_missing(self, spec: Spectrum, aligned, power_lin, res, t: float) -> list[dict]:
         """Baseline emissions with occupancy ≥ 0.9 that stay absent for ``missing_after_s`` → ``missing``."""
         key = ("strong_runs", id(aligned), self.config.missing_occupancy)
-        runs = self._pfa_cache.get(key)
+        runs = self._cache.get(key)
         if runs is None:  # per aligned baseline (kept alive by self._aligned, so its id is not reused)
             occ = np.nan_to_num(np.asarray(aligned.occupancy, dtype=np.float64), nan=0.0)
             strong = (occ >= self.config.missing_occupancy) & np.asarray(aligned.covered, bool)
             d = np.diff(np.concatenate(([0], strong.view(np.int8), [0])))
-            runs = self._pfa_cache[key] = list(zip(np.flatnonzero(d == 1).tolist(), (np.flatnonzero(d == -1) - 1).tolist()))
+            runs = self._cache[key] = list(zip(np.flatnonzero(d == 1).tolist(), (np.flatnonzero(d == -1) - 1).tolist()))
         if not runs:
             return []
         floor = 10 ** (res.floor_db.astype(np.float64) / 10)
