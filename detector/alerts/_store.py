@@ -574,13 +574,12 @@ def _postgres_engine(url: URL) -> Engine:
     return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
-def open_store(url: str | None = None, *, data_dir: Path) -> AlertStore:
-    """Open (and create the tables of) the alert store.
+def open_database(url: str | None, *, data_dir: Path, default_file: str, metadata, what: str) -> tuple[Engine, str]:
+    """An engine with ``metadata``'s tables created, and the URL with its password hidden.
 
-    ``url`` ``None`` → the SQLite file ``data_dir/examwatch.db`` (directories created); a
-    ``sqlite:///PATH`` URL → that file; ``postgresql://…``, ``postgres://…`` or
-    ``postgresql+psycopg://…`` → PostgreSQL through psycopg 3. A bad URL or an unreachable
-    database raises :class:`~detector.errors.InputError`.
+    ``url`` ``None`` → the SQLite file ``data_dir/default_file`` (directories created);
+    ``sqlite:///PATH``; ``postgresql://USER@HOST:PORT/DB`` (psycopg 3). A bad URL or an
+    unreachable database raises :class:`~detector.errors.InputError` naming ``what``.
     """
     data_dir = Path(data_dir)
     if url is None:
@@ -588,7 +587,7 @@ def open_store(url: str | None = None, *, data_dir: Path) -> AlertStore:
             data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise InputError(f"cannot create the data directory {data_dir}: {exc.strerror or exc}.") from None
-        u = URL.create("sqlite", database=str(data_dir / "examwatch.db"))
+        u = URL.create("sqlite", database=str(data_dir / default_file))
     else:
         try:
             u = make_url(str(url))
@@ -606,12 +605,25 @@ def open_store(url: str | None = None, *, data_dir: Path) -> AlertStore:
     except (ArgumentError, NoSuchModuleError) as exc:
         raise InputError(f"cannot use the database URL {safe}: {exc}.") from None
     except OSError as exc:
-        raise InputError(f"cannot open the alert database {safe}: {exc.strerror or exc}.") from None
+        raise InputError(f"cannot open the {what} {safe}: {exc.strerror or exc}.") from None
     try:
-        Base.metadata.create_all(engine)
+        metadata.create_all(engine)
     except (DBAPIError, SQLAlchemyError, OSError) as exc:
         engine.dispose()
         orig = getattr(exc, "orig", None) or exc
         msg = " ".join(str(orig).split()) or type(orig).__name__
-        raise InputError(f"cannot open the alert database {safe}: {msg.rstrip('.')}.") from None
-    return AlertStore(engine, data_dir=data_dir, url=safe)
+        raise InputError(f"cannot open the {what} {safe}: {msg.rstrip('.')}.") from None
+    return engine, safe
+
+
+def open_store(url: str | None = None, *, data_dir: Path) -> AlertStore:
+    """Open (and create the tables of) the alert store.
+
+    ``url`` ``None`` → the SQLite file ``data_dir/examwatch.db`` (directories created); a
+    ``sqlite:///PATH`` URL → that file; ``postgresql://…``, ``postgres://…`` or
+    ``postgresql+psycopg://…`` → PostgreSQL through psycopg 3. A bad URL or an unreachable
+    database raises :class:`~detector.errors.InputError`.
+    """
+    engine, safe = open_database(url, data_dir=data_dir, default_file="examwatch.db", metadata=Base.metadata,
+                                 what="alert database")
+    return AlertStore(engine, data_dir=Path(data_dir), url=safe)

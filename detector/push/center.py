@@ -35,8 +35,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import case, func, insert, select, update
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker, undefer
 
 from detector.alerts import FINAL_STATUSES, AlertHistoryEntry, AlertPublic, EvidenceInfo
@@ -46,8 +45,7 @@ from detector.alerts._store import (
     _WRITE_OPTION,
     EVIDENCE_NAME_RE,
     MAX_EVIDENCE_BYTES,
-    _postgres_engine,
-    _sqlite_engine,
+    open_database,
 )
 from detector.errors import InputError
 from detector.push._models import CenterAlertRow, CenterBase, CenterEvidenceRow, IngestRow, VehicleRow
@@ -516,34 +514,6 @@ class CenterStore:
 def open_center_store(url: str | None = None, *, data_dir: Path) -> CenterStore:
     """Open (and create the tables of) the center's store: ``None`` → SQLite ``data_dir/center.db``;
     ``sqlite:///PATH``; ``postgresql://USER@HOST:PORT/DB`` (psycopg 3). Errors are :class:`InputError`."""
-    data_dir = Path(data_dir)
-    if url is None:
-        try:
-            data_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputError(f"cannot create the data directory {data_dir}: {exc.strerror or exc}.") from None
-        u = URL.create("sqlite", database=str(data_dir / "center.db"))
-    else:
-        try:
-            u = make_url(str(url))
-        except (ArgumentError, ValueError):
-            raise InputError(f"{url!r} is not a database URL; use sqlite:///PATH or postgresql://USER@HOST:PORT/DB.") from None
-    safe = u.render_as_string(hide_password=True)
-    backend, _, driver = u.drivername.partition("+")
-    try:
-        if backend == "sqlite" and driver in ("pysqlite", ""):
-            engine = _sqlite_engine(u)
-        elif backend in ("postgresql", "postgres") and driver in ("psycopg", ""):
-            engine = _postgres_engine(u)
-        else:
-            raise InputError(f"unsupported database URL {safe}; use sqlite:///PATH or postgresql://USER@HOST:PORT/DB.")
-    except (ArgumentError, NoSuchModuleError) as exc:
-        raise InputError(f"cannot use the database URL {safe}: {exc}.") from None
-    try:
-        CenterBase.metadata.create_all(engine)
-    except (DBAPIError, SQLAlchemyError, OSError) as exc:
-        engine.dispose()
-        orig = getattr(exc, "orig", None) or exc
-        msg = " ".join(str(orig).split()) or type(orig).__name__
-        raise InputError(f"cannot open the center database {safe}: {msg.rstrip('.')}.") from None
+    engine, safe = open_database(url, data_dir=data_dir, default_file="center.db", metadata=CenterBase.metadata,
+                                 what="center database")
     return CenterStore(engine, url=safe)
