@@ -35,7 +35,7 @@ from detector.detection import (
     Whitelist,
     classify_track,
     decide,
-    detect_frames,
+    detect_stack,
     pfa_for_alert_rate,
     threshold_ratio,
 )
@@ -262,29 +262,28 @@ class DetectionEngine:
         last = Spectrum(freqs_hz=freqs, power=last_db, rbw_hz=rbw_hz, unit=unit, offset_s=t_first + (n_frames - 1) * frame_s,
                         duration_s=frame_s, n_looks=looks, center_hz=center_hz, position=position, start=start)
         aligned = self._aligned_for(last)
-        results = detect_frames(freqs, db, power_lin=lin if db is None else None, looks=looks, center_hz=center_hz,
-                                config=det_cfg, baseline=aligned)
+        res = detect_stack(freqs, db, power_lin=lin if db is None else None, looks=looks, center_hz=center_hz,
+                           config=det_cfg, baseline=aligned)
         events: list[dict] = []
-        for i, res in enumerate(results):
-            self.frames_processed += 1
-            self.tested_bins += res.n_tested_bins
-            self.cfar_flagged_bins += res.n_flagged_bins + res.rejected.get("baseline", 0)
-            if not res.emissions:
-                continue
-            self.flagged_bins += sum(e.bins.size for e in res.emissions)
+        self.frames_processed += n_frames
+        self.tested_bins += res.n_tested_bins * n_frames
+        self.cfar_flagged_bins += int(res.n_flagged.sum() + res.rejected_baseline.sum())
+        for i in sorted(res.emissions):
+            emissions = res.emissions[i]
+            self.flagged_bins += sum(e.bins.size for e in emissions)
             t = t_first + i * frame_s
             p_lin = lin[i] if lin is not None else 10.0 ** (db[i].astype(np.float64) / 10.0)
-            new, updated, ended = self.tracker.update(res.emissions, t, frame_s, position=position,
-                                                      spectrum=(freqs, p_lin), allow_join=self.frames_processed > 1)
+            new, updated, ended = self.tracker.update(emissions, t, frame_s, position=position, spectrum=(freqs, p_lin),
+                                                      allow_join=self.frames_processed - n_frames + i > 0)
             events.extend(self._track_events(new, updated, ended, t))
         t_last = t_first + (n_frames - 1) * frame_s
         if self.tracker.open:
             events.extend(self._track_events([], [], self.tracker.age(t_last), t_last))
         self.last_spectrum = last
-        self.last_result = results[-1]
+        self.last_result = last_res = res.frame(-1)
         if aligned is not None:
             p_last = lin[-1] if lin is not None else 10.0 ** (db[-1].astype(np.float64) / 10.0)
-            events.extend(self._check_missing(last, aligned, p_last, results[-1], t_last))
+            events.extend(self._check_missing(last, aligned, p_last, last_res, t_last))
         return events
 
     def _track_events(self, new, updated, ended, t: float) -> list[dict]:

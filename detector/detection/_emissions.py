@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from detector.detection._thresholds import noise_quantile_ratio, threshold_ratio
 
-__all__ = ["Emission", "FrameResult", "DetectionConfig", "os_cfar_floor", "detect_frame", "detect_frames", "batch_floor"]
+__all__ = ["Emission", "FrameResult", "DetectionConfig", "os_cfar_floor", "detect_frame", "detect_frames", "detect_stack", "StackResult", "batch_floor"]
 
 
 @dataclass(frozen=True)
@@ -279,6 +279,72 @@ def _baseline_arrays(baseline, config):
     return _on_object(baseline, ("base", config.baseline_quantile, config.baseline_tolerance_bins), make)
 
 
+@dataclass
+class StackResult:
+    """Everything a stack of ``n`` frames on one grid gives, as per-frame arrays (no per-frame objects).
+
+    ``emissions`` maps a frame index to its emissions (frames without any are absent);
+    ``n_flagged``, ``rejected_*`` (DC, band edge, IQ image, explained by the baseline),
+    ``noise_floor_dbfs`` and ``gain_offset_db`` have shape (n,); ``floor_lin`` is the noise mean per
+    bin, shape (1, m) when one floor serves the whole stack, else (n, m). :meth:`frame` gives one
+    frame as a :class:`FrameResult`.
+    """
+
+    emissions: dict[int, list[Emission]]
+    n_flagged: NDArray[np.int64]
+    rejected_dc: NDArray[np.int64]
+    rejected_edge: NDArray[np.int64]
+    rejected_image: NDArray[np.int64]
+    rejected_baseline: NDArray[np.int64]
+    noise_floor_dbfs: NDArray[np.float64]
+    gain_offset_db: NDArray[np.float64]
+    floor_lin: NDArray
+    n_tested_bins: int
+    _floor_db: NDArray[np.float32] | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return int(self.n_flagged.size)
+
+    def floor_db(self, i: int) -> NDArray[np.float32]:
+        """Noise floor of frame ``i`` in dB, shape (m,), float32."""
+        if self.floor_lin.shape[0] == 1:
+            if self._floor_db is None:
+                self._floor_db = (10 * np.log10(np.maximum(self.floor_lin[0], 1e-30))).astype(np.float32)
+            return self._floor_db
+        return (10 * np.log10(np.maximum(self.floor_lin[i], 1e-30))).astype(np.float32)
+
+    def frame(self, i: int) -> FrameResult:
+        """Frame ``i`` (negative counts from the end) as a :class:`FrameResult`; its ``floor_db`` is
+        given for frames with flagged bins and for the last frame of the stack."""
+        n = len(self)
+        i = i + n if i < 0 else i
+        return FrameResult(
+            emissions=self.emissions.get(i, []),
+            floor_db=self.floor_db(i) if (self.n_flagged[i] or i == n - 1) else None,
+            noise_floor_dbfs=float(self.noise_floor_dbfs[i]), gain_offset_db=float(self.gain_offset_db[i]),
+            n_flagged_bins=int(self.n_flagged[i]),
+            rejected={"dc": int(self.rejected_dc[i]), "edge": int(self.rejected_edge[i]),
+                      "image": int(self.rejected_image[i]), "baseline": int(self.rejected_baseline[i])},
+            n_tested_bins=self.n_tested_bins)
+
+
+def _count_above(p_lin: NDArray, thr: NDArray, colmax: NDArray | None, cols: NDArray | None = None) -> NDArray[np.int64]:
+    """Per row, how many bins of ``p_lin`` (n, m) exceed ``thr`` (1, m) or (n, m); only ``cols`` when given.
+
+    With the stack's per-bin maximum ``colmax`` (m,) and a one-row threshold, only the columns
+    whose maximum exceeds the threshold are compared: on a quiet stack that is none."""
+    n = p_lin.shape[0]
+    if colmax is not None and thr.shape[0] == 1:
+        t = thr[0]
+        cand = np.flatnonzero(colmax > t) if cols is None else cols[colmax[cols] > t[cols]]
+        if cand.size == 0:
+            return np.zeros(n, dtype=np.int64)
+        return np.add.reduce(p_lin[:, cand] > t[cand], axis=1, dtype=np.int64)
+    if cols is not None:
+        return np.add.reduce(p_lin[:, cols] > thr[:, cols], axis=1, dtype=np.int64)
+    return np.add.reduce(p_lin > thr, axis=1, dtype=np.int64)
+
+
 def detect_frames(
     freqs_hz: NDArray[np.float64],
     power_dbfs: NDArray | None,
@@ -289,6 +355,23 @@ def detect_frames(
     baseline=None,
     power_lin: NDArray | None = None,
 ) -> list[FrameResult]:
+    """Find the emissions of a stack of frames on one grid, shape (n, m): one :class:`FrameResult`
+    per frame. See :func:`detect_stack` for the method; this is its per-frame view."""
+    res = detect_stack(freqs_hz, power_dbfs, looks=looks, center_hz=center_hz, config=config, baseline=baseline,
+                       power_lin=power_lin)
+    return [res.frame(i) for i in range(len(res))]
+
+
+def detect_stack(
+    freqs_hz: NDArray[np.float64],
+    power_dbfs: NDArray | None,
+    *,
+    looks: float,
+    center_hz: float | None,
+    config: DetectionConfig = DetectionConfig(),
+    baseline=None,
+    power_lin: NDArray | None = None,
+) -> StackResult:
     """Find the emissions of a stack of frames on one grid, shape (n, m).
 
     Give the power in dB (``power_dbfs``) or linear (``power_lin``, the framer's output, which
@@ -300,7 +383,9 @@ def detect_frames(
     max(high quantile + margin, median + the same Pfa margin); flagged bins grow over contiguous
     bins above a 5 % threshold (hysteresis), gaps of ``merge_gap_bins`` are closed, and each group
     is one :class:`Emission`; a group whose peak is ``image_margin_db`` below the frame's power at
-    the mirrored frequency is an IQ image.
+    the mirrored frequency is an IQ image. With n ≥ 4 frames, one floor (from the stack's mean)
+    serves the stack, and the per-bin tests run only on the bins whose maximum over the stack
+    exceeds the threshold.
     """
     if power_lin is None:
         p_db_all = np.atleast_2d(np.asarray(power_dbfs, dtype=np.float32))
@@ -310,6 +395,7 @@ def detect_frames(
         p_db_all = None
     n, m = p_lin.shape
     bin_hz = float(freqs_hz[1] - freqs_hz[0]) if m > 1 else 1.0
+    colmax = None
     if n >= 4:
         # one floor for the stack, from its mean (n·L looks): the noise floor does not change within
         # a block of frames (a fraction of a second), the order statistic ignores emissions, and
@@ -318,6 +404,7 @@ def detect_frames(
         mean *= np.float32(1.0 / n)
         floor = batch_floor(mean, looks * n, window_bins=config.cfar_window_bins, quantile=config.cfar_quantile)
         shared_floor = True  # floor is one row (1, m) for the whole stack
+        colmax = np.maximum.reduce(p_lin, axis=0)  # a bin no frame exceeds needs no per-frame test
     else:
         floor = batch_floor(p_lin, looks, window_bins=config.cfar_window_bins, quantile=config.cfar_quantile)
         shared_floor = False
@@ -356,20 +443,30 @@ def detect_frames(
         else:
             limit = limit_lin[None, :]
         # one comparison against the larger of the CFAR and the baseline thresholds
-        raw_flag = p_lin > thr_valid
-        flagged = p_lin > np.maximum(thr_valid, limit)
-        n_flag = np.count_nonzero(flagged, axis=1)
-        base_rejected = np.count_nonzero(raw_flag, axis=1) - n_flag
+        thr_flag = np.maximum(thr_valid, limit)
+        raw_count = _count_above(p_lin, thr_valid, colmax)
     else:
-        flagged = p_lin > thr_valid
-        base_rejected = np.zeros(n, dtype=np.int64)
-        n_flag = np.count_nonzero(flagged, axis=1)
+        thr_flag = thr_valid
+        raw_count = None
+    if colmax is not None and thr_flag.shape[0] == 1:
+        cand = np.flatnonzero(colmax > thr_flag[0])
+        flagged = np.zeros((n, m), dtype=bool)
+        if cand.size:
+            hit = p_lin[:, cand] > thr_flag[0, cand]
+            flagged[:, cand] = hit
+            n_flag = np.add.reduce(hit, axis=1, dtype=np.int64)
+        else:
+            n_flag = np.zeros(n, dtype=np.int64)
+    else:
+        flagged = p_lin > thr_flag
+        n_flag = np.add.reduce(flagged, axis=1, dtype=np.int64)
+    base_rejected = raw_count - n_flag if raw_count is not None else np.zeros(n, dtype=np.int64)
     dc_idx, edge_idx, n_tested, vsub = _CACHE.get(
         ("valid_idx", m, float(freqs_hz[0]), bin_hz, center_hz, config.dc_half_width_hz, config.edge_crop),
         lambda: (np.flatnonzero(dc), np.flatnonzero(edge), int(valid.sum()),
                  np.flatnonzero(valid)[:: max(1, int(valid.sum()) // 256)] if valid.any() else None))
-    dc_rej = np.count_nonzero(p_lin[:, dc_idx] > thr_floor[:, dc_idx], axis=1)
-    edge_rej = np.count_nonzero(p_lin[:, edge_idx] > thr_floor[:, edge_idx], axis=1)
+    dc_rej = _count_above(p_lin, thr_floor, colmax, dc_idx)
+    edge_rej = _count_above(p_lin, thr_floor, colmax, edge_idx)
     low_thr = threshold_ratio(looks, 0.05)
     if vsub is None:
         noise_all = np.full(n, np.nan)
@@ -381,27 +478,18 @@ def detect_frames(
         noise_all = np.full(n, 10 * np.log10(max(med_floor, 1e-30)))
     else:
         noise_all = 10 * np.log10(np.maximum(np.median(floor[:, vsub], axis=1), 1e-30))
-    # the floor is one row for the whole stack (n ≥ 4): its dB form is computed once
-    floor_db_shared = (10 * np.log10(np.maximum(floor[0], 1e-30))).astype(np.float32) if shared_floor else None
     rows = np.flatnonzero(n_flag)
-    rejected_all = [{"dc": int(dc_rej[i]), "edge": int(edge_rej[i]), "image": 0, "baseline": int(base_rejected[i])}
-                    for i in range(n)]
+    image_rej = np.zeros(n, dtype=np.int64)
     per_row = _extract_stack(freqs_hz, p_db_all, p_lin, floor, flagged, valid, rows, gain_offset,
                              high, covered if high is not None else None, occ, low_thr, bin_hz, center_hz, config,
-                             rejected_all) if rows.size else {}
-    out = []
-    for i in range(n):
-        floor_db_i = None
-        if n_flag[i] or i == n - 1:
-            floor_db_i = floor_db_shared if shared_floor else (10 * np.log10(np.maximum(floor[i], 1e-30))).astype(np.float32)
-        out.append(FrameResult(emissions=per_row.get(i, []), floor_db=floor_db_i, noise_floor_dbfs=float(noise_all[i]),
-                               gain_offset_db=float(gain_offset[i]), n_flagged_bins=int(n_flag[i]), rejected=rejected_all[i],
-                               n_tested_bins=n_tested))
-    return out
+                             image_rej) if rows.size else {}
+    return StackResult(emissions=per_row, n_flagged=n_flag, rejected_dc=dc_rej, rejected_edge=edge_rej,
+                       rejected_image=image_rej, rejected_baseline=base_rejected, noise_floor_dbfs=noise_all,
+                       gain_offset_db=np.asarray(gain_offset, dtype=np.float64), floor_lin=floor, n_tested_bins=n_tested)
 
 
 def _extract_stack(freqs_hz, p_db_all, p_lin, floor, flagged, valid, rows, gain_offset, high, covered, occ_base,
-                   low_thr, bin_hz, center_hz, config, rejected_all) -> dict[int, list[Emission]]:
+                   low_thr, bin_hz, center_hz, config, image_rej) -> dict[int, list[Emission]]:
     """Emissions of the frames ``rows`` of a stack, all at once (no per-frame or per-bin Python loop).
 
     Per frame: hysteresis (an emission extends over the contiguous bins above a low threshold,
@@ -414,7 +502,7 @@ def _extract_stack(freqs_hz, p_db_all, p_lin, floor, flagged, valid, rows, gain_
 
     The frames are laid out row after row with one invalid padding bin between rows, so runs,
     gaps and groups are found with cumulative sums and ``reduceat`` over the flat layout.
-    Returns ``{frame index: [Emission, ...]}``; increments ``rejected_all[i]["image"]``.
+    Returns ``{frame index: [Emission, ...]}``; counts the rejected images per frame in ``image_rej`` (n,).
     """
     m = freqs_hz.size
     width = m + 1
@@ -425,16 +513,19 @@ def _extract_stack(freqs_hz, p_db_all, p_lin, floor, flagged, valid, rows, gain_
     low = np.zeros((rows.size, width), dtype=bool)
     low[:, :m] = ((P > FL * low_thr) | FLG) & valid
     flat = low.ravel()
-    d = np.diff(np.concatenate(([0], flat.view(np.int8), [0])))
-    starts = np.flatnonzero(d == 1)
-    ends = np.flatnonzero(d == -1) - 1
-    if starts.size == 0:
+    # runs of low bins from the transitions (the padding bin ends every row, so the last bin is off)
+    t = np.flatnonzero(flat[1:] != flat[:-1])
+    if flat[0]:
+        S, E = np.concatenate(([0], t[1::2] + 1)), t[0::2]
+    else:
+        S, E = t[0::2] + 1, t[1::2]
+    if S.size == 0:
         return {}
-    flg = np.zeros((rows.size, width), dtype=bool)
-    flg[:, :m] = FLG
-    cs = np.concatenate(([0], np.cumsum(flg.ravel())))
-    seeded = cs[ends + 1] - cs[starts] > 0
-    starts, ends = starts[seeded], ends[seeded]
+    # a run is an emission's only when it holds a flagged bin (flagged positions on the padded layout)
+    fpos = np.flatnonzero(FLG)
+    fpos += fpos // m
+    seeded = np.searchsorted(fpos, E, side="right") > np.searchsorted(fpos, S, side="left")
+    starts, ends = S[seeded], E[seeded]
     if starts.size == 0:
         return {}
     # runs separated by at most merge_gap_bins valid bins (the padding bin is invalid) are one emission
@@ -447,11 +538,14 @@ def _extract_stack(freqs_hz, p_db_all, p_lin, floor, flagged, valid, rows, gain_
     first_run = np.concatenate(([True], ~join))
     gstart = starts[first_run]
     gend = ends[np.concatenate((~join, [True]))]
-    # the emission bins: the low bins inside each group
-    pos = np.flatnonzero(flat)
-    gi = np.searchsorted(gstart, pos, side="right") - 1
-    inside = (gi >= 0) & (pos <= gend[np.maximum(gi, 0)])
-    pos, gi = pos[inside], gi[inside]
+    # the emission bins: the low bins of every run (seeded or not) inside a group, in order
+    gr = np.searchsorted(gstart, S, side="right") - 1
+    keep = (gr >= 0) & (E <= gend[np.maximum(gr, 0)])
+    S, E, gr = S[keep], E[keep], gr[keep]
+    lens = E - S + 1
+    cl = np.cumsum(lens)
+    pos = np.arange(int(cl[-1])) + np.repeat(S - (cl - lens), lens)
+    gi = np.repeat(gr, lens)
     gfirst = np.searchsorted(pos, gstart)
     sizes = np.diff(np.concatenate((gfirst, [pos.size])))
     r_loc, col = np.divmod(pos, width)
@@ -499,7 +593,7 @@ def _extract_stack(freqs_hz, p_db_all, p_lin, floor, flagged, valid, rows, gain_
     for g in range(gstart.size):
         i = int(g_row[g])
         if image[g]:
-            rejected_all[i]["image"] += 1
+            image_rej[i] += 1
             continue
         has_base = excess is not None and not np.isnan(excess[g])
         kc = int(k_col[g])

@@ -19,6 +19,7 @@ most single-bin noise hits and the fragments of a burst's sidebands that show up
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -78,6 +79,7 @@ class Track:
     severity: str = "info"
     recent: list[float] = field(default_factory=list)  # times of recent active frames
     bw_samples: list[float] = field(default_factory=list)
+    bw_sorted: list[float] = field(default_factory=list, repr=False)  # bw_samples in ascending order
     n_runs_max: int = 1
     ended: bool = False
     confirmed: bool = False
@@ -133,10 +135,10 @@ class Track:
             self.baseline_occupancy = max(self.baseline_occupancy or 0.0, e.baseline_occupancy)
 
 
-def _p90(values: list[float]) -> float:
+def _p90(values: list[float], *, presorted: bool = False) -> float:
     """``np.percentile(values, 90)`` (linear interpolation) without the array round trip: the
-    tracker calls it once per track per frame on at most 256 values."""
-    v = sorted(values)
+    tracker calls it once per track per frame on at most 256 values, kept sorted as they come."""
+    v = values if presorted else sorted(values)
     pos = 0.9 * (len(v) - 1)
     lo = int(pos)
     if lo + 1 >= len(v):
@@ -234,9 +236,11 @@ class Tracker:
                 del tr.recent[:-64]
             bw = float(sum(e.bandwidth_hz for e in group))
             tr.bw_samples.append(bw)
+            insort(tr.bw_sorted, bw)
             if len(tr.bw_samples) > 256:
-                del tr.bw_samples[:-256]
-            tr.bandwidth_hz = _p90(tr.bw_samples)
+                old = tr.bw_samples.pop(0)
+                del tr.bw_sorted[bisect_left(tr.bw_sorted, old)]
+            tr.bandwidth_hz = _p90(tr.bw_sorted, presorted=True)
             tr.n_runs_max = max(tr.n_runs_max, len(group))
             if len(tr.readings) < cfg.max_readings:
                 p = float(10 * np.log10(sum(10 ** (e.power_dbfs / 10) for e in group)))
@@ -306,10 +310,15 @@ class Tracker:
         if tr.spectrum_lin is None or tr.spectrum_bin_hz != bin_hz:
             tr.spectrum_lin, tr.spectrum_f0_hz, tr.spectrum_bin_hz = seg.astype(np.float64), f0, bin_hz
             return
-        # re-index onto the union span
         old_lo = tr.spectrum_f0_hz
-        new_lo = min(old_lo, f0)
         old_n, n = tr.spectrum_lin.size, seg.size
+        b = int(round((f0 - old_lo) / bin_hz))
+        if b >= 0 and b + n <= old_n:  # inside the held span (the usual case): max in place
+            view = tr.spectrum_lin[b:b + n]
+            np.maximum(view, seg, out=view)
+            return
+        # re-index onto the union span
+        new_lo = min(old_lo, f0)
         end = max(old_lo + old_n * bin_hz, f0 + n * bin_hz)
         total = int(round((end - new_lo) / bin_hz))
         buf = np.zeros(total)

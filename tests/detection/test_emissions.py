@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector.detection._emissions import DetectionConfig, _extract_stack, _occupied_bandwidth, _runs
+from detector.detection._emissions import DetectionConfig, _count_above, _extract_stack, _occupied_bandwidth, _runs, detect_frames, detect_stack
 
 
 def reference_extract(freqs_hz, p_db, p_lin, floor, floor_db, flagged, valid, excess, occ_base, low_thr, bin_hz,
@@ -90,7 +90,7 @@ def test_stack_extraction_matches_the_per_frame_reference(seed, with_base):
         occ = rng.random(m)
     rows = np.flatnonzero(flagged.sum(axis=1))
     bin_hz = float(freqs[1] - freqs[0])
-    rej_vec = [{"image": 0} for _ in range(n)]
+    rej_vec = np.zeros(n, dtype=np.int64)
     got = _extract_stack(freqs, None, p_lin, floor, flagged, valid, rows, gain, high, covered, occ, low_thr, bin_hz,
                          center, config, rej_vec)
     total = 0
@@ -103,7 +103,7 @@ def test_stack_extraction_matches_the_per_frame_reference(seed, with_base):
                                  (10 * np.log10(np.maximum(fl, 1e-30))).astype(np.float32), flagged[i], valid, excess,
                                  occ, low_thr, bin_hz, center, config, rej)
         mine = got.get(i, [])
-        assert rej["image"] == rej_vec[i]["image"]
+        assert rej["image"] == rej_vec[i]
         assert len(mine) == len(want)
         total += len(want)
         for a, b in zip(mine, want):
@@ -135,3 +135,40 @@ def test_running_rank_is_scipy_percentile_filter(size, q):
     x = np.random.default_rng(size).gamma(3.0, size=(3, 256))
     want = scipy.ndimage.percentile_filter(x, q * 100.0, size=(1, size), mode="mirror")
     np.testing.assert_array_equal(_running_rank(x, size, q), want)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_count_above_gated_by_the_stack_maximum_equals_the_full_count(seed):
+    rng = np.random.default_rng(seed)
+    n, m = 12, 700
+    p = rng.gamma(10, 0.1, size=(n, m)).astype(np.float32)
+    p[:, rng.integers(0, m, 20)] *= rng.uniform(1, 50, size=20).astype(np.float32)
+    thr = np.full((1, m), 2.2) * rng.uniform(0.8, 1.2, size=m)
+    thr[0, :15] = np.inf
+    cols = np.sort(rng.choice(m, 40, replace=False))
+    colmax = p.max(axis=0)
+    np.testing.assert_array_equal(_count_above(p, thr, colmax), (p > thr).sum(axis=1))
+    np.testing.assert_array_equal(_count_above(p, thr, colmax, cols), (p[:, cols] > thr[:, cols]).sum(axis=1))
+    per_frame = thr * rng.uniform(0.5, 1.5, size=(n, 1))  # a gain step: one threshold row per frame
+    np.testing.assert_array_equal(_count_above(p, per_frame, colmax), (p > per_frame).sum(axis=1))
+
+
+def test_stack_result_frames_are_the_per_frame_results():
+    rng = np.random.default_rng(7)
+    n, m, fs = 8, 1024, 1.024e6
+    freqs = 433.92e6 + (np.arange(m) - m // 2) * fs / m
+    p = rng.gamma(20, 1 / 20, size=(n, m)).astype(np.float32)
+    p[2:5, 300:310] *= 200.0  # a burst in frames 2–4
+    res = detect_stack(freqs, None, power_lin=p, looks=20, center_hz=433.92e6)
+    frames = detect_frames(freqs, None, power_lin=p, looks=20, center_hz=433.92e6)
+    assert len(res) == len(frames) == n
+    assert sorted(res.emissions) == [2, 3, 4]
+    for i, fr in enumerate(frames):
+        got = res.frame(i)
+        assert got.n_flagged_bins == fr.n_flagged_bins == int(res.n_flagged[i])
+        assert got.rejected == fr.rejected
+        assert [e.center_hz for e in got.emissions] == [e.center_hz for e in fr.emissions]
+        assert (got.floor_db is None) == (fr.floor_db is None) == (i not in (2, 3, 4, n - 1))
+    burst = res.emissions[3][0]
+    assert abs(burst.center_hz - (freqs[304] + freqs[305]) / 2) < 2 * fs / m
+    assert res.frame(-1).floor_db.shape == (m,)
