@@ -31,40 +31,52 @@ __all__ = ["classify_track", "CLASSES"]
 CLASSES = ("carrier", "nfm_voice", "fsk_data", "pulsed", "wideband", "unknown")
 
 
-def _two_tones(tr: Track) -> bool:
+def _spectrum_shape(tr: Track):
+    """The track's max-hold spectrum ``s`` (linear, float64), its excess over its median ``w`` and
+    the power centroid of ``w`` (fractional bin), computed once for both spectral rules; None
+    when the spectrum is too short (< 5 bins)."""
+    s = tr.spectrum_lin
+    if s is None or s.size < 5:
+        return None
+    med = float(np.partition(s, s.size // 2)[s.size // 2]) if s.size % 2 else float(np.median(s))
+    w = np.maximum(s - med, 0.0)
+    total = float(w.sum())
+    c = float(np.sum(np.arange(s.size) * w) / total) if total > 0 else None
+    return s, w, total, c
+
+
+def _two_tones(tr: Track, shape=None) -> bool:
     """Two tones of similar level either side of a dip at the spectrum's centroid (2-FSK).
 
     OOK puts its carrier at the centroid of its spectrum (the peak); FSK puts a dip there."""
-    s = tr.spectrum_lin
-    if s is None or s.size < 5:
+    shape = shape if shape is not None else _spectrum_shape(tr)
+    if shape is None or shape[3] is None:
         return False
+    s, _, _, cf = shape
     bin_hz = tr.spectrum_bin_hz
-    w = np.maximum(s - np.median(s), 0.0)
-    if w.sum() <= 0:
-        return False
-    c = int(round(float(np.sum(np.arange(s.size) * w) / w.sum())))
+    c = int(round(cf))
     gap = max(1, int(np.ceil(2000.0 / bin_hz)))
     left, right = s[: max(c - gap + 1, 0)], s[c + gap:]
     if left.size == 0 or right.size == 0:
         return False
-    p1, p2 = float(left.max()), float(right.max())
     k1, k2 = int(np.argmax(left)), c + gap + int(np.argmax(right))
+    p1, p2 = float(left[k1]), float(right[k2 - c - gap])
     if abs(10 * np.log10(p1 / p2)) > 6 or (k2 - k1) * bin_hz > 100e3:
         return False
     centre = float(s[max(c - 1, 0):c + 2].mean())
     return 10 * np.log10(min(p1, p2) / max(centre, 1e-30)) >= 6
 
 
-def _carrier_line(tr: Track) -> bool:
+def _carrier_line(tr: Track, shape=None) -> bool:
     """A dominant line at the spectrum's centroid, ≥ 10 dB above the level 3 kHz either side
     (a keyed carrier: OOK's line with its keying sidebands)."""
-    s = tr.spectrum_lin
-    if s is None or s.size < 5:
+    shape = shape if shape is not None else _spectrum_shape(tr)
+    if shape is None:
         return False
+    s, _, _, cf = shape
     bin_hz = tr.spectrum_bin_hz
     k = int(np.argmax(s))
-    w = np.maximum(s - np.median(s), 0.0)
-    c = float(np.sum(np.arange(s.size) * w) / max(w.sum(), 1e-30))
+    c = cf if cf is not None else 0.0
     if abs(k - c) * bin_hz > 1500:
         return False
     d = max(1, int(round(3000.0 / bin_hz)))
@@ -77,14 +89,17 @@ def classify_track(tr: Track) -> str:
     """Class of a track, one of :data:`CLASSES` (rules in the module docstring)."""
     bw = tr.bandwidth_hz
     span = tr.f_hi_hz - tr.f_lo_hz
-    durations = tr.burst_durations_s or [tr.span_s]
-    med_burst = float(np.median(durations))
+    durations = sorted(tr.burst_durations_s or [tr.span_s])
+    h = len(durations) // 2
+    med_burst = float(durations[h]) if len(durations) % 2 else 0.5 * float(durations[h - 1] + durations[h])
     if bw >= 150e3:
         return "wideband"
-    keyed = tr.n_runs_max >= 3 or span >= 4 * max(bw, 1.0) or (med_burst < 1.0 and _carrier_line(tr))
-    if med_burst < 1.0 and keyed and not _two_tones(tr):
+    shape = _spectrum_shape(tr)
+    keyed = tr.n_runs_max >= 3 or span >= 4 * max(bw, 1.0) or (med_burst < 1.0 and _carrier_line(tr, shape))
+    two_tones = _two_tones(tr, shape)
+    if med_burst < 1.0 and keyed and not two_tones:
         return "pulsed"
-    if _two_tones(tr) and bw <= 100e3:
+    if two_tones and bw <= 100e3:
         return "fsk_data"
     if med_burst < 0.5 and bw <= 30e3:
         return "fsk_data" if not keyed else "pulsed"
