@@ -29,6 +29,8 @@ from detector.detection import (
     DecisionConfig,
     DetectionConfig,
     ExamSession,
+    FrameResult,
+    StackResult,
     Track,
     Tracker,
     TrackerConfig,
@@ -155,8 +157,8 @@ class DetectionEngine:
         self.tested_bins = 0
         self.cfar_flagged_bins = 0
         self.time_offset_s = 0.0
-        self.last_spectrum: Spectrum | None = None
-        self.last_result = None
+        self._last: tuple | None = None  # what last_spectrum and last_result are built from, on demand
+        self._last_built: tuple | None = None
         self.gain_db: float | None = None  # tuner gain of the last frame (dB), for dBm conversion
         self._stream: FrameStream | None = None
         self._stream_key = None
@@ -213,15 +215,36 @@ class DetectionEngine:
             )
         return self._cache[key]
 
-    def _aligned_for(self, spec: Spectrum):
+    def _aligned_for(self, freqs_hz: np.ndarray, rbw_hz: float):
         if self.baseline is None:
             return None
-        key = (spec.freqs_hz.size, float(spec.freqs_hz[0]), float(spec.rbw_hz))
+        key = (freqs_hz.size, float(freqs_hz[0]), float(rbw_hz))
         if key not in self._aligned:
             from detector.baseline import align
 
-            self._aligned[key] = align(self.baseline, spec.freqs_hz, spec.rbw_hz)
+            self._aligned[key] = align(self.baseline, freqs_hz, rbw_hz)
         return self._aligned[key]
+
+    @property
+    def last_spectrum(self) -> Spectrum | None:
+        """The last frame processed (dBFS, or the unit of the input spectra); None before the first.
+        Built on first access after each stack, so that a pipeline nobody watches does not pay for it."""
+        self._build_last()
+        return self._last_built[0] if self._last_built else None
+
+    @property
+    def last_result(self) -> FrameResult | None:
+        """Detection result of :attr:`last_spectrum` (emissions, floor, rejections); None before the first."""
+        self._build_last()
+        return self._last_built[1] if self._last_built else None
+
+    def _build_last(self) -> None:
+        src = self._last
+        if src is None or (self._last_built is not None and self._last_built[2] is src):
+            return
+        freqs, db, lin, res, kw = src
+        last_db = db[-1] if db is not None else power_to_db(lin[-1])
+        self._last_built = (Spectrum(freqs_hz=freqs, power=last_db, **kw), res.frame(-1), src)
 
     def process_block(self, block: IQBlock) -> list[dict]:
         """Frames of one IQ block through detection and tracking; returns the events.
@@ -258,10 +281,7 @@ class DetectionEngine:
                 self._cache[key] = replace(det_cfg, pfa_bin=pfa)
             det_cfg = self._cache[key]
         n_frames = db.shape[0] if db is not None else lin.shape[0]
-        last_db = db[-1] if db is not None else power_to_db(lin[-1])
-        last = Spectrum(freqs_hz=freqs, power=last_db, rbw_hz=rbw_hz, unit=unit, offset_s=t_first + (n_frames - 1) * frame_s,
-                        duration_s=frame_s, n_looks=looks, center_hz=center_hz, position=position, start=start)
-        aligned = self._aligned_for(last)
+        aligned = self._aligned_for(freqs, rbw_hz)
         res = detect_stack(freqs, db, power_lin=lin if db is None else None, looks=looks, center_hz=center_hz,
                            config=det_cfg, baseline=aligned)
         events: list[dict] = []
@@ -279,11 +299,11 @@ class DetectionEngine:
         t_last = t_first + (n_frames - 1) * frame_s
         if self.tracker.open:
             events.extend(self._track_events([], [], self.tracker.age(t_last), t_last))
-        self.last_spectrum = last
-        self.last_result = last_res = res.frame(-1)
+        self._last = (freqs, db, lin, res, dict(rbw_hz=rbw_hz, unit=unit, offset_s=t_last, duration_s=frame_s, n_looks=looks,
+                                                center_hz=center_hz, position=position, start=start))
         if aligned is not None:
             p_last = lin[-1] if lin is not None else 10.0 ** (db[-1].astype(np.float64) / 10.0)
-            events.extend(self._check_missing(last, aligned, p_last, last_res, t_last))
+            events.extend(self._check_missing(freqs, looks, frame_s, aligned, p_last, res, t_last))
         return events
 
     def _track_events(self, new, updated, ended, t: float) -> list[dict]:
@@ -364,7 +384,7 @@ class DetectionEngine:
         self._dbm_cache = (spec, out)
         return out
 
-    def _check_missing(self, spec: Spectrum, aligned, power_lin, res, t: float) -> list[dict]:
+    def _check_missing(self, freqs_hz, looks: float, frame_s: float, aligned, power_lin, res: StackResult, t: float) -> list[dict]:
         """Baseline emissions with occupancy ≥ 0.9 that stay absent for ``missing_after_s`` → ``missing``."""
         key = ("strong_runs", id(aligned), self.config.missing_occupancy)
         runs = self._cache.get(key)
@@ -375,12 +395,12 @@ class DetectionEngine:
             runs = self._cache[key] = list(zip(np.flatnonzero(d == 1).tolist(), (np.flatnonzero(d == -1) - 1).tolist()))
         if not runs:
             return []
-        floor = 10 ** (res.floor_db.astype(np.float64) / 10)
-        thr = threshold_ratio(spec.n_looks, 1e-6)  # a noise spike must not count as the station coming back
+        floor = 10 ** (res.floor_db(len(res) - 1).astype(np.float64) / 10)
+        thr = threshold_ratio(looks, 1e-6)  # a noise spike must not count as the station coming back
         present = power_lin > floor * thr
         out = []
         for lo, hi in runs:
-            key = int(round(spec.freqs_hz[(lo + hi) // 2] / 1000.0))
+            key = int(round(freqs_hz[(lo + hi) // 2] / 1000.0))
             st = self._missing.setdefault(key, {"since": None, "reported": False})
             if present[lo:hi + 1].any():
                 st["since"], st["reported"] = None, False
@@ -389,11 +409,11 @@ class DetectionEngine:
                 st["since"] = t
             if not st["reported"] and t - st["since"] >= self.config.missing_after_s:
                 st["reported"] = True
-                f_lo, f_hi = float(spec.freqs_hz[lo]), float(spec.freqs_hz[hi])
+                f_lo, f_hi = float(freqs_hz[lo]), float(freqs_hz[hi])
                 out.append({
                     "event": "missing", "track_id": f"M{key}", "alert": True, "center_hz": round((f_lo + f_hi) / 2, 1),
-                    "bandwidth_hz": round(f_hi - f_lo + (spec.freqs_hz[1] - spec.freqs_hz[0]), 1),
-                    "first_seen_s": round(st["since"], 4), "last_seen_s": round(t + spec.duration_s, 4),
+                    "bandwidth_hz": round(f_hi - f_lo + (freqs_hz[1] - freqs_hz[0]), 1),
+                    "first_seen_s": round(st["since"], 4), "last_seen_s": round(t + frame_s, 4),
                     "peak_dbfs": None, "peak_dbm": None, "snr_db": None, "excess_db": None, "classification": "unknown", "bursts": 0,
                     "reasons": [f"survey emission (occupancy ≥ {self.config.missing_occupancy:.0%}) absent for "
                                 f"{t - st['since']:.0f} s: jamming, tampering or a switched-off station"],

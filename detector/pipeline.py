@@ -474,7 +474,7 @@ class Monitor:
                    {"center_hz": e.center_hz, "bandwidth_hz": e.bandwidth_hz, "peak_dbfs": e.peak_dbfs, "snr_db": e.snr_db,
                     "excess_db": e.excess_db} for e in res.emissions],
                "baseline": None}
-        aligned = self.engine._aligned_for(spec) if self.engine.baseline is not None else None  # noqa: SLF001
+        aligned = self.engine._aligned_for(spec.freqs_hz, spec.rbw_hz) if self.engine.baseline is not None else None  # noqa: SLF001
         if aligned is not None:
             def clean(a):
                 a = np.asarray(a, dtype=np.float64) + (off if off is not None else 0.0)  # same unit as the spectrum
