@@ -216,8 +216,9 @@ def _running_rank(x: NDArray, size: int, quantile: float) -> NDArray:
     return np.partition(x[:, idx], rank, axis=2)[:, :, rank]
 
 
-def _grouped_floor_raw(p_lin: NDArray, g: int, w_groups: int, quantile: float) -> NDArray[np.float64]:
-    """Running order statistic over frequency, computed on groups of ``g`` bins (n, m) → (n, m)."""
+def _grouped_floor_raw(p_lin: NDArray, g: int, w_groups: int, quantile: float, norm: float = 1.0) -> NDArray[np.float64]:
+    """Running order statistic over frequency, computed on groups of ``g`` bins (n, m) → (n, m),
+    divided by ``norm``."""
     n, m = p_lin.shape
     G = -(-m // g)
     pad = G * g - m
@@ -228,12 +229,15 @@ def _grouped_floor_raw(p_lin: NDArray, g: int, w_groups: int, quantile: float) -
     if w_groups > 1 and size > 1:
         grp = _running_rank(grp, size, quantile) if size // 2 < G else scipy.ndimage.percentile_filter(
             grp, quantile * 100.0, size=(1, size), mode="mirror")
+    grp = grp.astype(np.float64)
+    if norm != 1.0:
+        grp /= norm  # on the G group values, before interpolation to the m bins
     if G == 1:
         return np.repeat(grp, m, axis=1)
-    if n == 1:  # the stack's one floor row: one C pass
-        centers, bins = _CACHE.get(("interp1", m, g), lambda: ((np.arange(G) + 0.5) * g - 0.5, np.arange(m, dtype=np.float64)))
-        return np.interp(bins, centers, grp[0])[None, :]
     i0, i1, frac, rfrac = _interp_plan(m, g)
+    if n == 1:  # the stack's one floor row
+        row = grp[0]
+        return (row[i0] * rfrac + row[i1] * frac)[None, :]
     return grp[:, i0] * rfrac + grp[:, i1] * frac
 
 
@@ -248,7 +252,7 @@ def batch_floor(p_lin: NDArray, looks: float, *, window_bins: int, quantile: flo
     w_groups = max(1, int(round(window_bins / g)))
     norm = _CACHE.get(("norm", round(float(looks), 2), m, g, w_groups, quantile),
                       lambda: _cfar_norm(looks, m, g, w_groups, quantile))
-    return _grouped_floor_raw(p_lin, g, w_groups, quantile) / norm
+    return _grouped_floor_raw(p_lin, g, w_groups, quantile, norm)
 
 
 def _on_object(obj, key, make):
@@ -409,8 +413,8 @@ def detect_stack(
         floor = batch_floor(p_lin, looks, window_bins=config.cfar_window_bins, quantile=config.cfar_quantile)
         shared_floor = False
     thr = threshold_ratio(looks, config.pfa_bin)
-    valid, dc, edge = _CACHE.get(("valid", m, float(freqs_hz[0]), bin_hz, center_hz, config.dc_half_width_hz, config.edge_crop),
-                                 lambda: _valid_mask(freqs_hz, center_hz, config, bin_hz))
+    grid_key = (m, float(freqs_hz[0]), bin_hz, center_hz, config.dc_half_width_hz, config.edge_crop)
+    valid, dc, edge = _CACHE.get(("valid", *grid_key), lambda: _valid_mask(freqs_hz, center_hz, config, bin_hz))
     thr_floor = floor * np.float32(thr)
     # bins outside the valid band never flag: an infinite threshold there saves a mask pass
     thr_valid = np.where(valid, thr_floor, np.float32(np.inf))
@@ -427,11 +431,13 @@ def detect_stack(
             return cov, sub if cov_idx.size >= 8 else sub[:0], (10 ** (np.nan_to_num(med[sub], nan=-300.0) / 10)).astype(np.float32)
 
         covered, sub, med_lin_sub = _on_object(baseline, ("gain_probe", config.baseline_quantile,
-                                                          config.baseline_tolerance_bins, valid.tobytes()), gain_probe)
+                                                          config.baseline_tolerance_bins, grid_key), gain_probe)
         if sub.size:
-            ratio = p_lin[:, sub] / med_lin_sub
+            ratio = p_lin[:, sub]
+            ratio /= med_lin_sub
             kmed = sub.size // 2
-            gain_offset = 10 * np.log10(np.maximum(np.partition(ratio, kmed, axis=1)[:, kmed].astype(np.float64), 1e-30))
+            ratio.partition(kmed, axis=1)
+            gain_offset = 10 * np.log10(np.maximum(ratio[:, kmed].astype(np.float64), 1e-30))
             gain_offset = np.where(np.abs(gain_offset) < config.gain_step_db, 0.0, gain_offset)
         margin = 10 * np.log10(thr / noise_quantile_ratio(looks, 0.5)) + config.baseline_margin_db
         limit_lin = _on_object(baseline, ("limit", config.baseline_quantile, config.baseline_tolerance_bins,
@@ -462,7 +468,7 @@ def detect_stack(
         n_flag = np.add.reduce(flagged, axis=1, dtype=np.int64)
     base_rejected = raw_count - n_flag if raw_count is not None else np.zeros(n, dtype=np.int64)
     dc_idx, edge_idx, n_tested, vsub = _CACHE.get(
-        ("valid_idx", m, float(freqs_hz[0]), bin_hz, center_hz, config.dc_half_width_hz, config.edge_crop),
+        ("valid_idx", *grid_key),
         lambda: (np.flatnonzero(dc), np.flatnonzero(edge), int(valid.sum()),
                  np.flatnonzero(valid)[:: max(1, int(valid.sum()) // 256)] if valid.any() else None))
     dc_rej = _count_above(p_lin, thr_floor, colmax, dc_idx)
