@@ -71,10 +71,17 @@ def _rss_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
-def synthetic_cu8(seconds: float, seed: int, bursts=()) -> np.ndarray:
+#: the site's licensed stations in the pipeline workload, on in the survey and during the exam:
+#: (offset from the center Hz, level dBFS)
+STATIONS = ((-700e3, -38.0), (450e3, -42.0), (900e3, -35.0))
+
+
+def synthetic_cu8(seconds: float, seed: int, bursts=(), stations=()) -> np.ndarray:
     rng = np.random.default_rng(seed)
     n = int(seconds * FS)
     x = awgn(n, -30.0, rng)
+    for f, level in stations:
+        x += nfm(n, FS, f, level, rng)
     for f, a, b, level in bursts:
         x += gate(nfm(n, FS, f, level, rng), FS, [(a, b)])
     return cu8_bytes(x)
@@ -93,9 +100,12 @@ def baseline_for(raw: np.ndarray, cfg: EngineConfig):
 
 def bench_pipeline(seconds: float, block: int = STACK) -> dict:
     cfg = EngineConfig(fft_backend="auto")  # as the monitor runs: pyFFTW when installed
-    base = baseline_for(synthetic_cu8(4.0, 1), cfg)
-    # the monitored signal: noise with two NFM bursts (so tracking and decisions run)
-    raw = synthetic_cu8(seconds, 2, bursts=[(150e3, 0.5, 1.5, -40.0), (-300e3, 2.0, 3.0, -45.0)])
+    base = baseline_for(synthetic_cu8(4.0, 1, stations=STATIONS), cfg)
+    # the monitored signal, the same at every duration: the site's stations (explained by the
+    # baseline) and two new NFM transmitters, on for 1/6 of the time each (a third of the frames
+    # hold an emission to track, classify and decide on)
+    raw = synthetic_cu8(seconds, 2, stations=STATIONS,
+                        bursts=[(150e3, seconds / 12, seconds / 4, -40.0), (-300e3, seconds / 3, seconds / 2, -45.0)])
     n = raw.size // 2
 
     def run_pipeline():

@@ -395,7 +395,7 @@ class DetectionEngine:
             runs = self._cache[key] = list(zip(np.flatnonzero(d == 1).tolist(), (np.flatnonzero(d == -1) - 1).tolist()))
         if not runs:
             return []
-        floor = 10 ** (res.floor_db(len(res) - 1).astype(np.float64) / 10)
+        floor = res.floor_lin[-1]
         thr = threshold_ratio(looks, 1e-6)  # a noise spike must not count as the station coming back
         present = power_lin > floor * thr
         out = []

@@ -457,6 +457,7 @@ def detect_stack(
     if colmax is not None and thr_flag.shape[0] == 1:
         cand = np.flatnonzero(colmax > thr_flag[0])
         flagged = np.zeros((n, m), dtype=bool)
+        cand_cols = cand
         if cand.size:
             hit = p_lin[:, cand] > thr_flag[0, cand]
             flagged[:, cand] = hit
@@ -466,6 +467,7 @@ def detect_stack(
     else:
         flagged = p_lin > thr_flag
         n_flag = np.add.reduce(flagged, axis=1, dtype=np.int64)
+        cand_cols = None
     base_rejected = raw_count - n_flag if raw_count is not None else np.zeros(n, dtype=np.int64)
     dc_idx, edge_idx, n_tested, vsub = _CACHE.get(
         ("valid_idx", *grid_key),
@@ -488,14 +490,14 @@ def detect_stack(
     image_rej = np.zeros(n, dtype=np.int64)
     per_row = _extract_stack(freqs_hz, p_db_all, p_lin, floor, flagged, valid, rows, gain_offset,
                              high, covered if high is not None else None, occ, low_thr, bin_hz, center_hz, config,
-                             image_rej) if rows.size else {}
+                             image_rej, cand_cols) if rows.size else {}
     return StackResult(emissions=per_row, n_flagged=n_flag, rejected_dc=dc_rej, rejected_edge=edge_rej,
                        rejected_image=image_rej, rejected_baseline=base_rejected, noise_floor_dbfs=noise_all,
                        gain_offset_db=np.asarray(gain_offset, dtype=np.float64), floor_lin=floor, n_tested_bins=n_tested)
 
 
 def _extract_stack(freqs_hz, p_db_all, p_lin, floor, flagged, valid, rows, gain_offset, high, covered, occ_base,
-                   low_thr, bin_hz, center_hz, config, image_rej) -> dict[int, list[Emission]]:
+                   low_thr, bin_hz, center_hz, config, image_rej, cand=None) -> dict[int, list[Emission]]:
     """Emissions of the frames ``rows`` of a stack, all at once (no per-frame or per-bin Python loop).
 
     Per frame: hysteresis (an emission extends over the contiguous bins above a low threshold,
@@ -512,12 +514,19 @@ def _extract_stack(freqs_hz, p_db_all, p_lin, floor, flagged, valid, rows, gain_
     """
     m = freqs_hz.size
     width = m + 1
-    P = p_lin[rows]
+    P = p_lin if rows.size == p_lin.shape[0] else p_lin[rows]
     shared = floor.shape[0] != p_lin.shape[0] or floor.strides[0] == 0
     FL = floor[:1] if shared else floor[rows]  # (1, m) for a stack's shared floor: broadcast, not copied
-    FLG = flagged[rows]
+    # the flagged bins (seeds), found among the columns ``cand`` that can hold one (all without)
+    cols = np.arange(m) if cand is None else cand
+    r_f, j_f = np.nonzero(flagged[:, cols][rows] if cand is not None else flagged[rows])
+    c_f = cols[j_f]
+    fpos = r_f * width + c_f  # seeds on the padded layout, ascending
     low = np.zeros((rows.size, width), dtype=bool)
-    low[:, :m] = ((P > FL * low_thr) | FLG) & valid
+    lv = low[:, :m]
+    np.greater(P, FL * low_thr, out=lv)
+    lv[r_f, c_f] = True
+    np.logical_and(lv, valid, out=lv)
     flat = low.ravel()
     # runs of low bins from the transitions (the padding bin ends every row, so the last bin is off)
     t = np.flatnonzero(flat[1:] != flat[:-1])
@@ -528,8 +537,6 @@ def _extract_stack(freqs_hz, p_db_all, p_lin, floor, flagged, valid, rows, gain_
     if S.size == 0:
         return {}
     # a run is an emission's only when it holds a flagged bin (flagged positions on the padded layout)
-    fpos = np.flatnonzero(FLG)
-    fpos += fpos // m
     seeded = np.searchsorted(fpos, E, side="right") > np.searchsorted(fpos, S, side="left")
     starts, ends = S[seeded], E[seeded]
     if starts.size == 0:
