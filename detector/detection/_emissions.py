@@ -528,19 +528,15 @@ def _extract_stack(freqs_hz, p_db_all, p_lin, floor, flagged, valid, rows, gain_
     lv[r_f, c_f] = True
     np.logical_and(lv, valid, out=lv)
     flat = low.ravel()
-    # runs of low bins from the transitions (the padding bin ends every row, so the last bin is off)
+    # the runs of low bins that hold a seed, from the transitions: the run around seed p ends at
+    # the first transition at or after p and starts after the one before it (the padding bin ends
+    # every row, so every run ends with a transition)
     t = np.flatnonzero(flat[1:] != flat[:-1])
-    if flat[0]:
-        S, E = np.concatenate(([0], t[1::2] + 1)), t[0::2]
-    else:
-        S, E = t[0::2] + 1, t[1::2]
-    if S.size == 0:
+    if fpos.size == 0:
         return {}
-    # a run is an emission's only when it holds a flagged bin (flagged positions on the padded layout)
-    seeded = np.searchsorted(fpos, E, side="right") > np.searchsorted(fpos, S, side="left")
-    starts, ends = S[seeded], E[seeded]
-    if starts.size == 0:
-        return {}
+    k = np.unique(np.searchsorted(t, fpos))
+    ends = t[k]
+    starts = np.where(k > 0, t[np.maximum(k - 1, 0)] + 1, 0)
     # runs separated by at most merge_gap_bins valid bins (the padding bin is invalid) are one emission
     inv = np.ones(width, dtype=bool)
     inv[:m] = ~valid
@@ -551,21 +547,20 @@ def _extract_stack(freqs_hz, p_db_all, p_lin, floor, flagged, valid, rows, gain_
     first_run = np.concatenate(([True], ~join))
     gstart = starts[first_run]
     gend = ends[np.concatenate((~join, [True]))]
-    # the emission bins: the low bins of every run (seeded or not) inside a group, in order
-    gr = np.searchsorted(gstart, S, side="right") - 1
-    keep = (gr >= 0) & (E <= gend[np.maximum(gr, 0)])
-    S, E, gr = S[keep], E[keep], gr[keep]
-    lens = E - S + 1
+    # the emission bins: the low bins inside each group's span, in order
+    lens = gend - gstart + 1
     cl = np.cumsum(lens)
-    pos = np.arange(int(cl[-1])) + np.repeat(S - (cl - lens), lens)
-    gi = np.repeat(gr, lens)
+    span = np.arange(int(cl[-1])) + np.repeat(gstart - (cl - lens), lens)
+    inside = flat[span]
+    pos = span[inside]
+    gi = np.repeat(np.arange(gstart.size), lens)[inside]
     gfirst = np.searchsorted(pos, gstart)
     sizes = np.diff(np.concatenate((gfirst, [pos.size])))
     r_loc, col = np.divmod(pos, width)
     pl = P[r_loc, col].astype(np.float64)
     fl = FL[0 if shared else r_loc, col].astype(np.float64)
     if p_db_all is not None:
-        pdb = np.asarray(p_db_all, dtype=np.float64)[rows][r_loc, col]
+        pdb = p_db_all[rows[r_loc], col].astype(np.float64)
     else:
         pdb = 10 * np.log10(np.maximum(pl, 1e-30))
     f = freqs_hz[col]
@@ -596,7 +591,7 @@ def _extract_stack(freqs_hz, p_db_all, p_lin, floor, flagged, valid, rows, gain_
         if inband.any():
             cols3 = np.clip(j[:, None] + np.array([-1, 0, 1]), 0, m - 1)
             if p_db_all is not None:
-                mirror_db = np.asarray(p_db_all, dtype=np.float64)[k_row[:, None], cols3].max(axis=1)
+                mirror_db = p_db_all[k_row[:, None], cols3].astype(np.float64).max(axis=1)
             else:
                 mirror_db = 10 * np.log10(np.maximum(p_lin[k_row[:, None], cols3].astype(np.float64), 1e-30)).max(axis=1)
             image = inband & (mirror_db - peak >= config.image_margin_db)
