@@ -8,7 +8,9 @@ Keys (``--json`` prints one object on one line with exactly these, plus a few mo
 * ``pipeline_msps``: complex samples/s through the whole chain on one core — cu8 bytes → complex64
   → framed PSD → detection against a baseline → tracking → alert decisions — in blocks of 2^19
   samples, the size the monitor reads and processes when it has to keep up (once blocks wait in
-  its queue); ``realtime_factor`` = pipeline_msps ÷ 2.4 MS/s. ``pipeline_msps_2e18`` and
+  its queue); ``realtime_factor`` = pipeline_msps ÷ 2.4 MS/s. The signal is the same at every
+  duration: noise, three licensed stations that the baseline survey also holds, and two new NFM
+  transmitters on for a sixth of the time each (a third of the frames hold an emission). ``pipeline_msps_2e18`` and
   ``ratio_2e18``: the same with 2^18-sample blocks.
 * ``fft_welch_msps``: the bare framed Welch (the same ``FrameStream``: FFT backend, sizes, buffers,
   cu8 conversion) in the same run; ``ratio`` = bare time ÷ pipeline time (1.0 = detection costs
