@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 from numpy.typing import NDArray
 
-from detector.dsp import FrameStream, Peak, dc_bins, find_peaks, interpolate_dc, make_plan, power_to_db
+from detector.dsp import FrameStream, Peak, dc_bins, find_peaks, interpolate_dc, make_plan, mark_images, power_to_db
 from detector.errors import InputError
 from detector.sources import DEFAULT_BLOCK_SAMPLES
 
@@ -44,7 +44,8 @@ class SpectrumSummary:
     peaks: list[Peak] = field(default_factory=list)
 
     def peak_dicts(self, limit: int | None = None) -> list[dict]:
-        """Peaks as the JSON objects of ``spectrum --json``: ``freq_hz`` absolute."""
+        """Peaks as the JSON objects of ``spectrum --json``: ``freq_hz`` absolute; ``image`` True for
+        the IQ mirror image of a much stronger emission."""
         bin_hz = self.sample_rate_hz / self.freqs_hz.size
         out = [
             {
@@ -52,6 +53,7 @@ class SpectrumSummary:
                 "peak_dbfs": round(p.peak_db, 2),
                 "snr_db": round(p.snr_db, 2),
                 "bandwidth_hz": float(p.bandwidth_bins * bin_hz),
+                "image": p.image,
             }
             for p in self.peaks
         ]
@@ -79,10 +81,13 @@ def summarize_source(
     keep_dc: bool = False,
     block_samples: int = DEFAULT_BLOCK_SAMPLES,
     progress: Callable[[float], None] | None = None,
+    image_margin_db: float = 15.0,
 ) -> SpectrumSummary:
     """Read ``source`` to its end (or ``max_duration_s``) and summarize its spectrum.
 
-    ``progress`` is called with the seconds read so far. Raises :class:`InputError` when the
+    ``progress`` is called with the seconds read so far. A peak at least ``image_margin_db``
+    below the max-hold at its mirrored frequency (about the tuned center) is flagged as an IQ
+    image (:func:`detector.dsp.mark_images`). Raises :class:`InputError` when the
     recording is shorter than one FFT segment.
     """
     info = source.info
@@ -136,6 +141,9 @@ def summarize_source(
     looks_frame = spf * plan.looks_per_segment
     floor, peaks = find_peaks(avg, maxhold, looks_avg=n_frames * looks_frame, looks_frame=looks_frame,
                               n_frames=n_frames, pfa=pfa, exclude=exclude)
+    # IQ images of much stronger emissions stay listed (a spectrum shows what the receiver saw) but
+    # are flagged, as detection rejects them; the mirror is about the tuned center (offset 0)
+    peaks = mark_images(peaks, maxhold, int(np.argmin(np.abs(plan.offsets_hz))), margin_db=image_margin_db)
     return SpectrumSummary(
         center_hz=center,
         sample_rate_hz=fs,

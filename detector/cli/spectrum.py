@@ -36,8 +36,11 @@ def spectrum(
     Peaks come from the average spectrum and from the max-hold over short frames, so short bursts
     in long recordings are not averaged away. Powers are dBFS per RBW bin (0 dBFS = full-scale tone).
 
+    A peak ≥ 15 dB below the max-hold at its mirror frequency (about the tuned center) is the IQ
+    image of a stronger emission: it stays listed, flagged "image".
+
     With --json, stdout holds one object: {"center_hz", "sample_rate_hz", "duration_s", "rbw_hz",
-    "noise_floor_dbfs", "peaks": [{"freq_hz", "peak_dbfs", "snr_db", "bandwidth_hz"}, ...]}.
+    "noise_floor_dbfs", "peaks": [{"freq_hz", "peak_dbfs", "snr_db", "bandwidth_hz", "image"}, ...]}.
     """
     rate_hz = positive_hz(rate, "--rate")
     center_hz = opt_hz(center, "--center")
@@ -71,11 +74,12 @@ def spectrum(
         f"duration {summary.duration_s:.3f} s, RBW {summary.rbw_hz:.1f} Hz, noise floor {summary.noise_floor_dbfs:.1f} dBFS"
     )
     table = Table(title=f"strongest emissions ({len(result['peaks'])} of {len(summary.peaks)})")
-    for col in ("frequency", "offset", "peak dBFS", "SNR dB", "bandwidth"):
+    for col in ("frequency", "offset", "peak dBFS", "SNR dB", "bandwidth", "note"):
         table.add_column(col, justify="right")
     for p in result["peaks"]:
         table.add_row(format_hz(p["freq_hz"]), f"{(p['freq_hz'] - summary.center_hz) / 1e3:+.1f} kHz",
-                      f"{p['peak_dbfs']:.1f}", f"{p['snr_db']:.1f}", format_hz(p["bandwidth_hz"]))
+                      f"{p['peak_dbfs']:.1f}", f"{p['snr_db']:.1f}", format_hz(p["bandwidth_hz"]),
+                      "IQ image" if p["image"] else "")
     typer.echo(f"center_hz {summary.center_hz:.0f}  sample_rate_hz {summary.sample_rate_hz:.0f}  "
                f"duration_s {summary.duration_s:.3f}  rbw_hz {summary.rbw_hz:.1f}  noise_floor_dbfs {summary.noise_floor_dbfs:.1f}")
     from rich.console import Console

@@ -11,7 +11,7 @@ No function here reads files, the clock or the network.
 
 from detector.dsp._convert import cu8_to_complex64, cs8_to_complex64, cs16_to_complex64, cf32_to_complex64
 from detector.dsp._stream import FrameStream, fft_backends
-from detector.dsp._peaks import Peak, noise_floor, look_threshold_db, find_peaks
+from detector.dsp._peaks import Peak, find_peaks, look_threshold_db, mark_images, noise_floor
 from detector.dsp._psd import (
     PsdPlan,
     make_plan,
@@ -31,6 +31,7 @@ __all__ = [
     "noise_floor",
     "look_threshold_db",
     "find_peaks",
+    "mark_images",
     "cu8_to_complex64",
     "cs8_to_complex64",
     "cs16_to_complex64",

@@ -54,7 +54,7 @@ def test_json_shape_and_peaks_near_rtl433_carriers(manifest, spectra):
         assert out["peaks"], entry["file"]
         snrs = [p["snr_db"] for p in out["peaks"]]
         assert snrs == sorted(snrs, reverse=True)
-        assert set(out["peaks"][0]) == {"freq_hz", "peak_dbfs", "snr_db", "bandwidth_hz"}
+        assert set(out["peaks"][0]) == {"freq_hz", "peak_dbfs", "snr_db", "bandwidth_hz", "image"}
         offsets = [p["freq_hz"] - entry["center_hz"] for p in out["peaks"]]
         refs = reference_offsets(entry)
         if any(abs(o - r) <= 5e3 for o in offsets for r in refs):
@@ -170,3 +170,21 @@ def test_bad_input_is_one_line_exit_2(tmp_path, args, needle):
     assert r.stdout == ""
     assert needle in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) <= 3  # one sentence, possibly wrapped
+
+
+def test_spectrum_flags_the_iq_image_of_a_strong_tone(tmp_path):
+    from detector.sim import awgn, cu8_bytes, iq_imbalance, tone
+
+    fs, n = 1.024e6, 1 << 18
+    rng = np.random.default_rng(5)
+    x = iq_imbalance(awgn(n, -45.0, rng) + tone(n, fs, 300e3, -6.0), 1.5, 4.0) + tone(n, fs, -150e3, -30.0)
+    path = tmp_path / "img.cu8"
+    path.write_bytes(cu8_bytes(x).tobytes())
+    r = runner.invoke(app, ["spectrum", str(path), "--rate", "1.024M", "--center", "446M", "--json"])
+    assert r.exit_code == 0, r.output
+    peaks = {round((p["freq_hz"] - 446e6) / 1e3): p for p in json.loads(r.stdout)["peaks"]}
+    near = lambda khz: next(p for k, p in peaks.items() if abs(k - khz) <= 2)  # noqa: E731
+    assert near(300)["image"] is False
+    assert near(-300)["image"] is True  # about 23 dB below its mirror
+    assert near(-150)["image"] is False  # a real weak tone: its mirror (+150 kHz) is noise
+    assert near(300)["peak_dbfs"] - near(-300)["peak_dbfs"] > 15

@@ -96,3 +96,23 @@ def test_bad_plans(kwargs):
         make_plan(FS, **kwargs)
     with pytest.raises(ValueError):
         make_plan(0.0)
+
+
+def test_mark_images_flags_the_weak_mirror_of_a_strong_peak_only():
+    from detector.dsp import Peak, mark_images
+
+    m, c = 256, 128
+    p = np.full(m, 1e-6)
+    p[c + 40] = 1.0  # strong emission at +40 bins: 60 dB over the noise
+    p[c - 40] = 10 ** (-2.5)  # its image, 25 dB below
+    p[c - 90] = 10 ** (-4.0)  # a real weak emission whose mirror (+90) is noise
+    peaks = [Peak(index=c + 40, lo=c + 39, hi=c + 41, peak_db=0.0, snr_db=60.0, bandwidth_bins=3),
+             Peak(index=c - 40, lo=c - 41, hi=c - 39, peak_db=-25.0, snr_db=35.0, bandwidth_bins=3),
+             Peak(index=c - 90, lo=c - 91, hi=c - 89, peak_db=-40.0, snr_db=20.0, bandwidth_bins=3)]
+    got = mark_images(peaks, p, c)
+    assert [pk.image for pk in got] == [False, True, False]
+    assert [pk.index for pk in got] == [pk.index for pk in peaks]
+    # 10 dB below its mirror is not enough for the default 15 dB margin
+    ten_below = Peak(index=c - 40, lo=c - 41, hi=c - 39, peak_db=-10.0, snr_db=50.0, bandwidth_bins=3)
+    assert not mark_images([ten_below], p, c)[0].image
+    assert mark_images([ten_below], p, c, margin_db=10.0)[0].image
