@@ -24,6 +24,16 @@ def check_baseline(baseline, sources, engine, *, site: str | None = None) -> lis
         warnings.append(f"the baseline was surveyed for site {baseline.site!r}, not {site!r}")
     for src in sources:
         info = getattr(src, "info", None)
+        spectra = getattr(src, "spectra", None)
+        if info is None and spectra:
+            # a sweep file: its frames carry their own grid (the baseline is regridded per frame)
+            first = spectra[0]
+            lo, hi = float(first.freqs_hz[0]), float(first.freqs_hz[-1])
+            if hi < baseline.freqs_hz[0] or lo > baseline.freqs_hz[-1]:
+                warnings.append(f"the baseline ({baseline.freqs_hz[0] / 1e6:.3f}–{baseline.freqs_hz[-1] / 1e6:.3f} MHz) covers "
+                                f"none of {getattr(src, 'path', 'the sweep')} ({lo / 1e6:.3f}–{hi / 1e6:.3f} MHz): "
+                                "detection there is CFAR-only")
+            continue
         if info is None:
             continue
         nfft = engine.config.nfft or default_nfft(info.sample_rate_hz, engine.config.bin_hz)

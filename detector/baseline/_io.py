@@ -138,6 +138,8 @@ def load(path: str | os.PathLike[str]) -> SiteBaseline:
         reads; the message is one sentence naming the file.
     """
     p = Path(path)
+    if p.is_dir():
+        raise InputError(f"baseline file {p} is a folder, not a baseline file (give the .npz that `examwatch survey` wrote).")
     if not p.is_file():
         raise InputError(f"baseline file {p} does not exist.")
     try:

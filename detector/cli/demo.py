@@ -18,7 +18,7 @@ from detector.errors import InputError
 def demo(
     scene: Annotated[str, typer.Option("--scene", help="Scene to run: sim:default or sim:PATH.toml.")] = "sim:default",
     seed: Annotated[Optional[int], typer.Option("--seed", help="Override the scene's seed.")] = None,
-    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the API and dashboards while it runs (when built).")] = True,
+    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the API and the dashboards while it runs.")] = True,
     json_out: Annotated[bool, typer.Option("--json", help="At the end print one JSON object with the score (and nothing else on stdout).")] = False,
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Where the baseline, the alerts (JSONL) and the ground truth are written.")] = Path("examwatch-demo"),
     exam_s: Annotated[Optional[float], typer.Option("--exam-s", help="Monitor only the first S seconds of the exam session (shortened demo).")] = None,

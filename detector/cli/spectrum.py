@@ -19,7 +19,7 @@ from detector.units import format_hz
 
 @app.command()
 def spectrum(
-    source: Annotated[str, typer.Argument(help="IQ recording (.cu8 .cs8 .cs16 .cf32 .wav .sigmf-meta, or .data/.bin/.raw/.complex with --format) or rtlsdr:0.")],
+    source: Annotated[str, typer.Argument(help="IQ recording (.cu8 .cs8 .cs16 .cf32 .complex16u .complex16s .complex32s .fc32 .wav .sigmf-meta, or .data .bin .raw .complex .iq .dat with --format), sim:default / sim:SCENE.toml, or rtlsdr:0.")],
     format: FormatOpt = None,
     rate: RateOpt = None,
     center: CenterOpt = None,

@@ -198,6 +198,7 @@ def replay(
         for w in check_baseline(base, srcs, engine, site=site):
             console_err.print(f"[yellow]warning:[/] {w}")
     alerts: dict[str, dict] = {}
+    announced: dict[str, str] = {}  # track id → class when last printed
 
     def emit(events):
         for ev in events:
@@ -206,8 +207,17 @@ def replay(
             if jsonl:
                 typer.echo(json.dumps(ev))
             elif ev["alert"] and ev["event"] in ("new", "update", "missing"):
-                console_err.print(f"[bold red]ALERT[/] {ev['track_id']} {ev['center_hz'] / 1e6:.5f} MHz "
-                                  f"{ev['classification']} at {ev['first_seen_s']:.2f} s: {'; '.join(ev['reasons'][:2])}")
+                # one ALERT line per track, when it starts to alert; later updates only when the
+                # class changes (the final state of every alert is listed at the end)
+                tid = ev["track_id"]
+                if tid not in announced:
+                    console_err.print(f"[bold red]ALERT[/] {tid} {ev['center_hz'] / 1e6:.5f} MHz {ev['classification']} "
+                                      f"from {ev['first_seen_s']:.2f} s (alert at {ev['last_seen_s']:.2f} s): "
+                                      f"{'; '.join(ev['reasons'][:2])}")
+                elif ev["classification"] != announced[tid]:
+                    console_err.print(f"      {tid} re-classified: {announced[tid]} → {ev['classification']} "
+                                      f"(at {ev['last_seen_s']:.2f} s)")
+                announced[tid] = ev["classification"]
 
     total = total_duration_s(srcs) if duration is None else duration * len(srcs)
     with progress_bar("replaying", total) as update:

@@ -64,6 +64,8 @@ def parse_rtlsdr_spec(spec: str) -> RtlSdrSpec:
                 index = int(value)
             else:
                 raise InputError(f"{spec!r}: unknown rtlsdr option {key!r} (use serial=, gain=, ppm=)")
+        except InputError:
+            raise
         except ValueError:
             raise InputError(f"{spec!r}: bad value {value or key!r} for {key if sep else 'device index'}") from None
     return RtlSdrSpec(index=index, serial=serial, gain_db=gain, ppm=ppm)
@@ -78,8 +80,8 @@ def check_rtl_center(center_hz: float) -> None:
 
 
 _MISSING = (
-    "no RTL-SDR available: {why}. Install librtlsdr (e.g. `pip install pyrtlsdrlib`), "
-    "plug in the dongle, or read a recording or `sim:default` instead"
+    "no RTL-SDR available: {why}. Plug in the dongle and make sure a matching librtlsdr is installed "
+    "(e.g. `pip install pyrtlsdrlib`), or read a recording or `sim:default` instead"
 )
 
 

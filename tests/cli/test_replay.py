@@ -137,13 +137,14 @@ def test_survey_then_replay_alerts_once_on_the_new_burst(tmp_path):
 
 @pytest.mark.parametrize("args, needle", [
     (["replay", "x.cu8", "--site", "s", "--baseline", "/nonexistent/b.npz"], "does not exist"),
+    (["replay", "x.cu8", "--site", "s", "--baseline", "TMP"], "is a folder, not a baseline file"),
     (["replay", "x.cu8"], "--site"),
     (["survey", "x.cu8", "--site", "s", "--frame-s", "0"], "--frame-s"),
 ])
 def test_cli_errors_exit_2(tmp_path, args, needle):
     src = tmp_path / "x_433.92M_250k.cu8"
     np.full(100_000, 127, np.uint8).tofile(src)
-    argv = [str(src) if a == "x.cu8" else a for a in args]
+    argv = [str(src) if a == "x.cu8" else str(tmp_path) if a == "TMP" else a for a in args]
     r = subprocess.run([sys.executable, "-m", "detector", *argv], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2, r.stderr
     assert needle in r.stderr and "Traceback" not in r.stderr

@@ -40,8 +40,10 @@ def test_spec_parsing():
     assert parse_rtlsdr_spec("rtlsdr:0").index == 0
     s = parse_rtlsdr_spec("rtlsdr:serial=00000001,gain=30,ppm=-37")
     assert (s.serial, s.gain_db, s.ppm) == ("00000001", 30.0, -37)
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="unknown rtlsdr option 'foo'"):
         parse_rtlsdr_spec("rtlsdr:foo=1")
+    with pytest.raises(InputError, match="bad value 'x' for gain"):
+        parse_rtlsdr_spec("rtlsdr:0,gain=x")
 
 
 def test_settling_samples_discarded_after_retune():
