@@ -43,6 +43,13 @@ def check_baseline(baseline, sources, engine, *, site: str | None = None) -> lis
             aligned = align(baseline, freqs, plan.rbw_hz)
         except InputError as exc:
             raise type(exc)(f"{exc} (source {info.name}; survey it at the same sample rate)") from None
+        looks = max(1, int(round(engine.config.frame_s * info.sample_rate_hz / plan.step))) * plan.looks_per_segment
+        base_looks = float(getattr(baseline, "n_looks", 0) or 0)
+        same_rbw = abs(plan.rbw_hz - float(baseline.rbw_hz)) <= 0.01 * float(baseline.rbw_hz)
+        if same_rbw and base_looks > 0 and not 1 / 1.5 <= looks / base_looks <= 1.5:
+            warnings.append(f"the baseline's frames averaged {base_looks:.0f} looks per bin, this run's {looks:.0f} "
+                            f"(--frame-s {engine.config.frame_s:g}): its quantiles do not describe these frames; "
+                            "use the survey's --frame-s")
         if not np.any(aligned.covered):
             warnings.append(f"the baseline ({baseline.freqs_hz[0] / 1e6:.3f}–{baseline.freqs_hz[-1] / 1e6:.3f} MHz) covers none "
                             f"of {info.name} ({freqs[0] / 1e6:.3f}–{freqs[-1] / 1e6:.3f} MHz): detection there is CFAR-only")

@@ -185,3 +185,18 @@ def test_survey_of_every_real_sweep_csv(real_dir, manifest, tmp_path):
             if near.any():
                 med = np.asarray(base.median, dtype=np.float64)
                 assert np.nanmax(med[near]) - np.nanmedian(med) >= 1.0, entry["file"]
+
+
+def test_replay_warns_when_its_frames_average_other_looks_than_the_survey(tmp_path):
+    fs = 250e3
+    rng = np.random.default_rng(31)
+    src = _write(tmp_path / "site_446.05M_250k.cu8", _site(2.0, rng, fs))
+    base = tmp_path / "b.npz"
+    r = runner.invoke(app, ["survey", src, "--site", "s", "--out", str(base)])
+    assert r.exit_code == 0, r.output
+    same = runner.invoke(app, ["replay", src, "--site", "s", "--baseline", str(base)])
+    other = runner.invoke(app, ["replay", src, "--site", "s", "--baseline", str(base), "--frame-s", "0.001"])
+    assert same.exit_code == other.exit_code == 0
+    flat = lambda text: " ".join(text.split())  # noqa: E731 - the console wraps long lines
+    assert "looks per bin" not in flat(same.stderr)
+    assert "looks per bin" in flat(other.stderr) and "use the survey's --frame-s" in flat(other.stderr)
