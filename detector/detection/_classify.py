@@ -7,6 +7,9 @@ Rules (in order) and their limits:
 * ``fsk_data`` — a track whose max-hold spectrum shows two tones of similar level (within 6 dB,
   ≤ 100 kHz apart) either side of a dip ≥ 6 dB at its centroid (OOK has its carrier there), or
   short bursts (< 0.5 s) of a narrow (≤ 30 kHz) signal without the keying sidebands of OOK.
+  Only bursts that have ended count as short (here and for ``pulsed``): while the first burst
+  is still on the air, a signal without two tones stays ``unknown`` (a voice call's first 50 ms
+  look like a data burst's or an OOK burst's).
   Limit: FSK with a deviation smaller than its bit rate shows no dip and falls to the second rule.
 * ``pulsed`` — OOK: short bursts (< 1 s) whose spectrum is a carrier with keying sidebands
   (several separate runs in a frame, a span ≥ 4× the occupied bandwidth, or a dominant line at
@@ -85,23 +88,32 @@ def _carrier_line(tr: Track, shape=None) -> bool:
     return bool(side) and 10 * np.log10(s[k] / max(max(side), 1e-30)) >= 10
 
 
+def _median(values) -> float:
+    v = sorted(values)
+    h = len(v) // 2
+    return float(v[h]) if len(v) % 2 else 0.5 * float(v[h - 1] + v[h])
+
+
 def classify_track(tr: Track) -> str:
     """Class of a track, one of :data:`CLASSES` (rules in the module docstring)."""
     bw = tr.bandwidth_hz
     span = tr.f_hi_hz - tr.f_lo_hz
-    durations = sorted(tr.burst_durations_s or [tr.span_s])
-    h = len(durations) // 2
-    med_burst = float(durations[h]) if len(durations) % 2 else 0.5 * float(durations[h - 1] + durations[h])
+    all_durations = tr.burst_durations_s or [tr.span_s]
+    med_burst = _median(all_durations)
+    # "short bursts" needs bursts that have ended: a first burst still on the air is not short yet
+    completed = all_durations if tr.ended else all_durations[:len(tr.burst_ends)]
+    med_done = _median(completed) if completed else None
     if bw >= 150e3:
         return "wideband"
     shape = _spectrum_shape(tr)
-    keyed = tr.n_runs_max >= 3 or span >= 4 * max(bw, 1.0) or (med_burst < 1.0 and _carrier_line(tr, shape))
+    short = med_done is not None and med_done < 1.0
+    keyed = tr.n_runs_max >= 3 or span >= 4 * max(bw, 1.0) or (short and _carrier_line(tr, shape))
     two_tones = _two_tones(tr, shape)
-    if med_burst < 1.0 and keyed and not two_tones:
+    if short and keyed and not two_tones:
         return "pulsed"
     if two_tones and bw <= 100e3:
         return "fsk_data"
-    if med_burst < 0.5 and bw <= 30e3:
+    if med_done is not None and med_done < 0.5 and bw <= 30e3:
         return "fsk_data" if not keyed else "pulsed"
     if 6e3 <= bw <= 16e3 and med_burst >= 1.0:
         return "nfm_voice"

@@ -134,3 +134,26 @@ def test_schedule_raises_the_score():
     assert inside["alert"] and outside["alert"]
     assert inside["score_terms"]["schedule"] == 2.0 and outside["score_terms"]["schedule"] == 0.0
     assert any("into exam" in r for r in inside["reasons"])
+
+
+def test_a_voice_call_is_not_called_data_while_its_first_burst_is_on_the_air():
+    rng = np.random.default_rng(4)
+    n = int(3 * FS)
+    x = awgn(n, -30.0, rng) + gate(nfm(n, FS, 30e3, -30.0, rng), FS, [(0.5, 2.5)])
+    events = [e for e in iq_run(x) if e["alert"]]
+    first = events[0]
+    assert first["first_seen_s"] == pytest.approx(0.5, abs=0.05)
+    assert first["last_seen_s"] - first["first_seen_s"] < 0.2  # the first alert comes within the first frames
+    assert first["classification"] == "unknown"  # not yet fsk_data or pulsed: the burst has not ended
+    assert events[-1]["event"] == "end" and events[-1]["classification"] == "nfm_voice"
+    assert {e["classification"] for e in events} <= {"unknown", "nfm_voice"}
+
+
+def test_a_short_burst_gets_a_short_burst_class_once_it_has_ended():
+    rng = np.random.default_rng(5)
+    n = int(2 * FS)
+    x = awgn(n, -30.0, rng) + gate(nfm(n, FS, 30e3, -30.0, rng), FS, [(0.5, 0.8)])
+    events = [e for e in iq_run(x) if e["alert"]]
+    assert events[0]["classification"] == "unknown"
+    # 0.3 s of an unmodulated-looking NFM carrier: a short keyed burst (its line dominates)
+    assert events[-1]["event"] == "end" and events[-1]["classification"] in ("pulsed", "fsk_data")
