@@ -508,9 +508,11 @@ def _extract_stack(freqs_hz, p_db_all, p_lin, floor, flagged, valid, rows, gain_
     power at the mirrored frequency (±1 bin) is an IQ image (the mirror is looked up in the frame,
     not among the emissions: the strong signal may be a known station the baseline keeps out).
 
-    The frames are laid out row after row with one invalid padding bin between rows, so runs,
-    gaps and groups are found with cumulative sums and ``reduceat`` over the flat layout.
-    Returns ``{frame index: [Emission, ...]}``; counts the rejected images per frame in ``image_rej`` (n,).
+    The frames are laid out row after row with one invalid padding bin between rows. The runs
+    that hold a flagged bin (a seed; ``cand``, when given, lists the only columns that can hold
+    one) are located from the seeds by a search among the mask's transitions, so the cost does
+    not grow with the many short runs of noise above the low threshold; gaps and groups then use
+    ``reduceat`` over the flat layout. Returns ``{frame index: [Emission, ...]}``; counts the rejected images per frame in ``image_rej`` (n,).
     """
     m = freqs_hz.size
     width = m + 1
