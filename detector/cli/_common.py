@@ -13,7 +13,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from detector.errors import InputError
 from detector.units import parse_hz
 
-console_err = Console(stderr=True)
+# soft_wrap: a message is one line however narrow the output (logs and pipes get whole lines; a
+# terminal wraps them itself)
+console_err = Console(stderr=True, soft_wrap=True)
 
 FormatOpt = Annotated[
     Optional[str],
