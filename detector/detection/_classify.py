@@ -35,17 +35,15 @@ CLASSES = ("carrier", "nfm_voice", "fsk_data", "pulsed", "wideband", "unknown")
 
 
 def _spectrum_shape(tr: Track):
-    """The track's max-hold spectrum ``s`` (linear, float64), its excess over its median ``w`` and
-    the power centroid of ``w`` (fractional bin), computed once for both spectral rules; None
-    when the spectrum is too short (< 5 bins)."""
+    """The track's max-hold spectrum ``s`` (linear, float64) and the power centroid (fractional
+    bin, None when nothing rises above the median) of its excess over its median, computed once
+    for both spectral rules; None when the spectrum is too short (< 5 bins)."""
     s = tr.spectrum_lin
     if s is None or s.size < 5:
         return None
-    med = float(np.partition(s, s.size // 2)[s.size // 2]) if s.size % 2 else float(np.median(s))
-    w = np.maximum(s - med, 0.0)
+    w = np.maximum(s - np.median(s), 0.0)
     total = float(w.sum())
-    c = float(np.sum(np.arange(s.size) * w) / total) if total > 0 else None
-    return s, w, total, c
+    return s, (float(np.sum(np.arange(s.size) * w) / total) if total > 0 else None)
 
 
 def _two_tones(tr: Track, shape=None) -> bool:
@@ -53,9 +51,9 @@ def _two_tones(tr: Track, shape=None) -> bool:
 
     OOK puts its carrier at the centroid of its spectrum (the peak); FSK puts a dip there."""
     shape = shape if shape is not None else _spectrum_shape(tr)
-    if shape is None or shape[3] is None:
+    if shape is None or shape[1] is None:
         return False
-    s, _, _, cf = shape
+    s, cf = shape
     bin_hz = tr.spectrum_bin_hz
     c = int(round(cf))
     gap = max(1, int(np.ceil(2000.0 / bin_hz)))
@@ -76,7 +74,7 @@ def _carrier_line(tr: Track, shape=None) -> bool:
     shape = shape if shape is not None else _spectrum_shape(tr)
     if shape is None:
         return False
-    s, _, _, cf = shape
+    s, cf = shape
     bin_hz = tr.spectrum_bin_hz
     k = int(np.argmax(s))
     c = cf if cf is not None else 0.0
