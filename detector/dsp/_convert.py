@@ -1,7 +1,9 @@
 """Interleaved I/Q integer and float buffers → complex64 with full scale at magnitude 1.0.
 
 Conversions use vectorised float32 arithmetic (measured faster than a 256-entry lookup table on
-the target machine, issue #10). Each takes a 1-D array of interleaved I, Q values (I0, Q0, I1, …)
+the target machine, issue #10): for cu8, 0.50 ms per 2^19 samples against 1.16 ms for a 256-entry
+table, 0.76 ms for a 65536-entry table of I/Q pairs, and 0.61 ms for ``astype`` followed by the
+scaling (one pass more). Each takes a 1-D array of interleaved I, Q values (I0, Q0, I1, …)
 of even length and returns complex64 of half that length.
 """
 
@@ -39,8 +41,7 @@ def cu8_to_complex64(raw: NDArray[np.uint8]) -> NDArray[np.complex64]:
     pyrtlsdr ``packed_bytes_to_iq`` (the same ÷127.5 − 1 mapping); rtl_433 ``-S`` cu8 format.
     """
     _check_even(raw, np.uint8)
-    f = raw.astype(np.float32)
-    f *= np.float32(1.0 / 127.5)
+    f = np.multiply(raw, np.float32(1.0 / 127.5), dtype=np.float32)  # one pass fewer than astype, then *=
     f -= np.float32(1.0)
     return f.view(np.complex64)
 
@@ -48,16 +49,14 @@ def cu8_to_complex64(raw: NDArray[np.uint8]) -> NDArray[np.complex64]:
 def cs8_to_complex64(raw: NDArray[np.int8]) -> NDArray[np.complex64]:
     """Signed 8-bit I/Q → complex64, ``v/128`` (so −128 maps to −1.0)."""
     _check_even(raw, np.int8)
-    f = raw.astype(np.float32)
-    f *= np.float32(1.0 / 128.0)
+    f = np.multiply(raw, np.float32(1.0 / 128.0), dtype=np.float32)
     return f.view(np.complex64)
 
 
 def cs16_to_complex64(raw: NDArray[np.int16]) -> NDArray[np.complex64]:
     """Signed 16-bit I/Q (host order already applied) → complex64, ``v/32768``."""
     _check_even(raw, np.int16)
-    f = raw.astype(np.float32)
-    f *= np.float32(1.0 / 32768.0)
+    f = np.multiply(raw, np.float32(1.0 / 32768.0), dtype=np.float32)
     return f.view(np.complex64)
 
 
