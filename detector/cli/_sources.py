@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from detector.cli._common import opt_hz, positive_hz
+from detector.cli._common import console_err, opt_hz, positive_hz
 from detector.sources import open_source, source_kind
 
 
@@ -16,7 +16,11 @@ def open_all(specs: list[str], fmt: str | None, rate: str | None, center: str | 
         if source_kind(spec) == "sweep":
             from detector.sources.sweep import read_sweeps
 
-            out.append(read_sweeps(spec))
+            sweeps = read_sweeps(spec)
+            # the file's oddities (a truncated row, nan values, hops out of order) are survived, and said
+            for w in sweeps.warnings:
+                console_err.print(f"[yellow]warning:[/] {spec}: {w}", highlight=False)
+            out.append(sweeps)
         else:
             out.append(open_source(spec, sample_format=fmt, sample_rate_hz=rate_hz, center_hz=center_hz,
                                    sim_window=sim_window, sim_seed=sim_seed))

@@ -228,8 +228,9 @@ def _hop_from_row(
                 f"the {n_drop} beyond Hz high were dropped"
             )
         else:
+            cut = " (a row cut short?)" if n < expected else ""
             warnings.add(
-                f"line {line}: {n} values where {low:.0f}–{high:.0f} Hz at {step:g} Hz steps holds {expected}; "
+                f"line {line}: {n} values where {low:.0f}–{high:.0f} Hz at {step:g} Hz steps holds {expected}{cut}; "
                 "they were kept at Hz low + k·step"
             )
     hop = _Hop(line, order, low, high, float(spacing), samples, layout, freqs.astype(np.float64), values)

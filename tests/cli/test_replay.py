@@ -200,3 +200,20 @@ def test_replay_warns_when_its_frames_average_other_looks_than_the_survey(tmp_pa
     flat = lambda text: " ".join(text.split())  # noqa: E731 - the console wraps long lines
     assert "looks per bin" not in flat(same.stderr)
     assert "looks per bin" in flat(other.stderr) and "use the survey's --frame-s" in flat(other.stderr)
+
+
+def test_replay_of_a_sweep_csv_cut_short_warns_and_keeps_every_row(real_dir, tmp_path):
+    """A sweep CSV whose last row was cut mid-write (a recorder stopped) is replayed: six whole
+    sweeps and the short one (its 8 values; the rest of its bins are NaN), and stderr names the
+    short row; stdout (``--jsonl``) stays JSON."""
+    lines = (real_dir / "sweeps" / "cocolo3.csv").read_text().splitlines()
+    cut = tmp_path / "cut.csv"
+    cut.write_text("\n".join(lines[:6] + [lines[6][:120]]) + "\n")
+    r = runner.invoke(app, ["replay", str(cut), "--site", "s", "--jsonl"])
+    assert r.exit_code == 0, r.output
+    for line in r.stdout.splitlines():
+        json.loads(line)
+    err = " ".join(r.stderr.split())
+    assert "warning:" in err and "line 7: 8 values" in err and "holds 129 (a row cut short?)" in err
+    whole = runner.invoke(app, ["replay", str(cut), "--site", "s"])
+    assert "7 frames" in whole.stdout + whole.stderr
