@@ -204,7 +204,7 @@ def test_replay_warns_when_its_frames_average_other_looks_than_the_survey(tmp_pa
 
 def test_replay_of_a_sweep_csv_cut_short_warns_and_keeps_every_row(real_dir, tmp_path):
     """A sweep CSV whose last row was cut mid-write (a recorder stopped) is replayed: six whole
-    sweeps and the short one (its 8 values; the rest of its bins are NaN), and stderr names the
+    sweeps and the short one (8 bins, from Hz low), and stderr names the
     short row; stdout (``--jsonl``) stays JSON."""
     lines = (real_dir / "sweeps" / "cocolo3.csv").read_text().splitlines()
     cut = tmp_path / "cut.csv"
