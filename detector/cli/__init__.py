@@ -7,6 +7,8 @@ codes: 0 ok, 1 failure while working, 2 bad usage, bad input, or a missing devic
 
 from __future__ import annotations
 
+import inspect
+import re
 import sys
 
 import typer
@@ -37,6 +39,36 @@ from detector.cli import serve as _serve  # noqa: E402,F401
 @app.callback()
 def _root() -> None:
     """examwatch: radio monitoring of exam sites (see README.md)."""
+
+
+_LIST_ITEM = re.compile(r"\s*([-*•]|\d+[.)])\s")
+
+
+def _reflow(doc: str) -> str:
+    """A docstring as ``--help`` text: the lines of each paragraph joined (the docstrings are
+    wrapped at 100 columns; the terminal wraps them itself), list items and indented lines kept."""
+    paragraphs = []
+    for para in inspect.cleandoc(doc).split("\n\n"):
+        lines: list[str] = []
+        for line in para.split("\n"):
+            if lines and not _LIST_ITEM.match(line) and not line.startswith(" "):
+                lines[-1] += " " + line.strip()
+            else:
+                lines.append(line)
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
+
+
+def _reflow_help(typer_app: typer.Typer) -> None:
+    for info in typer_app.registered_commands:
+        if info.help is None and info.callback is not None and info.callback.__doc__:
+            info.help = _reflow(info.callback.__doc__)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _reflow_help(group.typer_instance)
+
+
+_reflow_help(app)
 
 
 def main() -> None:
