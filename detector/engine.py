@@ -13,7 +13,8 @@ Events are plain dicts, the JSON lines of ``examwatch replay --jsonl``::
 ``peak_dbm`` is the peak in dBm when the calibration profile has a power table for the tuner's
 gain (null otherwise); detection itself always works in dBFS.
 
-``update`` is emitted when a track's alert state or class changes, and at most every
+``update`` is emitted when a track's alert state or class changes, when its center moves by more
+than half its bandwidth (at least ``moved_min_hz``) since the last event, and at most every
 ``update_interval_s`` while it is active; ``end`` holds the final span.
 """
 
@@ -72,6 +73,9 @@ class EngineConfig:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     decision: DecisionConfig = field(default_factory=DecisionConfig)
     update_interval_s: float = 5.0
+    #: an ``update`` also goes out when a track's center moves by more than this or half its
+    #: bandwidth (last reported or now), whichever is larger
+    moved_min_hz: float = 5000.0
     #: FFT of the framed PSD: "scipy" (default: bit-for-bit repeatable replays), "pyfftw", or
     #: "auto" (pyFFTW when installed; the monitor's choice, where speed matters more than repeating
     #: a run to the last bit: FFTW's measured plans may round differently from run to run)
@@ -165,6 +169,7 @@ class DetectionEngine:
         self._aligned: dict = {}
         self._last_update: dict[str, float] = {}
         self._last_class: dict[str, str] = {}
+        self._last_pos: dict[str, tuple[float, float]] = {}  # track id → (center, bandwidth) Hz last reported
         self._missing: dict[int, dict] = {}
         self._cache: dict = {}  # per-run derived values: Pfa per grid, detection configs, strong-station runs
         self.all_tracks: dict[str, Track] = {}
@@ -309,28 +314,37 @@ class DetectionEngine:
     def _track_events(self, new, updated, ended, t: float) -> list[dict]:
         cfg = self.config
         events: list[dict] = []
+
+        def reported(tr: Track) -> None:
+            self._last_update[tr.track_id] = t
+            self._last_class[tr.track_id] = tr.classification
+            self._last_pos[tr.track_id] = (tr.center_hz, tr.bandwidth_hz)
+
         for tr in new:
             self._remember(tr)
             self._judge(tr)
             events.append(self._event("new", tr))
-            self._last_update[tr.track_id] = t
-            self._last_class[tr.track_id] = tr.classification
+            reported(tr)
         for tr in updated:
             due = t - self._last_update.get(tr.track_id, -1e9) >= cfg.update_interval_s
-            if tr.alert and not due and 20 < tr.frames_active < getattr(tr, "_class_mark", 0) * 1.25:
+            # the center moved by more than half the bandwidth (then or now; an emission that
+            # switched on with the track joined it): report where the track is now
+            c0, bw0 = self._last_pos.get(tr.track_id, (tr.center_hz, 0.0))
+            moved = abs(tr.center_hz - c0) > max(bw0 / 2, tr.bandwidth_hz / 2, cfg.moved_min_hz)
+            if tr.alert and not due and not moved and 20 < tr.frames_active < getattr(tr, "_class_mark", 0) * 1.25:
                 continue  # alerted, no update due, no re-classification due (_judge): nothing to report
             was = tr.alert
             self._judge(tr)
-            changed = tr.alert != was or tr.classification != self._last_class.get(tr.track_id)
-            if changed or t - self._last_update.get(tr.track_id, -1e9) >= cfg.update_interval_s:
+            changed = tr.alert != was or tr.classification != self._last_class.get(tr.track_id) or moved
+            if changed or due:
                 events.append(self._event("update", tr))
-                self._last_update[tr.track_id] = t
-                self._last_class[tr.track_id] = tr.classification
+                reported(tr)
         for tr in ended:
             self._judge(tr)
             events.append(self._event("end", tr))
             self._last_update.pop(tr.track_id, None)
             self._last_class.pop(tr.track_id, None)
+            self._last_pos.pop(tr.track_id, None)
         return events
 
     def _remember(self, tr: Track) -> None:

@@ -198,7 +198,7 @@ def replay(
         for w in check_baseline(base, srcs, engine, site=site):
             console_err.print(f"[yellow]warning:[/] {w}")
     alerts: dict[str, dict] = {}
-    announced: dict[str, str] = {}  # track id → class when last printed
+    announced: dict[str, tuple[str, float, float]] = {}  # track id → (class, center Hz, bandwidth Hz) last printed
 
     def emit(events):
         for ev in events:
@@ -207,17 +207,28 @@ def replay(
             if jsonl:
                 typer.echo(json.dumps(ev))
             elif ev["alert"] and ev["event"] in ("new", "update", "missing"):
-                # one ALERT line per track, when it starts to alert; later updates only when the
-                # class changes (the final state of every alert is listed at the end)
+                # one ALERT line per track, when it starts to alert; later lines only when the class
+                # changes or the track's center moves by more than half its bandwidth (then or now; an
+                # emission that switched on with it joined the track); every alert's final state
+                # is listed at the end
                 tid = ev["track_id"]
+                center, bw = ev["center_hz"], ev["bandwidth_hz"]
                 if tid not in announced:
-                    console_err.print(f"[bold red]ALERT[/] {tid} {ev['center_hz'] / 1e6:.5f} MHz {ev['classification']} "
+                    console_err.print(f"[bold red]ALERT[/] {tid} {center / 1e6:.5f} MHz {ev['classification']} "
                                       f"from {ev['first_seen_s']:.2f} s (alert at {ev['last_seen_s']:.2f} s): "
                                       f"{'; '.join(ev['reasons'][:2])}")
-                elif ev["classification"] != announced[tid]:
-                    console_err.print(f"      {tid} re-classified: {announced[tid]} → {ev['classification']} "
+                    announced[tid] = (ev["classification"], center, bw)
+                    continue
+                cls, c0, bw0 = announced[tid]
+                if ev["classification"] != cls:
+                    console_err.print(f"      {tid} re-classified: {cls} → {ev['classification']} "
                                       f"(at {ev['last_seen_s']:.2f} s)")
-                announced[tid] = ev["classification"]
+                    cls = ev["classification"]
+                if abs(center - c0) > max(bw0 / 2, bw / 2, 5e3):
+                    console_err.print(f"      {tid} moved: {c0 / 1e6:.5f} → {center / 1e6:.5f} MHz, "
+                                      f"{bw / 1e3:.1f} kHz wide (at {ev['last_seen_s']:.2f} s)")
+                    c0, bw0 = center, bw
+                announced[tid] = (cls, c0, bw0)
 
     total = total_duration_s(srcs) if duration is None else duration * len(srcs)
     with progress_bar("replaying", total) as update:

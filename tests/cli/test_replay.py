@@ -217,3 +217,22 @@ def test_replay_of_a_sweep_csv_cut_short_warns_and_keeps_every_row(real_dir, tmp
     assert "warning:" in err and "line 7: 8 values" in err and "holds 129 (a row cut short?)" in err
     whole = runner.invoke(app, ["replay", str(cut), "--site", "s"])
     assert "7 frames" in whole.stdout + whole.stderr
+
+
+def test_a_track_that_moves_is_reported_where_it_is_now(real_dir):
+    """PT2262-01: the track alerts at +65 kHz (3 frames), then the remote's much stronger burst at
+    −83 kHz switches on within the onset window and joins it. An ``update`` reports the new
+    center before the end, and the text output says where the alert moved."""
+    f = real_dir / "iq" / "PT2262-01__gfile002.data"
+    args = [str(f), "--site", "s", "-f", "cu8", "-r", "250k", "-c", "433.92M"]
+    events = [ev for ev in replay_jsonl(args) if ev["track_id"] == "T00001"]
+    first_alert = next(ev for ev in events if ev["alert"])
+    assert first_alert["center_hz"] - 433.92e6 == pytest.approx(65e3, abs=5e3)
+    # the center is power-weighted over the frames: the update lands near the burst (−77.5 kHz
+    # here), the end event on it
+    moved = [ev for ev in events if ev["event"] == "update" and abs(ev["center_hz"] - 433.92e6 + 83e3) < 8e3]
+    assert moved and moved[0]["last_seen_s"] < events[-1]["last_seen_s"]
+    assert events[-1]["event"] == "end" and events[-1]["center_hz"] - 433.92e6 == pytest.approx(-83e3, abs=2e3)
+    text = runner.invoke(app, ["replay", *args])
+    assert text.exit_code == 0
+    assert "T00001 moved: 433.98497 → 433.8" in " ".join(text.stderr.split())
