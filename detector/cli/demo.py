@@ -99,9 +99,14 @@ def demo(
             key = (loc["status"], round(loc["lat"], 5), round(loc["lon"], 5))
             if shown_loc.get(ev["track_id"]) != key:
                 shown_loc[ev["track_id"]] = key
-                word = "located" if loc["status"] == "located" else "not localizable yet"
-                console_err.print(f"      {ev['track_id']} {word}: {loc['lat']:.6f}, {loc['lon']:.6f} "
-                                  f"(CEP50 {loc.get('cep50_m') or 0:.0f} m, {ev['classification']})")
+                if loc["status"] == "located":
+                    console_err.print(f"      {ev['track_id']} located: {loc['lat']:.6f}, {loc['lon']:.6f} "
+                                      f"(CEP50 {loc.get('cep50_m') or 0:.0f} m, {ev['classification']})")
+                else:
+                    # a coarse answer only: the strongest reading and a radius, with the reason
+                    why = (loc.get("reason") or "").split(";")[0]
+                    console_err.print(f"      {ev['track_id']} not localizable yet ({why}): near the strongest reading "
+                                      f"{loc['lat']:.6f}, {loc['lon']:.6f}, within {loc.get('radius_m') or 0:.0f} m")
 
     shown_loc: dict = {}
     mon.on_event.append(on_event)

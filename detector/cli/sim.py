@@ -101,16 +101,31 @@ def score(
     print_score(result)
 
 
+#: the score's keys (the contract of ``--json``) and what each means to an operator
+_METRICS = (
+    ("pd", "share of hidden transmitters with a matched alert"),
+    ("false_alarms_per_hour", "alerts matching no emitter, per monitored hour"),
+    ("false_alarms", "alerts matching no emitter (or a known one behaving as surveyed)"),
+    ("nuisance_alerts", "alerts on benign newcomers (e.g. a passing taxi radio)"),
+    ("tta_median_s", "time to alert after the transmitter switched on, median (s)"),
+    ("tta_p90_s", "time to alert, 90th percentile (s)"),
+    ("freq_error_median_hz", "|alert frequency − true carrier|, median (Hz)"),
+    ("freq_error_obs_median_hz", "|alert frequency − carrier as the receiver sees it|, median (Hz)"),
+    ("classification_accuracy", "share of matched alerts with the right class"),
+    ("location_error_m", "distance from the estimated to the true position (m)"),
+    ("monitored_hours", "hours of exam monitoring scored"),
+)
+
+
 def print_score(result: dict) -> None:
     """The score as a table on stdout."""
     from rich.console import Console
 
-    t = Table(title="score against the ground truth")
+    t = Table(title="score against the ground truth (SCENES.md §3.8)")
     t.add_column("metric")
     t.add_column("value", justify="right")
-    for k in ("pd", "false_alarms_per_hour", "false_alarms", "nuisance_alerts", "tta_median_s", "tta_p90_s",
-              "freq_error_median_hz", "freq_error_obs_median_hz", "classification_accuracy", "location_error_m",
-              "monitored_hours"):
+    t.add_column("meaning")
+    for k, meaning in _METRICS:
         v = result.get(k)
-        t.add_row(k, "—" if v is None else f"{v:g}" if isinstance(v, (int, float)) else str(v))
+        t.add_row(k, "—" if v is None else f"{v:g}" if isinstance(v, (int, float)) else str(v), meaning)
     Console().print(t)
