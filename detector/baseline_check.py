@@ -42,7 +42,8 @@ def check_baseline(baseline, sources, engine, *, site: str | None = None) -> lis
         try:
             aligned = align(baseline, freqs, plan.rbw_hz)
         except InputError as exc:
-            raise type(exc)(f"{exc} (source {info.name}; survey it at the same sample rate)") from None
+            raise type(exc)(f"{exc}: survey at the sample rate of {info.name} "
+                            f"({info.sample_rate_hz / 1e3:g} kS/s), which gives that RBW") from None
         looks = max(1, int(round(engine.config.frame_s * info.sample_rate_hz / plan.step))) * plan.looks_per_segment
         base_looks = float(getattr(baseline, "n_looks", 0) or 0)
         same_rbw = abs(plan.rbw_hz - float(baseline.rbw_hz)) <= 0.01 * float(baseline.rbw_hz)

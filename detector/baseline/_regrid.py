@@ -228,8 +228,8 @@ def align(
     else:
         if not allow_coarser:
             raise RegridError(
-                f"baseline RBW {fmt_hz(rb)} Hz is coarser than the live RBW {fmt_hz(rl)} Hz; "
-                f"survey again at {fmt_hz(rl)} Hz RBW (the same sample rate as this source)"
+                f"baseline RBW {fmt_hz(rb)} Hz is coarser than the live RBW {fmt_hz(rl)} Hz, so its bins cannot "
+                f"be compared with the live ones; survey again at {fmt_hz(rl)} Hz RBW"
             )
         method = "nearest_coarser"
         inside = (pos >= -0.5 - tolerance) & (pos <= m - 0.5 + tolerance)

@@ -236,3 +236,27 @@ def test_a_track_that_moves_is_reported_where_it_is_now(real_dir):
     text = runner.invoke(app, ["replay", *args])
     assert text.exit_code == 0
     assert "T00001 moved: 433.98497 → 433.8" in " ".join(text.stderr.split())
+
+
+def test_replay_refuses_a_baseline_coarser_than_its_spectra_and_says_what_to_survey(tmp_path):
+    """A baseline from a 3 kHz-step sweep against a 250 kS/s recording (RBW 1464.8 Hz): one error
+    line, exit 2, naming both RBWs and the sample rate to survey at."""
+    from datetime import datetime, timedelta, timezone
+
+    from detector.sources.sweep import write_sweeps
+    from detector.types import Spectrum
+
+    freqs = 433.92e6 + np.arange(-40, 41) * 3000.0
+    t0 = datetime(2026, 6, 7, 8, 0, tzinfo=timezone.utc)
+    rng = np.random.default_rng(5)
+    write_sweeps(tmp_path / "s.csv", [Spectrum(freqs, (-60 + rng.normal(0, 1, freqs.size)).astype(np.float32), 3000.0,
+                                               start=t0 + timedelta(seconds=i)) for i in range(5)])
+    base = tmp_path / "b.npz"
+    assert runner.invoke(app, ["survey", str(tmp_path / "s.csv"), "--site", "s", "--out", str(base)]).exit_code == 0
+    rec = _write(tmp_path / "exam_433.92M_250k.cu8", awgn(int(0.5 * 250e3), -30.0, rng))
+    r = subprocess.run([sys.executable, "-m", "detector", "replay", rec, "--site", "s", "--baseline", str(base)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    err = " ".join(r.stderr.split())
+    assert "baseline RBW 3000 Hz is coarser than the live RBW 1464.84 Hz" in err
+    assert "survey at the sample rate of exam_433.92M_250k.cu8 (250 kS/s)" in err and "Traceback" not in r.stderr
