@@ -138,6 +138,10 @@ def monitor(
 
         scene = scene_from_spec(source)
     site_cfg = resolve_site(site, sites_dir, scene=scene)
+    if scene is None and not Path(site).suffix == ".toml" and not Path(site).is_file() and \
+            not (sites_dir / f"{site}.toml").is_file():
+        console_err.print(f"[yellow]warning:[/] no site file {sites_dir / (site + '.toml')}: monitoring site {site!r} "
+                          "without exam sessions, whitelist or position (a site TOML: README, monitor, Site)", highlight=False)
     hardware_ppm = 0.0
     if kind == "rtlsdr":
         # a dongle's profile (given, or found by its serial) sets the tuner's freq_correction to its

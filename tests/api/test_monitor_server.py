@@ -11,6 +11,7 @@ import sys
 import time
 
 import httpx
+import numpy as np
 import pytest
 
 TARGET_HZ = 446.08125e6
@@ -99,3 +100,18 @@ def test_monitor_serves_the_located_cheater_and_survives_sigkill(baseline, tmp_p
     finally:
         p2.send_signal(signal.SIGTERM)
         assert p2.wait(30) == 0
+
+
+def test_monitor_of_a_recording_with_an_unknown_site_warns_and_exits_when_done(tmp_path):
+    """A bare site name with no TOML in --sites-dir is monitored, with a warning saying what is
+    missing; --exit-when-done ends the run when the recording ends (exit 0)."""
+    from detector.sim import awgn, cu8_bytes
+
+    rec = tmp_path / "rec_433.92M_250k.cu8"
+    cu8_bytes(awgn(int(0.5 * 250e3), -30.0, np.random.default_rng(3))).tofile(rec)
+    r = subprocess.run([sys.executable, "-m", "detector", "monitor", str(rec), "--site", "nosuchsite", "--exit-when-done",
+                        "--port", str(free_port()), "--data-dir", str(tmp_path / "data"), "--sites-dir", str(tmp_path)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    err = " ".join(r.stderr.split())
+    assert f"no site file {tmp_path / 'nosuchsite.toml'}" in err and "without exam sessions, whitelist or position" in err
