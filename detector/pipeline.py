@@ -63,7 +63,10 @@ class MonitorStatus:
     last_block_monotonic: float | None = None
     last_error: str | None = None
     started_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"))
+    #: alert changes written to the store this run (each new version of an alert counts)
     alerts_stored: int = 0
+    #: distinct alerts raised this run
+    alerts_raised: int = 0
     center_hz: float | None = None
     sample_rate_hz: float | None = None
     scene_time_s: float | None = None
@@ -149,6 +152,7 @@ class Monitor:
         self._threads: list[threading.Thread] = []
         self._recent: deque[IQBlock] = deque(maxlen=32)
         self._evidence_stage: dict[str, int] = {}
+        self._raised: set[str] = set()  # alert ids raised this run
         self.latest: dict | None = None
         self._backoff = 0.5
         #: recent frames for waterfalls: (offset_s, center_hz, power dB float32) of one frame in
@@ -393,6 +397,9 @@ class Monitor:
             if self.store is not None:
                 alert = self.store.apply_event(ev, site=self.site, run_id=self.run_id)
                 self.status.alerts_stored += 1
+                if alert is not None and alert.id not in self._raised:
+                    self._raised.add(alert.id)
+                    self.status.alerts_raised = len(self._raised)
                 if alert is not None and self.evidence and block is not None:
                     # evidence at the first alert, and once more when the track has been on the air
                     # for a second (the first snippet holds only the frames that triggered the alert)

@@ -86,6 +86,9 @@ def test_monitor_serves_the_located_cheater_and_survives_sigkill(baseline, tmp_p
         spec = httpx.get(f"{url}/spectrum/latest").json()
         assert len(spec["freqs_hz"]) == len(spec["power"]) and spec["baseline"] is not None
         seen = httpx.get(f"{url}/alerts", params={"limit": 1000}).json()["data"]
+        # a fresh store: every alert listed was raised by this run; each change of one is stored
+        health = httpx.get(f"{url}/health").json()
+        assert len(seen) <= health["alerts_raised"] <= health["alerts_stored"]
     finally:
         p.send_signal(signal.SIGKILL)
         p.wait(10)
