@@ -21,7 +21,7 @@ import typer
 from detector.cli import app
 from detector.cli._common import CenterOpt, FormatOpt, JsonOpt, RateOpt, console_err, opt_hz, positive_hz, progress_bar
 from detector.errors import InputError
-from detector.sources import open_source, source_kind
+from detector.sources import open_source, recording_help, source_kind
 from detector.units import format_hz, parse_hz
 
 calibrate_app = typer.Typer(
@@ -30,7 +30,7 @@ calibrate_app = typer.Typer(
 )
 app.add_typer(calibrate_app, name="calibrate")
 
-SourceArg = Annotated[str, typer.Argument(help="IQ recording (.cu8 .cs8 .cs16 .cf32 .wav .sigmf-meta, or .data/.bin/.raw with --format), rtlsdr:... or sim:...")]
+SourceArg = Annotated[str, typer.Argument(help=f"{recording_help()}, rtlsdr:... or sim:...")]
 SerialOpt = Annotated[Optional[str], typer.Option("--serial", help="Dongle serial the profile is for (default: the source's, e.g. rtlsdr:serial=...).")]
 ProfileOutOpt = Annotated[Optional[Path], typer.Option("--profile-out", help="Save (or update) the dongle's calibration profile at this path (.json or .toml).")]
 DurationOpt = Annotated[Optional[float], typer.Option("--duration", help="Seconds of IQ to use (default: the first 10 s of a recording or sim: scene; a few seconds from a dongle).")]

@@ -13,13 +13,13 @@ from detector.analysis import DEFAULT_FRAME_S, summarize_source
 from detector.cli import app
 from detector.cli._common import CenterOpt, FormatOpt, JsonOpt, RateOpt, check_figure_path, console_err, opt_hz, positive_hz, progress_bar
 from detector.errors import InputError
-from detector.sources import open_source
+from detector.sources import open_source, recording_help
 from detector.units import format_hz
 
 
 @app.command()
 def spectrum(
-    source: Annotated[str, typer.Argument(help="IQ recording (.cu8 .cs8 .cs16 .cf32 .complex16u .complex16s .complex32s .fc32 .wav .sigmf-meta, or .data .bin .raw .complex .iq .dat with --format), sim:default / sim:SCENE.toml, or rtlsdr:0.")],
+    source: Annotated[str, typer.Argument(help=f"{recording_help()}, sim:default / sim:SCENE.toml, or rtlsdr:0.")],
     format: FormatOpt = None,
     rate: RateOpt = None,
     center: CenterOpt = None,

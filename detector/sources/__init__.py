@@ -19,9 +19,10 @@ from pathlib import Path
 from detector.errors import InputError
 from detector.sources._base import DEFAULT_BLOCK_SAMPLES, IQSource, SourceInfo
 from detector.sources._files import SIGMF_DATATYPES, RawIQFile, SigMFFile, WavIQFile
-from detector.sources._names import NEEDS_FORMAT_EXTENSIONS, RAW_FORMATS, format_from_extension, metadata_from_name
+from detector.sources._names import NEEDS_FORMAT_EXTENSIONS, RAW_FORMATS, format_from_extension, metadata_from_name, recording_help
 
 __all__ = [
+    "recording_help",
     "IQSource",
     "SourceInfo",
     "DEFAULT_BLOCK_SAMPLES",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-__all__ = ["RAW_FORMATS", "format_from_extension", "metadata_from_name", "NEEDS_FORMAT_EXTENSIONS"]
+__all__ = ["RAW_FORMATS", "format_from_extension", "metadata_from_name", "NEEDS_FORMAT_EXTENSIONS", "recording_help"]
 
 #: Raw sample types: numpy dtype of one interleaved value, bytes per complex sample.
 RAW_FORMATS: dict[str, tuple[str, int]] = {
@@ -33,6 +33,12 @@ _EXTENSIONS = {
 
 #: Extensions of raw files whose sample type is ambiguous: they need ``--format``.
 NEEDS_FORMAT_EXTENSIONS = (".data", ".bin", ".raw", ".complex", ".iq", ".dat")
+
+
+def recording_help() -> str:
+    """The readable recordings, for ``--help`` texts (one list for every command)."""
+    return (f"IQ recording ({' '.join(_EXTENSIONS)} .wav .sigmf-meta, or {' '.join(NEEDS_FORMAT_EXTENSIONS)} "
+            "with --format)")
 
 _TOKEN = re.compile(r"^(\d+(?:\.\d+)?)([kMG])(?:hz|Hz|HZ)?$")
 _MULT = {"k": 1e3, "M": 1e6, "G": 1e9}
