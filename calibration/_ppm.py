@@ -381,8 +381,8 @@ def measure_emission_center(
     cand = np.flatnonzero((off >= lo) & (off <= hi) & (np.abs(off) > 2 * plan.bin_hz))
     if cand.size == 0:
         raise CalibrationError(
-            f"the reference {near_hz:.1f} Hz (±{search_hz:.0f} Hz) is outside the captured band "
-            f"{center_hz - fs / 2:.1f}–{center_hz + fs / 2:.1f} Hz"
+            f"the reference {near_hz / 1e6:.6f} MHz (±{search_hz / 1e3:.1f} kHz) is outside the captured band "
+            f"{(center_hz - fs / 2) / 1e6:.6f}–{(center_hz + fs / 2) / 1e6:.6f} MHz"
         )
     excess = p / np.maximum(floor, 1e-300)
     k0 = p.size // 2

@@ -207,8 +207,8 @@ def measure_tone(
         lo_off = max(lo_off, 0.0)
     if hi_off <= lo_off:
         raise CalibrationError(
-            f"the reference {near_hz:.1f} Hz (±{search_hz:.1f} Hz) is outside the captured band "
-            f"{center_hz - half:.1f}–{center_hz + half:.1f} Hz"
+            f"the reference {near_hz / 1e6:.6f} MHz (±{search_hz / 1e3:.1f} kHz) is outside the captured band "
+            f"{(center_hz - half) / 1e6:.6f}–{(center_hz + half) / 1e6:.6f} MHz"
         )
 
     # 1. find it in a Welch average

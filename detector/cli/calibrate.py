@@ -100,6 +100,10 @@ def _save_section(path: Path, serial: str, **section) -> Path:
     return save_profile(prof, path)
 
 
+#: the largest frequency error usual for an RTL-SDR without a TCXO (R820T dongles: tens of ppm)
+TYPICAL_MAX_PPM = 100.0
+
+
 def _clock_for(spec: str, clock: str) -> str:
     if clock == "auto":
         return "lo" if source_kind(spec) == "sim" else "shared"
@@ -186,6 +190,11 @@ def ppm_cmd(
     kw = dict(fs=fs, center=c_hz, ref=ref, clock=clk, min_snr=min_snr, search_ppm=search_ppm, raster_step=step,
               raster_origin=origin, prior_ppm=prior_ppm, prior_unc=prior_uncertainty)
     est = _estimate(method, x, **kw)
+    if abs(est.ppm) > TYPICAL_MAX_PPM:
+        console_err.print(f"[yellow]warning:[/] {est.ppm:+.1f} ppm is more than an RTL-SDR's crystal is usually off "
+                          f"(up to about ±{TYPICAL_MAX_PPM:.0f} ppm; TCXO dongles ±1–2 ppm): check that "
+                          f"{format_hz(ref)} is a steady, known reference (a licensed carrier or broadcast station, "
+                          "not the emission under test)", highlight=False)
     drift = None
     windows = []
     if window is not None:

@@ -226,3 +226,18 @@ class TestSubprocess:
 def test_samples_helper_reads_whole_recording(recording):
     """The recording fixture holds exactly 1 s (sanity for the figures above)."""
     assert np.fromfile(recording, dtype=np.uint8).size == 2 * 1_024_000
+
+
+def test_ppm_warns_when_the_reference_is_implausibly_far_and_says_bands_in_mhz(real_dir):
+    """PT2262-01 has no steady reference: asked for 433.92 MHz, the search (±200 ppm) finds the
+    remote's own carrier 83.5 kHz away (+192 ppm), and a warning says so; a reference outside the
+    band is one line in MHz."""
+    f = str(real_dir / "iq" / "PT2262-01__gfile002.data")
+    base = ["calibrate", "ppm", f, "-f", "cu8", "-r", "250k", "-c", "433.92M"]
+    r = runner.invoke(app, [*base, "-F", "433.92M"])
+    assert r.exit_code == 0, r.output
+    err = " ".join(r.stderr.split())
+    assert "warning: +192.5 ppm is more than an RTL-SDR's crystal is usually off" in err
+    r = subprocess.run([sys.executable, "-m", "detector", *base, "-F", "900M"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "the reference 900.000000 MHz (±180.0 kHz) is outside the captured band 433.795000–434.045000 MHz" in r.stderr
