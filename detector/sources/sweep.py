@@ -368,7 +368,8 @@ def read_sweeps(path: str | PathLike[str], *, tz: str | tzinfo = "UTC") -> Sweep
             "('date, time, Hz low, Hz high, Hz step, samples, dB, ...')"
         )
     if bad_values:
-        warnings.add(f"{bad_values} values were nan, inf or unparseable and are NaN")
+        warnings.add(f"{bad_values} value was nan, inf or unparseable and is NaN" if bad_values == 1 else
+                     f"{bad_values} values were nan, inf or unparseable and are NaN")
 
     ordered = sorted(groups.items(), key=lambda item: item[1][0])
     first = ordered[0][1][0]
