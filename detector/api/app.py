@@ -11,6 +11,7 @@ from typing import Annotated, Literal, Optional
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field
 
 from detector import __version__
@@ -239,7 +240,9 @@ def _metrics_text(ctx: ApiContext) -> str:
 
 def create_app(ctx: ApiContext, *, title: str = "examwatch") -> FastAPI:
     """Build the application with its context (store, monitor, token) injected."""
-    app = FastAPI(title=title, version=__version__,
+    # the docs' Swagger UI and ReDoc assets are served by the app itself (fastapi-offline): a
+    # monitoring vehicle is often offline, and the CDN pages would be blank
+    app = FastAPIOffline(title=title, version=__version__,
                   description="examwatch: radio monitoring of exam sites. Writes need `Authorization: Bearer <token>`.")
     app.state.ctx = ctx
     hooks = getattr(ctx.store, "on_change", None)

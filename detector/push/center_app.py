@@ -28,6 +28,7 @@ from typing import Annotated, Optional
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from detector import __version__
@@ -177,7 +178,9 @@ def build_center_app(store: CenterStore, *, token: str, vehicle_tokens: dict[str
     token, ``read_token`` (optional) protects reads; ``mqtt`` (optional) a started subscriber
     whose state ``/overview`` does not need but ``app.state.mqtt`` keeps."""
     ctx = ApiContext(store=store, token=token, monitor=None, sites_dir=sites_dir, read_token=read_token)
-    app = FastAPI(title="examwatch command center", version=__version__,
+    # the docs' Swagger UI and ReDoc assets are served by the app itself (fastapi-offline): a
+    # monitoring vehicle is often offline, and the CDN pages would be blank
+    app = FastAPIOffline(title="examwatch command center", version=__version__,
                   description="examwatch command center: alerts pushed by the vehicles. Ingest needs a vehicle token.")
     app.state.ctx = ctx
     app.state.mqtt = mqtt

@@ -121,3 +121,20 @@ def test_schemathesis_bounded(tmp_path):
     store.close()
     assert failures == []
     assert len(calls) >= 100 and any(400 <= c < 500 for c in calls) and any(c == 200 for c in calls)
+
+
+def test_docs_pages_load_their_assets_from_the_app_not_a_cdn(client):
+    """A monitoring vehicle is often offline: /docs and /redoc reference only local assets, which
+    the app serves."""
+    import re
+
+    for page in ("/docs", "/redoc"):
+        html = client.get(page)
+        assert html.status_code == 200
+        urls = re.findall(r'(?:src|href)=["\']([^"\']+)["\']', html.text) + re.findall(r"url: '([^']+)'", html.text)
+        assets = [u for u in urls if u.endswith((".js", ".css"))]
+        assert assets and all(u.startswith("/") for u in assets), assets
+        for u in assets:
+            r = client.get(u)
+            assert r.status_code == 200 and len(r.content) > 10_000, u
+    assert client.get("/openapi.json").json()["info"]["title"] == "examwatch"
