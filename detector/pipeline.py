@@ -449,6 +449,7 @@ class Monitor:
         d["calibration"] = corr.status() if hasattr(corr, "status") else None
         stream = self.engine._stream  # noqa: SLF001
         d["fft_backend"] = stream.backend if stream is not None else self.engine.config.fft_backend
+        d["psd_kernel"] = stream.kernel if stream is not None else None
         return d
 
     def latest_spectrum_json(self) -> bytes | None:

@@ -490,14 +490,49 @@ def detect_stack(
     image_rej = np.zeros(n, dtype=np.int64)
     per_row = _extract_stack(freqs_hz, p_db_all, p_lin, floor, flagged, valid, rows, gain_offset,
                              high, covered if high is not None else None, occ, low_thr, bin_hz, center_hz, config,
-                             image_rej, cand_cols) if rows.size else {}
+                             image_rej, cand_cols, colmax if shared_floor else None) if rows.size else {}
     return StackResult(emissions=per_row, n_flagged=n_flag, rejected_dc=dc_rej, rejected_edge=edge_rej,
                        rejected_image=image_rej, rejected_baseline=base_rejected, noise_floor_dbfs=noise_all,
                        gain_offset_db=np.asarray(gain_offset, dtype=np.float64), floor_lin=floor, n_tested_bins=n_tested)
 
 
+def _working_columns(colmax, low_row, valid, seed_cols, merge_gap: int):
+    """The columns emission extraction needs to look at: ``(cmap, pad)``, ``cmap`` (w,) the real
+    column of each working column, ``pad`` (w,) the invalid padding column after each interval
+    (None: every column, in order). Without a max-hold or a shared low threshold, every column.
+
+    The intervals are the runs of ``colmax > low_row`` (valid bins, seeds included) that hold a
+    seed, merged when at most ``merge_gap`` bins apart."""
+    m = valid.size
+    if colmax is None or low_row is None:
+        return np.arange(m), None
+    lowc = (colmax > low_row) & valid
+    lowc[seed_cols] = True
+    d = np.flatnonzero(np.diff(np.concatenate(([False], lowc, [False])).view(np.int8)))
+    rs, re_ = d[0::2], d[1::2]  # runs [rs, re_)
+    keep = np.unique(np.searchsorted(re_, seed_cols, side="right"))
+    rs, re_ = rs[keep], re_[keep]
+    join = rs[1:] - re_[:-1] <= merge_gap
+    starts, ends = rs[np.concatenate(([True], ~join))], re_[np.concatenate((~join, [True]))]
+    lens = ends - starts + 1  # with the padding column
+    offsets = np.repeat(np.cumsum(lens) - lens, lens)
+    local = np.arange(int(lens.sum())) - offsets
+    pad = local == np.repeat(lens - 1, lens)
+    cmap = np.minimum(np.repeat(starts, lens) + local, m - 1)
+    return cmap, pad
+
+
+def _to_working(cmap, pad, cols, m: int):
+    """Real columns ``cols`` → their working columns (see :func:`_working_columns`)."""
+    if pad is None:
+        return cols
+    pos_of = np.full(m, -1, dtype=np.int64)
+    pos_of[cmap[~pad]] = np.flatnonzero(~pad)
+    return pos_of[cols]
+
+
 def _extract_stack(freqs_hz, p_db_all, p_lin, floor, flagged, valid, rows, gain_offset, high, covered, occ_base,
-                   low_thr, bin_hz, center_hz, config, image_rej, cand=None) -> dict[int, list[Emission]]:
+                   low_thr, bin_hz, center_hz, config, image_rej, cand=None, colmax=None) -> dict[int, list[Emission]]:
     """Emissions of the frames ``rows`` of a stack, all at once (no per-frame or per-bin Python loop).
 
     Per frame: hysteresis (an emission extends over the contiguous bins above a low threshold,
@@ -515,7 +550,6 @@ def _extract_stack(freqs_hz, p_db_all, p_lin, floor, flagged, valid, rows, gain_
     ``reduceat`` over the flat layout. Returns ``{frame index: [Emission, ...]}``; counts the rejected images per frame in ``image_rej`` (n,).
     """
     m = freqs_hz.size
-    width = m + 1
     P = p_lin if rows.size == p_lin.shape[0] else p_lin[rows]
     shared = floor.shape[0] != p_lin.shape[0] or floor.strides[0] == 0
     FL = floor[:1] if shared else floor[rows]  # (1, m) for a stack's shared floor: broadcast, not copied
@@ -523,25 +557,38 @@ def _extract_stack(freqs_hz, p_db_all, p_lin, floor, flagged, valid, rows, gain_
     cols = np.arange(m) if cand is None else cand
     r_f, j_f = np.nonzero(flagged[:, cols][rows] if cand is not None else flagged[rows])
     c_f = cols[j_f]
-    fpos = r_f * width + c_f  # seeds on the padded layout, ascending
+    if c_f.size == 0:
+        return {}
+    # the working columns ``cmap``: with the stack's max-hold (``colmax``) and a shared floor, only
+    # the runs of the max-hold above the low threshold that hold a seed (merged when they are
+    # ``merge_gap_bins`` apart), each followed by an invalid padding column. A frame's run around
+    # a seed lies inside the max-hold's run around it (a bin above the threshold in a frame is
+    # above it in the max-hold), so the runs, gaps and groups are those of the whole width.
+    cmap, pad = _working_columns(colmax, FL[0] * low_thr if shared and colmax is not None else None, valid, c_f,
+                                 config.merge_gap_bins)
+    mw = cmap.size
+    width = mw + 1
+    c_w = _to_working(cmap, pad, c_f, m)
+    fpos = r_f * width + c_w  # seeds on the padded working layout, ascending
     low = np.zeros((rows.size, width), dtype=bool)
-    lv = low[:, :m]
-    np.greater(P, FL * low_thr, out=lv)
-    lv[r_f, c_f] = True
-    np.logical_and(lv, valid, out=lv)
+    lv = low[:, :mw]
+    Pw = P if pad is None else P[:, cmap]
+    FLw = FL if pad is None else FL[:, cmap]
+    np.greater(Pw, FLw * low_thr, out=lv)
+    lv[r_f, c_w] = True
+    valid_w = valid if pad is None else valid[cmap] & ~pad
+    np.logical_and(lv, valid_w, out=lv)
     flat = low.ravel()
     # the runs of low bins that hold a seed, from the transitions: the run around seed p ends at
     # the first transition at or after p and starts after the one before it (the padding bin ends
     # every row, so every run ends with a transition)
     t = np.flatnonzero(flat[1:] != flat[:-1])
-    if fpos.size == 0:
-        return {}
     k = np.unique(np.searchsorted(t, fpos))
     ends = t[k]
     starts = np.where(k > 0, t[np.maximum(k - 1, 0)] + 1, 0)
     # runs separated by at most merge_gap_bins valid bins (the padding bin is invalid) are one emission
     inv = np.ones(width, dtype=bool)
-    inv[:m] = ~valid
+    inv[:mw] = ~valid_w
     cinv = np.concatenate(([0], np.cumsum(inv)))  # one row: runs of different rows never join
     gap = starts[1:] - ends[:-1] - 1
     same_row = starts[1:] // width == ends[:-1] // width
@@ -559,6 +606,7 @@ def _extract_stack(freqs_hz, p_db_all, p_lin, floor, flagged, valid, rows, gain_
     gfirst = np.searchsorted(pos, gstart)
     sizes = np.diff(np.concatenate((gfirst, [pos.size])))
     r_loc, col = np.divmod(pos, width)
+    col = cmap[col]  # working → real columns
     pl = P[r_loc, col].astype(np.float64)
     fl = FL[0 if shared else r_loc, col].astype(np.float64)
     if p_db_all is not None:
@@ -598,7 +646,7 @@ def _extract_stack(freqs_hz, p_db_all, p_lin, floor, flagged, valid, rows, gain_
                 mirror_db = 10 * np.log10(np.maximum(p_lin[k_row[:, None], cols3].astype(np.float64), 1e-30)).max(axis=1)
             image = inband & (mirror_db - peak >= config.image_margin_db)
     g_row = rows[gstart // width]
-    g_lo_col, g_hi_col = gstart % width, gend % width
+    g_lo_col, g_hi_col = cmap[gstart % width], cmap[gend % width]
     out: dict[int, list[Emission]] = {}
     for g in range(gstart.size):
         i = int(g_row[g])

@@ -11,8 +11,9 @@ concatenated stream. It is the hot path of examwatch (issue #10), so it differs 
   block to block (grown when a block is larger).
 * **No fftshift pass.** The window is multiplied by (−1)ⁿ, which shifts the DFT by nfft/2 bins,
   so the FFT output is already in ascending frequency order.
-* **Scale once per frame.** |X|² is formed as re² + im² in place on the FFT output, summed over a
-  frame's segments and scaled afterwards.
+* **Scale once per frame.** |X|² is formed as re² + im² on the FFT output, summed over a
+  frame's segments and scaled afterwards; with numba installed in one compiled pass
+  (:mod:`detector.dsp._kernels`), else in three numpy passes, with the same bits.
 * **Cache-sized batches.** Segments are windowed, transformed and squared a frame at a time
   by default (``batch_segments``), so that the working set stays in the CPU cache.
 * **FFT backend.** ``scipy.fft`` (pocketfft, in place), or pyFFTW when installed (``backend="auto"``
@@ -31,6 +32,7 @@ import numpy as np
 import scipy.fft
 from numpy.typing import NDArray
 
+from detector.dsp._kernels import power_sums_kernel
 from detector.dsp._psd import PsdPlan
 
 __all__ = ["FrameStream", "fft_backends"]
@@ -116,6 +118,9 @@ class FrameStream:
         Segments per FFT batch, rounded down to whole frames (at least one): large blocks are
         transformed in cache-sized batches. The default, 12, is one frame at 2.4 MS/s with
         4096-point segments and 10 ms frames.
+    kernel : {"auto", "numpy", "numba"}
+        How |X|² is summed over a frame's segments (:mod:`detector.dsp._kernels`; the same bits
+        either way): numba, when installed, in one pass instead of three.
 
     Raises
     ------
@@ -123,7 +128,8 @@ class FrameStream:
         ``segments_per_frame`` < 1, an odd FFT size, or an unknown or missing backend.
     """
 
-    def __init__(self, plan: PsdPlan, segments_per_frame: int, *, backend: str = "auto", batch_segments: int = 12) -> None:
+    def __init__(self, plan: PsdPlan, segments_per_frame: int, *, backend: str = "auto", batch_segments: int = 12,
+                 kernel: str = "auto") -> None:
         if segments_per_frame < 1:
             raise ValueError(f"segments_per_frame must be ≥ 1, got {segments_per_frame}")
         if plan.nfft % 2:
@@ -138,6 +144,7 @@ class FrameStream:
         alt = np.where(np.arange(plan.nfft) % 2 == 0, 1.0, -1.0).astype(np.float32)
         self._window = (plan.window * alt).astype(np.float32)
         self._fft = _BatchFft(plan.nfft, backend)
+        self.kernel, self._power_sums = power_sums_kernel(kernel)
 
     @property
     def backend(self) -> str:
@@ -200,13 +207,8 @@ class FrameStream:
             if r1 > k_head:
                 b0 = max(r0, k_head)
                 np.multiply(bv[b0 - k_head:r1 - k_head], self._window, out=seg[b0 - r0:r1 - r0])
-            spec = self._fft(r1 - r0)
-            # |X|² = re² + im²: square the FFT output in place (no sqrt as in np.abs), sum a
-            # frame's segments, then add the re and im halves of the (small) frame sums
-            v = spec.view(np.float32)
-            np.multiply(v, v, out=v)
-            sums = v.reshape(f1 - f0, spf, 2 * nfft).sum(axis=1)
-            np.add(sums[:, 0::2], sums[:, 1::2], out=frames[f0:f1])
+            # |X|² = re² + im² (no sqrt as in np.abs), summed over each frame's segments
+            self._power_sums(self._fft(r1 - r0), spf, frames[f0:f1])
         frames *= np.float32(plan.scale / spf)
         used = n_frames * self.advance
         self._carry = s[used - c:].copy() if used >= c else np.concatenate((self._carry[used:], s))

@@ -67,7 +67,10 @@ def random_stack(seed, n=12, m=1024):
 
 @pytest.mark.parametrize("seed", range(12))
 @pytest.mark.parametrize("with_base", [False, True])
-def test_stack_extraction_matches_the_per_frame_reference(seed, with_base):
+@pytest.mark.parametrize("with_colmax", [False, True])
+def test_stack_extraction_matches_the_per_frame_reference(seed, with_base, with_colmax):
+    """Also with the stack's max-hold given (a shared floor: odd seeds), where extraction looks
+    only at the max-hold's runs that hold a seed: the same emissions, bin for bin."""
     freqs, p_lin, center = random_stack(seed)
     n, m = p_lin.shape
     config = DetectionConfig()
@@ -91,8 +94,10 @@ def test_stack_extraction_matches_the_per_frame_reference(seed, with_base):
     rows = np.flatnonzero(flagged.sum(axis=1))
     bin_hz = float(freqs[1] - freqs[0])
     rej_vec = np.zeros(n, dtype=np.int64)
-    got = _extract_stack(freqs, None, p_lin, floor, flagged, valid, rows, gain, high, covered, occ, low_thr, bin_hz,
-                         center, config, rej_vec)
+    shared = seed % 2 == 1
+    colmax = p_lin.max(axis=0) if with_colmax and shared else None
+    got = _extract_stack(freqs, None, p_lin, floor[:1] if shared else floor, flagged, valid, rows, gain, high, covered,
+                         occ, low_thr, bin_hz, center, config, rej_vec, colmax=colmax)
     total = 0
     for i in range(n):
         rej = {"image": 0}
