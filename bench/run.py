@@ -12,8 +12,8 @@ Keys (``--json`` prints one object on one line with exactly these, plus a few mo
   duration: noise, three licensed stations that the baseline survey also holds, and two new NFM
   transmitters on for a sixth of the time each (a third of the frames hold an emission). ``pipeline_msps_2e18`` and
   ``ratio_2e18``: the same with 2^18-sample blocks.
-* ``fft_welch_msps``: the bare framed Welch (the same ``FrameStream``: FFT backend, sizes, buffers,
-  cu8 conversion) in the same run; ``ratio`` = bare time ÷ pipeline time (1.0 = detection costs
+* ``fft_welch_msps``: the bare framed Welch (the same ``FrameStream``: FFT backend, |X|² kernel,
+  sizes, buffers, cu8 conversion) in the same run; ``ratio`` = bare time ÷ pipeline time (1.0 = detection costs
   nothing), the median over 15 back-to-back pairs (``ratio_range`` their spread, ``ratio_of_best``
   the two best-of times); throughputs are best-of-15.
 * ``hop_overhead``: wall-clock time per hop of the simulated SDR paced to real time, settle
@@ -120,7 +120,7 @@ def bench_pipeline(seconds: float, block: int = STACK) -> dict:
         return eng, events
 
     def run_bare(plan, spf):
-        # the same framer (FFT backend, sizes, buffers, cu8 conversion) without detection
+        # the same framer (FFT backend, |X|² kernel, sizes, buffers, cu8 conversion) without detection
         stream = FrameStream(plan, spf, backend=cfg.fft_backend)
         for i in range(0, raw.size, 2 * block):
             stream.push(cu8_to_complex64(raw[i:i + 2 * block]))
