@@ -117,6 +117,12 @@ def track_event(kind: str, tr: Track, *, wall_start: datetime | None = None, loc
     return ev
 
 
+def center_moved(c0_hz: float, bw0_hz: float, c_hz: float, bw_hz: float, min_hz: float) -> bool:
+    """Whether a track's center moved from ``c0_hz`` to ``c_hz`` by more than half its bandwidth
+    (then ``bw0_hz`` or now ``bw_hz``, the larger) and at least ``min_hz``."""
+    return abs(c_hz - c0_hz) > max(bw0_hz / 2, bw_hz / 2, min_hz)
+
+
 class DetectionEngine:
     """Runs detection and tracking over a timeline of IQ blocks or spectra.
 
@@ -167,9 +173,8 @@ class DetectionEngine:
         self._stream: FrameStream | None = None
         self._stream_key = None
         self._aligned: dict = {}
-        self._last_update: dict[str, float] = {}
-        self._last_class: dict[str, str] = {}
-        self._last_pos: dict[str, tuple[float, float]] = {}  # track id → (center, bandwidth) Hz last reported
+        # track id → (time s, class, center Hz, bandwidth Hz) of its last reported event
+        self._reported: dict[str, tuple[float, str, float, float]] = {}
         self._missing: dict[int, dict] = {}
         self._cache: dict = {}  # per-run derived values: Pfa per grid, detection configs, strong-station runs
         self.all_tracks: dict[str, Track] = {}
@@ -316,9 +321,7 @@ class DetectionEngine:
         events: list[dict] = []
 
         def reported(tr: Track) -> None:
-            self._last_update[tr.track_id] = t
-            self._last_class[tr.track_id] = tr.classification
-            self._last_pos[tr.track_id] = (tr.center_hz, tr.bandwidth_hz)
+            self._reported[tr.track_id] = (t, tr.classification, tr.center_hz, tr.bandwidth_hz)
 
         for tr in new:
             self._remember(tr)
@@ -326,25 +329,23 @@ class DetectionEngine:
             events.append(self._event("new", tr))
             reported(tr)
         for tr in updated:
-            due = t - self._last_update.get(tr.track_id, -1e9) >= cfg.update_interval_s
-            # the center moved by more than half the bandwidth (then or now; an emission that
-            # switched on with the track joined it): report where the track is now
-            c0, bw0 = self._last_pos.get(tr.track_id, (tr.center_hz, 0.0))
-            moved = abs(tr.center_hz - c0) > max(bw0 / 2, tr.bandwidth_hz / 2, cfg.moved_min_hz)
+            t0, cls0, c0, bw0 = self._reported.get(tr.track_id, (-1e9, None, tr.center_hz, 0.0))
+            due = t - t0 >= cfg.update_interval_s
+            # the center moved (an emission that switched on with the track joined it): report
+            # where the track is now
+            moved = center_moved(c0, bw0, tr.center_hz, tr.bandwidth_hz, cfg.moved_min_hz)
             if tr.alert and not due and not moved and 20 < tr.frames_active < getattr(tr, "_class_mark", 0) * 1.25:
                 continue  # alerted, no update due, no re-classification due (_judge): nothing to report
             was = tr.alert
             self._judge(tr)
-            changed = tr.alert != was or tr.classification != self._last_class.get(tr.track_id) or moved
+            changed = tr.alert != was or tr.classification != cls0 or moved
             if changed or due:
                 events.append(self._event("update", tr))
                 reported(tr)
         for tr in ended:
             self._judge(tr)
             events.append(self._event("end", tr))
-            self._last_update.pop(tr.track_id, None)
-            self._last_class.pop(tr.track_id, None)
-            self._last_pos.pop(tr.track_id, None)
+            self._reported.pop(tr.track_id, None)
         return events
 
     def _remember(self, tr: Track) -> None:

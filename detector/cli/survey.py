@@ -12,7 +12,7 @@ from detector.cli import app
 from detector.cli._common import (CenterOpt, DriftIntervalOpt, FormatOpt, PpmRefOpt, RateOpt, check_figure_path, check_out_path,
                                    check_reference_in_band, console_err, live_drift, progress_bar)
 from detector.cli._sources import open_all
-from detector.engine import DetectionEngine, EngineConfig
+from detector.engine import DetectionEngine, EngineConfig, center_moved
 from detector.errors import InputError
 from detector.units import format_hz
 from detector.runs import run_detection, survey_baseline, total_duration_s
@@ -224,7 +224,7 @@ def replay(
                     console_err.print(f"      {tid} re-classified: {cls} → {ev['classification']} "
                                       f"(at {ev['last_seen_s']:.2f} s)")
                     cls = ev["classification"]
-                if abs(center - c0) > max(bw0 / 2, bw / 2, 5e3):
+                if center_moved(c0, bw0, center, bw, engine.config.moved_min_hz):
                     console_err.print(f"      {tid} moved: {c0 / 1e6:.5f} → {center / 1e6:.5f} MHz, "
                                       f"{bw / 1e3:.1f} kHz wide (at {ev['last_seen_s']:.2f} s)")
                     c0, bw0 = center, bw
