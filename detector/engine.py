@@ -82,6 +82,9 @@ class EngineConfig:
     fft_backend: str = "scipy"
     missing_after_s: float = 30.0
     missing_occupancy: float = 0.9
+    #: a surveyed steady emission (occupancy ≥ 0.5) at most this far over its p99 is taken out of
+    #: the spectrum that tracks hold for classification (the alert rule's 3 dB over p99)
+    explained_margin_db: float = 3.0
 
 
 def _r(x, nd=2):
@@ -303,7 +306,8 @@ class DetectionEngine:
             self.flagged_bins += sum(e.bins.size for e in emissions)
             t = t_first + i * frame_s
             p_lin = lin[i] if lin is not None else 10.0 ** (db[i].astype(np.float64) / 10.0)
-            new, updated, ended = self.tracker.update(emissions, t, frame_s, position=position, spectrum=(freqs, p_lin),
+            p_hold = self._unexplained(aligned, p_lin, res, i) if aligned is not None else p_lin
+            new, updated, ended = self.tracker.update(emissions, t, frame_s, position=position, spectrum=(freqs, p_hold),
                                                       allow_join=self.frames_processed - n_frames + i > 0)
             events.extend(self._track_events(new, updated, ended, t))
         t_last = t_first + (n_frames - 1) * frame_s
@@ -315,6 +319,28 @@ class DetectionEngine:
             p_last = lin[-1] if lin is not None else 10.0 ** (db[-1].astype(np.float64) / 10.0)
             events.extend(self._check_missing(freqs, looks, frame_s, aligned, p_last, res, t_last))
         return events
+
+    def _unexplained(self, aligned, p_lin: np.ndarray, res, i: int) -> np.ndarray:
+        """Frame ``i``'s linear spectrum for the tracks' max-hold, with the surveyed steady
+        emissions taken out: bins the survey found occupied (occupancy ≥ 0.5) and now at most
+        ``explained_margin_db`` over its p99 (after the gain offset) are set to the noise floor.
+        A newcomer beside a surveyed carrier is then classified on its own spectrum, not as two
+        tones with the carrier's line."""
+        key = ("steady", id(aligned))
+        if key not in self._cache:
+            steady = np.flatnonzero(aligned.covered & (np.nan_to_num(aligned.occupancy) >= 0.5))
+            limit = aligned.p99_db[steady].astype(np.float64) + self.config.explained_margin_db
+            self._cache[key] = (steady, limit)
+        steady, limit_db = self._cache[key]
+        if steady.size == 0:
+            return p_lin
+        lim = 10.0 ** ((limit_db + float(res.gain_offset_db[i])) / 10.0)
+        idx = steady[p_lin[steady] <= lim]
+        if idx.size == 0:
+            return p_lin
+        out = p_lin.copy()
+        out[idx] = res.floor_lin[0 if res.floor_lin.shape[0] == 1 else i][idx]
+        return out
 
     def _track_events(self, new, updated, ended, t: float) -> list[dict]:
         cfg = self.config

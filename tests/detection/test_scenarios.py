@@ -115,6 +115,21 @@ def test_baseline_suppresses_site_traffic_and_alerts_only_the_new_burst(site_bas
     assert len(cfar_only) >= 3
 
 
+@pytest.mark.parametrize("offset_hz", [58e3, 62.5e3, 40e3])
+def test_a_newcomer_beside_the_surveyed_carrier_gets_its_own_track(site_baseline, offset_hz):
+    """8, 12.5 and 10 kHz from the +50 kHz carrier: with the survey the carrier is explained, so
+    the newcomer's emissions never merge with it (CFAR-only they do: see the README)."""
+    rng = np.random.default_rng(14)
+    onset = 3.0
+    events = run(DetectionEngine(EngineConfig(), baseline=site_baseline), site_iq(8.0, rng, burst=(offset_hz, onset, 6.0)))
+    alerts = alerted(events)
+    assert len(alerts) == 1, [(e["center_hz"] - CENTER, e["first_seen_s"]) for e in alerts.values()]
+    (e,) = alerts.values()
+    assert e["center_hz"] - CENTER == pytest.approx(offset_hz, abs=1.5e3)
+    assert e["first_seen_s"] == pytest.approx(onset, abs=0.05)
+    assert e["classification"] == "nfm_voice"
+
+
 def test_gain_step_does_not_flood(site_baseline):
     rng = np.random.default_rng(12)
     exam = site_iq(10.0, rng)
