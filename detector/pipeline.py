@@ -30,7 +30,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -120,13 +120,17 @@ class Monitor:
         first when the CPU is short.
     repeat_limit : int
         This many identical blocks in a row mean a stuck source.
+    resume : iterable of str
+        Ids of open alerts an earlier run of this site left in the store (a restart). A track of
+        this run on the same frequency continues such an alert rather than raising a second one
+        (``AlertStore.apply_event``).
     """
 
     def __init__(self, source_factory: Callable[[], object], engine: DetectionEngine, *, store=None, site: str = "site",
                  run_id: str = "run", scheduler: Scheduler | None = None, realtime: bool = False, watchdog_s: float = 5.0,
                  block_samples: int = 1 << 16, queue_blocks: int = 16, repeat_limit: int = 3,
                  coalesce_samples: int = 1 << 19, worker_nice: int = 5,
-                 evidence: bool = True, clock: Callable[[], float] = time.monotonic) -> None:
+                 evidence: bool = True, clock: Callable[[], float] = time.monotonic, resume: Iterable[str] = ()) -> None:
         self.source_factory = source_factory
         self.engine = engine
         self.store = store
@@ -153,6 +157,7 @@ class Monitor:
         self._recent: deque[IQBlock] = deque(maxlen=32)
         self._evidence_stage: dict[str, int] = {}
         self._raised: set[str] = set()  # alert ids raised this run
+        self._resumable: set[str] = set(resume)  # open alerts of an earlier run not yet continued
         self.latest: dict | None = None
         self._backoff = 0.5
         #: recent frames for waterfalls: (offset_s, center_hz, power dB float32) of one frame in
@@ -395,8 +400,11 @@ class Monitor:
                 continue
             alert = None
             if self.store is not None:
-                alert = self.store.apply_event(ev, site=self.site, run_id=self.run_id)
+                alert = self.store.apply_event(ev, site=self.site, run_id=self.run_id, resume=self._resumable)
                 self.status.alerts_stored += 1
+                if alert is not None and alert.id in self._resumable:
+                    self._resumable.discard(alert.id)
+                    log.info("alert %s of an earlier run continues with track %s", alert.id, ev["track_id"])
                 if alert is not None and alert.id not in self._raised:
                     self._raised.add(alert.id)
                     self.status.alerts_raised = len(self._raised)

@@ -32,7 +32,7 @@ import hashlib
 import math
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -78,6 +78,11 @@ _SETTABLE = ("acknowledged", "dismissed", "closed")
 _SCALAR_FIELDS = ("status", "severity", "center_hz", "bandwidth_hz", "classification", "first_seen", "last_seen",
                   "first_seen_s", "last_seen_s", "snr_db", "excess_db", "peak_dbfs", "bursts")
 _WRITE_OPTION = "examwatch_write"
+#: a track of a restarted run continues an open alert of the run before within this (or half
+#: either bandwidth) of its center
+RESUME_TOLERANCE_HZ = 5000.0
+#: track ids of ``missing`` station events begin with this (``DetectionEngine``)
+MISSING_PREFIX = "M"
 
 
 class InvalidTransition(InputError):
@@ -264,7 +269,8 @@ class AlertStore:
         return s.scalars(select(AlertRow).where(AlertRow.id == alert_id).with_for_update()).one_or_none()
 
     # --- track events ----------------------------------------------------------------------------
-    def apply_event(self, event: dict, *, site: str, run_id: str, when: datetime | None = None) -> AlertPublic | None:
+    def apply_event(self, event: dict, *, site: str, run_id: str, when: datetime | None = None,
+                    resume: Collection[str] = ()) -> AlertPublic | None:
         """Create or update the alert of a track event; ``None`` for an event that does not alert.
 
         Alerting events are those with ``alert`` true and every ``missing`` event. The alert is
@@ -272,6 +278,12 @@ class AlertStore:
         no version bump, when the event changes nothing). ``when`` (default: now) is the wall-clock
         time of the event's ``last_seen_s``; it dates the alert when the event has no
         ``first_seen_utc``/``last_seen_utc``.
+
+        ``resume`` holds ids of open alerts left by an earlier run of this site (a restarted
+        monitor passes what it reloaded). A track of this run with no alert yet continues the
+        nearest of them within ``RESUME_TOLERANCE_HZ`` (or half either bandwidth) instead of
+        raising a second alert for the same transmitter: the alert keeps its id and history, is
+        re-keyed to this run's track, and the change is recorded with the cause ``event:resumed``.
         """
         if not isinstance(event, Mapping):
             raise InputError(f"A track event must be a dict, not {type(event).__name__}.")
@@ -317,11 +329,37 @@ class AlertStore:
             row = s.scalars(select(AlertRow).where(AlertRow.site == site, AlertRow.run_id == run_id,
                                                    AlertRow.track_id == track_id).with_for_update()).one_or_none()
             now = _utcnow()
+            if row is None and resume:
+                row = self._resumable(s, ev, site=site, ids=resume, track_id=track_id, missing=kind == "missing")
+                if row is not None:
+                    old_key = f"run {row.run_id}, track {row.track_id}"
+                    row.run_id, row.track_id = run_id, track_id
+                    return self._update(s, row, ev, kind="resumed", now=now, force=True,
+                                        reason=f"monitor restarted: run {run_id}, track {track_id} continues {old_key}")
             if row is None:
                 return self._create(s, ev, site=site, run_id=run_id, track_id=track_id, kind=kind, now=now)
             return self._update(s, row, ev, kind=kind, now=now)
 
         return self._write(tx)
+
+    @staticmethod
+    def _resumable(s: Session, ev: dict, *, site: str, ids: Collection[str], track_id: str, missing: bool) -> AlertRow | None:
+        """The open alert among ``ids`` of this site that the event continues, locked for update:
+        for a ``missing`` event the same surveyed station (same key), else the track alert
+        nearest in frequency within tolerance."""
+        rows = s.scalars(select(AlertRow).where(AlertRow.id.in_(list(ids)), AlertRow.site == site,
+                                                AlertRow.status.not_in(FINAL_STATUSES)).with_for_update()).all()
+        if missing:
+            return next((r for r in rows if r.track_id == track_id), None)
+        best, best_d = None, math.inf
+        for r in rows:
+            if r.track_id.startswith(MISSING_PREFIX):
+                continue
+            tol = max(RESUME_TOLERANCE_HZ, (r.bandwidth_hz or 0.0) / 2, (ev["bandwidth_hz"] or 0.0) / 2)
+            d = abs(r.center_hz - ev["center_hz"])
+            if d <= tol and d < best_d:
+                best, best_d = r, d
+        return best
 
     def _create(self, s: Session, ev: dict, *, site: str, run_id: str, track_id: str, kind: str, now: datetime) -> AlertPublic:
         status = "located" if _is_located(ev["location"]) else "new"
@@ -342,7 +380,8 @@ class AlertStore:
                          changes={"status": [None, status]}, reason="created", actor=None, at=now))
         return self._notify(s, row)
 
-    def _update(self, s: Session, row: AlertRow, ev: dict, *, kind: str, now: datetime) -> AlertPublic:
+    def _update(self, s: Session, row: AlertRow, ev: dict, *, kind: str, now: datetime, force: bool = False,
+                reason: str = "") -> AlertPublic:
         last_seen = max(row.last_seen, ev["last_seen"])
         last_seen_s = ev["last_seen_s"] if row.last_seen_s is None or (ev["last_seen_s"] or -math.inf) >= row.last_seen_s \
             else row.last_seen_s
@@ -370,7 +409,7 @@ class AlertStore:
                 "track": ev["track"],
             }
         diff = {k: (getattr(row, k), v) for k, v in new.items() if getattr(row, k) != v}
-        if not diff:
+        if not diff and not force:
             return _public(row)
         if row.status in AUTO_STATUSES:
             status = "located" if _is_located(new.get("location")) else "updated"
@@ -378,7 +417,7 @@ class AlertStore:
                 diff["status"] = (row.status, status)
         for k, (_, v) in diff.items():
             setattr(row, k, v)
-        return self._bump(s, row, cause=f"event:{kind}", diff=diff, now=now)
+        return self._bump(s, row, cause=f"event:{kind}", diff=diff, now=now, reason=reason)
 
     def _bump(self, s: Session, row: AlertRow, *, cause: str, diff: dict, now: datetime, reason: str = "",
               actor: str | None = None) -> AlertPublic:

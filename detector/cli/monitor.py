@@ -198,7 +198,8 @@ def monitor(
         console_err.print(f"API write token in {token_path} (mode 0600)")
     reopened = store.open_alerts(site_cfg.name)
     if reopened:
-        console_err.print(f"{len(reopened)} open alert(s) of site {site_cfg.name!r} reloaded from the store")
+        console_err.print(f"{len(reopened)} open alert(s) of site {site_cfg.name!r} reloaded from the store; "
+                          f"a track on the same frequency continues its alert")
     wall_start = info.start
     locate = track_locator(site_cfg.lat, site_cfg.lon, buildings=site_cfg.buildings) if (scene is not None or gps) else None
     from detector.calibrated import load_correction, profile_warnings
@@ -223,7 +224,7 @@ def monitor(
         return pending.pop() if pending else factory()
 
     mon = Monitor(source_factory, engine, store=store, site=site_cfg.name, run_id=run_id, scheduler=scheduler, realtime=live,
-                  watchdog_s=watchdog)
+                  watchdog_s=watchdog, resume=[a.id for a in reopened])
     if gps:
         _attach_gps(mon, gps)
     ctx = ApiContext(store=store, token=token, monitor=mon, site=site_cfg, sites_dir=sites_dir,

@@ -352,6 +352,38 @@ def test_open_alerts(store):
     assert store.open_alerts("nowhere") == []
 
 
+def test_a_restarted_run_continues_the_open_alert_of_the_same_transmitter(store):
+    a = store.apply_event(ev("T00001"), site="S", run_id="r1", when=T0)
+    store.apply_event(ev("T00002", center_hz=446_200_000.0), site="S", run_id="r1", when=T0)
+    gone = store.apply_event(ev("T00003", center_hz=446_300_000.0), site="S", run_id="r1", when=T0)
+    m = store.apply_event(ev("M7", kind="missing", center_hz=446_400_000.0), site="S", run_id="r1", when=T0)
+    other_site = store.apply_event(ev("T00001"), site="B", run_id="r1", when=T0)
+    store.set_status(store.open_alerts("S")[1].id, "closed")  # T00002: closed, not resumed
+    resume = {x.id for x in store.open_alerts("S")}
+    assert resume == {a.id, gone.id, m.id}
+    # the restarted run sees the same transmitter 2 kHz off as its track T00004
+    b = store.apply_event(ev("T00004", center_hz=446_095_750.0, first_s=1.0, last_s=2.0), site="S", run_id="r2",
+                          when=T0 + timedelta(minutes=5), resume=resume)
+    assert b.id == a.id and b.run_id == "r2" and b.track_id == "T00004" and b.version == a.version + 1
+    h = store.history(a.id)[-1]
+    assert h.cause == "event:resumed" and "run r2, track T00004 continues run r1, track T00001" in h.reason
+    assert store.find_by_track("S", "r2", "T00004").id == a.id
+    # the next event of that track updates the same alert
+    assert store.apply_event(ev("T00004", center_hz=446_095_750.0, last_s=3.0), site="S", run_id="r2",
+                             resume=resume - {a.id}).id == a.id
+    # 200 kHz off (the closed one's frequency) and with nothing left to resume: a new alert
+    c = store.apply_event(ev("T00005", center_hz=446_200_000.0), site="S", run_id="r2", resume=resume - {a.id})
+    assert c.id not in {a.id, gone.id, m.id}
+    # a missing station continues only the same station's alert
+    assert store.apply_event(ev("M8", kind="missing", center_hz=446_400_000.0), site="S", run_id="r2",
+                             resume={m.id}).id != m.id
+    assert store.apply_event(ev("M7", kind="missing", center_hz=446_400_000.0), site="S", run_id="r2",
+                             resume={m.id}).id == m.id
+    # another site's alert is never continued
+    assert store.apply_event(ev("T00009"), site="S", run_id="r3", resume={other_site.id}).id != other_site.id
+    assert store.get(gone.id).status == "new"  # not seen again: stays open for the operator
+
+
 # --- evidence ------------------------------------------------------------------------------------
 def test_evidence(store):
     import hashlib

@@ -100,6 +100,12 @@ def test_monitor_serves_the_located_cheater_and_survives_sigkill(baseline, tmp_p
             assert a["id"] in after, a["id"]
             assert after[a["id"]]["version"] >= a["version"]
             assert after[a["id"]]["center_hz"] == pytest.approx(a["center_hz"], abs=5e3)
+        # the transmitter, seen again by the new run, continues its alert: no second one
+        _, again = wait_alerts(url2, lambda a: a["id"] == target["id"] and a["run_id"] != target["run_id"], timeout=150)
+        data = httpx.get(f"{url2}/alerts", params={"limit": 1000}).json()["data"]
+        assert [a["id"] for a in data if abs(a["center_hz"] - TARGET_HZ) <= 5e3] == [target["id"]]
+        hist = httpx.get(f"{url2}/alerts/{target['id']}/history").json()
+        assert any(h["cause"] == "event:resumed" for h in hist["data"])
     finally:
         p2.send_signal(signal.SIGTERM)
         assert p2.wait(30) == 0
