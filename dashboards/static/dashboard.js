@@ -156,7 +156,8 @@
     li.classList.add("sev-" + (a.severity || "medium"));
     li.querySelector(".sev").textContent = t("sev_" + (a.severity || "medium"));
     li.querySelector(".freq").textContent = fmtMHz(a.center_hz);
-    li.querySelector(".cls").textContent = t("cls_" + (a.classification || "unknown"));
+    li.querySelector(".cls").textContent = t("cls_" + (a.classification || "unknown")) +
+      (a.vehicle_id ? " · " + a.vehicle_id : "");  // on the command center: the vehicle that raised it
     var ex = a.excess_db != null ? "+" + a.excess_db.toFixed(1) + " dB " + t("excess") :
       (a.snr_db != null ? t("snr") + " " + a.snr_db.toFixed(1) + " dB" : "");
     li.querySelector(".excess").textContent = ex;

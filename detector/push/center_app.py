@@ -190,6 +190,9 @@ def build_center_app(store: CenterStore, *, token: str, vehicle_tokens: dict[str
     app.include_router(_ingest_router(store, _VehicleAuth(vehicle_tokens)))
     app.include_router(_center_router(store, known, silent_after_s))
     app.include_router(build_router())
+    from detector.api.dashboard import build_dashboard_router
+
+    app.include_router(build_dashboard_router())  # the live page, GIS exports, evidence packs, figures
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
     def metrics() -> PlainTextResponse:

@@ -235,3 +235,41 @@ def test_http_batch_endpoint(tmp_path, vehicle):
             assert c.get(f"/api/v1/alerts/{vs[0]['id']}").json()["version"] == 3
     finally:
         store.close()
+
+
+def test_center_serves_the_live_page_exports_and_evidence_packs(tmp_path, vehicle):
+    """README: ``GET /dashboard`` on a vehicle or the center; GIS exports and evidence packs of the
+    vehicles' alerts; the live figures (spectrum, waterfall) say why they are not drawn here."""
+    import io
+    import json
+    import zipfile
+    import xml.etree.ElementTree as ET
+
+    store = open_center_store(None, data_dir=tmp_path / "c")
+    loc = {"lat": 50.0001, "lon": 10.0001, "error_ellipse_m": {"semi_major": 30.0, "semi_minor": 12.0, "angle_deg": 40.0},
+           "cep50_m": 15.0, "crlb_rmse_m": 9.0, "status": "located", "method": "rss_nls", "n_readings": 40}
+    a = vehicle.apply_event({**track_event("T1", 1.0, snr=10.0, center_hz=446e6), "location": loc}, site="S", run_id="r")
+    vehicle.add_evidence(a.id, "audio.wav", b"RIFF....", "audio/wav")
+    store.ingest("v1", {**vehicle.get(a.id).model_dump(mode="json"), "vehicle_id": "v1"}, None)
+    store.put_evidence("v1", a.id, "audio.wav", b"RIFF....", "audio/wav")
+    try:
+        app = build_center_app(store, token="write-token-123", vehicle_tokens={"tok-vehicle-1": "v1"})
+        with TestClient(app) as c:
+            page = c.get("/dashboard")
+            assert page.status_code == 200 and 'data-role="center"' in page.text
+            gj = c.get("/api/v1/alerts.geojson").json()
+            assert [f["properties"]["id"] for f in gj["features"] if f["geometry"]["type"] == "Point"] == [a.id]
+            assert gj["features"][0]["geometry"]["coordinates"][:2] == pytest.approx([10.0001, 50.0001])
+            kml = ET.fromstring(c.get("/api/v1/alerts.kml").content)
+            assert any(a.id in (el.text or "") for el in kml.iter())
+            z = zipfile.ZipFile(io.BytesIO(c.get(f"/api/v1/alerts/{a.id}/evidence.zip").content))
+            assert z.read(f"{a.id}/audio.wav") == b"RIFF...."
+            assert "audio.wav" in z.read(f"{a.id}/MANIFEST.sha256").decode()
+            for name in ("map", "timeline"):
+                r = c.get(f"/api/v1/figures/{name}.png")
+                assert r.status_code == 200 and r.content[:4] == b"\x89PNG"
+            r = c.get("/api/v1/figures/spectrum.png")
+            assert r.status_code == 404 and "command center" in r.json()["detail"]
+            assert json.loads(c.get(f"/api/v1/alerts/{a.id}").text)["vehicle_id"] == "v1"
+    finally:
+        store.close()
