@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from detector.cli import app
 from detector.cli._common import CenterOpt, DriftIntervalOpt, FormatOpt, PpmRefOpt, RateOpt, console_err, live_drift, opt_hz, positive_hz
+from detector.cli._server import Server, check_listen, stop_on_signals
 from detector.errors import InputError
 
 
@@ -125,7 +126,7 @@ def monitor(
     tf = token_file or st.token_file
     if tf is not None and Path(tf).is_dir():
         raise InputError(f"--token-file {tf} is a folder")
-    _check_listen(host, port)
+    check_listen(host, port)
     drift = live_drift(ppm_reference, drift_interval_s, sim=source_kind(source) == "sim")
     rate_hz = positive_hz(rate, "--rate")
     center_hz = opt_hz(center, "--center")
@@ -232,7 +233,7 @@ def monitor(
     for hook in _extra_hooks:
         hook(ctx, mon, st)
     api = create_app(ctx)
-    server = _Server(uvicorn.Config(api, host=host, port=port, log_level="warning", lifespan="on"))
+    server = Server(uvicorn.Config(api, host=host, port=port, log_level="warning", lifespan="on"))
     mon.on_alert.append(lambda ev, alert: console_err.print(
         f"[bold red]ALERT[/] {alert.id if alert else ev['track_id']} {ev['center_hz'] / 1e6:.5f} MHz {ev['classification']} "
         f"({ev['event']}, v{alert.version if alert else '-'})") if ev["event"] == "new" or (alert and alert.version == 1) else None)
@@ -243,7 +244,7 @@ def monitor(
             mon.finished.wait()
             server.should_exit = True
         threading.Thread(target=stop_when_done, daemon=True).start()
-    _stop_on_signals(server)
+    stop_on_signals(server)
     try:
         server.run()
     finally:
@@ -260,53 +261,6 @@ def monitor(
             os._exit(0)
     if getattr(server, "startup_failed", False) or not server.started:
         raise InputError(f"the API could not listen on {host}:{port} (in use?)")
-
-
-def _check_listen(host: str, port: int) -> None:
-    """Refuse (exit 2) an address the API cannot listen on, before anything is started."""
-    import socket
-
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise InputError(f"--host {host!r}: {exc}") from None
-    fam, _, _, _, addr = infos[0]
-    with socket.socket(fam, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(addr)
-        except OSError as exc:
-            raise InputError(f"cannot listen on {host}:{port} ({exc.strerror}); is another monitor running? use --port") from None
-
-
-def _server_class():
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        """uvicorn's server without its signal capture: examwatch handles SIGINT/SIGTERM itself so
-        that the loop and the store shut down cleanly and the process exits 0."""
-
-        def capture_signals(self):  # noqa: D401 - uvicorn hook
-            import contextlib
-
-            return contextlib.nullcontext()
-
-    return Server
-
-
-def _Server(config):  # noqa: N802 - a factory that reads like the class
-    return _server_class()(config)
-
-
-def _stop_on_signals(server) -> None:
-    import signal
-
-    def handler(signum, frame):  # noqa: ARG001
-        console_err.print(f"signal {signal.Signals(signum).name}: stopping")
-        server.should_exit = True
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
 
 
 #: hooks that add routes or background senders (push, SSE) to a monitor: f(ctx, monitor, settings)

@@ -11,6 +11,7 @@ import typer
 import detector.push  # noqa: F401  (declares the push tables, registers the monitor hook)
 from detector.cli import app
 from detector.cli._common import console_err
+from detector.cli._server import Server, check_listen, stop_on_signals
 from detector.errors import InputError
 
 
@@ -39,6 +40,7 @@ def serve(
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not 0 < port < 65536:
         raise InputError(f"--port must be 1–65535, got {port}")
+    check_listen(host, port)
     tokens = load_vehicle_tokens(vehicle_tokens) if vehicle_tokens is not None else {}
     if not tokens:
         console_err.print("no --vehicle-tokens: HTTP pushes will be refused (401)" + ("" if mqtt else "; nothing can reach this center"))
@@ -66,10 +68,11 @@ def serve(
         sub = MqttCenterSubscriber(store, mqtt_url, known=set(tokens.values()) if tokens else None).start()
     api = build_center_app(store, token=token, vehicle_tokens=tokens, read_token=read_token, silent_after_s=silent_after,
                            sites_dir=sites_dir, mqtt=sub)
-    server = uvicorn.Server(uvicorn.Config(api, host=host, port=port, log_level="warning", lifespan="on",
-                                           timeout_graceful_shutdown=3))
+    server = Server(uvicorn.Config(api, host=host, port=port, log_level="warning", lifespan="on",
+                                   timeout_graceful_shutdown=3))
     console_err.print(f"command center on http://{host}:{port}/api/v1 (store {store.url}; {len(tokens)} vehicle(s)"
                       + (f"; MQTT {mqtt_url.host}:{mqtt_url.port}" if mqtt_url else "") + ")")
+    stop_on_signals(server)
     try:
         server.run()
     finally:
@@ -77,3 +80,5 @@ def serve(
             sub.stop()
         store.close()
         console_err.print("command center stopped")
+    if getattr(server, "startup_failed", False) or not server.started:
+        raise InputError(f"the API could not listen on {host}:{port} (in use?)")

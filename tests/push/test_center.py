@@ -273,3 +273,36 @@ def test_center_serves_the_live_page_exports_and_evidence_packs(tmp_path, vehicl
             assert json.loads(c.get(f"/api/v1/alerts/{a.id}").text)["vehicle_id"] == "v1"
     finally:
         store.close()
+
+
+def test_serve_stops_cleanly_on_sigterm_and_refuses_a_busy_port(tmp_path):
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "detector", "serve", "--port", str(port), "--data-dir", str(tmp_path / "c")]
+    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    try:
+        end = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert p.poll() is None and time.monotonic() < end, p.stderr.read() if p.poll() is not None else "no start"
+            time.sleep(0.3)
+        busy = subprocess.run(cmd[:-1] + [str(tmp_path / "c2")], capture_output=True, text=True, timeout=60)
+        assert busy.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in busy.stderr
+        assert "command center on" not in busy.stderr
+    finally:
+        p.send_signal(signal.SIGTERM)
+        rc = p.wait(30)
+    err = p.stderr.read()
+    assert rc == 0 and "command center stopped" in err, err
