@@ -317,7 +317,7 @@ class DetectionEngine:
                                                 center_hz=center_hz, position=position, start=start))
         if aligned is not None:
             p_last = lin[-1] if lin is not None else 10.0 ** (db[-1].astype(np.float64) / 10.0)
-            events.extend(self._check_missing(freqs, looks, frame_s, aligned, p_last, res, t_last))
+            events.extend(self._check_missing(freqs, looks, frame_s, aligned, p_last, res, t_last, center_hz=center_hz))
         return events
 
     def _unexplained(self, aligned, p_lin: np.ndarray, res, i: int) -> np.ndarray:
@@ -425,13 +425,22 @@ class DetectionEngine:
         self._dbm_cache = (spec, out)
         return out
 
-    def _check_missing(self, freqs_hz, looks: float, frame_s: float, aligned, power_lin, res: StackResult, t: float) -> list[dict]:
-        """Baseline emissions with occupancy ≥ 0.9 that stay absent for ``missing_after_s`` → ``missing``."""
-        key = ("strong_runs", id(aligned), self.config.missing_occupancy)
+    def _check_missing(self, freqs_hz, looks: float, frame_s: float, aligned, power_lin, res: StackResult, t: float, *,
+                       center_hz: float | None = None) -> list[dict]:
+        """Baseline emissions with occupancy ≥ 0.9 that stay absent for ``missing_after_s`` → ``missing``.
+
+        The DC spike's bins (``DetectionConfig.dc_half_width_hz`` about ``center_hz``, plus a bin)
+        are not stations: a survey holds the receiver's own DC spike as a steady "emission", and a
+        receiver with a smaller DC offset (another dongle, DC correction on) must not report it
+        missing."""
+        key = ("strong_runs", id(aligned), self.config.missing_occupancy, center_hz)
         runs = self._cache.get(key)
         if runs is None:  # per aligned baseline (kept alive by self._aligned, so its id is not reused)
             occ = np.nan_to_num(np.asarray(aligned.occupancy, dtype=np.float64), nan=0.0)
             strong = (occ >= self.config.missing_occupancy) & np.asarray(aligned.covered, bool)
+            if center_hz is not None:
+                dc = self.config.detection.dc_half_width_hz + abs(float(freqs_hz[1] - freqs_hz[0]))
+                strong &= np.abs(freqs_hz - center_hz) > dc
             d = np.diff(np.concatenate(([0], strong.view(np.int8), [0])))
             runs = self._cache[key] = list(zip(np.flatnonzero(d == 1).tolist(), (np.flatnonzero(d == -1) - 1).tolist()))
         if not runs:

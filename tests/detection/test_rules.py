@@ -54,6 +54,17 @@ def test_missing_event_when_a_survey_emission_goes_silent():
     assert not [e for e in events if e["event"] != "missing" and e["alert"]]
 
 
+def test_the_surveyed_dc_spike_is_never_reported_missing():
+    """The survey's receiver had a DC spike (a steady line at the tuned center); the exam's does
+    not (DC correction on, another dongle). A station beside it does go silent: only it is missing."""
+    rng = np.random.default_rng(5)
+    dc = M // 2  # FREQS[dc] == CENTER
+    base = baseline_of([frame(rng, i, lines=[(dc, -40.0), (dc + 1, -45.0), (dc + 20, -40.0)]) for i in range(600)])
+    exam = [frame(rng, i) for i in range(600)]
+    missing = [e for e in run(DetectionEngine(EngineConfig(frame_s=FRAME_S), baseline=base), exam) if e["event"] == "missing"]
+    assert [round(e["center_hz"] - CENTER) for e in missing] == [20000]
+
+
 def test_whitelist_suppresses_unless_far_above_baseline():
     rng = np.random.default_rng(2)
     base = baseline_of([frame(rng, i, lines=[(100, -45.0)]) for i in range(600)])
