@@ -161,7 +161,10 @@ def _serve(out_dir: Path, site: str, baseline, host: str, port: int):
     data = out_dir / "data"
     store = open_store(None, data_dir=data)
     token, path = load_or_create_token(data)
-    app = create_app(ApiContext(store=store, token=token, baselines={site: baseline}))
+    from detector.push.stream import build_stream_router
+
+    # the live stream as on a vehicle (the dashboard's alerts list follows it)
+    app = create_app(ApiContext(store=store, token=token, baselines={site: baseline}, extra_routers=[build_stream_router()]))
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
     threading.Thread(target=server.run, name="examwatch-demo-api", daemon=True).start()
     console_err.print(f"API on http://{host}:{port}/api/v1 while the demo runs (write token in {path})")

@@ -81,3 +81,30 @@ def test_sim_errors_exit_2(args, needle):
     r = run(*args, timeout=60)
     assert r.returncode == 2, r.stderr
     assert needle in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_demo_api_has_the_live_stream_as_a_vehicle_does(tmp_path):
+    import socket
+    import time
+
+    import httpx
+
+    from detector.cli.demo import _serve
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    store, server = _serve(tmp_path, "S", None, "127.0.0.1", port)
+    try:
+        end = time.monotonic() + 30
+        while not server.started and time.monotonic() < end:
+            time.sleep(0.1)
+        with httpx.stream("GET", f"http://127.0.0.1:{port}/api/v1/alerts/stream", timeout=10) as r:
+            assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+            lines = r.iter_lines()
+            first = [next(lines), next(lines)]
+        assert "event: ready" in first
+    finally:
+        server.should_exit = True
+        time.sleep(0.5)
+        store.close()
