@@ -4,36 +4,70 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 from pathlib import Path
 
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-__all__ = ["WriteTokenMiddleware", "load_or_create_token"]
+from detector.errors import InputError
+
+__all__ = ["WriteTokenMiddleware", "load_or_create_token", "token_file_note", "MIN_TOKEN_CHARS"]
 
 _READ_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
+#: shortest API token accepted from a file (the generated ones have 43 characters)
+MIN_TOKEN_CHARS = 8
+
+
 def load_or_create_token(data_dir: Path, *, token: str | None = None, token_file: Path | None = None) -> tuple[str, Path | None]:
     """The API write token: given, read from ``token_file``, or generated once and kept in
-    ``data_dir/api-token`` readable only by its user (mode 0600). Returns (token, file or None)."""
+    ``data_dir/api-token`` readable only by its user (mode 0600). Returns (token, file or None).
+
+    Raises :class:`~detector.errors.InputError` (one line naming the file) when the file cannot be
+    read or written, is not UTF-8 text, or holds a token shorter than :data:`MIN_TOKEN_CHARS`.
+    """
     if token:
+        if len(token) < MIN_TOKEN_CHARS:
+            raise InputError(f"the API token must have at least {MIN_TOKEN_CHARS} characters")
         return token, None
     path = Path(token_file) if token_file else Path(data_dir) / "api-token"
-    if path.is_file():
-        text = path.read_text().strip()
-        if text:
-            return text, path
-    if token_file is not None and not path.exists() and path.parent != Path(data_dir):
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(new + "\n")
-    os.chmod(path, 0o600)
+    what = f"--token-file {path}" if token_file else f"the API token file {path}"
+    try:
+        if path.is_file():
+            text = path.read_text(encoding="utf-8").strip()
+            if text:
+                if len(text) < MIN_TOKEN_CHARS or len(text.split()) != 1:
+                    raise InputError(f"{what} must hold one token of at least {MIN_TOKEN_CHARS} characters "
+                                     f"(no spaces); delete it to have one generated")
+                return text, path
+        elif path.exists():
+            raise InputError(f"{what} is not a file")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        new = secrets.token_urlsafe(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(new + "\n")
+        os.chmod(path, 0o600)
+    except UnicodeDecodeError:
+        raise InputError(f"{what} is not a text file holding a token") from None
+    except OSError as exc:
+        raise InputError(f"{what}: {exc.strerror or exc}") from None
     return new, path
+
+
+def token_file_note(path: Path) -> str:
+    """One line saying where the write token is, and a warning when other users can read it."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return f"API write token in {path}"
+    if mode & 0o077:
+        return (f"API write token in {path} [yellow](warning: mode {mode:04o} lets other users read it; "
+                f"chmod 600 {path})[/]")
+    return f"API write token in {path} (mode {mode:04o})"
 
 
 class WriteTokenMiddleware(BaseHTTPMiddleware):

@@ -18,6 +18,8 @@ from detector.cli._common import CenterOpt, DriftIntervalOpt, FormatOpt, PpmRefO
 from detector.cli._server import Server, check_listen, stop_on_signals
 from detector.errors import InputError
 
+log = logging.getLogger("examwatch.monitor")
+
 
 class MonitorSettings(BaseSettings):
     """Settings of ``monitor`` from the environment (``EXAMWATCH_*``) or a TOML file (``--config``);
@@ -126,6 +128,13 @@ def monitor(
     tf = token_file or st.token_file
     if tf is not None and Path(tf).is_dir():
         raise InputError(f"--token-file {tf} is a folder")
+    gps_track = None
+    if gps:
+        from detector.sources.gps import parse_gps_spec
+
+        gps_track = parse_gps_spec(gps)  # checked before anything starts: a bad spec is exit 2
+    from detector.api.auth import token_file_note
+
     check_listen(host, port)
     drift = live_drift(ppm_reference, drift_interval_s, sim=source_kind(source) == "sim")
     rate_hz = positive_hz(rate, "--rate")
@@ -190,13 +199,16 @@ def monitor(
 
         for w in check_baseline(base, [first], DetectionEngine(EngineConfig()), site=site_cfg.name):
             console_err.print(f"[yellow]warning:[/] {w}")
-    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--data-dir {data_dir}: cannot create it ({exc.strerror or exc})") from None
     from detector.alerts import open_store
 
-    store = open_store(db, data_dir=data_dir)
     token, token_path = load_or_create_token(data_dir, token=st.token, token_file=token_file or st.token_file)
+    store = open_store(db, data_dir=data_dir)
     if token_path is not None:
-        console_err.print(f"API write token in {token_path} (mode 0600)")
+        console_err.print(token_file_note(token_path))
     reopened = store.open_alerts(site_cfg.name)
     if reopened:
         console_err.print(f"{len(reopened)} open alert(s) of site {site_cfg.name!r} reloaded from the store; "
@@ -226,8 +238,8 @@ def monitor(
 
     mon = Monitor(source_factory, engine, store=store, site=site_cfg.name, run_id=run_id, scheduler=scheduler, realtime=live,
                   watchdog_s=watchdog, resume=[a.id for a in reopened])
-    if gps:
-        _attach_gps(mon, gps)
+    if gps_track is not None:
+        _attach_gps(mon, gps_track)
     ctx = ApiContext(store=store, token=token, monitor=mon, site=site_cfg, sites_dir=sites_dir,
                      baselines={site_cfg.name: base} if base is not None else {})
     for hook in _extra_hooks:
@@ -267,46 +279,70 @@ def monitor(
 _extra_hooks: list = []
 
 
-def _attach_gps(mon, spec: str) -> None:
-    """Give blocks without a position the receiver position of ``--gps``."""
+def _attach_gps(mon, track, *, gpsd_retry_s: float = 5.0) -> None:
+    """Give blocks without a position the receiver position of ``--gps`` (a parsed
+    :func:`~detector.sources.gps.parse_gps_spec`: a fixed position, a log, or gpsd)."""
+    from dataclasses import replace
+
     from detector.types import Position
 
-    if spec.startswith("fixed:"):
-        try:
-            lat, lon = (float(v) for v in spec[6:].split(","))
-        except ValueError:
-            raise InputError(f"--gps {spec!r}: use fixed:LAT,LON") from None
-        pos = Position(lat, lon)
-        eng = mon.engine
-        orig = eng.frames_of_block
-
-        def with_position(block):
-            if block.position is None:
-                from dataclasses import replace
-
-                block = replace(block, position=pos)
-            return orig(block)
-
-        eng.frames_of_block = with_position
-        return
-    try:
-        from detector.sources.gps import parse_gps_spec
-    except ImportError:
-        raise InputError("--gps: GPS logs are not supported in this build (use fixed:LAT,LON)") from None
-    track = parse_gps_spec(spec)
     eng = mon.engine
     orig = eng.frames_of_block
+    fixed = Position(float(track.lat[0]), float(track.lon[0])) if getattr(track, "is_fixed", False) else None
+    live = _follow_gpsd(track, retry_s=gpsd_retry_s) if hasattr(track, "fixes") else None
 
-    def with_track(block):
-        if block.position is None and block.start is not None and hasattr(track, "at"):
-            at = track.at(block.start.timestamp())
-            if at is not None:
-                from dataclasses import replace
-
-                block = replace(block, position=Position(*at[:2]))
+    def with_position(block):
+        if block.position is None:
+            if fixed is not None:
+                block = replace(block, position=fixed)
+            elif live is not None:
+                pos = live()
+                if pos is not None:
+                    block = replace(block, position=pos)
+            elif block.start is not None and hasattr(track, "at"):
+                at = track.at(block.start.timestamp())
+                if at is not None:
+                    block = replace(block, position=Position(*at[:2]))
         return orig(block)
 
-    eng.frames_of_block = with_track
+    eng.frames_of_block = with_position
+
+
+#: a live gpsd fix older than this is not used (the vehicle may have moved; no position is better)
+GPSD_MAX_AGE_S = 5.0
+
+
+def _follow_gpsd(client, *, retry_s: float = 5.0):
+    """Follow a gpsd client in a daemon thread; returns ``latest() -> Position | None`` (None while
+    no fix is younger than :data:`GPSD_MAX_AGE_S`). A lost gpsd is logged once and retried every
+    ``retry_s`` seconds."""
+    import time
+
+    from detector.types import Position
+
+    state: dict = {"pos": None, "at": -1e9}
+
+    def run() -> None:
+        down = False
+        while True:
+            try:
+                for fix in client.fixes():
+                    state["pos"], state["at"] = Position(fix.lat, fix.lon), time.monotonic()
+                    if down:
+                        log.warning("gpsd is back: positions attached again")
+                        down = False
+            except Exception as exc:  # noqa: BLE001 - a lost gpsd must not stop the monitor
+                if not down:
+                    log.warning("gpsd lost (%s): readings carry no position until it is back; retrying", exc)
+                    down = True
+            time.sleep(retry_s)
+
+    threading.Thread(target=run, name="examwatch-gpsd", daemon=True).start()
+
+    def latest():
+        return state["pos"] if time.monotonic() - state["at"] <= GPSD_MAX_AGE_S else None
+
+    return latest
 
 
 import detector.push  # noqa: F401  (registers the push hook)

@@ -33,7 +33,7 @@ def serve(
     screens read GET /api/v1/alerts, /overview and the live stream /api/v1/alerts/stream."""
     import uvicorn
 
-    from detector.api.auth import load_or_create_token
+    from detector.api.auth import load_or_create_token, token_file_note
     from detector.push import load_vehicle_tokens, open_center_store
     from detector.push.center_app import build_center_app
 
@@ -58,9 +58,13 @@ def serve(
 
         mqtt_url = MqttUrl.parse(mqtt)
     store = open_center_store(db, data_dir=data_dir)
-    token, token_path = load_or_create_token(data_dir, token_file=token_file)
+    try:
+        token, token_path = load_or_create_token(data_dir, token_file=token_file)
+    except InputError:
+        store.close()
+        raise
     if token_path is not None:
-        console_err.print(f"API write token in {token_path} (mode 0600)")
+        console_err.print(token_file_note(token_path))
     sub = None
     if mqtt_url is not None:
         from detector.push.mqtt import MqttCenterSubscriber

@@ -1,0 +1,129 @@
+"""``examwatch monitor``: what it refuses before starting (exit 2, one line), and its GPS feed."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+from detector.cli.monitor import _attach_gps
+from detector.sources.gps import Fix, GpsTrack
+from detector.types import IQBlock, Position
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Result:
+    def __init__(self, p):
+        self.exit_code, self.output = p.returncode, p.stderr
+
+
+def monitor(tmp_path, *args):
+    """The console script's way (one line and exit 2 on bad input), in a subprocess."""
+    p = subprocess.run([sys.executable, "-m", "detector", "monitor", "sim:default", "--site", "S", "--port", str(free_port()),
+                        *args], capture_output=True, text=True, timeout=120)
+    return _Result(p)
+
+
+@pytest.mark.parametrize("spec, needle", [
+    ("fixed:91,10", "outside -90..90"), ("fixed:50,200", "outside -90..90"), ("fixed:nan,nan", "outside -90..90"),
+    ("fixed:50", "fixed:LAT,LON"), ("track.xyz", "unknown GPS spec"),
+])
+def test_bad_gps_is_refused_before_anything_starts(tmp_path, spec, needle):
+    r = monitor(tmp_path, "--gps", spec, "--data-dir", str(tmp_path / "d"))
+    assert r.exit_code == 2 and needle in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "d").exists()  # nothing opened or written
+
+
+def test_bad_data_dir_and_token_files_are_one_line_errors(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    r = monitor(tmp_path, "--data-dir", str(afile / "sub"))
+    assert r.exit_code == 2 and "--data-dir" in r.output and "Traceback" not in r.output
+    d = tmp_path / "d"
+    for content, needle in ((b"\xff\xfe\x00bad", "not a text file"), (b"short\n", "at least 8 characters"),
+                            (b"two words\n", "at least 8 characters")):
+        tok = tmp_path / "tok"
+        tok.write_bytes(content)
+        r = monitor(tmp_path, "--data-dir", str(d), "--token-file", str(tok))
+        assert r.exit_code == 2 and needle in r.output, r.output
+    r = monitor(tmp_path, "--data-dir", str(d), "--token-file", "/proc/nonexistent/tok")
+    assert r.exit_code == 2 and "--token-file /proc/nonexistent/tok" in r.output
+
+
+def test_token_file_note_warns_when_others_can_read_it(tmp_path):
+    from detector.api.auth import load_or_create_token, token_file_note
+
+    tok, path = load_or_create_token(tmp_path)
+    assert len(tok) >= 32 and "(mode 0600)" in token_file_note(path)
+    os.chmod(path, 0o644)
+    assert load_or_create_token(tmp_path) == (tok, path)
+    note = token_file_note(path)
+    assert "0644" in note and "chmod 600" in note and "(mode 0600)" not in note
+
+
+class _Engine:
+    def __init__(self):
+        self.seen = []
+
+    def frames_of_block(self, block):
+        self.seen.append(block.position)
+        return []
+
+
+class _Mon:
+    def __init__(self):
+        self.engine = _Engine()
+
+
+def _block():
+    return IQBlock(np.zeros(16, np.complex64), 446e6, 1e6, start=datetime.now(timezone.utc))
+
+
+def test_a_fixed_position_is_given_to_every_block():
+    mon = _Mon()
+    _attach_gps(mon, GpsTrack.fixed_position(50.1, 10.2))
+    mon.engine.frames_of_block(_block())
+    assert mon.engine.seen == [Position(50.1, 10.2)]
+
+
+def test_live_gpsd_positions_follow_the_latest_fix_and_survive_a_lost_gpsd():
+    go, first_block_done = threading.Event(), threading.Event()
+
+    class FakeGpsd:
+        calls = 0
+
+        def fixes(self):
+            FakeGpsd.calls += 1
+            if FakeGpsd.calls == 1:
+                raise ConnectionError("refused")  # gpsd not up yet: logged, retried
+            first_block_done.wait(10)
+            yield Fix(t=datetime.now(timezone.utc), lat=50.2, lon=10.3, source="gpsd")
+            go.wait(10)
+
+    import detector.cli.monitor as m
+
+    mon = _Mon()
+    try:
+        _attach_gps(mon, FakeGpsd(), gpsd_retry_s=0.01)
+        end = time.monotonic() + 5
+        while time.monotonic() < end:
+            mon.engine.frames_of_block(_block())
+            first_block_done.set()
+            if mon.engine.seen[-1] is not None:
+                break
+            time.sleep(0.02)
+    finally:
+        go.set()
+    assert mon.engine.seen[0] is None  # before the first fix: no position rather than a stale one
+    assert mon.engine.seen[-1] == Position(50.2, 10.3)
+    assert m.GPSD_MAX_AGE_S == 5.0
