@@ -3,7 +3,7 @@
 A plan is TOML::
 
     [[band]]
-    name = "PMR446"
+    name = "PMR446"     # optional (default: the range)
     start_hz = "446.0M"
     stop_hz = "446.2M"
     priority = 3        # higher: visited more often
@@ -38,9 +38,11 @@ RTL_MIN_HZ, RTL_MAX_HZ = 24e6, 1766e6
 
 
 class Band(BaseModel):
+    """One watched band; ``name`` is optional (default: its range, e.g. ``"446.0–446.2 MHz"``)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str
+    name: str = ""
     start_hz: float
     stop_hz: float
     priority: int = Field(default=1, ge=1, le=10)
@@ -54,6 +56,8 @@ class Band(BaseModel):
 
     @model_validator(mode="after")
     def _range(self):
+        if not self.name:
+            object.__setattr__(self, "name", f"{self.start_hz / 1e6:g}–{self.stop_hz / 1e6:g} MHz")
         if not self.stop_hz > self.start_hz:
             raise ValueError(f"band {self.name}: stop_hz must be above start_hz")
         if self.start_hz < RTL_MIN_HZ or self.stop_hz > RTL_MAX_HZ:
@@ -93,7 +97,11 @@ def single_band_plan(center_hz: float, sample_rate_hz: float, name: str = "dwell
 
 
 def load_plan(path: str | Path) -> WatchPlan:
+    """Read a watch plan TOML (format in the module docstring); InputError names the file and the
+    first problem."""
     p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{p} is a folder, not a watch plan TOML file")
     if not p.is_file():
         raise InputError(f"{p}: watch plan not found")
     try:
@@ -103,7 +111,9 @@ def load_plan(path: str | Path) -> WatchPlan:
         raise InputError(f"{p}: not valid TOML ({exc})") from None
     except ValidationError as exc:
         e = exc.errors()[0]
-        raise InputError(f"{p}: invalid watch plan: {'.'.join(map(str, e['loc']))}: {e['msg']}") from None
+        where = ".".join(map(str, e["loc"]))
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        raise InputError(f"{p}: invalid watch plan: {where + ': ' if where else ''}{msg}") from None
 
 
 @dataclass

@@ -28,7 +28,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on 
 
 def fail(message: str, code: int = 2) -> None:
     """Print one error line to stderr and exit with ``code``."""
-    console_err.print(f"[bold red]examwatch: error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    # escaped: messages quote user input and TOML ("[[band]]"), which is not markup
+    console_err.print(f"[bold red]examwatch: error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(code)
 
 
