@@ -92,6 +92,11 @@ def _alert_json(a) -> dict:
     return a.model_dump(mode="json") if hasattr(a, "model_dump") else a
 
 
+#: paging of every list (DESIGN.md: ``limit`` 1–1000, ``offset``)
+Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page (1–1000).")]
+Offset = Annotated[int, Query(ge=0, le=10**9, description="Items to skip.")]
+
+
 def build_router() -> APIRouter:
     r = APIRouter(prefix="/api/v1")
 
@@ -104,13 +109,14 @@ def build_router() -> APIRouter:
         return body
 
     @r.get("/sites", summary="Configured sites")
-    def sites(ctx: Ctx) -> dict:
+    def sites(ctx: Ctx, limit: Limit = 100, offset: Offset = 0) -> dict:
+        """``{"data": [...], "count": N}``: ``count`` is the number of sites, ``data`` the page."""
         from detector.site import list_sites
 
         out = {s.name: s.summary() for s in list_sites(ctx.sites_dir)}
         if ctx.site is not None:
             out.setdefault(ctx.site.name, ctx.site.summary())
-        return {"data": list(out.values()), "count": len(out)}
+        return {"data": list(out.values())[offset:offset + limit], "count": len(out)}
 
     @r.get("/sites/{site}/baseline", summary="Summary of a site's baseline")
     def baseline(site: str, ctx: Ctx) -> dict:
@@ -142,9 +148,10 @@ def build_router() -> APIRouter:
         return Response(content=body, media_type="application/json")
 
     @r.get("/tracks", summary="Open tracks of the capture loop")
-    def tracks(ctx: Ctx) -> dict:
+    def tracks(ctx: Ctx, limit: Limit = 100, offset: Offset = 0) -> dict:
+        """``{"data": [...], "count": N}``: ``count`` is the number of open tracks, ``data`` the page."""
         t = [] if ctx.monitor is None else ctx.monitor.tracks()
-        return {"data": t, "count": len(t)}
+        return {"data": t[offset:offset + limit], "count": len(t)}
 
     @r.get("/alerts", summary="Alerts, newest first")
     def alerts(ctx: Ctx,
@@ -153,8 +160,8 @@ def build_router() -> APIRouter:
                since: Optional[datetime] = None,
                f_min_hz: Annotated[Optional[float], Query(ge=0, le=1e10)] = None,
                f_max_hz: Annotated[Optional[float], Query(ge=0, le=1e10)] = None,
-               limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-               offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> dict:
+               limit: Limit = 100,
+               offset: Offset = 0) -> dict:
         if since is not None and since.tzinfo is None:
             raise HTTPException(422, "since needs a zone (e.g. 2026-06-07T09:00:00Z)")
         key = (site, tuple(status or ()), since, f_min_hz, f_max_hz, limit, offset)

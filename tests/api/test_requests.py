@@ -138,3 +138,32 @@ def test_docs_pages_load_their_assets_from_the_app_not_a_cdn(client):
             r = client.get(u)
             assert r.status_code == 200 and len(r.content) > 10_000, u
     assert client.get("/openapi.json").json()["info"]["title"] == "examwatch"
+
+
+def test_every_list_pages_with_limit_and_offset(tmp_path):
+    """DESIGN.md: lists are {"data", "count"} with limit (1–1000) and offset; count is the total."""
+    for name in ("a", "b", "c"):
+        (tmp_path / f"{name}.toml").write_text(f'name = "{name}"\n')
+    store = open_store(None, data_dir=tmp_path / "d")
+
+    class Mon:
+        engine = None
+
+        def tracks(self):
+            return [{"track_id": f"T{i:05d}"} for i in range(5)]
+
+        def health(self):
+            return {}
+
+    try:
+        with TestClient(create_app(ApiContext(store=store, token=TOKEN, sites_dir=tmp_path, monitor=Mon()))) as c:
+            assert [s["name"] for s in c.get("/api/v1/sites").json()["data"]] == ["a", "b", "c"]
+            body = c.get("/api/v1/sites", params={"limit": 1, "offset": 1}).json()
+            assert body["count"] == 3 and [s["name"] for s in body["data"]] == ["b"]
+            body = c.get("/api/v1/tracks", params={"limit": 2, "offset": 4}).json()
+            assert body["count"] == 5 and [t["track_id"] for t in body["data"]] == ["T00004"]
+            for route in ("/api/v1/sites", "/api/v1/tracks"):
+                for bad in ({"limit": 0}, {"limit": 1001}, {"offset": -1}):
+                    assert c.get(route, params=bad).status_code == 422
+    finally:
+        store.close()
