@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +19,8 @@ from detector import __version__
 from detector.api.auth import WriteTokenMiddleware
 
 __all__ = ["ApiContext", "create_app"]
+
+log = logging.getLogger("examwatch.api")
 
 
 class ListCache:
@@ -65,6 +68,8 @@ class ApiContext:
     read_token: str | None = None
     extra_routers: list = field(default_factory=list)
     list_cache: ListCache = field(default_factory=ListCache)
+    #: where channels whitelisted by a dismissal (``add_to_whitelist``) are kept across restarts
+    whitelist_file: Path | None = None
 
 
 class StatusUpdate(BaseModel):
@@ -86,6 +91,20 @@ def _ctx(request: Request) -> ApiContext:
 
 
 Ctx = Annotated[ApiContext, Depends(_ctx)]
+
+
+def _added_channels(ctx) -> tuple:
+    """Channels whitelisted by dismissals (``ctx.whitelist_file``), () when there are none."""
+    if ctx.whitelist_file is None or not Path(ctx.whitelist_file).is_file():
+        return ()
+    from detector.detection import load_whitelist
+    from detector.errors import InputError
+
+    try:
+        return load_whitelist(ctx.whitelist_file).channels
+    except InputError as exc:
+        log.warning("%s", exc)
+        return ()
 
 
 def _alert_json(a) -> dict:
@@ -116,6 +135,10 @@ def build_router() -> APIRouter:
         out = {s.name: s.summary() for s in list_sites(ctx.sites_dir)}
         if ctx.site is not None:
             out.setdefault(ctx.site.name, ctx.site.summary())
+        for ch in _added_channels(ctx):  # whitelisted by dismissals on this vehicle
+            if ch.site in out:
+                out[ch.site] = {**out[ch.site], "whitelist": [*out[ch.site].get("whitelist", []), {
+                    "center_hz": ch.center_hz, "bandwidth_hz": ch.bandwidth_hz, "name": ch.name, "added_by_dismissal": True}]}
         return {"data": list(out.values())[offset:offset + limit], "count": len(out)}
 
     @r.get("/sites/{site}/baseline", summary="Summary of a site's baseline")
@@ -194,13 +217,18 @@ def build_router() -> APIRouter:
             updated = ctx.store.set_status(alert_id, body.status, body.reason, actor="api")
         except InputError as exc:
             raise HTTPException(409, str(exc)) from None
-        if body.status == "dismissed" and body.add_to_whitelist and ctx.monitor is not None:
-            from detector.detection import Channel
+        if body.status == "dismissed" and body.add_to_whitelist:
+            from detector.detection import Channel, Whitelist, append_channel
 
-            eng = ctx.monitor.engine
-            ch = Channel(a.center_hz, max(a.bandwidth_hz, 12500.0), f"dismissed {alert_id}", a.site)
-            eng.whitelist = eng.whitelist.with_channel(ch) if eng.whitelist is not None else __import__(
-                "detector.detection", fromlist=["Whitelist"]).Whitelist((ch,))
+            ch = Channel(a.center_hz, max(a.bandwidth_hz or 0.0, 12500.0), f"dismissed {alert_id}", a.site)
+            if ctx.whitelist_file is not None:
+                try:
+                    append_channel(ctx.whitelist_file, ch)
+                except InputError as exc:
+                    log.warning("%s", exc)
+            if ctx.monitor is not None:
+                eng = ctx.monitor.engine
+                eng.whitelist = eng.whitelist.with_channel(ch) if eng.whitelist is not None else Whitelist((ch,))
         return _alert_json(updated)
 
     @r.get("/alerts/{alert_id}/history", summary="Every change of an alert")

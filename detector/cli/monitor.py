@@ -225,7 +225,16 @@ def monitor(
                           f"{drift.interval_s:g} s (GET /api/v1/health → calibration.drift)")
     for w in profile_warnings(base, correction):
         console_err.print(f"[yellow]warning:[/] {w}")
-    engine = DetectionEngine(EngineConfig(fft_backend=fft_backend), baseline=base, whitelist=site_cfg.whitelist_obj(), site=site_cfg.name,
+    whitelist = site_cfg.whitelist_obj()
+    added_wl = data_dir / "whitelist-added.csv"
+    if added_wl.is_file():
+        from detector.detection import Whitelist, load_whitelist
+
+        added = [c for c in load_whitelist(added_wl).channels if c.site in (None, site_cfg.name)]
+        if added:
+            whitelist = Whitelist(whitelist.channels + tuple(added), whitelist.far_above_db)
+            console_err.print(f"{len(added)} channel(s) whitelisted by dismissals reloaded from {added_wl}")
+    engine = DetectionEngine(EngineConfig(fft_backend=fft_backend), baseline=base, whitelist=whitelist, site=site_cfg.name,
                              sessions=site_cfg.exam_sessions(wall_start), wall_start=wall_start, locate=locate,
                              correct=correction)
     run_id = uuid.uuid4().hex[:12]
@@ -240,7 +249,7 @@ def monitor(
                   watchdog_s=watchdog, resume=[a.id for a in reopened])
     if gps_track is not None:
         _attach_gps(mon, gps_track)
-    ctx = ApiContext(store=store, token=token, monitor=mon, site=site_cfg, sites_dir=sites_dir,
+    ctx = ApiContext(store=store, token=token, monitor=mon, site=site_cfg, sites_dir=sites_dir, whitelist_file=added_wl,
                      baselines={site_cfg.name: base} if base is not None else {})
     for hook in _extra_hooks:
         hook(ctx, mon, st)

@@ -7,11 +7,11 @@ from detector.detection._emissions import (DetectionConfig, Emission, FrameResul
                                           detect_frames, detect_stack, os_cfar_floor)
 from detector.detection._thresholds import noise_quantile_ratio, pfa_for_alert_rate, threshold_db, threshold_ratio
 from detector.detection._tracking import Reading, Track, Tracker, TrackerConfig
-from detector.detection._whitelist import Channel, Whitelist, load_whitelist
+from detector.detection._whitelist import Channel, Whitelist, append_channel, load_whitelist
 
 __all__ = [
     "CLASSES", "classify_track", "CHEATING_BANDS_HZ", "DecisionConfig", "ExamSession", "decide", "score_track",
     "DetectionConfig", "Emission", "FrameResult", "StackResult", "detect_frame", "detect_frames", "detect_stack", "batch_floor", "os_cfar_floor",
     "noise_quantile_ratio", "pfa_for_alert_rate", "threshold_db", "threshold_ratio",
-    "Reading", "Track", "Tracker", "TrackerConfig", "Channel", "Whitelist", "load_whitelist",
+    "Reading", "Track", "Tracker", "TrackerConfig", "Channel", "Whitelist", "load_whitelist", "append_channel",
 ]

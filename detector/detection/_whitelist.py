@@ -11,7 +11,7 @@ from pathlib import Path
 from detector.errors import InputError
 from detector.units import parse_hz
 
-__all__ = ["Channel", "Whitelist", "load_whitelist"]
+__all__ = ["Channel", "Whitelist", "load_whitelist", "append_channel"]
 
 
 @dataclass(frozen=True)
@@ -90,3 +90,19 @@ def load_whitelist(path: str | Path) -> Whitelist:
     if not rows:
         raise InputError(f"{p}: the whitelist holds no channel")
     return Whitelist(tuple(_channel(r, f"{p} line {i + 2}") for i, r in enumerate(rows)))
+
+
+def append_channel(path: str | Path, ch: Channel) -> None:
+    """Append ``ch`` to a whitelist CSV (written with its header when new), readable again by
+    :func:`load_whitelist`. The monitor keeps the channels operators whitelist when they dismiss
+    an alert in ``DATA_DIR/whitelist-added.csv``, so that they survive a restart."""
+    p = Path(path)
+    new = not p.exists() or p.stat().st_size == 0
+    try:
+        with p.open("a", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            if new:
+                w.writerow(["center_hz", "bandwidth_hz", "name", "site"])
+            w.writerow([f"{ch.center_hz:.1f}", f"{ch.bandwidth_hz:.1f}", ch.name, ch.site or ""])
+    except OSError as exc:
+        raise InputError(f"{p}: cannot add the whitelisted channel ({exc.strerror or exc})") from None

@@ -167,3 +167,37 @@ def test_every_list_pages_with_limit_and_offset(tmp_path):
                     assert c.get(route, params=bad).status_code == 422
     finally:
         store.close()
+
+
+def test_a_dismissal_with_add_to_whitelist_is_kept_and_listed(tmp_path):
+    from detector.detection import load_whitelist
+    from detector.site import SiteConfig
+
+    store = open_store(None, data_dir=tmp_path / "d")
+    a = store.apply_event(event(), site="S", run_id="r1")
+
+    class Engine:
+        whitelist = None
+
+    class Mon:
+        engine = Engine()
+
+        def health(self):
+            return {}
+
+    wl_file = tmp_path / "d" / "whitelist-added.csv"
+    ctx = ApiContext(store=store, token=TOKEN, monitor=Mon(), site=SiteConfig(name="S"), whitelist_file=wl_file)
+    try:
+        with TestClient(create_app(ctx)) as c:
+            r = c.patch(f"/api/v1/alerts/{a.id}", json={"status": "dismissed", "reason": "school radio",
+                                                          "add_to_whitelist": True}, headers=auth())
+            assert r.status_code == 200 and r.json()["status"] == "dismissed"
+            # the running engine, the file (reloaded by the next monitor run) and /sites all have it
+            (ch,) = Mon.engine.whitelist.channels
+            assert (ch.center_hz, ch.bandwidth_hz, ch.site) == (446.08e6, 12500.0, "S")
+            assert load_whitelist(wl_file).channels == (ch,)
+            (site,) = c.get("/api/v1/sites").json()["data"]
+            assert site["whitelist"][-1] == {"center_hz": 446.08e6, "bandwidth_hz": 12500.0, "name": f"dismissed {a.id}",
+                                             "added_by_dismissal": True}
+    finally:
+        store.close()
