@@ -62,9 +62,29 @@ def report(
         base = load(baseline)
     if db is None and not (data_dir / "examwatch.db").is_file():
         raise InputError(f"no alert store at {data_dir / 'examwatch.db'}; give --db URL or --data-dir")
+    if db is not None:
+        _check_sqlite_exists(db)
     store = open_store(db, data_dir=data_dir)
     try:
         rep = write_report(store, site_cfg, out, t_from=start, t_to=end, baseline=base, pdf=pdf)
+        if not rep.alerts:
+            others = sorted({a.site for a in store.list(limit=1000)[0]} - {site_cfg.name})
+            console_err.print(f"[yellow]warning:[/] the store holds no alert of site {site_cfg.name!r}"
+                              + (" in that time" if start or end else "")
+                              + (f" (sites there: {', '.join(others)})" if others else " (it holds no alert at all)"))
     finally:
         store.close()
     console_err.print(f"wrote {out}: site {site_cfg.name}, {len(rep.sections)} section(s), {len(rep.alerts)} alert(s)")
+
+
+def _check_sqlite_exists(url: str) -> None:
+    """A report reads a store: a SQLite URL naming no file is a typo, not a new empty store."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        return  # open_store says what is wrong with it
+    if u.drivername.startswith("sqlite") and u.database not in (None, "", ":memory:") and not Path(u.database).is_file():
+        raise InputError(f"--db {url}: no SQLite store at {u.database}")

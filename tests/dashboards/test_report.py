@@ -180,6 +180,23 @@ class TestCli:
         assert not (tmp_path / "r.html").exists() and not (tmp_path / "none").exists()
 
 
+    def test_a_mistyped_sqlite_db_is_refused_and_creates_nothing(self, tmp_path, monkeypatch, capsys):
+        self._setup(tmp_path)
+        url = f"sqlite:///{tmp_path / 'nosuch.db'}"
+        code, err = _main(monkeypatch, capsys, ["report", "--site", "school-7", "--sites-dir", str(tmp_path / "sites"),
+                                                 "--db", url, "-o", str(tmp_path / "r.html")])
+        assert code == 2 and "no SQLite store at" in err
+        assert not (tmp_path / "nosuch.db").exists() and not (tmp_path / "r.html").exists()
+
+    def test_a_site_with_no_alert_in_the_store_is_a_warning_naming_the_sites_there(self, tmp_path):
+        self._setup(tmp_path)
+        (tmp_path / "sites" / "school-9.toml").write_text('name = "school-9"\n')
+        r = runner.invoke(app, ["report", "--site", "school-9", "--sites-dir", str(tmp_path / "sites"),
+                                "--data-dir", str(tmp_path / "data"), "-o", str(tmp_path / "r.html")])
+        assert r.exit_code == 0, r.output
+        assert "no alert of site 'school-9'" in " ".join(r.output.split()) and "school-7" in r.output
+
+
 def _main(monkeypatch, capsys, args) -> tuple[int, str]:
     """The console-script entry point in-process: its exit code and stderr (one line per error)."""
     import sys
