@@ -158,6 +158,8 @@ class Monitor:
         self._evidence_stage: dict[str, int] = {}
         self._raised: set[str] = set()  # alert ids raised this run
         self._resumable: set[str] = set(resume)  # open alerts of an earlier run not yet continued
+        #: more sections of :meth:`health` (e.g. ``"push"`` → the push sender's state)
+        self.health_sections: dict[str, Callable[[], dict]] = {}
         self.latest: dict | None = None
         self._backoff = 0.5
         #: recent frames for waterfalls: (offset_s, center_hz, power dB float32) of one frame in
@@ -458,6 +460,11 @@ class Monitor:
         stream = self.engine._stream  # noqa: SLF001
         d["fft_backend"] = stream.backend if stream is not None else self.engine.config.fft_backend
         d["psd_kernel"] = stream.kernel if stream is not None else None
+        for name, fn in self.health_sections.items():
+            try:
+                d[name] = fn()
+            except Exception as exc:  # noqa: BLE001 - /health must answer
+                d[name] = {"error": f"{type(exc).__name__}: {exc}"}
         return d
 
     def latest_spectrum_json(self) -> bytes | None:

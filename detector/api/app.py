@@ -263,6 +263,11 @@ def _metrics_text(ctx: ApiContext) -> str:
                            ("reopen_count", "Source reopen attempts"), ("alerts_stored", "Alert changes stored"), ("alerts_raised", "Distinct alerts raised")):
             Gauge(f"examwatch_{key}", help_, registry=reg).set(h.get(key) or 0)
         Gauge("examwatch_source_degraded", "1 while the source is degraded", registry=reg).set(1 if h.get("status") == "degraded" else 0)
+        push = h.get("push")
+        if isinstance(push, dict):
+            Gauge("examwatch_push_pending", "Alert changes queued for the command center", registry=reg).set(max(push.get("pending") or 0, 0))
+            Gauge("examwatch_push_failing", "1 while pushes to the command center fail", registry=reg).set(
+                1 if push.get("failing_for_s") is not None else 0)
     try:
         _, total = ctx.store.list(limit=1)
         open_ = len(ctx.store.open_alerts())

@@ -90,6 +90,8 @@ def attach_push(ctx, monitor, settings) -> None:
     store.close = close_with_sender
     sender.start()
     SENDERS.append(sender)
+    if monitor is not None and hasattr(monitor, "health_sections"):
+        monitor.health_sections["push"] = sender.health  # /health → push: pending, failures, last error
     log.info("pushing alert changes of vehicle %s to %s (%s)", vehicle_id, url, sender.transport)
     try:
         from detector.cli._common import console_err

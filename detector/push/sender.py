@@ -94,6 +94,8 @@ class PushSender:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._backoff = self.initial_backoff_s
+        self._failing_since: float | None = None  # monotonic time of the first failure of an outage
+        self._logged_at = 0.0  # when that outage was last logged
         self._next_heartbeat = 0.0
         self._last_prune = time.monotonic()
         #: counters for health and tests
@@ -121,6 +123,9 @@ class PushSender:
         self.outbox.wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        left = self.pending()
+        if left > 0:
+            log.warning("%d alert change(s) not yet delivered to the center stay queued; they go out at the next start", left)
         self._close()
 
     def pending(self) -> int:
@@ -138,8 +143,12 @@ class PushSender:
         return self.pending() == 0
 
     def health(self) -> dict:
+        """``{"transport", "vehicle_id", "pending", "delivered", "failures", "last_error",
+        "failing_for_s"}`` (the vehicle's ``/health`` → ``push``)."""
+        since = self._failing_since
         return {"transport": self.transport, "vehicle_id": self.vehicle_id, "pending": self.pending(),
-                "delivered": self.delivered, "failures": self.failures, "last_error": self.last_error}
+                "delivered": self.delivered, "failures": self.failures, "last_error": self.last_error,
+                "failing_for_s": None if since is None else round(time.monotonic() - since, 1)}
 
     # --- the loop ----------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -165,10 +174,26 @@ class PushSender:
             if sent == 0:
                 self.outbox.wake.wait(self.poll_s)
 
+    #: a failure that lasts is logged again this often (s), with how long and how much is queued
+    REPEAT_LOG_S = 300.0
+
     def _note_failure(self, why: str) -> None:
         self.failures += 1
+        now = time.monotonic()
+        auth = why.startswith(("HTTP 401", "HTTP 403"))
         if why != self.last_error:
-            log.warning("push to the center failed (%s); retrying with backoff", why)
+            self._failing_since = self._failing_since or now
+            self._logged_at = now
+            if auth:
+                log.error("the center refuses this vehicle's credentials (%s): check --push-token-file and the "
+                          "center's --vehicle-tokens; alert changes stay queued (%d) and are retried", why, self.pending())
+            else:
+                log.warning("push to the center failed (%s); retrying with backoff", why)
+        elif now - self._logged_at >= self.REPEAT_LOG_S:
+            self._logged_at = now
+            log.log(logging.ERROR if auth else logging.WARNING,
+                    "push to the center still failing after %.0f s (%s); %d alert change(s) queued",
+                    now - (self._failing_since or now), why, self.pending())
         self.last_error = why
 
     def _pass(self) -> int:
@@ -206,6 +231,10 @@ class PushSender:
         self.outbox.mark_delivered([it.seq for it in delivered])
         self.delivered += len(delivered)
         self._backoff = self.initial_backoff_s
+        if self._failing_since is not None:
+            log.info("push to the center works again after %.0f s; %d alert change(s) still queued",
+                     time.monotonic() - self._failing_since, self.pending())
+            self._failing_since = None
         self.last_error = None
         self.last_success = time.monotonic()
         if self.on_delivered is not None:

@@ -236,6 +236,9 @@ def test_monitor_hook_attaches_push_and_stream(tmp_path):
         site = "lycee"
         latest = None
 
+        def __init__(self):
+            self.health_sections = {}
+
         def health(self):
             return {"status": "ok", "frames_processed": 3}
 
@@ -244,8 +247,10 @@ def test_monitor_hook_attaches_push_and_stream(tmp_path):
             attach_push(ApiContext(store=store, token="w" * 24), FakeMonitor(), MonitorSettings(push_url=srv.url))
         ctx = ApiContext(store=store, token="w" * 24)
         st = MonitorSettings(push_url=srv.url, vehicle_id="van-7", push_token_file=tokf)
-        attach_push(ctx, FakeMonitor(), st)
+        mon = FakeMonitor()
+        attach_push(ctx, mon, st)
         assert len(ctx.extra_routers) == 1
+        assert mon.health_sections["push"]()["vehicle_id"] == "van-7"  # the vehicle's /health → push
         app_srv = UvicornThread(create_app(ctx)).start()
         try:
             store.apply_event(ev("T1", 1), site="lycee", run_id="r")
@@ -313,3 +318,39 @@ def test_monitor_cli_has_the_push_options():
     out = CliRunner().invoke(app, ["monitor", "--help"], env={"COLUMNS": "200"}).output
     for opt in ("--push", "--vehicle-id", "--push-token-file"):
         assert opt in out
+
+
+def test_a_refused_token_is_an_error_that_is_repeated_health_shows_it_and_recovery_is_logged(tmp_path, caplog):
+    import logging
+
+    port = free_port()
+    store = open_store(None, data_dir=tmp_path)
+    refusing = {"on": True}
+    rec = RecordingCenter(refuse=lambda key, n: 401 if refusing["on"] else None)
+    srv = UvicornThread(rec.app, port=port).start()
+    snd = HttpPushSender(store, center_url=f"http://127.0.0.1:{port}", token="tok-12345678", vehicle_id="v1",
+                         max_backoff_s=0.2, initial_backoff_s=0.05, heartbeat_s=0, poll_s=0.05)
+    snd.REPEAT_LOG_S = 0.5
+    try:
+        with caplog.at_level(logging.INFO, logger="examwatch"):
+            snd.start()
+            store.apply_event(ev("T1", 1), site="S", run_id="r")
+            time.sleep(1.5)
+            h = snd.health()
+            assert h["pending"] == 1 and h["last_error"].startswith("HTTP 401") and h["failing_for_s"] >= 1.0
+            errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+            assert "refuses this vehicle's credentials" in errors[0].getMessage() and "--push-token-file" in errors[0].getMessage()
+            assert any("still failing after" in r.getMessage() for r in errors[1:])  # not silent while it lasts
+            refusing["on"] = False  # the operator fixed the center's --vehicle-tokens
+            assert snd.wait_drained(5)
+            assert any("works again" in r.getMessage() for r in caplog.records)
+            assert snd.health()["failing_for_s"] is None and snd.health()["last_error"] is None
+            refusing["on"] = True
+            store.apply_event(ev("T1", 2), site="S", run_id="r")
+            time.sleep(0.3)
+            snd.stop()
+            assert any("stay queued; they go out at the next start" in r.getMessage() for r in caplog.records)
+    finally:
+        snd.stop()
+        srv.stop()
+        store.close()
