@@ -63,7 +63,8 @@ class MonitorStatus:
     last_block_monotonic: float | None = None
     last_error: str | None = None
     started_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"))
-    #: alert changes written to the store this run (each new version of an alert counts)
+    #: alerting track events written to the store this run (also those that changed nothing;
+    #: evidence files are not counted)
     alerts_stored: int = 0
     #: distinct alerts raised this run
     alerts_raised: int = 0

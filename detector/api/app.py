@@ -260,7 +260,7 @@ def _metrics_text(ctx: ApiContext) -> str:
         h = ctx.monitor.health()
         for key, help_ in (("frames_processed", "Frames through detection"), ("frames_dropped", "Frames dropped when processing fell behind"),
                            ("blocks_read", "IQ blocks read from the source"), ("repeated_blocks", "Identical blocks ignored"),
-                           ("reopen_count", "Source reopen attempts"), ("alerts_stored", "Alert changes stored"), ("alerts_raised", "Distinct alerts raised")):
+                           ("reopen_count", "Source reopen attempts"), ("alerts_stored", "Alerting track events written to the store"), ("alerts_raised", "Distinct alerts raised")):
             Gauge(f"examwatch_{key}", help_, registry=reg).set(h.get(key) or 0)
         Gauge("examwatch_source_degraded", "1 while the source is degraded", registry=reg).set(1 if h.get("status") == "degraded" else 0)
         push = h.get("push")
