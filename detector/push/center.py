@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker, undefer
@@ -50,7 +50,7 @@ from detector.alerts._store import (
 from detector.errors import InputError
 from detector.push._models import CenterAlertRow, CenterBase, CenterEvidenceRow, IngestRow, VehicleRow
 
-__all__ = ["CenterAlert", "CenterStore", "IngestError", "IngestResult", "open_center_store", "load_vehicle_tokens"]
+__all__ = ["CenterAlert", "CenterStore", "Heartbeat", "IngestError", "IngestResult", "open_center_store", "load_vehicle_tokens"]
 
 _SCALARS = ("status", "severity", "center_hz", "bandwidth_hz", "classification", "first_seen", "last_seen",
             "snr_db", "excess_db", "peak_dbfs", "bursts")
@@ -63,6 +63,33 @@ class IngestError(InputError):
         super().__init__(message)
         self.status_code = status_code
         self.alert_id: str | None = None
+
+
+class Heartbeat(BaseModel):
+    """A vehicle's heartbeat (HTTP ``POST /ingest/heartbeat`` or MQTT ``…/status``): who, where,
+    when (``at``, UNIX seconds) and its ``/health``, push counters and a spectrum summary.
+    Anything else is refused (422), so that a stray body never replaces a vehicle's health."""
+
+    model_config = ConfigDict(extra="forbid")
+    vehicle_id: str | None = None
+    site: str | None = None
+    at: float | None = None
+    health: dict | None = None
+    push: dict | None = None
+    spectrum: dict | None = None
+
+    @classmethod
+    def parse(cls, body) -> "Heartbeat":
+        """Validate ``body``; :class:`IngestError` (422) names the first problem."""
+        try:
+            return cls.model_validate(body)
+        except ValidationError as exc:
+            e = exc.errors()[0]
+            raise IngestError(f"heartbeat: {'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}") from None
+
+    def status(self) -> dict:
+        """What the center keeps as the vehicle's health (everything but the spectrum)."""
+        return self.model_dump(exclude={"spectrum"})
 
 
 class CenterAlert(AlertPublic):

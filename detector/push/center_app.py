@@ -34,7 +34,7 @@ from starlette.concurrency import run_in_threadpool
 from detector import __version__
 from detector.api.app import ApiContext, _metrics_text, build_router
 from detector.api.auth import WriteTokenMiddleware
-from detector.push.center import CenterStore, IngestError
+from detector.push.center import CenterStore, Heartbeat, IngestError
 from detector.push.stream import build_stream_router
 
 __all__ = ["build_center_app", "INGEST_PREFIX"]
@@ -126,13 +126,14 @@ def _ingest_router(store: CenterStore, auth: _VehicleAuth) -> APIRouter:
     @r.post("/heartbeat", summary="A vehicle is alive: health and a spectrum summary (vehicle token)")
     async def heartbeat(request: Request) -> dict:
         vehicle = auth(request)
-        body = await _json(request)
-        if body.get("vehicle_id") not in (None, vehicle):
-            raise HTTPException(403, f"vehicle_id {body.get('vehicle_id')!r} is not the authenticated vehicle")
-        spectrum = body.pop("spectrum", None)
-        site = body.get("site") if isinstance(body.get("site"), str) else None
-        await run_in_threadpool(store.touch, vehicle, transport="http", site=site, health=body,
-                                spectrum=spectrum if isinstance(spectrum, dict) else None)
+        try:
+            hb = Heartbeat.parse(await _json(request))
+        except IngestError as exc:
+            raise HTTPException(exc.status_code, str(exc)) from None
+        if hb.vehicle_id not in (None, vehicle):
+            raise HTTPException(403, f"vehicle_id {hb.vehicle_id!r} is not the authenticated vehicle")
+        await run_in_threadpool(store.touch, vehicle, transport="http", site=hb.site, health=hb.status(),
+                                spectrum=hb.spectrum)
         return {"status": "ok"}
 
     @r.put("/evidence/{alert_id}/{name}", summary="Upload an evidence file of a pushed alert (vehicle token)")

@@ -182,6 +182,14 @@ class MqttCenterSubscriber:
         elif kind == "spectrum":
             self.store.touch(vehicle, transport="mqtt", site=body.get("site") or site, spectrum=body.get("spectrum"))
         elif kind == "status":
-            self.store.touch(vehicle, transport="mqtt", site=body.get("site") or site, health=body)
+            from detector.push.center import Heartbeat
+
+            try:
+                hb = Heartbeat.parse(body)
+            except IngestError as exc:
+                self.dropped += 1
+                log.warning("MQTT status of %s dropped: %s", vehicle, exc)
+                return
+            self.store.touch(vehicle, transport="mqtt", site=hb.site or site, health=hb.status())
         else:
             self.dropped += 1

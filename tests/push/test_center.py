@@ -173,6 +173,12 @@ def test_center_http_auth_and_reads(tmp_path, vehicle):
                         headers={"Authorization": "Bearer tok-vehicle-2"})
             assert hb.status_code == 200
             assert c.get("/api/v1/vehicles/v2/spectrum").json()["spectrum"] == {"x": 1}
+            # a body that is not a heartbeat is refused and does not replace the vehicle's health
+            for bad in ({"x": 1}, {"health": "ok"}, {"at": "yesterday"}):
+                r = c.post("/api/v1/ingest/heartbeat", json=bad, headers={"Authorization": "Bearer tok-vehicle-2"})
+                assert r.status_code == 422 and "heartbeat" in r.json()["detail"], r.text
+            v2 = next(v for v in c.get("/api/v1/overview").json()["vehicles"] if v["vehicle_id"] == "v2")
+            assert v2["site"] == "T" and "x" not in (v2["health"] or {})
 
         app = build_center_app(store, token="write-token-123", vehicle_tokens={"tok-vehicle-1": "v1"}, read_token="read-token-9")
         with TestClient(app) as c:
