@@ -74,20 +74,26 @@ class WriteTokenMiddleware(BaseHTTPMiddleware):
     """401 for any non-read request under ``prefix`` without ``Authorization: Bearer <token>``.
 
     Being a middleware, it runs before routing and body parsing, so a malformed body without a
-    token is a 401, never a 422. ``read_token`` (optional) protects reads too.
+    token is a 401, never a 422. ``read_token`` (optional) protects reads too, except the paths in
+    ``open_reads`` (default ``/api/v1/health``: liveness probes, like ``/metrics`` outside the prefix).
     """
 
-    def __init__(self, app, *, token: str, prefix: str = "/api/", read_token: str | None = None, exempt: tuple[str, ...] = ()) -> None:
+    def __init__(self, app, *, token: str, prefix: str = "/api/", read_token: str | None = None, exempt: tuple[str, ...] = (),
+                 open_reads: tuple[str, ...] = ("/api/v1/health",)) -> None:
         super().__init__(app)
         self.token = token
         self.prefix = prefix
         self.read_token = read_token
         self.exempt = exempt
+        self.open_reads = open_reads
 
     async def dispatch(self, request: Request, call_next):
         path = request.url.path
         if path.startswith(self.prefix) and not any(path.startswith(e) for e in self.exempt):
-            need = self.token if request.method not in _READ_METHODS else self.read_token
+            read = request.method in _READ_METHODS
+            if read and path in self.open_reads:
+                return await call_next(request)
+            need = self.token if not read else self.read_token
             if need is not None:
                 auth = request.headers.get("authorization", "")
                 scheme, _, value = auth.partition(" ")

@@ -184,6 +184,9 @@ def test_center_http_auth_and_reads(tmp_path, vehicle):
         with TestClient(app) as c:
             assert c.get("/api/v1/alerts").status_code == 401
             assert c.get("/api/v1/alerts", headers={"Authorization": "Bearer read-token-9"}).status_code == 200
+            # liveness probes and Prometheus need no token
+            assert c.get("/api/v1/health").status_code == 200 and c.get("/metrics").status_code == 200
+            assert c.get("/api/v1/health/x").status_code == 401
             assert c.get("/api/v1/alerts/stream").status_code == 401
             # ingest is authenticated by the vehicle token, not by the read or write token
             (v2,) = [{**vehicle.apply_event(track_event("T1", 9.0, snr=30.0, center_hz=446e6), site="S", run_id="r")
