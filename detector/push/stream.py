@@ -111,7 +111,8 @@ def build_stream_router(*, poll_s: float = 0.5, gap_wait_s: float = 2.0, batch: 
     async def stream(request: Request,
                      last_event_id_header: Annotated[Optional[str], Header(alias="Last-Event-ID")] = None,
                      last_event_id: Annotated[Optional[int], Query(ge=0, le=2**62, description="Resume after this event id (as the Last-Event-ID header).")] = None,
-                     replay: Annotated[int, Query(ge=0, le=100000, description="Without a Last-Event-ID: also send the events of the last N sequence numbers.")] = 0):
+                     replay: Annotated[int, Query(ge=0, le=100000, description="Without a Last-Event-ID: also send the events of the last N sequence numbers.")] = 0,
+                     site: Annotated[Optional[str], Query(max_length=200, description="Only alerts of this site (sequence numbers of others are skipped).")] = None):
         store = request.app.state.ctx.store
         start = last_event_id
         if last_event_id_header is not None and last_event_id_header.strip():
@@ -149,7 +150,8 @@ def build_stream_router(*, poll_s: float = 0.5, gap_wait_s: float = 2.0, batch: 
                         if now - gap_since < gap_wait_s:
                             break  # wait for the missing number to commit (or be abandoned)
                     gap_since = None
-                    yield ServerSentEvent(data=json.dumps(e, separators=(",", ":")), event="alert", id=str(seq))
+                    if site is None or (e.get("alert") or {}).get("site") == site:
+                        yield ServerSentEvent(data=json.dumps(e, separators=(",", ":")), event="alert", id=str(seq))
                     cursor = seq
                     progressed = True
                 if progressed and len(evs) >= batch:

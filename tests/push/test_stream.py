@@ -129,3 +129,21 @@ def test_bad_or_future_last_event_id(node):
     # an id beyond the store (another or a reset database) restarts at the present
     ready, got = read_events(url, 0, headers={"Last-Event-ID": "999999"})
     assert ready[1]["reset"] is True and ready[0] == last()
+
+
+def test_site_filter_sends_only_that_sites_alerts(tmp_path):
+    store = open_store(None, data_dir=tmp_path)
+    ctx = ApiContext(store=store, token="w" * 24)
+    attach_push(ctx, None, MonitorSettings())
+    srv = UvicornThread(create_app(ctx)).start()
+    try:
+        for i, site in enumerate(["S", "B", "S", "B", "B"]):
+            store.apply_event(track_event(f"T{i}", float(i + 1), snr=10.0, center_hz=446e6), site=site, run_id="r")
+        _, got = read_events(srv.url, 3, params={"site": "B", "replay": 100})
+        assert [e["alert"]["site"] for _, e in got] == ["B", "B", "B"]
+        assert [seq for seq, _ in got] == sorted(seq for seq, _ in got)
+        _, got = read_events(srv.url, 2, params={"site": "S", "replay": 100})
+        assert {e["alert"]["site"] for _, e in got} == {"S"}
+    finally:
+        srv.stop()
+        store.close()
