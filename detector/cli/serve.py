@@ -43,7 +43,8 @@ def serve(
     check_listen(host, port)
     tokens = load_vehicle_tokens(vehicle_tokens) if vehicle_tokens is not None else {}
     if not tokens:
-        console_err.print("no --vehicle-tokens: HTTP pushes will be refused (401)" + ("" if mqtt else "; nothing can reach this center"))
+        why = "no --vehicle-tokens" if vehicle_tokens is None else f"--vehicle-tokens {vehicle_tokens} holds no vehicle"
+        console_err.print(f"[yellow]warning:[/] {why}: HTTP pushes will be refused (401)" + ("" if mqtt else "; nothing can reach this center"))
     read_token = None
     if read_token_file is not None:
         try:
