@@ -181,8 +181,8 @@ def build_router() -> APIRouter:
                site: Optional[str] = None,
                status: Annotated[Optional[list[Literal["new", "updated", "located", "acknowledged", "dismissed", "closed"]]], Query()] = None,
                since: Optional[datetime] = None,
-               f_min_hz: Annotated[Optional[float], Query(ge=0, le=1e10)] = None,
-               f_max_hz: Annotated[Optional[float], Query(ge=0, le=1e10)] = None,
+               f_min_hz: Annotated[Optional[float], Query(ge=0, le=1e10, allow_inf_nan=False)] = None,
+               f_max_hz: Annotated[Optional[float], Query(ge=0, le=1e10, allow_inf_nan=False)] = None,
                limit: Limit = 100,
                offset: Offset = 0) -> dict:
         if since is not None and since.tzinfo is None:

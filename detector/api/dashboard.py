@@ -128,7 +128,7 @@ def build_dashboard_router() -> APIRouter:
     @r.get("/api/v1/figures/{name}.png", summary="A dashboard figure as PNG (spectrum, waterfall, map, timeline)",
            response_class=Response, responses={200: {"content": {"image/png": {}}}, 404: {"description": "nothing to draw yet"}})
     def figure(name: str, ctx: Ctx,
-               seconds: Annotated[float, Query(ge=5, le=3600, description="Waterfall: seconds of history.")] = 300.0,
+               seconds: Annotated[float, Query(ge=5, le=3600, allow_inf_nan=False, description="Waterfall: seconds of history.")] = 300.0,
                alert: Annotated[Optional[str], Query(max_length=100, description="Map: the alert to show (default: the latest located).")] = None
                ) -> Response:
         from dashboards import RENDER_LOCK

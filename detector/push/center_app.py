@@ -155,11 +155,11 @@ def _center_router(store: CenterStore, known: list[str], silent_after_s: float) 
     r = APIRouter(prefix="/api/v1", tags=["center"])
 
     @r.get("/overview", summary="Sites, open alerts per site, last contact of each vehicle, silent vehicles")
-    def overview(silent_after_s_q: Annotated[Optional[float], Query(alias="silent_after_s", gt=0, le=86400 * 30)] = None) -> dict:
+    def overview(silent_after_s_q: Annotated[Optional[float], Query(alias="silent_after_s", gt=0, le=86400 * 30, allow_inf_nan=False)] = None) -> dict:
         return store.overview(known, silent_after_s_q or silent_after_s)
 
     @r.get("/vehicles", summary="Vehicles: last contact, transport, site, alerts, last health")
-    def vehicles(silent_after_s_q: Annotated[Optional[float], Query(alias="silent_after_s", gt=0, le=86400 * 30)] = None) -> dict:
+    def vehicles(silent_after_s_q: Annotated[Optional[float], Query(alias="silent_after_s", gt=0, le=86400 * 30, allow_inf_nan=False)] = None) -> dict:
         v = store.vehicles(known, silent_after_s_q or silent_after_s)
         return {"data": v, "count": len(v)}
 
