@@ -7,8 +7,9 @@ from detector.sources import open_source, source_kind
 
 
 def open_all(specs: list[str], fmt: str | None, rate: str | None, center: str | None, *,
-             sim_window: str = "exam", sim_seed: int | None = None) -> list:
-    """Open every source up front so that a bad one fails before any work is done."""
+             sim_window: str = "exam", sim_seed: int | None = None, tz: str = "UTC") -> list:
+    """Open every source up front so that a bad one fails before any work is done; ``tz`` is the
+    zone of sweep CSV timestamps that carry none."""
     rate_hz = positive_hz(rate, "--rate")
     center_hz = opt_hz(center, "--center")
     out = []
@@ -16,7 +17,7 @@ def open_all(specs: list[str], fmt: str | None, rate: str | None, center: str | 
         if source_kind(spec) == "sweep":
             from detector.sources.sweep import read_sweeps
 
-            sweeps = read_sweeps(spec)
+            sweeps = read_sweeps(spec, tz=tz)
             # the file's oddities (a truncated row, nan values, hops out of order) are survived, and said
             for w in sweeps.warnings:
                 console_err.print(f"[yellow]warning:[/] {spec}: {w}", highlight=False)

@@ -19,6 +19,7 @@ from detector.runs import run_detection, survey_baseline, total_duration_s
 
 SourcesArg = Annotated[list[str], typer.Argument(help="IQ recordings (any format of `spectrum`), rtl_power CSVs, sim:default / sim:SCENE.toml, or rtlsdr:0; read one after another as one timeline.")]
 DurationOpt = Annotated[Optional[float], typer.Option("--duration", help="Seconds to read from each source (needed for rtlsdr:, optional elsewhere).")]
+TzOpt = Annotated[str, typer.Option("--tz", help="Time zone of sweep CSV timestamps that carry none (rtl_power writes local time): an IANA name such as Asia/Shanghai, or UTC.")]
 ProfileOpt = Annotated[Optional[Path], typer.Option("--profile", help="Calibration profile of the dongle (examwatch calibrate): ppm, DC/IQ correction applied to the samples.")]
 ProfilesDirOpt = Annotated[Path, typer.Option("--profiles-dir", help="Folder of calibration profiles, looked up by the serial of an rtlsdr: dongle when --profile is not given.")]
 
@@ -88,6 +89,7 @@ def survey(
     ppm_reference: PpmRefOpt = None,
     drift_interval_s: DriftIntervalOpt = 10.0,
     png: Annotated[Optional[Path], typer.Option("--png", help="Draw the baseline (median, p90–p99, max, occupancy) to this PNG/SVG file.")] = None,
+    tz: TzOpt = "UTC",
 ) -> None:
     """Survey a site before the exam: per-bin statistics of every frame of SOURCE... → a baseline file.
 
@@ -105,7 +107,7 @@ def survey(
     if png is not None:
         check_figure_path(png)
     drift = live_drift(ppm_reference, drift_interval_s, sim=any(src.startswith("sim:") for src in sources))
-    srcs = open_all(sources, format, rate, center, sim_window="survey", sim_seed=seed)
+    srcs = open_all(sources, format, rate, center, sim_window="survey", sim_seed=seed, tz=tz)
     if duration is None and any(getattr(getattr(s, "info", None), "n_samples", 0) is None for s in srcs):
         raise InputError("a live source needs --duration (seconds to survey)")
     check_reference_in_band(drift, srcs)
@@ -149,6 +151,7 @@ def replay(
     ppm_reference: PpmRefOpt = None,
     drift_interval_s: DriftIntervalOpt = 10.0,
     png: Annotated[Optional[Path], typer.Option("--png", help="Draw the last frame against the baseline, with the alerts, to this PNG/SVG file.")] = None,
+    tz: TzOpt = "UTC",
 ) -> None:
     """Run detection and tracking over recordings and print alert events.
 
@@ -172,7 +175,7 @@ def replay(
     scene, sessions, wl = _scene_context(sources)
     if whitelist is not None:
         wl = load_whitelist(whitelist)
-    srcs = open_all(sources, format, rate, center, sim_window="exam", sim_seed=seed)
+    srcs = open_all(sources, format, rate, center, sim_window="exam", sim_seed=seed, tz=tz)
     if duration is None and any(getattr(getattr(s, "info", None), "n_samples", 0) is None for s in srcs):
         raise InputError("a live source needs --duration (seconds to read)")
     start = getattr(getattr(srcs[0], "info", None), "start", None)

@@ -187,6 +187,23 @@ def test_survey_of_every_real_sweep_csv(real_dir, manifest, tmp_path):
                 assert np.nanmax(med[near]) - np.nanmedian(med) >= 1.0, entry["file"]
 
 
+def test_tz_gives_the_zone_of_sweep_timestamps_that_carry_none(real_dir, manifest, tmp_path):
+    """rtl_power writes local time without a zone: UTC by default, --tz names the zone."""
+    from detector.baseline import load
+
+    path = real_dir / manifest["sweeps"][0]["file"]
+    starts = {}
+    for tz in ("UTC", "Asia/Shanghai"):
+        out = tmp_path / f"{tz.replace('/', '_')}.npz"
+        r = runner.invoke(app, ["survey", str(path), "--site", "s", "--out", str(out), "--tz", tz])
+        assert r.exit_code == 0, r.output
+        starts[tz] = load(out).first_start
+    assert (starts["UTC"] - starts["Asia/Shanghai"]).total_seconds() == 8 * 3600
+    r = subprocess.run([sys.executable, "-m", "detector", "replay", str(path), "--site", "s", "--tz", "Mars/Olympus"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "unknown time zone 'Mars/Olympus'" in r.stderr
+
+
 def test_replay_warns_when_its_frames_average_other_looks_than_the_survey(tmp_path):
     fs = 250e3
     rng = np.random.default_rng(31)
