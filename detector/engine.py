@@ -392,8 +392,14 @@ class DetectionEngine:
                sessions=self.sessions, baseline_used=False)
 
 
-    def _event(self, kind: str, tr: Track) -> dict:
-        loc = self.locate(tr) if (self.locate is not None and tr.alert) else None
+    def open_tracks(self) -> list[dict]:
+        """``update`` events of the confirmed open tracks (the API's ``/tracks``), with ``peak_dbm``
+        like every event; ``location`` is null here (estimates go out with the alert events and
+        are served by ``/alerts``), so that a poll of the list never runs the estimator."""
+        return [self._event("update", tr, locate=False) for tr in list(self.tracker.open) if tr.confirmed]
+
+    def _event(self, kind: str, tr: Track, *, locate: bool = True) -> dict:
+        loc = self.locate(tr) if (locate and self.locate is not None and tr.alert) else None
         ev = track_event(kind, tr, wall_start=self.wall_start, location=loc)
         ev["peak_dbm"] = None
         if ev["peak_dbfs"] is not None:

@@ -522,6 +522,4 @@ class Monitor:
                 "power_db": np.vstack([r[2] for r in rows]).astype(np.float32)}
 
     def tracks(self) -> list[dict]:
-        from detector.engine import track_event
-
-        return [track_event("update", tr) for tr in list(self.engine.tracker.open) if tr.confirmed]
+        return self.engine.open_tracks()

@@ -106,6 +106,10 @@ class TestDbmChain:
         events = []
         for _ in range(20):
             events += engine.process_block(sdr.read(1 << 15))
+        # the open tracks (the API's /tracks) carry peak_dbm like the events
+        (open_tx,) = [e for e in engine.open_tracks() if abs(e["center_hz"] - 446.05e6 - 37e-6 * 446e6) < 5e3]
+        assert open_tx["peak_dbm"] == pytest.approx(
+            open_tx["peak_dbfs"] + cal.power_offset_db(prof.power.table, open_tx["center_hz"], 20.0), abs=0.02)
         events += engine.finish()
         truth_dbm = float(np.mean([pw for _, _, pw in sdr.truth_power]))
         spec = engine.calibrated_spectrum()
