@@ -170,6 +170,24 @@ def build_router() -> APIRouter:
             raise HTTPException(404, "no spectrum yet")
         return Response(content=body, media_type="application/json")
 
+    @r.get("/emissions", summary="Emissions of the latest frame")
+    def emissions(ctx: Ctx, limit: Limit = 100, offset: Offset = 0) -> dict:
+        """``{"data": [{"center_hz", "bandwidth_hz", "peak_dbfs", "snr_db", "excess_db"}, ...],
+        "count": N, "offset_s", "center_hz"}``: what the detector found in the last frame (the
+        same list as ``/spectrum/latest`` → ``emissions``), strongest SNR first; ``excess_db`` is
+        null where no baseline covers the emission."""
+        if ctx.monitor is None:
+            raise HTTPException(404, "no capture loop runs here (a command center): emissions come from a vehicle")
+        snap = ctx.monitor.latest
+        if snap is None:
+            raise HTTPException(404, "no frame yet")
+        spec, res = snap["spectrum"], snap["result"]
+        em = [] if res is None else sorted(res.emissions, key=lambda e: -e.snr_db)
+        data = [{"center_hz": round(e.center_hz, 1), "bandwidth_hz": round(e.bandwidth_hz, 1), "peak_dbfs": round(e.peak_dbfs, 2),
+                 "snr_db": round(e.snr_db, 2), "excess_db": None if e.excess_db is None else round(e.excess_db, 2)}
+                for e in em]
+        return {"data": data[offset:offset + limit], "count": len(data), "offset_s": spec.offset_s, "center_hz": spec.center_hz}
+
     @r.get("/tracks", summary="Open tracks of the capture loop")
     def tracks(ctx: Ctx, limit: Limit = 100, offset: Offset = 0) -> dict:
         """``{"data": [...], "count": N}``: ``count`` is the number of open tracks, ``data`` the page."""

@@ -204,3 +204,42 @@ def test_a_dismissal_with_add_to_whitelist_is_kept_and_listed(tmp_path):
                                              "added_by_dismissal": True}
     finally:
         store.close()
+
+
+def test_emissions_of_the_latest_frame(tmp_path):
+    import numpy as np
+
+    from detector.detection import Emission, FrameResult
+    from detector.types import Spectrum
+
+    def em(f, snr, excess):
+        return Emission(center_hz=f, bandwidth_hz=11000.0, f_lo_hz=f - 6e3, f_hi_hz=f + 6e3, peak_hz=f, peak_dbfs=-40.0,
+                        snr_db=snr, excess_db=excess, power_dbfs=-35.0, bins=np.array([], dtype=np.intp))
+
+    class Mon:
+        engine = None
+        latest = None
+
+        def health(self):
+            return {}
+
+    store = open_store(None, data_dir=tmp_path)
+    mon = Mon()
+    try:
+        with TestClient(create_app(ApiContext(store=store, token=TOKEN, monitor=mon))) as c:
+            assert c.get("/api/v1/emissions").status_code == 404  # no frame yet
+            spec = Spectrum(freqs_hz=446e6 + np.arange(8) * 1e3, power=np.zeros(8, np.float32), rbw_hz=1500.0, n_looks=20.0,
+                            offset_s=12.5, duration_s=0.01, center_hz=446e6)
+            res = FrameResult(emissions=[em(446.02e6, 12.0, None), em(446.08e6, 30.0, 21.5)], floor_db=None,
+                              noise_floor_dbfs=-60.0, gain_offset_db=0.0, n_flagged_bins=10, rejected={})
+            mon.latest = {"spectrum": spec, "result": res}
+            body = c.get("/api/v1/emissions").json()
+            assert body["count"] == 2 and body["offset_s"] == 12.5 and body["center_hz"] == 446e6
+            assert [(e["center_hz"], e["snr_db"], e["excess_db"]) for e in body["data"]] == [(446.08e6, 30.0, 21.5),
+                                                                                             (446.02e6, 12.0, None)]
+            assert c.get("/api/v1/emissions", params={"limit": 1, "offset": 1}).json()["data"][0]["center_hz"] == 446.02e6
+        with TestClient(create_app(ApiContext(store=store, token=TOKEN))) as c:
+            r = c.get("/api/v1/emissions")
+            assert r.status_code == 404 and "command center" in r.json()["detail"]
+    finally:
+        store.close()
