@@ -203,6 +203,7 @@ def monitor(
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"--data-dir {data_dir}: cannot create it ({exc.strerror or exc})") from None
+    _lock = _lock_data_dir(data_dir)  # noqa: F841 - held (open) for the life of the process
     from detector.alerts import open_store
 
     token, token_path = load_or_create_token(data_dir, token=st.token, token_file=token_file or st.token_file)
@@ -286,6 +287,34 @@ def monitor(
 
 #: hooks that add routes or background senders (push, SSE) to a monitor: f(ctx, monitor, settings)
 _extra_hooks: list = []
+
+
+def _lock_data_dir(data_dir: Path):
+    """One monitor per data folder (its token, added whitelist and default store): an exclusive
+    ``flock`` on ``DATA_DIR/monitor.lock`` holding the pid, released when the process ends, even
+    on SIGKILL. Returns the open lock file; InputError names the other monitor's pid."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        return None
+    path = data_dir / "monitor.lock"
+    try:
+        fh = open(path, "a+")
+    except OSError as exc:
+        raise InputError(f"--data-dir {data_dir}: cannot write {path.name} ({exc.strerror or exc})") from None
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        other = fh.read().strip() or "?"
+        fh.close()
+        raise InputError(f"another examwatch monitor (pid {other}) uses --data-dir {data_dir}; give each monitor "
+                         f"its own --data-dir") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"{os.getpid()}\n")
+    fh.flush()
+    return fh
 
 
 def _attach_gps(mon, track, *, gpsd_retry_s: float = 5.0) -> None:

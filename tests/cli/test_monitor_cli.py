@@ -127,3 +127,20 @@ def test_live_gpsd_positions_follow_the_latest_fix_and_survive_a_lost_gpsd():
     assert mon.engine.seen[0] is None  # before the first fix: no position rather than a stale one
     assert mon.engine.seen[-1] == Position(50.2, 10.3)
     assert m.GPSD_MAX_AGE_S == 5.0
+
+
+def test_one_monitor_per_data_dir(tmp_path):
+    from detector.cli.monitor import _lock_data_dir
+    from detector.errors import InputError
+
+    held = _lock_data_dir(tmp_path)
+    try:
+        assert (tmp_path / "monitor.lock").read_text().strip() == str(os.getpid())
+        r = monitor(tmp_path, "--data-dir", str(tmp_path))  # a second monitor on the same folder
+        assert r.exit_code == 2 and f"another examwatch monitor (pid {os.getpid()}) uses --data-dir" in r.output
+    finally:
+        held.close()
+    again = _lock_data_dir(tmp_path)  # released: the next monitor gets it
+    again.close()
+    with pytest.raises(InputError, match="cannot write"):
+        _lock_data_dir(tmp_path / "no" / "such")
