@@ -20,7 +20,7 @@ app.add_typer(sim_app, name="sim")
 @sim_app.command("export")
 def export(
     scene: Annotated[str, typer.Argument(help="sim:default or sim:PATH.toml")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output path (PATH.sigmf-meta and PATH.sigmf-data are written).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output path: PATH.sigmf-meta and PATH.sigmf-data are written (PATH may end in .sigmf, .sigmf-meta or .sigmf-data).")],
     center: Annotated[Optional[str], typer.Option("--center", "-c", help="Center frequency (default: the scene receiver's).")] = None,
     rate: Annotated[Optional[str], typer.Option("--rate", "-r", help="Sample rate (default: the scene receiver's).")] = None,
     start: Annotated[float, typer.Option("--start", help="Scene second to start at.")] = 0.0,
@@ -42,6 +42,8 @@ def export(
         raise InputError(f"--duration {duration} s is more than the 600 s one export may hold")
     from detector.cli._common import check_out_path
 
+    if out.suffix.lower() == ".sigmf":  # "x.sigmf" names the pair x.sigmf-meta / x.sigmf-data
+        out = out.with_suffix("")
     check_out_path(Path(f"{out}.sigmf-meta") if out.suffix not in (".sigmf-meta", ".sigmf-data") else out, what="-o")
     sc = scene_from_spec(scene)
     sdr = SimSDR(sc, seed=seed, window="all")

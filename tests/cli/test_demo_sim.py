@@ -71,6 +71,13 @@ def test_sim_export_writes_sigmf_with_truth_annotations(tmp_path):
     assert np.all(np.abs(x.real) <= 1.0)
 
 
+def test_sim_export_to_a_name_ending_in_sigmf_writes_that_pair(tmp_path):
+    r = run("sim", "export", "sim:default", "--center", "446M", "--rate", "250k", "--start", "0", "--duration", "0.2",
+            "-o", str(tmp_path / "exp.sigmf"))
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp.sigmf-data", "exp.sigmf-meta"]
+
+
 @pytest.mark.parametrize("args, needle", [
     (["sim", "export", "sim:default", "-o", "x", "--duration", "0"], "--duration"),
     (["sim", "export", "sim:nope.toml", "-o", "x"], "not found"),
