@@ -296,6 +296,21 @@ def _metrics_text(ctx: ApiContext) -> str:
     return generate_latest(reg).decode()
 
 
+def add_error_handlers(app: FastAPI) -> None:
+    """422 answers without the offending input (a 2 MB body must not come back in the answer), the
+    same on a vehicle and on the center; a ``ValueError`` from a route is a 422 with its message."""
+    from fastapi.exceptions import RequestValidationError
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        errors = [{k: v for k, v in e.items() if k in ("type", "loc", "msg")} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.exception_handler(ValueError)
+    async def value_error(request: Request, exc: ValueError):
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+
 def create_app(ctx: ApiContext, *, title: str = "examwatch") -> FastAPI:
     """Build the application with its context (store, monitor, token) injected."""
     # the docs' Swagger UI and ReDoc assets are served by the app itself (fastapi-offline): a
@@ -320,16 +335,6 @@ def create_app(ctx: ApiContext, *, title: str = "examwatch") -> FastAPI:
     def metrics() -> PlainTextResponse:
         return PlainTextResponse(_metrics_text(ctx), media_type="text/plain; version=0.0.4")
 
-    from fastapi.exceptions import RequestValidationError
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError):
-        # the errors without the offending input: a 2 MB body must not come back in the answer
-        errors = [{k: v for k, v in e.items() if k in ("type", "loc", "msg")} for e in exc.errors()]
-        return JSONResponse({"detail": errors}, status_code=422)
-
-    @app.exception_handler(ValueError)
-    async def value_error(request: Request, exc: ValueError):
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+    add_error_handlers(app)
 
     return app

@@ -27,12 +27,12 @@ import secrets
 from typing import Annotated, Optional
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from detector import __version__
-from detector.api.app import ApiContext, _metrics_text, build_router
+from detector.api.app import ApiContext, _metrics_text, add_error_handlers, build_router
 from detector.api.auth import WriteTokenMiddleware
 from detector.push.center import CenterStore, Heartbeat, IngestError
 from detector.push.stream import build_stream_router
@@ -205,8 +205,6 @@ def build_center_app(store: CenterStore, *, token: str, vehicle_tokens: dict[str
             pass
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
-    @app.exception_handler(ValueError)
-    async def value_error(request: Request, exc: ValueError):
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+    add_error_handlers(app)
 
     return app
