@@ -138,7 +138,8 @@ def build_router() -> APIRouter:
         for ch in _added_channels(ctx):  # whitelisted by dismissals on this vehicle
             if ch.site in out:
                 out[ch.site] = {**out[ch.site], "whitelist": [*out[ch.site].get("whitelist", []), {
-                    "center_hz": ch.center_hz, "bandwidth_hz": ch.bandwidth_hz, "name": ch.name, "added_by_dismissal": True}]}
+                    "center_hz": ch.center_hz, "bandwidth_hz": ch.bandwidth_hz, "name": ch.name, "level_dbfs": ch.level_dbfs,
+                    "added_by_dismissal": True}]}
         return {"data": list(out.values())[offset:offset + limit], "count": len(out)}
 
     @r.get("/sites/{site}/baseline", summary="Summary of a site's baseline")
@@ -238,15 +239,19 @@ def build_router() -> APIRouter:
         if body.status == "dismissed" and body.add_to_whitelist:
             from detector.detection import Channel, Whitelist, append_channel
 
-            ch = Channel(a.center_hz, max(a.bandwidth_hz or 0.0, 12500.0), f"dismissed {alert_id}", a.site)
-            if ctx.whitelist_file is not None:
+            ch = Channel(a.center_hz, max(a.bandwidth_hz or 0.0, 12500.0), f"dismissed {alert_id}", a.site,
+                         level_dbfs=a.peak_dbfs)
+            if ctx.whitelist_file is not None and not any(c.name == ch.name for c in _added_channels(ctx)):
                 try:
                     append_channel(ctx.whitelist_file, ch)
                 except InputError as exc:
                     log.warning("%s", exc)
             if ctx.monitor is not None:
                 eng = ctx.monitor.engine
-                eng.whitelist = eng.whitelist.with_channel(ch) if eng.whitelist is not None else Whitelist((ch,))
+                if eng.whitelist is None:
+                    eng.whitelist = Whitelist((ch,))
+                elif not any(c.name == ch.name for c in eng.whitelist.channels):
+                    eng.whitelist = eng.whitelist.with_channel(ch)
         return _alert_json(updated)
 
     @r.get("/alerts/{alert_id}/history", summary="Every change of an alert")

@@ -134,7 +134,13 @@ def decide(
                 return False
             if whitelist is not None:
                 ch = whitelist.match(tr.center_hz, site=site)
-                if ch is not None:
+                if ch is not None and ch.level_dbfs is not None:
+                    # whitelisted by a dismissal: far above the level it was dismissed at
+                    above = tr.peak_dbfs - ch.level_dbfs
+                    if not above >= whitelist.far_above_db:
+                        return False
+                    tr.notes.append(f"whitelisted channel {ch.name} but {above:.1f} dB above its level when dismissed")
+                elif ch is not None:
                     # "far above its baseline level" needs a level: the survey must have seen the
                     # channel on the air (occupancy > 1 %); a channel quiet in the survey stays
                     # whitelisted whatever its level

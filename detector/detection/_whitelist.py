@@ -16,12 +16,18 @@ __all__ = ["Channel", "Whitelist", "load_whitelist", "append_channel"]
 
 @dataclass(frozen=True)
 class Channel:
-    """A licensed channel: ``center_hz``, ``bandwidth_hz``, ``name``, optional ``site`` (None = every site)."""
+    """A licensed channel: ``center_hz``, ``bandwidth_hz``, ``name``, optional ``site`` (None = every site).
+
+    ``level_dbfs`` (optional): the level the channel is known at. A channel whitelisted by an
+    operator's dismissal carries the dismissed alert's peak, and alerts again only when it is far
+    above that level; without it, "far above" is measured against the site baseline.
+    """
 
     center_hz: float
     bandwidth_hz: float
     name: str
     site: str | None = None
+    level_dbfs: float | None = None
 
     def holds(self, f_hz: float, tolerance_hz: float = 0.0) -> bool:
         return abs(f_hz - self.center_hz) <= self.bandwidth_hz / 2 + tolerance_hz
@@ -43,6 +49,18 @@ class Whitelist:
         return Whitelist(self.channels + (ch,), self.far_above_db)
 
 
+def _opt_float(v, what: str) -> float | None:
+    if v in (None, ""):
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be a number, not {v!r}") from None
+    if f != f or f in (float("inf"), float("-inf")):
+        raise InputError(f"{what} must be finite, not {v!r}")
+    return f
+
+
 def _channel(row: dict, where: str) -> Channel:
     if not isinstance(row, dict) or "center_hz" not in row:
         raise InputError(f"{where}: each whitelist entry needs center_hz")
@@ -52,6 +70,7 @@ def _channel(row: dict, where: str) -> Channel:
             bandwidth_hz=parse_hz(row.get("bandwidth_hz") or 12500, name="bandwidth_hz"),
             name=str(row.get("name") or "licensed"),
             site=(str(row["site"]) if row.get("site") not in (None, "") else None),
+            level_dbfs=_opt_float(row.get("level_dbfs"), f"{where}: level_dbfs"),
         )
     except InputError as exc:
         raise InputError(f"{where}: {exc}") from None
@@ -102,7 +121,8 @@ def append_channel(path: str | Path, ch: Channel) -> None:
         with p.open("a", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
             if new:
-                w.writerow(["center_hz", "bandwidth_hz", "name", "site"])
-            w.writerow([f"{ch.center_hz:.1f}", f"{ch.bandwidth_hz:.1f}", ch.name, ch.site or ""])
+                w.writerow(["center_hz", "bandwidth_hz", "name", "site", "level_dbfs"])
+            w.writerow([f"{ch.center_hz:.1f}", f"{ch.bandwidth_hz:.1f}", ch.name, ch.site or "",
+                        "" if ch.level_dbfs is None else f"{ch.level_dbfs:.2f}"])
     except OSError as exc:
         raise InputError(f"{p}: cannot add the whitelisted channel ({exc.strerror or exc})") from None

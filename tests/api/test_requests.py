@@ -192,16 +192,18 @@ def test_a_dismissal_with_add_to_whitelist_is_kept_and_listed(tmp_path):
     ctx = ApiContext(store=store, token=TOKEN, monitor=Mon(), site=SiteConfig(name="S"), whitelist_file=wl_file)
     try:
         with TestClient(create_app(ctx)) as c:
-            r = c.patch(f"/api/v1/alerts/{a.id}", json={"status": "dismissed", "reason": "school radio",
-                                                          "add_to_whitelist": True}, headers=auth())
-            assert r.status_code == 200 and r.json()["status"] == "dismissed"
-            # the running engine, the file (reloaded by the next monitor run) and /sites all have it
+            for _ in range(2):  # a repeated dismissal adds nothing twice
+                r = c.patch(f"/api/v1/alerts/{a.id}", json={"status": "dismissed", "reason": "school radio",
+                                                              "add_to_whitelist": True}, headers=auth())
+                assert r.status_code == 200 and r.json()["status"] == "dismissed"
+            # the running engine, the file (reloaded by the next monitor run) and /sites all have it,
+            # with the level it was dismissed at (it alerts again only far above that)
             (ch,) = Mon.engine.whitelist.channels
-            assert (ch.center_hz, ch.bandwidth_hz, ch.site) == (446.08e6, 12500.0, "S")
+            assert (ch.center_hz, ch.bandwidth_hz, ch.site, ch.level_dbfs) == (446.08e6, 12500.0, "S", -30.0)
             assert load_whitelist(wl_file).channels == (ch,)
             (site,) = c.get("/api/v1/sites").json()["data"]
-            assert site["whitelist"][-1] == {"center_hz": 446.08e6, "bandwidth_hz": 12500.0, "name": f"dismissed {a.id}",
-                                             "added_by_dismissal": True}
+            assert site["whitelist"] == [{"center_hz": 446.08e6, "bandwidth_hz": 12500.0, "name": f"dismissed {a.id}",
+                                          "level_dbfs": -30.0, "added_by_dismissal": True}]
     finally:
         store.close()
 

@@ -80,6 +80,23 @@ def test_whitelist_suppresses_unless_far_above_baseline():
     assert alerts and any("whitelisted channel repeater" in r for r in alerts[-1]["reasons"])
 
 
+def test_a_channel_whitelisted_by_a_dismissal_alerts_only_far_above_its_dismissed_level():
+    """A dismissed newcomer stands far above the baseline by nature: its reference is the level it
+    was dismissed at, not the baseline (else it alerts again at every restart)."""
+    rng = np.random.default_rng(6)
+    base = baseline_of([frame(rng, i, lines=[(100, -45.0)]) for i in range(600)])
+    exam = [frame(rng, i, lines=[(100, -30.0)]) for i in range(100)]
+
+    def alerts(level):
+        wl = Whitelist((Channel(FREQS[100], 12500.0, "dismissed A-1", "s1", level_dbfs=level),))
+        eng = DetectionEngine(EngineConfig(frame_s=FRAME_S), baseline=base, whitelist=wl, site="s1")
+        return [e for e in run(eng, exam) if e["alert"]]
+
+    assert alerts(-31.0) == []  # as loud as when dismissed: quiet, although 15 dB above the baseline
+    loud = alerts(-45.0)  # 15 dB above the dismissed level: alerts, saying why
+    assert loud and any("dB above its level when dismissed" in r for r in loud[-1]["reasons"])
+
+
 def test_whitelist_files(tmp_path):
     c = tmp_path / "wl.csv"
     c.write_text("center_hz,bandwidth_hz,name,site\n460.25M,12.5k,repeater,\n446.03125M,12500,caretaker,school-7\n")
