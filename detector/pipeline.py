@@ -408,6 +408,8 @@ class Monitor:
                 if alert is not None and alert.id in self._resumable:
                     self._resumable.discard(alert.id)
                     log.info("alert %s of an earlier run continues with track %s", alert.id, ev["track_id"])
+                    if alert.evidence:  # the first detection's evidence stays as it was recorded
+                        self._evidence_stage[alert.id] = 2
                 if alert is not None and alert.id not in self._raised:
                     self._raised.add(alert.id)
                     self.status.alerts_raised = len(self._raised)

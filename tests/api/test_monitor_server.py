@@ -106,6 +106,10 @@ def test_monitor_serves_the_located_cheater_and_survives_sigkill(baseline, tmp_p
         assert [a["id"] for a in data if abs(a["center_hz"] - TARGET_HZ) <= 5e3] == [target["id"]]
         hist = httpx.get(f"{url2}/alerts/{target['id']}/history").json()
         assert any(h["cause"] == "event:resumed" for h in hist["data"])
+        # the first detection's evidence is kept as recorded, not replaced by the new run's
+        before = {e["name"]: e["sha256"] for e in target["evidence"]}
+        now = {e["name"]: e["sha256"] for e in httpx.get(f"{url2}/alerts/{target['id']}").json()["evidence"]}
+        assert {k: now[k] for k in before} == before
     finally:
         p2.send_signal(signal.SIGTERM)
         assert p2.wait(30) == 0
