@@ -30,6 +30,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from detector.errors import InputError
+from detector.textfile import read_text
 from detector.units import parse_hz
 
 __all__ = ["Band", "WatchPlan", "Hop", "Scheduler", "default_plan", "load_plan", "single_band_plan"]
@@ -105,7 +106,7 @@ def load_plan(path: str | Path) -> WatchPlan:
     if not p.is_file():
         raise InputError(f"{p}: watch plan not found")
     try:
-        data = tomllib.loads(p.read_text())
+        data = tomllib.loads(read_text(p, "watch plan"))
         return WatchPlan.model_validate(data)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{p}: not valid TOML ({exc})") from None

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from detector.detection import Channel, ExamSession, Whitelist
 from detector.errors import InputError
+from detector.textfile import read_text
 from detector.units import parse_hz
 
 __all__ = ["SiteConfig", "Session", "ReceiverConfig", "load_site", "resolve_site", "list_sites", "site_from_scene"]
@@ -112,7 +113,7 @@ def load_site(path: str | Path) -> SiteConfig:
     if not p.is_file():
         raise InputError(f"{p}: site file not found")
     try:
-        data = tomllib.loads(p.read_text())
+        data = tomllib.loads(read_text(p, "site file"))
         site = SiteConfig.model_validate(data)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{p}: not valid TOML ({exc})") from None

@@ -41,18 +41,22 @@ def serve(
     if not 0 < port < 65536:
         raise InputError(f"--port must be 1–65535, got {port}")
     check_listen(host, port)
+    from detector.cli.monitor import _utf8_path
+
+    _utf8_path(data_dir, "--data-dir")
     tokens = load_vehicle_tokens(vehicle_tokens) if vehicle_tokens is not None else {}
     if not tokens:
         why = "no --vehicle-tokens" if vehicle_tokens is None else f"--vehicle-tokens {vehicle_tokens} holds no vehicle"
         console_err.print(f"[yellow]warning:[/] {why}: HTTP pushes will be refused (401)" + ("" if mqtt else "; nothing can reach this center"))
     read_token = None
     if read_token_file is not None:
-        try:
-            read_token = read_token_file.read_text().strip()
-        except OSError as exc:
-            raise InputError(f"--read-token-file {read_token_file}: {exc.strerror or exc}") from None
-        if not read_token:
-            raise InputError(f"--read-token-file {read_token_file} is empty")
+        from detector.api.auth import MIN_TOKEN_CHARS
+        from detector.textfile import read_text
+
+        read_token = read_text(read_token_file, "--read-token-file").strip()
+        if len(read_token) < MIN_TOKEN_CHARS or len(read_token.split()) != 1:
+            raise InputError(f"--read-token-file {read_token_file} must hold one token of at least {MIN_TOKEN_CHARS} "
+                             f"characters (no spaces)")
     mqtt_url = None
     if mqtt:
         from detector.push.mqtt import MqttUrl

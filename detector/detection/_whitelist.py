@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from detector.errors import InputError
+from detector.textfile import read_text
 from detector.units import parse_hz
 
 __all__ = ["Channel", "Whitelist", "load_whitelist", "append_channel"]
@@ -87,7 +88,7 @@ def load_whitelist(path: str | Path) -> Whitelist:
         raise InputError(f"{p}: whitelist not found")
     if p.suffix.lower() == ".toml":
         try:
-            data = tomllib.loads(p.read_text())
+            data = tomllib.loads(read_text(p, "whitelist"))
         except tomllib.TOMLDecodeError as exc:
             raise InputError(f"{p}: not valid TOML ({exc})") from None
         unknown = set(data) - {"channel", "far_above_db"}

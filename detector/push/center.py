@@ -122,10 +122,9 @@ def load_vehicle_tokens(path: Path) -> dict[str, str]:
     an :class:`InputError` naming the line.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the vehicle tokens file ({exc.strerror or exc}).") from None
+    from detector.textfile import read_text
+
+    text = read_text(path, "--vehicle-tokens")
     tokens: dict[str, str] = {}
     seen: set[str] = set()
     for n, raw in enumerate(text.splitlines(), 1):

@@ -50,14 +50,32 @@ def spectrum_summary(monitor, max_points: int = 256) -> dict | None:
                 for e in list(res.emissions)[:20]]}
 
 
-def _read_token(path) -> str:
+def _warn_if_readable(path) -> None:
+    """A secret file others can read gets a warning (as the API token file does)."""
+    import os
+    import stat
+
     try:
-        tok = path.read_text().strip()
-    except OSError as exc:
-        raise InputError(f"--push-token-file {path}: {exc.strerror or exc}") from None
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return
+    if mode & 0o077:
+        log.warning("--push-token-file %s has mode %04o: other users can read the push token (chmod 600 %s)", path, mode, path)
+
+
+def _read_token(path) -> str:
+    from detector.api.auth import MIN_TOKEN_CHARS
+    from detector.textfile import read_text
+
+    tok = read_text(path, "--push-token-file").strip()
     if not tok:
         raise InputError(f"--push-token-file {path} is empty")
-    return tok.split()[-1] if len(tok.split()) == 2 else tok  # also accepts a 'vehicle_id token' line
+    tok = tok.split()[-1] if len(tok.split()) == 2 else tok  # also accepts a 'vehicle_id token' line
+    if len(tok) < MIN_TOKEN_CHARS or len(tok.split()) != 1:
+        raise InputError(f"--push-token-file {path} must hold one token of at least {MIN_TOKEN_CHARS} characters "
+                         f"(or one 'vehicle_id token' line)")
+    _warn_if_readable(path)
+    return tok
 
 
 def attach_push(ctx, monitor, settings) -> None:

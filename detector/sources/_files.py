@@ -12,6 +12,7 @@ import numpy as np
 
 from detector.dsp import cf32_to_complex64, cs8_to_complex64, cs16_to_complex64, cu8_to_complex64
 from detector.errors import InputError
+from detector.textfile import read_text
 from detector.sources._base import DEFAULT_BLOCK_SAMPLES, SourceInfo
 from detector.sources._names import RAW_FORMATS
 from detector.types import IQBlock
@@ -204,7 +205,7 @@ class SigMFFile:
         if not meta.exists():
             raise InputError(f"{meta}: SigMF metadata file not found")
         try:
-            raw_meta = json.loads(meta.read_text())
+            raw_meta = json.loads(read_text(meta, "SigMF metadata"))
             datatype = raw_meta["global"]["core:datatype"]
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise InputError(f"{meta}: not valid SigMF metadata ({exc})") from None

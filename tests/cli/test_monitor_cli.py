@@ -144,3 +144,30 @@ def test_one_monitor_per_data_dir(tmp_path):
     again.close()
     with pytest.raises(InputError, match="cannot write"):
         _lock_data_dir(tmp_path / "no" / "such")
+
+
+def test_files_that_are_not_utf8_text_are_one_line_errors(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(b"\xff\xfe[[band]]\n")
+    for args, what in ((["--plan", str(bad)], "watch plan"), (["--config", str(bad)], "--config")):
+        r = monitor(tmp_path, *args, "--data-dir", str(tmp_path / "d"))
+        assert r.exit_code == 2 and f"{what} {bad} is not UTF-8 text" in r.output and "Traceback" not in r.output
+    r = monitor(tmp_path, "--data-dir", os.fsdecode(os.fsencode(str(tmp_path)) + b"/\xff\xfe"))
+    assert r.exit_code == 2 and "is not a UTF-8 path" in r.output
+    assert not any(p.name.startswith("\udcff") for p in tmp_path.iterdir())  # nothing left behind
+
+
+def test_read_text_names_the_option_and_the_file(tmp_path):
+    from detector.errors import InputError
+    from detector.textfile import read_text
+
+    p = tmp_path / "x.csv"
+    p.write_bytes("\ufeffcenter_hz\n".encode())
+    assert read_text(p, "--whitelist") == "center_hz\n"  # a BOM (Excel's CSV) is dropped
+    p.write_bytes(b"ok\n\x80")
+    with pytest.raises(InputError, match=r"--whitelist .*x.csv is not UTF-8 text \(byte 3"):
+        read_text(p, "--whitelist")
+    with pytest.raises(InputError, match="is a folder"):
+        read_text(tmp_path, "--plan")
+    with pytest.raises(InputError, match="No such file"):
+        read_text(tmp_path / "nope", "--plan")
