@@ -10,6 +10,9 @@ def open_all(specs: list[str], fmt: str | None, rate: str | None, center: str | 
              sim_window: str = "exam", sim_seed: int | None = None, tz: str = "UTC") -> list:
     """Open every source up front so that a bad one fails before any work is done; ``tz`` is the
     zone of sweep CSV timestamps that carry none."""
+    from detector.sources.sweep import _resolve_tz
+
+    _resolve_tz(tz)  # an unknown --tz is an error whatever the sources are
     rate_hz = positive_hz(rate, "--rate")
     center_hz = opt_hz(center, "--center")
     out = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -179,6 +180,9 @@ def replay(
     if duration is None and any(getattr(getattr(s, "info", None), "n_samples", 0) is None for s in srcs):
         raise InputError("a live source needs --duration (seconds to read)")
     start = getattr(getattr(srcs[0], "info", None), "start", None)
+    if start is None and getattr(srcs[0], "spectra", None):  # a sweep CSV: its first sweep's time (--tz)
+        first = srcs[0].spectra[0]
+        start = None if first.start is None else first.start - timedelta(seconds=first.offset_s)
     locate = None
     if scene is not None:
         from detector.locating import track_locator

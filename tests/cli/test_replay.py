@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime, timedelta
 import subprocess
 import sys
 
@@ -199,6 +200,14 @@ def test_tz_gives_the_zone_of_sweep_timestamps_that_carry_none(real_dir, manifes
         assert r.exit_code == 0, r.output
         starts[tz] = load(out).first_start
     assert (starts["UTC"] - starts["Asia/Shanghai"]).total_seconds() == 8 * 3600
+    # replay dates its events in UTC from the sweeps' times, read in the zone --tz names
+    firsts = {}
+    for tz in ("UTC", "Asia/Shanghai"):
+        events = replay_jsonl([str(path), "--site", "s", "--tz", tz])
+        assert events, "the sweep holds emissions"
+        firsts[tz] = datetime.fromisoformat(events[0]["first_seen_utc"].replace("Z", "+00:00"))
+    assert (firsts["UTC"] - firsts["Asia/Shanghai"]).total_seconds() == 8 * 3600
+    assert firsts["UTC"] - starts["UTC"] <= timedelta(seconds=events[0]["first_seen_s"] + 1)
     r = subprocess.run([sys.executable, "-m", "detector", "replay", str(path), "--site", "s", "--tz", "Mars/Olympus"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "unknown time zone 'Mars/Olympus'" in r.stderr
