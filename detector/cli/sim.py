@@ -34,10 +34,10 @@ def export(
     from detector.sim.sdr import SimSDR
     from detector.sim.truth import scene_truth, write_truth
 
-    if duration <= 0:
-        raise InputError(f"--duration must be > 0, got {duration}")
-    if start < 0:
-        raise InputError(f"--start must be ≥ 0, got {start}")
+    if not duration > 0 or duration == float("inf"):
+        raise InputError(f"--duration must be a number of seconds > 0, got {duration}")
+    if not 0 <= start < float("inf"):
+        raise InputError(f"--start must be a number of seconds ≥ 0, got {start}")
     if duration > 600:
         raise InputError(f"--duration {duration} s is more than the 600 s one export may hold")
     from detector.cli._common import check_out_path

@@ -80,6 +80,8 @@ def test_sim_export_to_a_name_ending_in_sigmf_writes_that_pair(tmp_path):
 
 @pytest.mark.parametrize("args, needle", [
     (["sim", "export", "sim:default", "-o", "x", "--duration", "0"], "--duration"),
+    (["sim", "export", "sim:default", "-o", "x", "--duration", "nan"], "--duration"),
+    (["sim", "export", "sim:default", "-o", "x", "--start", "nan"], "--start"),
     (["sim", "export", "sim:nope.toml", "-o", "x"], "not found"),
     (["sim", "export", "sim:default", "-o", "x", "--rate", "5M"], "RTL-SDR range"),
     (["demo", "--exam-s", "-1"], "--exam-s"),
