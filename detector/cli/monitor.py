@@ -114,8 +114,8 @@ def monitor(
     data_dir = data_dir or st.data_dir
     sites_dir = sites_dir or st.sites_dir
     watchdog = watchdog_s if watchdog_s is not None else st.watchdog_s
-    if watchdog <= 0:
-        raise InputError(f"--watchdog-s must be > 0, got {watchdog}")
+    if not 0 < watchdog < float("inf"):
+        raise InputError(f"--watchdog-s must be a number of seconds > 0, got {watchdog}")
     from detector.dsp import fft_backends
 
     if fft_backend not in ("auto", *fft_backends()):

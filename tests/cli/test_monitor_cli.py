@@ -171,3 +171,9 @@ def test_read_text_names_the_option_and_the_file(tmp_path):
         read_text(tmp_path, "--plan")
     with pytest.raises(InputError, match="No such file"):
         read_text(tmp_path / "nope", "--plan")
+
+
+@pytest.mark.parametrize("value", ["nan", "0", "-1", "inf"])
+def test_a_watchdog_that_could_never_fire_is_refused(tmp_path, value):
+    r = monitor(tmp_path, "--watchdog-s", value, "--data-dir", str(tmp_path / "d"))
+    assert r.exit_code == 2 and "--watchdog-s must be a number of seconds > 0" in r.output
