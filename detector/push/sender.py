@@ -192,8 +192,9 @@ class PushSender:
         elif now - self._logged_at >= self.REPEAT_LOG_S:
             self._logged_at = now
             log.log(logging.ERROR if auth else logging.WARNING,
-                    "push to the center still failing after %.0f s (%s); %d alert change(s) queued",
-                    now - (self._failing_since or now), why, self.pending())
+                    "push to the center still failing after %.0f s (%s)%s; %d alert change(s) queued",
+                    now - (self._failing_since or now), why,
+                    ": check --push-token-file and the center's --vehicle-tokens" if auth else "", self.pending())
         self.last_error = why
 
     def _pass(self) -> int:

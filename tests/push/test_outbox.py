@@ -340,7 +340,8 @@ def test_a_refused_token_is_an_error_that_is_repeated_health_shows_it_and_recove
             assert h["pending"] == 1 and h["last_error"].startswith("HTTP 401") and h["failing_for_s"] >= 1.0
             errors = [r for r in caplog.records if r.levelno == logging.ERROR]
             assert "refuses this vehicle's credentials" in errors[0].getMessage() and "--push-token-file" in errors[0].getMessage()
-            assert any("still failing after" in r.getMessage() for r in errors[1:])  # not silent while it lasts
+            assert any("still failing after" in r.getMessage() and "--push-token-file" in r.getMessage()
+                       for r in errors[1:])  # not silent while it lasts, and says what to check
             refusing["on"] = False  # the operator fixed the center's --vehicle-tokens
             assert snd.wait_drained(5)
             assert any("works again" in r.getMessage() for r in caplog.records)
