@@ -112,9 +112,12 @@ def build_dashboard_router() -> APIRouter:
         from jinja2 import Environment, PackageLoader, select_autoescape
 
         env = Environment(loader=PackageLoader("dashboards", "templates"), autoescape=select_autoescape(["html"]))
+        center = ctx.monitor is None
         html = env.get_template("dashboard.html").render(
-            site=_site_name(ctx) or "", version=__version__, figures=FIGURES,
-            role="vehicle" if ctx.monitor is not None else "center", refresh_s=5, poll_s=3)
+            site=_site_name(ctx) or "", version=__version__,
+            # a center has no receiver: the live spectrum and waterfall come from each vehicle
+            figures=tuple(f for f in FIGURES if not (center and f in ("spectrum", "waterfall"))),
+            role="center" if center else "vehicle", refresh_s=5, poll_s=3)
         return HTMLResponse(html, headers=_no_store())
 
     @r.get("/dashboard/static/{name}", summary="The dashboard's JS and CSS", include_in_schema=False)

@@ -266,6 +266,9 @@ def test_center_serves_the_live_page_exports_and_evidence_packs(tmp_path, vehicl
         with TestClient(app) as c:
             page = c.get("/dashboard")
             assert page.status_code == 200 and 'data-role="center"' in page.text
+            # no receiver here: no live spectrum or waterfall panel; the texts are the center's
+            assert 'data-figure="map"' in page.text and 'data-figure="spectrum"' not in page.text
+            assert 'data-i18n="footer_center"' in page.text and "token_help_center" in page.text
             gj = c.get("/api/v1/alerts.geojson").json()
             assert [f["properties"]["id"] for f in gj["features"] if f["geometry"]["type"] == "Point"] == [a.id]
             assert gj["features"][0]["geometry"]["coordinates"][:2] == pytest.approx([10.0001, 50.0001])
