@@ -50,8 +50,9 @@ class TestRoutes:
             html = r.text
             assert '<script src="/dashboard/static/dashboard.js">' in html and "/dashboard/static/dashboard.css" in html
             assert "http://" not in html and "https://" not in html  # nothing from a CDN
+            # no capture loop behind this app (as on a center): the map and the timeline only
             for name in FIGURES:
-                assert f'data-figure="{name}"' in html
+                assert (f'data-figure="{name}"' in html) == (name in ("map", "timeline")), name
             for name, media in STATIC_FILES.items():
                 s = c.get(f"/dashboard/static/{name}")
                 assert s.status_code == 200 and s.headers["content-type"] == media and len(s.content) > 1000
@@ -110,6 +111,8 @@ class TestRoutes:
     def test_figures_from_a_running_monitor(self):
         run = sim_run()
         with TestClient(_app(run.store, monitor=run.monitor, site=run.site)) as c:
+            html = c.get("/dashboard").text
+            assert 'data-role="vehicle"' in html and all(f'data-figure="{name}"' in html for name in FIGURES)
             for name in FIGURES:
                 r = c.get(f"/api/v1/figures/{name}.png")
                 assert r.status_code == 200, (name, r.text[:300])
