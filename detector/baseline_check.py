@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from detector.errors import InputError
 
-__all__ = ["check_baseline"]
+__all__ = ["check_baseline", "check_plan_coverage"]
 
 
 def check_baseline(baseline, sources, engine, *, site: str | None = None) -> list[str]:
@@ -55,3 +55,18 @@ def check_baseline(baseline, sources, engine, *, site: str | None = None) -> lis
             warnings.append(f"the baseline ({baseline.freqs_hz[0] / 1e6:.3f}–{baseline.freqs_hz[-1] / 1e6:.3f} MHz) covers none "
                             f"of {info.name} ({freqs[0] / 1e6:.3f}–{freqs[-1] / 1e6:.3f} MHz): detection there is CFAR-only")
     return warnings
+
+
+def check_plan_coverage(baseline, hop_centers_hz, half_width_hz: float) -> list[str]:
+    """A warning when the baseline covers none of some hops of the watch plan (detection there is
+    CFAR-only, and the survey's licensed stations alert); ``[]`` when it covers every hop.
+
+    ``hop_centers_hz`` are the plan's hop centers (Hz) and ``half_width_hz`` the half width a hop
+    watches (Hz)."""
+    f0, f1 = float(baseline.freqs_hz[0]), float(baseline.freqs_hz[-1])
+    out = [c for c in hop_centers_hz if c + half_width_hz < f0 or c - half_width_hz > f1]
+    if not out:
+        return []
+    shown = ", ".join(f"{c / 1e6:.3f} MHz" for c in out[:4]) + (" …" if len(out) > 4 else "")
+    return [f"the baseline ({f0 / 1e6:.3f}–{f1 / 1e6:.3f} MHz) covers none of {len(out)} of the {len(hop_centers_hz)} "
+            f"watched hop(s) ({shown}): detection there is CFAR-only; survey those bands too (survey --merge)"]

@@ -199,7 +199,12 @@ def monitor(
         base = load(baseline)
         from detector.baseline_check import check_baseline
 
-        for w in check_baseline(base, [first], DetectionEngine(EngineConfig()), site=site_cfg.name):
+        from detector.baseline_check import check_plan_coverage
+
+        warnings = check_baseline(base, [first], DetectionEngine(EngineConfig()), site=site_cfg.name)
+        if plan_path is not None or not scheduler.single:  # every hop of a plan, not only where the source starts
+            warnings += check_plan_coverage(base, [h.center_hz for h in scheduler.hops], 0.45 * info.sample_rate_hz)
+        for w in warnings:
             console_err.print(f"[yellow]warning:[/] {w}")
     try:
         data_dir.mkdir(parents=True, exist_ok=True)

@@ -408,3 +408,15 @@ def test_align_partial_coverage_mask():
     out = align(b, f - 100 * BIN, RBW)  # live bins 100..127 are grid bins 0..27
     np.testing.assert_array_equal(out.covered, (np.arange(M) >= 100))
     np.testing.assert_array_equal(out.median_db[100:], b.median[:28])
+
+
+def test_a_plan_whose_hops_the_baseline_does_not_cover_is_a_warning(big):
+    from detector.baseline_check import check_plan_coverage
+
+    base, _ = big
+    f0, f1 = float(base.freqs_hz[0]), float(base.freqs_hz[-1])
+    mid = (f0 + f1) / 2
+    assert check_plan_coverage(base, [mid], 100e3) == []
+    assert check_plan_coverage(base, [f1 + 50e3], 100e3) == []  # overlaps the edge: partly covered
+    (w,) = check_plan_coverage(base, [mid, 100.25e6, 100.75e6], 0.45e6)
+    assert "covers none of 2 of the 3 watched hop(s) (100.250 MHz, 100.750 MHz)" in w and "CFAR-only" in w
