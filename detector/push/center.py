@@ -31,9 +31,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker, undefer
@@ -65,6 +65,29 @@ class IngestError(InputError):
         self.alert_id: str | None = None
 
 
+class SpectrumSummary(BaseModel):
+    """The spectrum summary a vehicle sends with its heartbeat (``detector.push.hook.spectrum_summary``):
+    finite frequencies and levels, at most 4096 max-decimated values and 100 emissions."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    center_hz: float
+    f_min_hz: float
+    f_max_hz: float
+    rbw_hz: float = Field(gt=0)
+    unit: Literal["dBFS", "dBm"] = "dBFS"
+    offset_s: float | None = None
+    noise_floor_dbfs: float | None = None
+    power_max: list[float | None] = Field(default_factory=list, max_length=4096)
+    decimation: int = Field(default=1, ge=1)
+    emissions: list[dict[str, float]] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="after")
+    def _span(self):
+        if not self.f_max_hz >= self.f_min_hz:
+            raise ValueError("f_max_hz must be ≥ f_min_hz")
+        return self
+
+
 class Heartbeat(BaseModel):
     """A vehicle's heartbeat (HTTP ``POST /ingest/heartbeat`` or MQTT ``…/status``): who, where,
     when (``at``, UNIX seconds) and its ``/health``, push counters and a spectrum summary.
@@ -76,7 +99,7 @@ class Heartbeat(BaseModel):
     at: float | None = None
     health: dict | None = None
     push: dict | None = None
-    spectrum: dict | None = None
+    spectrum: SpectrumSummary | None = None
 
     @classmethod
     def parse(cls, body) -> "Heartbeat":
@@ -90,6 +113,9 @@ class Heartbeat(BaseModel):
     def status(self) -> dict:
         """What the center keeps as the vehicle's health (everything but the spectrum)."""
         return self.model_dump(exclude={"spectrum"})
+
+    def spectrum_dict(self) -> dict | None:
+        return None if self.spectrum is None else self.spectrum.model_dump()
 
 
 class CenterAlert(AlertPublic):

@@ -133,7 +133,7 @@ def _ingest_router(store: CenterStore, auth: _VehicleAuth) -> APIRouter:
         if hb.vehicle_id not in (None, vehicle):
             raise HTTPException(403, f"vehicle_id {hb.vehicle_id!r} is not the authenticated vehicle")
         await run_in_threadpool(store.touch, vehicle, transport="http", site=hb.site, health=hb.status(),
-                                spectrum=hb.spectrum)
+                                spectrum=hb.spectrum_dict())
         return {"status": "ok"}
 
     @r.put("/evidence/{alert_id}/{name}", summary="Upload an evidence file of a pushed alert (vehicle token)")

@@ -43,11 +43,11 @@ def spectrum_summary(monitor, max_points: int = 256) -> dict | None:
     return {"center_hz": float(spec.center_hz) if spec.center_hz is not None else float(f.mean()),
             "f_min_hz": float(f[0]), "f_max_hz": float(f[-1]), "rbw_hz": float(spec.rbw_hz), "unit": spec.unit,
             "offset_s": float(spec.offset_s) if getattr(spec, "offset_s", None) is not None else None,
-            "noise_floor_dbfs": None if res is None else float(res.noise_floor_dbfs),
+            "noise_floor_dbfs": None if res is None or not np.isfinite(res.noise_floor_dbfs) else float(res.noise_floor_dbfs),
             "power_max": [round(float(v), 1) if np.isfinite(v) else None for v in dec], "decimation": step,
             "emissions": [] if res is None else [
                 {"center_hz": float(e.center_hz), "bandwidth_hz": float(e.bandwidth_hz), "snr_db": float(e.snr_db)}
-                for e in list(res.emissions)[:20]]}
+                for e in list(res.emissions)[:20] if np.isfinite([e.center_hz, e.bandwidth_hz, e.snr_db]).all()]}
 
 
 def _warn_if_readable(path) -> None:

@@ -180,7 +180,15 @@ class MqttCenterSubscriber:
                     delay = min(delay * 2, 10.0)
             self.received += 1
         elif kind == "spectrum":
-            self.store.touch(vehicle, transport="mqtt", site=body.get("site") or site, spectrum=body.get("spectrum"))
+            from detector.push.center import Heartbeat
+
+            try:
+                hb = Heartbeat.parse(body)
+            except IngestError as exc:
+                self.dropped += 1
+                log.warning("MQTT spectrum of %s dropped: %s", vehicle, exc)
+                return
+            self.store.touch(vehicle, transport="mqtt", site=hb.site or site, spectrum=hb.spectrum_dict())
         elif kind == "status":
             from detector.push.center import Heartbeat
 

@@ -4,6 +4,7 @@ a read token is configured, the overview."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime, timezone
 
@@ -169,14 +170,23 @@ def test_center_http_auth_and_reads(tmp_path, vehicle):
             assert c.patch(f"/api/v1/alerts/{v1['id']}", json={"status": "closed"}).status_code == 401
             assert c.patch(f"/api/v1/alerts/{v1['id']}", json={"status": "closed"},
                            headers={"Authorization": "Bearer write-token-123"}).status_code == 409
-            hb = c.post("/api/v1/ingest/heartbeat", json={"vehicle_id": "v2", "site": "T", "spectrum": {"x": 1}},
+            summary = {"center_hz": 446e6, "f_min_hz": 445.5e6, "f_max_hz": 446.5e6, "rbw_hz": 1500.0, "unit": "dBFS",
+                       "offset_s": 12.0, "noise_floor_dbfs": -60.0, "power_max": [-60.0, None, -40.5], "decimation": 16,
+                       "emissions": [{"center_hz": 446.08e6, "bandwidth_hz": 11e3, "snr_db": 20.0}]}
+            hb = c.post("/api/v1/ingest/heartbeat", json={"vehicle_id": "v2", "site": "T", "spectrum": summary},
                         headers={"Authorization": "Bearer tok-vehicle-2"})
             assert hb.status_code == 200
-            assert c.get("/api/v1/vehicles/v2/spectrum").json()["spectrum"] == {"x": 1}
-            # a body that is not a heartbeat is refused and does not replace the vehicle's health
-            for bad in ({"x": 1}, {"health": "ok"}, {"at": "yesterday"}):
+            assert c.get("/api/v1/vehicles/v2/spectrum").json()["spectrum"] == summary
+            # a body that is not a heartbeat is refused and does not replace the vehicle's health or spectrum
+            nan_spectrum = {**summary, "power_max": [float("nan")]}
+            for bad in ({"x": 1}, {"health": "ok"}, {"at": "yesterday"}, {"spectrum": {"x": 1}},
+                        {"spectrum": {**summary, "f_max_hz": 1.0}}):
                 r = c.post("/api/v1/ingest/heartbeat", json=bad, headers={"Authorization": "Bearer tok-vehicle-2"})
                 assert r.status_code == 422 and "heartbeat" in r.json()["detail"], r.text
+            r = c.post("/api/v1/ingest/heartbeat", content=json.dumps({"spectrum": nan_spectrum}).encode(),
+                       headers={"Authorization": "Bearer tok-vehicle-2", "Content-Type": "application/json"})
+            assert r.status_code == 422  # NaN is not a level
+            assert c.get("/api/v1/vehicles/v2/spectrum").json()["spectrum"] == summary
             v2 = next(v for v in c.get("/api/v1/overview").json()["vehicles"] if v["vehicle_id"] == "v2")
             assert v2["site"] == "T" and "x" not in (v2["health"] or {})
 

@@ -308,6 +308,13 @@ def test_spectrum_summary_is_small():
     s = spectrum_summary(M(), max_points=256)
     assert len(s["power_max"]) == 256 and max(s["power_max"]) == -20.0 and s["noise_floor_dbfs"] == -60.0
     assert spectrum_summary(type("E", (), {"latest": None})()) is None
+    # what a vehicle sends is what the center accepts, also with an undefined noise floor
+    from detector.push.center import Heartbeat
+
+    assert Heartbeat.parse({"vehicle_id": "v1", "spectrum": s}).spectrum_dict() == s
+    R.noise_floor_dbfs = float("nan")
+    s = spectrum_summary(M(), max_points=256)
+    assert s["noise_floor_dbfs"] is None and Heartbeat.parse({"spectrum": s}).spectrum_dict() == s
 
 
 def test_monitor_cli_has_the_push_options():
