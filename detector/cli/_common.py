@@ -131,3 +131,11 @@ def check_reference_in_band(drift, sources) -> None:
         c, fs = bands[0]
         raise InputError(f"--ppm-reference {drift.reference_hz / 1e6:.6f} MHz is outside the captured band "
                          f"({(c - fs / 2) / 1e6:.3f}–{(c + fs / 2) / 1e6:.3f} MHz)")
+
+
+def utf8_path(path, what: str) -> None:
+    """Refuse a path that is not valid UTF-8 (the store's URL and the logs need text)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"{what} {str(path)!r} is not a UTF-8 path; use a name of plain characters") from None

@@ -14,7 +14,7 @@ import typer
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from detector.cli import app
-from detector.cli._common import CenterOpt, DriftIntervalOpt, FormatOpt, PpmRefOpt, RateOpt, console_err, live_drift, opt_hz, positive_hz
+from detector.cli._common import CenterOpt, DriftIntervalOpt, FormatOpt, PpmRefOpt, RateOpt, console_err, live_drift, opt_hz, positive_hz, utf8_path
 from detector.cli._server import Server, check_listen, stop_on_signals
 from detector.errors import InputError
 from detector.textfile import read_text
@@ -124,7 +124,7 @@ def monitor(
         raise InputError(f"--port must be 1–65535, got {port}")
     if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise InputError(f"--log-level {log_level!r}: use debug, info, warning or error")
-    _utf8_path(data_dir, "--data-dir")
+    utf8_path(data_dir, "--data-dir")
     if data_dir.exists() and not data_dir.is_dir():
         raise InputError(f"--data-dir {data_dir} is a file, not a folder")
     tf = token_file or st.token_file
@@ -294,14 +294,6 @@ def monitor(
 
 #: hooks that add routes or background senders (push, SSE) to a monitor: f(ctx, monitor, settings)
 _extra_hooks: list = []
-
-
-def _utf8_path(path: Path, what: str) -> None:
-    """Refuse a path that is not valid UTF-8 (the store's URL and the logs need text)."""
-    try:
-        str(path).encode("utf-8")
-    except UnicodeEncodeError:
-        raise InputError(f"{what} {str(path)!r} is not a UTF-8 path; use a name of plain characters") from None
 
 
 def _lock_data_dir(data_dir: Path):

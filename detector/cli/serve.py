@@ -41,9 +41,9 @@ def serve(
     if not 0 < port < 65536:
         raise InputError(f"--port must be 1–65535, got {port}")
     check_listen(host, port)
-    from detector.cli.monitor import _utf8_path
+    from detector.cli._common import utf8_path
 
-    _utf8_path(data_dir, "--data-dir")
+    utf8_path(data_dir, "--data-dir")
     tokens = load_vehicle_tokens(vehicle_tokens) if vehicle_tokens is not None else {}
     if not tokens:
         why = "no --vehicle-tokens" if vehicle_tokens is None else f"--vehicle-tokens {vehicle_tokens} holds no vehicle"

@@ -179,25 +179,18 @@ class MqttCenterSubscriber:
                     time.sleep(delay)
                     delay = min(delay * 2, 10.0)
             self.received += 1
-        elif kind == "spectrum":
+        elif kind in ("spectrum", "status"):
             from detector.push.center import Heartbeat
 
             try:
                 hb = Heartbeat.parse(body)
             except IngestError as exc:
                 self.dropped += 1
-                log.warning("MQTT spectrum of %s dropped: %s", vehicle, exc)
+                log.warning("MQTT %s of %s dropped: %s", kind, vehicle, exc)
                 return
-            self.store.touch(vehicle, transport="mqtt", site=hb.site or site, spectrum=hb.spectrum_dict())
-        elif kind == "status":
-            from detector.push.center import Heartbeat
-
-            try:
-                hb = Heartbeat.parse(body)
-            except IngestError as exc:
-                self.dropped += 1
-                log.warning("MQTT status of %s dropped: %s", vehicle, exc)
-                return
-            self.store.touch(vehicle, transport="mqtt", site=hb.site or site, health=hb.status())
+            if kind == "spectrum":
+                self.store.touch(vehicle, transport="mqtt", site=hb.site or site, spectrum=hb.spectrum_dict())
+            else:
+                self.store.touch(vehicle, transport="mqtt", site=hb.site or site, health=hb.status())
         else:
             self.dropped += 1
