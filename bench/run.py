@@ -51,9 +51,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from detector.baseline import BaselineBuilder  # noqa: E402
 from detector.dsp import FrameStream, cu8_to_complex64  # noqa: E402
-from detector.engine import DetectionEngine, EngineConfig  # noqa: E402
+from detector.detection.engine import DetectionEngine, EngineConfig  # noqa: E402
 from detector.sim import awgn, cu8_bytes, gate, nfm  # noqa: E402
-from detector.types import IQBlock  # noqa: E402
+from detector.core.types import IQBlock  # noqa: E402
 
 FS = 2.4e6
 CENTER = 446.0e6
@@ -268,8 +268,8 @@ def bench_api(seconds: float, rate: float = 200.0) -> dict:
     from detector.alerts import open_store
     from detector.api import ApiContext, create_app
     from detector.pipeline import Monitor
-    from detector.plan import Scheduler, single_band_plan
-    from detector.runs import survey_baseline
+    from detector.config.plan import Scheduler, single_band_plan
+    from detector.app.runs import survey_baseline
     from detector.sim.scene import scene_from_spec
     from detector.sim.sdr import SimSDR
 

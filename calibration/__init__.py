@@ -4,7 +4,7 @@ Layer: takes reference measurements (IQ of a known signal, a CSV of generator re
 a per-dongle profile (:mod:`calibration.profiles`) that sources and the DSP chain apply. Functions
 here are pure (numpy/scipy on arrays, no files, clock or network), except
 :mod:`calibration.profiles`, which reads and writes profile files. It imports
-:mod:`detector.dsp`, :mod:`detector.types` and :mod:`detector.errors` only.
+:mod:`detector.dsp`, :mod:`detector.core.types` and :mod:`detector.core.errors` only.
 
 Conventions
 -----------
@@ -16,7 +16,7 @@ Conventions
   (``SCENES.md`` §3.6 model ``y = μx + νx*``).
 * Power conversion: ``P[dBm] = P[dBFS] + offset_db(f, G)``; dBm exists only through this package.
 
-Errors derive from :class:`CalibrationError` (an :class:`detector.errors.InputError`, exit code 2
+Errors derive from :class:`CalibrationError` (an :class:`detector.core.errors.InputError`, exit code 2
 in the CLI).
 """
 

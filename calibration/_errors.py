@@ -1,12 +1,12 @@
 """Errors of the calibration layer.
 
-Both derive from :class:`detector.errors.InputError` (itself a ``ValueError``), so the CLI turns
+Both derive from :class:`detector.core.errors.InputError` (itself a ``ValueError``), so the CLI turns
 them into one line on stderr and exit code 2, and library callers may catch ``ValueError``.
 """
 
 from __future__ import annotations
 
-from detector.errors import InputError
+from detector.core.errors import InputError
 
 __all__ = ["CalibrationError", "ProfileMismatchError"]
 

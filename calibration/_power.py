@@ -35,7 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from calibration._errors import CalibrationError
-from detector.types import Spectrum
+from detector.core.types import Spectrum
 
 __all__ = [
     "PowerTable",
@@ -320,7 +320,7 @@ def dbfs_to_dbm(power_dbfs, freq_hz, gain_db: float, table: PowerTable, **kw):
 
 
 def spectrum_to_dbm(spectrum: Spectrum, table: PowerTable, *, gain_db: float, **kw) -> Spectrum:
-    """A copy of a dBFS :class:`~detector.types.Spectrum` in dBm per RBW bin (``unit="dBm"``).
+    """A copy of a dBFS :class:`~detector.core.types.Spectrum` in dBm per RBW bin (``unit="dBm"``).
 
     ``meta["power_calibration"]`` records the gain and the offset range applied.
 

@@ -127,7 +127,7 @@ def correct_frequency(measured_hz, ppm: float, *, center_hz: float | None = None
     """True frequency of a signal that appears at ``measured_hz`` on a dongle with error ``ppm``.
 
     ``shared``: ``f = f_meas·(1 + ε)`` (exact for one crystal); ``lo``: ``f = f_meas + ε·f_center``.
-    Use it on a :class:`~detector.types.Spectrum`'s ``freqs_hz`` of a recording made without
+    Use it on a :class:`~detector.core.types.Spectrum`'s ``freqs_hz`` of a recording made without
     ``freq_correction``. Scalars and arrays (Hz, float64).
 
     Examples

@@ -24,7 +24,7 @@ _MAX_EMISSION_LABELS = 12
 
 
 def spectrum_arrays(spectrum: Any) -> dict:
-    """``{"freqs_hz", "power", "unit", "rbw_hz"}`` of a :class:`~detector.types.Spectrum` or of the
+    """``{"freqs_hz", "power", "unit", "rbw_hz"}`` of a :class:`~detector.core.types.Spectrum` or of the
     dict of ``Monitor.latest_spectrum()`` / ``GET /api/v1/spectrum/latest``."""
     if isinstance(spectrum, Mapping):
         f = np.asarray(spectrum["freqs_hz"], dtype=np.float64)
@@ -63,7 +63,7 @@ def baseline_arrays(baseline: Any, freqs_hz: np.ndarray, rbw_hz: float | None = 
         out = None
         if rbw_hz:
             from detector.baseline import align
-            from detector.errors import InputError
+            from detector.core.errors import InputError
 
             try:
                 a = align(baseline, freqs_hz, rbw_hz, allow_coarser=True)
@@ -149,7 +149,7 @@ def spectrum_baseline_figure(
     Parameters
     ----------
     spectrum : Spectrum or dict
-        A :class:`~detector.types.Spectrum`, or ``Monitor.latest_spectrum()`` (whose ``baseline``
+        A :class:`~detector.core.types.Spectrum`, or ``Monitor.latest_spectrum()`` (whose ``baseline``
         and ``emissions`` are used unless given here). Power in dB per RBW bin (dBFS or dBm).
     baseline : dict, AlignedBaseline or SiteBaseline, optional
         Median and p99 per bin (see :func:`baseline_arrays`); drawn as a line and a band.

@@ -26,7 +26,7 @@ def occupancy_stack(spectra: Sequence[Any] | Any) -> dict:
     """Frames on one grid: ``{"freqs_hz" (m,), "times_s" (n,), "power_db" (n, m), "starts",
     "occupancy" (m,), "n_looks", "unit"}``.
 
-    ``spectra`` is a list of :class:`~detector.types.Spectrum` (survey frames, sweeps) or a
+    ``spectra`` is a list of :class:`~detector.core.types.Spectrum` (survey frames, sweeps) or a
     :class:`~detector.sources.sweep.SweepFile`. Frames on another grid are interpolated onto the
     first frame's grid (NaN outside it).
     """

@@ -90,7 +90,7 @@ def _overlaps(a0, a1, b0, b1) -> bool:
 
 def collect_report(store: Any, site: Any, *, t_from: datetime | None = None, t_to: datetime | None = None,
                    baseline: Any = None) -> Report:
-    """Alerts of ``site`` (a :class:`~detector.site.SiteConfig` or a name) in ``[t_from, t_to]``
+    """Alerts of ``site`` (a :class:`~detector.config.site.SiteConfig` or a name) in ``[t_from, t_to]``
     (aware datetimes; alerts whose first–last seen span overlaps), grouped by exam session.
 
     Wall-clock sessions (``site.sessions``) group by ``first_seen``/``last_seen``; timeline-second
@@ -98,7 +98,7 @@ def collect_report(store: Any, site: Any, *, t_from: datetime | None = None, t_t
     alert is listed in every session it overlaps; alerts in none get their own section.
     """
     if isinstance(site, str):
-        from detector.site import SiteConfig
+        from detector.config.site import SiteConfig
 
         site = SiteConfig(name=site)
     t_from, t_to = to_utc(t_from), to_utc(t_to)

@@ -37,12 +37,11 @@ def _to_complex(data: bytes, datatype: str) -> np.ndarray:
 
 
 def snippet_frames(meta: bytes | str | Mapping, data: bytes, *, frame_s: float = _FRAME_S) -> tuple[Any, dict]:
-    """The snippet's max-hold :class:`~detector.types.Spectrum` over frames of ``frame_s`` seconds
+    """The snippet's max-hold :class:`~detector.core.types.Spectrum` over frames of ``frame_s`` seconds
     (dBFS; a burst in a part of the snippet keeps its level) and its waterfall dict (``times_s``,
     ``freqs_hz``, ``power_db``) of those frames."""
-    from detector.dsp import frame_psd_stack, make_plan, power_to_db, welch_psd
-    from detector.engine import default_nfft
-    from detector.types import Spectrum
+    from detector.dsp import default_nfft, frame_psd_stack, make_plan, power_to_db, welch_psd
+    from detector.core.types import Spectrum
 
     m = json.loads(meta) if isinstance(meta, (bytes, str)) else dict(meta)
     glob = m.get("global", {})

@@ -17,7 +17,7 @@ __all__ = ["spectrum_summary_figure", "save_figure"]
 def spectrum_summary_figure(summary, *, max_peaks: int = 10, title: str | None = None) -> Figure:
     """Average, max-hold and noise floor (dBFS per RBW bin) against frequency (MHz), peaks marked.
 
-    ``summary`` is a :class:`detector.analysis.SpectrumSummary`.
+    ``summary`` is a :class:`detector.app.analysis.SpectrumSummary`.
     """
     fig = Figure(figsize=(10, 4.5), layout="constrained")
     ax = fig.add_subplot()

@@ -26,7 +26,7 @@ _MAX_ROWS = 900
 
 def waterfall_from_spectra(spectra: Sequence[Any]) -> dict:
     """``{"times_s", "freqs_hz", "power_db"}`` (the shape of ``Monitor.waterfall()``) from
-    :class:`~detector.types.Spectrum` frames on one grid (frames on another grid are left out)."""
+    :class:`~detector.core.types.Spectrum` frames on one grid (frames on another grid are left out)."""
     spectra = list(spectra)
     if not spectra:
         raise ValueError("a waterfall needs at least one spectrum")

@@ -2,7 +2,7 @@
 
 Packages follow the data flow of ``DESIGN.md``: ``detector.sources`` (IQ and sweeps) →
 ``detector.dsp`` (power spectra) → detection → localization → alerts → API. Core value types live in
-:mod:`detector.types`; errors in :mod:`detector.errors`.
+:mod:`detector.core.types`; errors in :mod:`detector.core.errors`.
 """
 
 __version__ = "0.1.0"

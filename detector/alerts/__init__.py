@@ -1,7 +1,7 @@
 """Alerts: a store with a lifecycle, a version per change, a history and evidence files.
 
 ``open_store(url, data_dir=...)`` opens a SQLite file (``data_dir/examwatch.db``, WAL mode) or a
-PostgreSQL database; :class:`AlertStore` turns alerting track events (``detector.engine``) into
+PostgreSQL database; :class:`AlertStore` turns alerting track events (``detector.detection.engine``) into
 alerts keyed by ``(site, run_id, track_id)``. Status lifecycle::
 
     new → updated → located            (set by track events; "located" once an estimate is located)

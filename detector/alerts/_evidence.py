@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import signal
 
-from detector.errors import InputError
+from detector.core.errors import InputError
 
 __all__ = ["cu8_quantize", "sigmf_snippet", "nfm_audio_wav", "EXTENSION_NAMESPACE"]
 

@@ -1,6 +1,7 @@
 """ORM tables of the alert store (SQLAlchemy 2.0 declarative).
 
-Three tables, all declared on :class:`Base` so that ``Base.metadata.create_all`` creates them:
+Four tables, all declared on :class:`Base` so that ``Base.metadata.create_all`` creates them
+whatever has been imported before:
 
 ``alerts``
     One row per alert: stable ``id``, the track key ``(site, run_id, track_id)`` (unique), the
@@ -17,9 +18,11 @@ Three tables, all declared on :class:`Base` so that ``Base.metadata.create_all``
     PostgreSQL store to another machine). The ``data`` column is deferred: listing evidence never
     loads the bytes.
 
-Other tables that must be written in the same transaction as an alert change (the outbox of
-issue 7) declare themselves on the same :class:`Base`; import their module before
-``open_store`` so that ``create_all`` creates them as well.
+``push_outbox``
+    One row per alert change waiting to be (or already) delivered to the command center. It is
+    written in the *same transaction* as the change it carries (:class:`detector.push.Outbox`
+    subscribes to ``AlertStore.on_change``); it is declared here, with the store's other tables,
+    so that the schema never depends on which modules were imported first.
 
 Datetimes are stored as UTC: ``timestamptz`` on PostgreSQL, naive UTC text on SQLite (which has
 no time zones); :class:`UTCDateTime` converts both ways and always hands back aware UTC values.
@@ -45,7 +48,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["Base", "AlertRow", "HistoryRow", "EvidenceRow", "UTCDateTime", "to_utc"]
+__all__ = ["Base", "AlertRow", "HistoryRow", "EvidenceRow", "OutboxRow", "UTCDateTime", "to_utc"]
 
 
 def to_utc(value: datetime) -> datetime:
@@ -146,3 +149,22 @@ class EvidenceRow(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
 
     alert: Mapped[AlertRow] = relationship(back_populates="evidence_items")
+
+
+class OutboxRow(Base):
+    """One alert change waiting to be (or already) delivered to the command center."""
+
+    __tablename__ = "push_outbox"
+    __table_args__ = (Index("ix_push_outbox_pending", "delivered_at", "seq"),
+                      Index("ix_push_outbox_alert", "alert_id", "seq"))
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alert_id: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer)
+    site: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -52,7 +52,7 @@ from detector.alerts._schemas import (
     AlertPublic,
     EvidenceInfo,
 )
-from detector.errors import InputError
+from detector.core.errors import InputError
 
 __all__ = ["AlertStore", "InvalidTransition", "open_store", "EVIDENCE_NAME_RE", "MAX_EVIDENCE_BYTES"]
 
@@ -458,7 +458,7 @@ class AlertStore:
 
         ``status`` is one status or several; ``since`` keeps ``last_seen >= since`` (naive = UTC);
         ``f_min_hz``/``f_max_hz`` bound ``center_hz`` (inclusive). ``limit`` must be 1–1000 and
-        ``offset`` ≥ 0, else :class:`~detector.errors.InputError` (a ``ValueError``).
+        ``offset`` ≥ 0, else :class:`~detector.core.errors.InputError` (a ``ValueError``).
         """
         conds = list_conditions(AlertRow, site=site, status=status, since=since, f_min_hz=f_min_hz,
                                 f_max_hz=f_max_hz, limit=limit, offset=offset)
@@ -618,7 +618,7 @@ def open_database(url: str | None, *, data_dir: Path, default_file: str, metadat
 
     ``url`` ``None`` → the SQLite file ``data_dir/default_file`` (directories created);
     ``sqlite:///PATH``; ``postgresql://USER@HOST:PORT/DB`` (psycopg 3). A bad URL or an
-    unreachable database raises :class:`~detector.errors.InputError` naming ``what``.
+    unreachable database raises :class:`~detector.core.errors.InputError` naming ``what``.
     """
     data_dir = Path(data_dir)
     if url is None:
@@ -661,7 +661,7 @@ def open_store(url: str | None = None, *, data_dir: Path) -> AlertStore:
     ``url`` ``None`` → the SQLite file ``data_dir/examwatch.db`` (directories created); a
     ``sqlite:///PATH`` URL → that file; ``postgresql://…``, ``postgres://…`` or
     ``postgresql+psycopg://…`` → PostgreSQL through psycopg 3. A bad URL or an unreachable
-    database raises :class:`~detector.errors.InputError`.
+    database raises :class:`~detector.core.errors.InputError`.
     """
     engine, safe = open_database(url, data_dir=data_dir, default_file="examwatch.db", metadata=Base.metadata,
                                  what="alert database")

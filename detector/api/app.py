@@ -98,7 +98,7 @@ def _added_channels(ctx) -> tuple:
     if ctx.whitelist_file is None or not Path(ctx.whitelist_file).is_file():
         return ()
     from detector.detection import load_whitelist
-    from detector.errors import InputError
+    from detector.core.errors import InputError
 
     try:
         return load_whitelist(ctx.whitelist_file).channels
@@ -130,7 +130,7 @@ def build_router() -> APIRouter:
     @r.get("/sites", summary="Configured sites")
     def sites(ctx: Ctx, limit: Limit = 100, offset: Offset = 0) -> dict:
         """``{"data": [...], "count": N}``: ``count`` is the number of sites, ``data`` the page."""
-        from detector.site import list_sites
+        from detector.config.site import list_sites
 
         out = {s.name: s.summary() for s in list_sites(ctx.sites_dir)}
         if ctx.site is not None:
@@ -227,7 +227,7 @@ def build_router() -> APIRouter:
 
     @r.patch("/alerts/{alert_id}", summary="Acknowledge, dismiss or close an alert (token required)")
     def patch_alert(alert_id: str, body: StatusUpdate, ctx: Ctx) -> dict:
-        from detector.errors import InputError
+        from detector.core.errors import InputError
 
         a = ctx.store.get(alert_id)
         if a is None:

@@ -11,7 +11,7 @@ from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from detector.errors import InputError
+from detector.core.errors import InputError
 
 __all__ = ["WriteTokenMiddleware", "load_or_create_token", "token_file_note", "MIN_TOKEN_CHARS"]
 
@@ -26,7 +26,7 @@ def load_or_create_token(data_dir: Path, *, token: str | None = None, token_file
     """The API write token: given, read from ``token_file``, or generated once and kept in
     ``data_dir/api-token`` readable only by its user (mode 0600). Returns (token, file or None).
 
-    Raises :class:`~detector.errors.InputError` (one line naming the file) when the file cannot be
+    Raises :class:`~detector.core.errors.InputError` (one line naming the file) when the file cannot be
     read or written, is not UTF-8 text, or holds a token shorter than :data:`MIN_TOKEN_CHARS`.
     """
     if token:

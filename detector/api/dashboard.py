@@ -226,7 +226,7 @@ def _spectrum_png(ctx, **_) -> Response:
 
 def _waterfall_png(ctx, *, seconds: float, **_) -> Response:
     from dashboards import waterfall_figure
-    from detector.engine import track_event
+    from detector.detection.engine import track_event
 
     mon = _need_monitor(ctx, "waterfall")
     wf = mon.waterfall(seconds)

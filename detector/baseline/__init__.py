@@ -5,7 +5,7 @@ grid, robust statistics of the survey — median, p90, p99, MAD, max, occupancy 
 were seen; baselines can be merged, saved, loaded and versioned. Statistics follow THEORY.md §1.4;
 occupancy follows ITU-R SM.1880-2 / Report ITU-R SM.2256 with a statistically set margin (§1.5).
 
-* :class:`BaselineBuilder` / :func:`build_baseline` — accumulate survey :class:`~detector.types.Spectrum` frames.
+* :class:`BaselineBuilder` / :func:`build_baseline` — accumulate survey :class:`~detector.core.types.Spectrum` frames.
 * :class:`SiteBaseline` — per-bin level histograms and the statistics computed from them.
 * :func:`merge` — exact combination of two surveys (union of frequency ranges).
 * :func:`save` / :func:`load` — one compressed ``.npz`` file, format ``examwatch-baseline`` v1.

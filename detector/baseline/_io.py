@@ -40,7 +40,7 @@ from detector.baseline._model import (
     N_LEVELS,
     SiteBaseline,
 )
-from detector.errors import InputError
+from detector.core.errors import InputError
 
 __all__ = ["FORMAT_NAME", "save", "load"]
 
@@ -132,7 +132,7 @@ def load(path: str | os.PathLike[str]) -> SiteBaseline:
 
     Raises
     ------
-    detector.errors.InputError
+    detector.core.errors.InputError
         The file does not exist, is not an examwatch baseline (not an ``.npz``, no or foreign
         metadata, missing or inconsistent arrays), or has a newer format version than this code
         reads; the message is one sentence naming the file.

@@ -38,7 +38,7 @@ from detector.baseline._grid import (
     snap,
     uniform_spacing,
 )
-from detector.types import Spectrum
+from detector.core.types import Spectrum
 
 __all__ = [
     "LEVEL_MIN_DB",

@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 
 from detector.baseline._grid import TOLERANCE, as_freqs, fmt_hz, grid_positions, snap
 from detector.baseline._model import SiteBaseline
-from detector.errors import InputError
+from detector.core.errors import InputError
 
 __all__ = ["RegridError", "AlignedBaseline", "align"]
 

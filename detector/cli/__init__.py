@@ -14,7 +14,7 @@ import sys
 import typer
 
 from detector.cli._common import console_err, fail
-from detector.errors import ExamwatchError
+from detector.core.errors import ExamwatchError
 
 app = typer.Typer(
     name="examwatch",

@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from detector.errors import InputError
-from detector.units import parse_hz
+from detector.core.errors import InputError
+from detector.core.units import parse_hz
 
 # soft_wrap: a message is one line however narrow the output (logs and pipes get whole lines; a
 # terminal wraps them itself)
@@ -101,14 +101,14 @@ DriftIntervalOpt = Annotated[float, typer.Option("--drift-interval-s", help="Sec
 
 
 def live_drift(ppm_reference: str | None, interval_s: float, *, sim: bool):
-    """A :class:`~detector.calibrated.LiveDrift` for ``--ppm-reference`` (None without it)."""
+    """A :class:`~detector.app.correction.LiveDrift` for ``--ppm-reference`` (None without it)."""
     import math
 
     if not (interval_s > 0 and math.isfinite(interval_s)):
         raise InputError(f"--drift-interval-s must be a positive number of seconds, got {interval_s}")
     if ppm_reference is None:
         return None
-    from detector.calibrated import LiveDrift
+    from detector.app.correction import LiveDrift
 
     ref = positive_hz(ppm_reference, "--ppm-reference")
     # the simulator models the LO error only; a real dongle's one crystal drives LO and ADC

@@ -5,7 +5,7 @@ that the loop and the store shut down cleanly and the process exits 0."""
 from __future__ import annotations
 
 from detector.cli._common import console_err
-from detector.errors import InputError
+from detector.core.errors import InputError
 
 __all__ = ["check_listen", "Server", "stop_on_signals"]
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from detector.cli._common import console_err, opt_hz, positive_hz
-from detector.sources import open_source, source_kind
+from detector.app.sources import open_source
+from detector.sources import source_kind
 
 
 def open_all(specs: list[str], fmt: str | None, rate: str | None, center: str | None, *,

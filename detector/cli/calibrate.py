@@ -20,9 +20,10 @@ import typer
 
 from detector.cli import app
 from detector.cli._common import CenterOpt, FormatOpt, JsonOpt, RateOpt, console_err, opt_hz, positive_hz, progress_bar
-from detector.errors import InputError
-from detector.sources import open_source, recording_help, source_kind
-from detector.units import format_hz, parse_hz
+from detector.core.errors import InputError
+from detector.app.sources import open_source
+from detector.sources import recording_help, source_kind
+from detector.core.units import format_hz, parse_hz
 
 calibrate_app = typer.Typer(
     help="Calibrate a dongle: frequency error (ppm), DC offset and IQ imbalance, dBFS → dBm; save its profile.",

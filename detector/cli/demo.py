@@ -11,7 +11,7 @@ import typer
 
 from detector.cli import app
 from detector.cli._common import console_err, progress_bar
-from detector.errors import InputError
+from detector.core.errors import InputError
 
 
 @app.command()
@@ -33,9 +33,9 @@ def demo(
     """
     from detector.baseline import save
     from detector.detection import Channel, ExamSession, Whitelist
-    from detector.engine import DetectionEngine, EngineConfig
-    from detector.locating import track_locator
-    from detector.runs import survey_baseline
+    from detector.detection.engine import DetectionEngine, EngineConfig
+    from detector.localization.tracks import track_locator
+    from detector.app.runs import survey_baseline
     from detector.sim.scene import scene_from_spec
     from detector.sim.score import score_alerts
     from detector.sim.sdr import SimSDR
@@ -161,7 +161,7 @@ def _serve(out_dir: Path, site: str, baseline, host: str, port: int):
     data = out_dir / "data"
     store = open_store(None, data_dir=data)
     token, path = load_or_create_token(data)
-    from detector.push.stream import build_stream_router
+    from detector.api.stream import build_stream_router
 
     # the live stream as on a vehicle (the dashboard's alerts list follows it)
     app = create_app(ApiContext(store=store, token=token, baselines={site: baseline}, extra_routers=[build_stream_router()]))

@@ -13,7 +13,7 @@ import typer
 
 from detector.cli import app
 from detector.cli._common import JsonOpt, console_err
-from detector.errors import InputError
+from detector.core.errors import InputError
 
 POWER_COLUMNS = ("power_dbm", "power_dbfs")
 #: Plausible ranges: a dBm reading outside them is another unit (W, mW, linear), not dBm/dBFS.

@@ -16,8 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from detector.cli import app
 from detector.cli._common import CenterOpt, DriftIntervalOpt, FormatOpt, PpmRefOpt, RateOpt, console_err, live_drift, opt_hz, positive_hz, utf8_path
 from detector.cli._server import Server, check_listen, stop_on_signals
-from detector.errors import InputError
-from detector.textfile import read_text
+from detector.core.errors import InputError
+from detector.core.textfile import read_text
 
 log = logging.getLogger("examwatch.monitor")
 
@@ -93,12 +93,13 @@ def monitor(
 
     from detector.api import ApiContext, create_app
     from detector.api.auth import load_or_create_token
-    from detector.engine import DetectionEngine, EngineConfig
-    from detector.locating import track_locator
+    from detector.detection.engine import DetectionEngine, EngineConfig
+    from detector.localization.tracks import track_locator
     from detector.pipeline import Monitor
-    from detector.plan import Scheduler, load_plan, single_band_plan
-    from detector.site import resolve_site
-    from detector.sources import open_source, source_kind
+    from detector.config.plan import Scheduler, load_plan, single_band_plan
+    from detector.config.site import resolve_site
+    from detector.app.sources import open_source
+    from detector.sources import source_kind
 
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # the capture and processing threads share the interpreter with the API: hand the GIL over
@@ -149,7 +150,12 @@ def monitor(
         from detector.sim.scene import scene_from_spec
 
         scene = scene_from_spec(source)
-    site_cfg = resolve_site(site, sites_dir, scene=scene)
+    if scene is not None:
+        from detector.sim.site import site_from_scene
+
+        site_cfg = resolve_site(site, sites_dir, fallback=site_from_scene(scene, site))
+    else:
+        site_cfg = resolve_site(site, sites_dir)
     if scene is None and not Path(site).suffix == ".toml" and not Path(site).is_file() and \
             not (sites_dir / f"{site}.toml").is_file():
         console_err.print(f"[yellow]warning:[/] no site file {sites_dir / (site + '.toml')}: monitoring site {site!r} "
@@ -158,7 +164,7 @@ def monitor(
     if kind == "rtlsdr":
         # a dongle's profile (given, or found by its serial) sets the tuner's freq_correction to its
         # integer ppm; the remainder is corrected digitally below
-        from detector.calibrated import load_correction as _lc
+        from detector.app.correction import load_correction as _lc
         from detector.sources.rtlsdr import parse_rtlsdr_spec
 
         parsed = parse_rtlsdr_spec(source)
@@ -182,7 +188,7 @@ def monitor(
             raise InputError("--plan needs a tunable source (rtlsdr: or sim:)")
         scheduler = Scheduler(load_plan(plan_path), info.sample_rate_hz)
     elif kind == "rtlsdr" and center_hz is None:
-        from detector.plan import default_plan
+        from detector.config.plan import default_plan
 
         scheduler = Scheduler(default_plan(), info.sample_rate_hz)
     else:
@@ -197,9 +203,9 @@ def monitor(
         from detector.baseline import load
 
         base = load(baseline)
-        from detector.baseline_check import check_baseline
+        from detector.baseline.check import check_baseline
 
-        from detector.baseline_check import check_plan_coverage
+        from detector.baseline.check import check_plan_coverage
 
         warnings = check_baseline(base, [first], DetectionEngine(EngineConfig()), site=site_cfg.name)
         if plan_path is not None or not scheduler.single:  # every hop of a plan, not only where the source starts
@@ -223,7 +229,7 @@ def monitor(
                           f"a track on the same frequency continues its alert")
     wall_start = info.start
     locate = track_locator(site_cfg.lat, site_cfg.lon, buildings=site_cfg.buildings) if (scene is not None or gps) else None
-    from detector.calibrated import load_correction, profile_warnings
+    from detector.app.correction import load_correction, profile_warnings
 
     correction = load_correction(profile, serial=info.serial, profiles_dir=profiles_dir, hardware_ppm=hardware_ppm, drift=drift)
     if correction is not None and correction.profile_id is not None:
@@ -259,8 +265,9 @@ def monitor(
         _attach_gps(mon, gps_track)
     ctx = ApiContext(store=store, token=token, monitor=mon, site=site_cfg, sites_dir=sites_dir, whitelist_file=added_wl,
                      baselines={site_cfg.name: base} if base is not None else {})
-    for hook in _extra_hooks:
-        hook(ctx, mon, st)
+    from detector.app.push import attach_push
+
+    attach_push(ctx, mon, st)  # the SSE route, and push to a command center with --push
     api = create_app(ctx)
     server = Server(uvicorn.Config(api, host=host, port=port, log_level="warning", lifespan="on"))
     mon.on_alert.append(lambda ev, alert: console_err.print(
@@ -290,10 +297,6 @@ def monitor(
             os._exit(0)
     if getattr(server, "startup_failed", False) or not server.started:
         raise InputError(f"the API could not listen on {host}:{port} (in use?)")
-
-
-#: hooks that add routes or background senders (push, SSE) to a monitor: f(ctx, monitor, settings)
-_extra_hooks: list = []
 
 
 def _lock_data_dir(data_dir: Path):
@@ -329,7 +332,7 @@ def _attach_gps(mon, track, *, gpsd_retry_s: float = 5.0) -> None:
     :func:`~detector.sources.gps.parse_gps_spec`: a fixed position, a log, or gpsd)."""
     from dataclasses import replace
 
-    from detector.types import Position
+    from detector.core.types import Position
 
     eng = mon.engine
     orig = eng.frames_of_block
@@ -363,7 +366,7 @@ def _follow_gpsd(client, *, retry_s: float = 5.0):
     ``retry_s`` seconds."""
     import time
 
-    from detector.types import Position
+    from detector.core.types import Position
 
     state: dict = {"pos": None, "at": -1e9}
 
@@ -388,6 +391,3 @@ def _follow_gpsd(client, *, retry_s: float = 5.0):
         return state["pos"] if time.monotonic() - state["at"] <= GPSD_MAX_AGE_S else None
 
     return latest
-
-
-import detector.push  # noqa: F401  (registers the push hook)

@@ -10,7 +10,7 @@ import typer
 
 from detector.cli import app
 from detector.cli._common import console_err
-from detector.errors import InputError
+from detector.core.errors import InputError
 
 
 def _time(text: str | None, name: str) -> datetime | None:
@@ -45,7 +45,7 @@ def report(
     """
     from dashboards.report import write_report
     from detector.alerts import open_store
-    from detector.site import resolve_site
+    from detector.config.site import resolve_site
 
     start, end = _time(t_from, "--from"), _time(t_to, "--to")
     if start is not None and end is not None and start > end:

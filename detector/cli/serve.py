@@ -8,11 +8,10 @@ from typing import Annotated, Optional
 
 import typer
 
-import detector.push  # noqa: F401  (declares the push tables, registers the monitor hook)
 from detector.cli import app
 from detector.cli._common import console_err
 from detector.cli._server import Server, check_listen, stop_on_signals
-from detector.errors import InputError
+from detector.core.errors import InputError
 
 
 @app.command()
@@ -34,8 +33,8 @@ def serve(
     import uvicorn
 
     from detector.api.auth import load_or_create_token, token_file_note
-    from detector.push import load_vehicle_tokens, open_center_store
-    from detector.push.center_app import build_center_app
+    from detector.center import load_vehicle_tokens, open_center_store
+    from detector.center.app import build_center_app
 
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not 0 < port < 65536:
@@ -51,7 +50,7 @@ def serve(
     read_token = None
     if read_token_file is not None:
         from detector.api.auth import MIN_TOKEN_CHARS
-        from detector.textfile import read_text
+        from detector.core.textfile import read_text
 
         read_token = read_text(read_token_file, "--read-token-file").strip()
         if len(read_token) < MIN_TOKEN_CHARS or len(read_token.split()) != 1:
@@ -72,7 +71,7 @@ def serve(
         console_err.print(token_file_note(token_path))
     sub = None
     if mqtt_url is not None:
-        from detector.push.mqtt import MqttCenterSubscriber
+        from detector.center.ingest import MqttCenterSubscriber
 
         sub = MqttCenterSubscriber(store, mqtt_url, known=set(tokens.values()) if tokens else None).start()
     api = build_center_app(store, token=token, vehicle_tokens=tokens, read_token=read_token, silent_after_s=silent_after,

@@ -9,12 +9,13 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from detector.analysis import DEFAULT_FRAME_S, summarize_source
+from detector.app.analysis import DEFAULT_FRAME_S, summarize_source
 from detector.cli import app
 from detector.cli._common import CenterOpt, FormatOpt, JsonOpt, RateOpt, check_figure_path, console_err, opt_hz, positive_hz, progress_bar
-from detector.errors import InputError
-from detector.sources import open_source, recording_help
-from detector.units import format_hz
+from detector.core.errors import InputError
+from detector.app.sources import open_source
+from detector.sources import recording_help
+from detector.core.units import format_hz
 
 
 @app.command()

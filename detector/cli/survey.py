@@ -13,10 +13,10 @@ from detector.cli import app
 from detector.cli._common import (CenterOpt, DriftIntervalOpt, FormatOpt, PpmRefOpt, RateOpt, check_figure_path, check_out_path,
                                    check_reference_in_band, console_err, live_drift, progress_bar)
 from detector.cli._sources import open_all
-from detector.engine import DetectionEngine, EngineConfig, center_moved
-from detector.errors import InputError
-from detector.units import format_hz
-from detector.runs import run_detection, survey_baseline, total_duration_s
+from detector.detection.engine import DetectionEngine, EngineConfig, center_moved
+from detector.core.errors import InputError
+from detector.core.units import format_hz
+from detector.app.runs import run_detection, survey_baseline, total_duration_s
 
 SourcesArg = Annotated[list[str], typer.Argument(help="IQ recordings (any format of `spectrum`), rtl_power CSVs, sim:default / sim:SCENE.toml, or rtlsdr:0; read one after another as one timeline.")]
 DurationOpt = Annotated[Optional[float], typer.Option("--duration", help="Seconds to read from each source (needed for rtlsdr:, optional elsewhere).")]
@@ -29,7 +29,7 @@ def _correction(profile: Path | None, srcs, drift=None, profiles_dir: Path | Non
     """The calibration correction for --profile (checked against a dongle serial when the source
     has one), else the profile of the dongle's serial in ``profiles_dir``, and/or --ppm-reference
     drift tracking."""
-    from detector.calibrated import load_correction
+    from detector.app.correction import load_correction
 
     serial = next((getattr(getattr(s, "info", None), "serial", None) for s in srcs if getattr(getattr(s, "info", None), "serial", None)), None)
     corr = load_correction(profile, serial=serial, profiles_dir=profiles_dir, drift=drift)
@@ -185,7 +185,7 @@ def replay(
         start = None if first.start is None else first.start - timedelta(seconds=first.offset_s)
     locate = None
     if scene is not None:
-        from detector.locating import track_locator
+        from detector.localization.tracks import track_locator
 
         from detector.cli.demo import _buildings_llh
 
@@ -193,14 +193,14 @@ def replay(
     drift = live_drift(ppm_reference, drift_interval_s, sim=scene is not None)
     check_reference_in_band(drift, srcs)
     correction = _correction(profile, srcs, drift, profiles_dir)
-    from detector.calibrated import profile_warnings
+    from detector.app.correction import profile_warnings
 
     for w in profile_warnings(base, correction):
         console_err.print(f"[yellow]warning:[/] {w}")
     engine = DetectionEngine(EngineConfig(frame_s=frame_s, fa_per_hour=fa_per_hour), baseline=base, whitelist=wl,
                              site=site, sessions=sessions, wall_start=start, locate=locate, correct=correction)
     if base is not None:
-        from detector.baseline_check import check_baseline
+        from detector.baseline.check import check_baseline
 
         for w in check_baseline(base, srcs, engine, site=site):
             console_err.print(f"[yellow]warning:[/] {w}")

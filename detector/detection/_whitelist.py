@@ -8,9 +8,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from detector.errors import InputError
-from detector.textfile import read_text
-from detector.units import parse_hz
+from detector.core.errors import InputError
+from detector.core.textfile import read_text
+from detector.core.units import parse_hz
 
 __all__ = ["Channel", "Whitelist", "load_whitelist", "append_channel"]
 

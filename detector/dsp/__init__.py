@@ -14,6 +14,7 @@ from detector.dsp._stream import FrameStream, fft_backends
 from detector.dsp._peaks import Peak, find_peaks, look_threshold_db, mark_images, noise_floor
 from detector.dsp._psd import (
     PsdPlan,
+    default_nfft,
     make_plan,
     framed_psd,
     welch_psd,
@@ -37,6 +38,7 @@ __all__ = [
     "cs16_to_complex64",
     "cf32_to_complex64",
     "PsdPlan",
+    "default_nfft",
     "make_plan",
     "framed_psd",
     "welch_psd",

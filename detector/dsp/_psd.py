@@ -27,6 +27,7 @@ import scipy.signal
 from numpy.typing import NDArray
 
 __all__ = [
+    "default_nfft",
     "PsdPlan",
     "make_plan",
     "framed_psd",
@@ -261,3 +262,8 @@ def interpolate_dc(power: NDArray, offsets_hz: NDArray[np.float64], *, half_widt
     frac = (idx - lo) / (hi - lo)
     out[..., idx] = out[..., [lo]] * (1 - frac) + out[..., [hi]] * frac
     return out
+
+
+def default_nfft(sample_rate_hz: float, bin_hz: float = 1000.0) -> int:
+    """Smallest power-of-two FFT whose bin spacing is ≤ ``bin_hz`` (≈ 1 kHz bins by default)."""
+    return int(2 ** max(6, int(np.ceil(np.log2(sample_rate_hz / bin_hz)))))

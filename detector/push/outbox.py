@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.orm import Session
 
-from detector.push._models import OutboxRow
+from detector.alerts._models import OutboxRow
 
 __all__ = ["Outbox", "OutboxItem"]
 
@@ -46,7 +46,6 @@ class Outbox:
         #: set after a transaction that added outbox rows has committed
         self.wake = threading.Event()
         self._attached = False
-        OutboxRow.__table__.create(store.engine, checkfirst=True)  # in case open_store ran before the import
 
     # --- writing (inside the alert's transaction) --------------------------------------------------
     def attach(self) -> Outbox:

@@ -484,7 +484,7 @@ class MqttPushSender(PushSender):
 
 def make_sender(url: str, store, *, vehicle_id: str, token: str | None = None, **kw) -> PushSender:
     """A sender for a push URL: ``http(s)://center`` (webhook, needs ``token``) or ``mqtt://broker``."""
-    from detector.errors import InputError
+    from detector.core.errors import InputError
 
     low = url.lower()
     if low.startswith(("mqtt://", "mqtts://", "tcp://")):

@@ -18,8 +18,8 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from detector.errors import InputError
-from detector.units import parse_hz
+from detector.core.errors import InputError
+from detector.core.units import parse_hz
 
 __all__ = [
     "Scene", "Emitter", "Receiver", "Route", "Propagation", "Timeline", "Site", "GpsModel",

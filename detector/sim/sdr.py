@@ -38,7 +38,7 @@ from detector.sim._synth import cu8_bytes, iq_imbalance
 from detector.sim.scene import Emitter, Scene
 from detector.sim.world import World, enu_to_llh
 from detector.sources._base import DEFAULT_BLOCK_SAMPLES, SourceInfo
-from detector.types import IQBlock, Position, Spectrum
+from detector.core.types import IQBlock, Position, Spectrum
 
 __all__ = ["SimSDR", "SimPsd", "emitter_intervals", "window_bounds"]
 
@@ -329,7 +329,7 @@ class SimSDR(_SceneRadio):
 
 
 class SimPsd(_SceneRadio):
-    """PSD-level fast path: :class:`~detector.types.Spectrum` frames of the scene without IQ.
+    """PSD-level fast path: :class:`~detector.core.types.Spectrum` frames of the scene without IQ.
 
     Frames use the same plan as the IQ path (``nfft``, Hann, 50 % overlap, ``segments_per_frame``)
     and the same levels, ppm and impairment model (DC offset, IQ image, quantization noise).

@@ -75,7 +75,7 @@ def write_truth(truth: dict, path: str | Path) -> Path:
 
 
 def load_truth(path: str | Path) -> dict:
-    from detector.errors import InputError
+    from detector.core.errors import InputError
 
     p = Path(path)
     if not p.is_file():

@@ -22,25 +22,12 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from detector.core.geo import M_PER_DEG_LAT, enu_to_llh, llh_to_enu, m_per_deg_lon  # noqa: F401 - re-exported
 from detector.sim.scene import Emitter, Scene
 
 __all__ = ["Vehicle", "ShadowField", "World", "enu_to_llh", "llh_to_enu", "fspl_1m_db"]
 
-M_PER_DEG_LAT = 111194.93
 C = 299_792_458.0
-
-
-def m_per_deg_lon(lat0: float) -> float:
-    return M_PER_DEG_LAT * np.cos(np.deg2rad(lat0))
-
-
-def enu_to_llh(x, y, lat0: float, lon0: float):
-    """ENU metres → (lat, lon) degrees (SCENES.md §3.1 spherical formula, < 1 m error within 2 km)."""
-    return lat0 + np.asarray(y) / M_PER_DEG_LAT, lon0 + np.asarray(x) / m_per_deg_lon(lat0)
-
-
-def llh_to_enu(lat, lon, lat0: float, lon0: float):
-    return (np.asarray(lon) - lon0) * m_per_deg_lon(lat0), (np.asarray(lat) - lat0) * M_PER_DEG_LAT
 
 
 def fspl_1m_db(f_hz: float) -> float:

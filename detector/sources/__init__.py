@@ -1,4 +1,4 @@
-"""Sources: IQ recordings, the RTL-SDR, sweep CSVs (and, later, the simulated site).
+"""Sources: IQ recordings, the RTL-SDR and sweep CSVs (the I/O edge).
 
 A source spec is one string, as SDR tools use (``DESIGN.md``):
 
@@ -6,9 +6,11 @@ A source spec is one string, as SDR tools use (``DESIGN.md``):
   WAV IQ (``.wav``), SigMF (``.sigmf-meta``/``.sigmf-data``), rtl_power CSV (``.csv``, spectra);
 * ``rtlsdr:0``, ``rtlsdr:serial=00000001,gain=30,ppm=-37``: a live dongle.
 
-:func:`open_source` resolves the spec plus the common options (``--format``, ``--rate``,
+:func:`open_iq` resolves the spec plus the common options (``--format``, ``--rate``,
 ``--center``) into an object with ``info`` and ``blocks()``. Missing metadata is an
-:class:`~detector.errors.InputError` naming the option, never a silent default.
+:class:`~detector.core.errors.InputError` naming the option, never a silent default. The
+simulated site (``sim:``) is a source too, but it lives above this layer: the dispatcher that
+also opens it is :func:`detector.app.sources.open_source`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from detector.errors import InputError
+from detector.core.errors import InputError
 from detector.sources._base import DEFAULT_BLOCK_SAMPLES, IQSource, SourceInfo
 from detector.sources._files import SIGMF_DATATYPES, RawIQFile, SigMFFile, WavIQFile
 from detector.sources._names import NEEDS_FORMAT_EXTENSIONS, RAW_FORMATS, format_from_extension, metadata_from_name, recording_help
@@ -29,7 +31,8 @@ __all__ = [
     "RawIQFile",
     "WavIQFile",
     "SigMFFile",
-    "open_source",
+    "open_iq",
+    "check_source_options",
     "source_kind",
     "RAW_FORMATS",
     "SIGMF_DATATYPES",
@@ -64,7 +67,15 @@ def source_kind(spec: str) -> str:
     return "raw"
 
 
-def open_source(
+def check_source_options(sample_format: str | None, sample_rate_hz: float | None, center_hz: float | None) -> None:
+    """Refuse a ``--format``, ``--rate`` or ``--center`` no receiver has (InputError)."""
+    _check_rate(sample_rate_hz)
+    _check_center(center_hz)
+    if sample_format is not None and sample_format not in RAW_FORMATS:
+        raise InputError(f"--format {sample_format!r} is not one of {', '.join(RAW_FORMATS)}")
+
+
+def open_iq(
     spec: str,
     *,
     sample_format: str | None = None,
@@ -72,11 +83,8 @@ def open_source(
     center_hz: float | None = None,
     start: datetime | None = None,
     device_factory=None,
-    sim_window: str = "exam",
-    sim_seed: int | None = None,
-    realtime: bool = False,
 ):
-    """Open an IQ source from a spec and the common source options.
+    """Open an IQ recording or a dongle from a spec and the common source options.
 
     Parameters
     ----------
@@ -87,11 +95,6 @@ def open_source(
         SigMF, whose headers say what they hold.
     sample_rate_hz, center_hz : float, optional
         ``--rate`` and ``--center``; for raw files they override the file name.
-    sim_window : {"survey", "exam", "all"}
-        For ``sim:`` specs: which window of the scene the source covers (``survey`` reads the
-        survey, ``replay``/``monitor``/``demo`` the exam sessions).
-    sim_seed : int, optional
-        Overrides the scene's seed.
 
     Raises
     ------
@@ -101,10 +104,7 @@ def open_source(
     DeviceError
         ``rtlsdr:`` with no librtlsdr or no dongle.
     """
-    _check_rate(sample_rate_hz)
-    _check_center(center_hz)
-    if sample_format is not None and sample_format not in RAW_FORMATS:
-        raise InputError(f"--format {sample_format!r} is not one of {', '.join(RAW_FORMATS)}")
+    check_source_options(sample_format, sample_rate_hz, center_hz)
     kind = source_kind(spec)
     if kind == "rtlsdr":
         from detector.sources.rtlsdr import RtlSdrSource, check_rtl_center, parse_rtlsdr_spec
@@ -115,14 +115,7 @@ def open_source(
         check_rtl_center(center_hz)
         return RtlSdrSource(parsed, center_hz=center_hz, sample_rate_hz=sample_rate_hz or 2.4e6, device_factory=device_factory)
     if kind == "sim":
-        from detector.sim.scene import scene_from_spec
-        from detector.sim.sdr import SimSDR
-
-        scene = scene_from_spec(spec)
-        sdr = SimSDR(scene, seed=sim_seed, window=sim_window, realtime=realtime)
-        if center_hz is not None or sample_rate_hz is not None:
-            sdr.tune(center_hz or sdr.center_hz, sample_rate_hz)
-        return sdr
+        raise InputError(f"{spec}: the simulated site is opened by detector.app.sources.open_source")
     path = Path(spec)
     if kind == "sigmf":
         if not path.with_suffix(".sigmf-meta").exists() and not path.exists():

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterator, Protocol
 
-from detector.types import IQBlock
+from detector.core.types import IQBlock
 
 __all__ = ["IQSource", "SourceInfo", "DEFAULT_BLOCK_SAMPLES"]
 
@@ -33,7 +33,7 @@ class SourceInfo:
 
 
 class IQSource(Protocol):
-    """A source of :class:`~detector.types.IQBlock`s read one block at a time.
+    """A source of :class:`~detector.core.types.IQBlock`s read one block at a time.
 
     ``blocks()`` never loads a whole recording; endless sources (a dongle) yield until closed.
     """

@@ -11,11 +11,11 @@ from typing import Iterator
 import numpy as np
 
 from detector.dsp import cf32_to_complex64, cs8_to_complex64, cs16_to_complex64, cu8_to_complex64
-from detector.errors import InputError
-from detector.textfile import read_text
+from detector.core.errors import InputError
+from detector.core.textfile import read_text
 from detector.sources._base import DEFAULT_BLOCK_SAMPLES, SourceInfo
 from detector.sources._names import RAW_FORMATS
-from detector.types import IQBlock
+from detector.core.types import IQBlock
 
 __all__ = ["RawIQFile", "WavIQFile", "SigMFFile", "SIGMF_DATATYPES"]
 

@@ -31,7 +31,7 @@ from typing import Iterable, Iterator
 import numpy as np
 from numpy.typing import NDArray
 
-from detector.errors import InputError
+from detector.core.errors import InputError
 
 __all__ = [
     "Fix",
@@ -538,7 +538,7 @@ class GpsdClient:
                         n += 1
                     _time.sleep(0.2)
         except (ConnectionError, OSError) as exc:
-            from detector.errors import DeviceError
+            from detector.core.errors import DeviceError
 
             raise DeviceError(f"cannot reach gpsd at {self.host}:{self.port}: {exc}") from None
 

@@ -3,7 +3,7 @@
 ``pyrtlsdr`` is imported only when a device is opened. Every way the dongle can be unavailable —
 no librtlsdr (``ImportError``), a librtlsdr too old for pyrtlsdr (``AttributeError``, e.g. the
 missing ``rtlsdr_set_dithering`` symbol with Debian's librtlsdr0 0.6.0), no device plugged in
-(``LibUSBError`` / ``IOError``) — becomes one :class:`~detector.errors.DeviceError` sentence.
+(``LibUSBError`` / ``IOError``) — becomes one :class:`~detector.core.errors.DeviceError` sentence.
 Installing the ``pyrtlsdrlib`` package provides a matching librtlsdr.
 """
 
@@ -17,9 +17,9 @@ from typing import Iterator
 import numpy as np
 
 from detector.dsp import cu8_to_complex64
-from detector.errors import DeviceError, InputError
+from detector.core.errors import DeviceError, InputError
 from detector.sources._base import DEFAULT_BLOCK_SAMPLES, SourceInfo
-from detector.types import IQBlock
+from detector.core.types import IQBlock
 
 __all__ = ["RtlSdrSpec", "RtlSdrSource", "parse_rtlsdr_spec", "RTL_MIN_HZ", "RTL_MAX_HZ", "check_rtl_center"]
 

@@ -20,7 +20,7 @@ and prints it in front of each hop). The layout comes from ``csv_dbm()`` in keen
 * ``samples`` is, in rtl_power, the number of FFT frames summed into the row (times the
   downsampling factor, so an upper bound on the looks); hackrf_sweep writes its FFT size there.
 * The dB values are ``10·log10`` of the averaged periodogram divided by sample rate and frame count:
-  uncalibrated dB, labelled ``"dBFS"`` here because :class:`~detector.types.Spectrum` knows only
+  uncalibrated dB, labelled ``"dBFS"`` here because :class:`~detector.core.types.Spectrum` knows only
   ``"dBFS"`` and ``"dBm"``; apply a calibration profile before reading them as absolute levels.
 
 Two row layouts exist, and :func:`read_sweeps` tells them apart by the number ``N`` of values:
@@ -64,8 +64,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from numpy.typing import NDArray
 
-from detector.errors import InputError
-from detector.types import Spectrum
+from detector.core.errors import InputError
+from detector.core.types import Spectrum
 
 __all__ = ["SweepFile", "read_sweeps", "iter_sweeps", "write_sweeps", "MERGE_FRACTION"]
 
@@ -284,7 +284,7 @@ def read_sweeps(path: str | PathLike[str], *, tz: str | tzinfo = "UTC") -> Sweep
     Returns
     -------
     SweepFile
-        ``spectra`` holds one :class:`~detector.types.Spectrum` per distinct ``date, time`` string,
+        ``spectra`` holds one :class:`~detector.core.types.Spectrum` per distinct ``date, time`` string,
         sorted by time, with:
 
         * ``freqs_hz`` — every hop's bins (Hz) stitched and sorted, coinciding bins merged

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from detector.alerts import cu8_quantize, nfm_audio_wav, sigmf_snippet
-from detector.errors import InputError
+from detector.core.errors import InputError
 
 
 def nfm_signal(*, fs=256_000.0, offset_hz=40_000.0, tone_hz=1000.0, deviation_hz=2500.0, duration_s=0.5,

@@ -31,7 +31,7 @@ from detector.alerts import (
     InvalidTransition,
     open_store,
 )
-from detector.errors import InputError
+from detector.core.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 6, 7, 9, 0, 0, tzinfo=timezone.utc)

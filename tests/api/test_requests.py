@@ -174,7 +174,7 @@ def test_every_list_pages_with_limit_and_offset(tmp_path):
 
 def test_a_dismissal_with_add_to_whitelist_is_kept_and_listed(tmp_path):
     from detector.detection import load_whitelist
-    from detector.site import SiteConfig
+    from detector.config.site import SiteConfig
 
     store = open_store(None, data_dir=tmp_path / "d")
     a = store.apply_event(event(), site="S", run_id="r1")
@@ -212,7 +212,7 @@ def test_emissions_of_the_latest_frame(tmp_path):
     import numpy as np
 
     from detector.detection import Emission, FrameResult
-    from detector.types import Spectrum
+    from detector.core.types import Spectrum
 
     def em(f, snr, excess):
         return Emission(center_hz=f, bandwidth_hz=11000.0, f_lo_hz=f - 6e3, f_hi_hz=f + 6e3, peak_hz=f, peak_dbfs=-40.0,

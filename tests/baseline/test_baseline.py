@@ -29,8 +29,8 @@ from detector.baseline import (
     occupancy_margin_db,
     save,
 )
-from detector.errors import InputError
-from detector.types import Spectrum
+from detector.core.errors import InputError
+from detector.core.types import Spectrum
 
 FS = 250e3
 NFFT = 256
@@ -411,7 +411,7 @@ def test_align_partial_coverage_mask():
 
 
 def test_a_plan_whose_hops_the_baseline_does_not_cover_is_a_warning(big):
-    from detector.baseline_check import check_plan_coverage
+    from detector.baseline.check import check_plan_coverage
 
     base, _ = big
     f0, f1 = float(base.freqs_hz[0]), float(base.freqs_hz[-1])

@@ -20,7 +20,7 @@ import calibration as cal
 import detector.cli.calibrate  # noqa: F401  (registers "calibrate" on the app)
 from calibration.profiles import load_profile
 from detector.cli import app
-from detector.errors import InputError
+from detector.core.errors import InputError
 from detector.sim._synth import cu8_bytes
 from detector.sim.sdr import SimSDR
 from tests.calibration import calibration_scene, far_emitter

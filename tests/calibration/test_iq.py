@@ -8,7 +8,7 @@ import pytest
 import calibration as cal
 from detector.sim._synth import iq_imbalance
 from detector.sim.sdr import SimSDR
-from detector.sources import open_source
+from detector.app.sources import open_source
 from tests.calibration import calibration_scene, far_emitter
 
 FS = 1.024e6

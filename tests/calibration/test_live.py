@@ -1,4 +1,4 @@
-"""Calibration during a run (``detector.calibrated``): drift tracked live, spectra and events in dBm."""
+"""Calibration during a run (``detector.app.correction``): drift tracked live, spectra and events in dBm."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 
 import calibration as cal
 from calibration import CalibrationProfile, PowerCalibration
-from detector.calibrated import LiveDrift, ProfileCorrection
+from detector.app.correction import LiveDrift, ProfileCorrection
 from detector.dsp import make_plan, power_to_db, welch_psd
-from detector.engine import DetectionEngine, EngineConfig
+from detector.detection.engine import DetectionEngine, EngineConfig
 from detector.pipeline import Monitor
 from detector.sim.sdr import SimSDR
 from detector.sources import SourceInfo

@@ -8,7 +8,7 @@ import pytest
 import calibration as cal
 from detector.dsp import make_plan, power_to_db, welch_psd
 from detector.sim.sdr import SimSDR
-from detector.types import Spectrum
+from detector.core.types import Spectrum
 from tests.calibration import calibration_scene, far_emitter
 
 GAINS = [0.0, 10.0, 20.0, 30.0, 40.0, 49.6]

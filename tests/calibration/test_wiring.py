@@ -88,7 +88,7 @@ def test_replay_tracks_the_frequency_error_from_a_reference_carrier(tmp_path):
     bad = runner.invoke(app, ["replay", str(rec), "--site", "s", "--ppm-reference", "445.9M"])  # in band, no carrier
     assert bad.exit_code == 0 and "no estimate" in bad.stderr
     wrong = runner.invoke(app, ["replay", str(rec), "--site", "s", "--ppm-reference", "-5"])
-    from detector.errors import InputError
+    from detector.core.errors import InputError
 
     assert isinstance(wrong.exception, InputError) and "--ppm-reference" in str(wrong.exception)  # exit 2 in main()
 
@@ -134,7 +134,7 @@ def test_survey_and_replay_with_the_same_ppm_reference_alert_only_on_the_new_bur
 
 
 def test_a_reference_outside_the_band_is_refused(tmp_path):
-    from detector.errors import InputError
+    from detector.core.errors import InputError
 
     rec = _with_reference(tmp_path / "r_446M_250k.cu8", 1.0, seed=6)
     for cmd in (["replay", rec, "--site", "s"], ["survey", rec, "--site", "s", "--out", str(tmp_path / "b.npz")]):

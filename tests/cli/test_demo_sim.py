@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from detector.sources import open_source
+from detector.app.sources import open_source
 
 
 def run(*args, timeout=300):

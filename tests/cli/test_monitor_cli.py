@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from detector.cli.monitor import _attach_gps
 from detector.sources.gps import Fix, GpsTrack
-from detector.types import IQBlock, Position
+from detector.core.types import IQBlock, Position
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -131,7 +131,7 @@ def test_live_gpsd_positions_follow_the_latest_fix_and_survive_a_lost_gpsd():
 
 def test_one_monitor_per_data_dir(tmp_path):
     from detector.cli.monitor import _lock_data_dir
-    from detector.errors import InputError
+    from detector.core.errors import InputError
 
     held = _lock_data_dir(tmp_path)
     try:
@@ -158,8 +158,8 @@ def test_files_that_are_not_utf8_text_are_one_line_errors(tmp_path):
 
 
 def test_read_text_names_the_option_and_the_file(tmp_path):
-    from detector.errors import InputError
-    from detector.textfile import read_text
+    from detector.core.errors import InputError
+    from detector.core.textfile import read_text
 
     p = tmp_path / "x.csv"
     p.write_bytes("\ufeffcenter_hz\n".encode())

@@ -270,7 +270,7 @@ def test_replay_refuses_a_baseline_coarser_than_its_spectra_and_says_what_to_sur
     from datetime import datetime, timedelta, timezone
 
     from detector.sources.sweep import write_sweeps
-    from detector.types import Spectrum
+    from detector.core.types import Spectrum
 
     freqs = 433.92e6 + np.arange(-40, 41) * 3000.0
     t0 = datetime(2026, 6, 7, 8, 0, tzinfo=timezone.utc)

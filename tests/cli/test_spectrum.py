@@ -94,7 +94,7 @@ def test_carriers_measured_in_the_time_domain_agree_with_our_peaks(real_dir, man
     files, but with rtl_433's F1 on only 25. On the 8 files where our peaks miss rtl_433's F1,
     the time-domain carrier is closer to our strongest peak than to F1 every time (7 of them
     within 5 kHz of it): the misses are rtl_433's F1 being pulled toward 0 Hz, not our peaks."""
-    from detector.sources import open_source
+    from detector.app.sources import open_source
 
     ours = theirs = 0
     for entry in manifest["iq"]:

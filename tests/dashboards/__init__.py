@@ -49,13 +49,13 @@ def texts(fig) -> list[str]:
 def sim_run() -> SimpleNamespace:
     """The monitor, store, site, baseline and scene of a short simulated run (see the module docstring)."""
     from detector.alerts import open_store
-    from detector.engine import DetectionEngine, EngineConfig
-    from detector.locating import track_locator
+    from detector.detection.engine import DetectionEngine, EngineConfig
+    from detector.localization.tracks import track_locator
     from detector.pipeline import Monitor
-    from detector.runs import survey_baseline
+    from detector.app.runs import survey_baseline
     from detector.sim.scene import scene_from_spec
     from detector.sim.sdr import SimSDR
-    from detector.site import site_from_scene
+    from detector.sim.site import site_from_scene
 
     sc = scene_from_spec("sim:default")
     site = site_from_scene(sc)
@@ -127,9 +127,9 @@ def located_event(track_id: str = "T00001", f_hz: float = 446.08125e6, *, locati
 
 def real_iq_run(real_dir: Path, entry: dict) -> SimpleNamespace:
     """A real recording through CFAR-only detection: its frames, tracks (as events) and alerting tracks."""
-    from detector.engine import DetectionEngine, EngineConfig, track_event
-    from detector.runs import run_detection, timeline_frames
-    from detector.sources import open_source
+    from detector.detection.engine import DetectionEngine, EngineConfig, track_event
+    from detector.app.runs import run_detection, timeline_frames
+    from detector.app.sources import open_source
 
     def src():
         return open_source(str(real_dir / entry["file"]), sample_format=entry["dtype"],

@@ -94,7 +94,7 @@ class TestRoutes:
     def test_timeline_of_todays_wall_clock_sessions(self, tmp_path):
         from datetime import datetime, timedelta, timezone
 
-        from detector.site import SiteConfig
+        from detector.config.site import SiteConfig
 
         now = datetime.now(timezone.utc).replace(microsecond=0)
         site = SiteConfig.model_validate({"name": "S", "lat": 50.0, "lon": 10.0, "session": [

@@ -70,7 +70,7 @@ class TestSpectrumBaseline:
 
     def test_real_sweep_against_a_baseline_of_earlier_sweeps(self, real_dir, manifest):
         from detector.baseline import BaselineBuilder
-        from detector.engine import DetectionEngine, EngineConfig
+        from detector.detection.engine import DetectionEngine, EngineConfig
         from detector.sources.sweep import read_sweeps
 
         entry = manifest["sweeps"][0]
@@ -106,8 +106,8 @@ class TestSpectrumBaseline:
         assert any("433.8369" in s or "433.83" in s for s in texts(fig))  # the −83 kHz remote
 
     def test_summary_figure_still_works(self, real_dir, manifest):
-        from detector.analysis import summarize_source
-        from detector.sources import open_source
+        from detector.app.analysis import summarize_source
+        from detector.app.sources import open_source
 
         e = _entry(manifest, "PT2262-01")
         src = open_source(str(real_dir / e["file"]), sample_format=e["dtype"], sample_rate_hz=e["sample_rate_hz"],
@@ -125,7 +125,7 @@ class TestWaterfall:
     def test_sim_waterfall_with_tracks_and_alerts(self):
         run = sim_run()
         wf = run.monitor.waterfall(300)
-        from detector.engine import track_event
+        from detector.detection.engine import track_event
 
         tracks = [track_event("update", tr) for tr in run.monitor.engine.all_tracks.values() if tr.confirmed]
         alerts, _ = run.store.list(site=SITE)

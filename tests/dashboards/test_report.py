@@ -97,7 +97,7 @@ class TestHtml:
 
     def test_sessions_outside_alerts_history_and_zone(self, tmp_path):
         store, (a, b, c, d) = _wall_clock_store(tmp_path)
-        from detector.site import load_site
+        from detector.config.site import load_site
 
         (tmp_path / "school-7.toml").write_text(SITE_TOML)
         site = load_site(tmp_path / "school-7.toml")

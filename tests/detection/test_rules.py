@@ -8,10 +8,10 @@ import pytest
 from detector.baseline import BaselineBuilder
 from detector.detection import Channel, ExamSession, Whitelist, load_whitelist
 from detector.dsp import cu8_to_complex64
-from detector.engine import DetectionEngine, EngineConfig
-from detector.errors import InputError
+from detector.detection.engine import DetectionEngine, EngineConfig
+from detector.core.errors import InputError
 from detector.sim import awgn, cu8_bytes, gate, nfm, tone
-from detector.types import IQBlock, Spectrum
+from detector.core.types import IQBlock, Spectrum
 
 CENTER = 446.05e6
 M, LOOKS, FRAME_S = 256, 20.0, 0.1

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from detector.dsp import cu8_to_complex64
-from detector.engine import DetectionEngine, EngineConfig
+from detector.detection.engine import DetectionEngine, EngineConfig
 from detector.sim import awgn, cu8_bytes, gate, iq_imbalance, nfm, tone
-from detector.types import IQBlock
+from detector.core.types import IQBlock
 
 FS = 250e3
 CENTER = 446.05e6
@@ -161,7 +161,7 @@ def test_baseline_at_another_rbw_is_regridded_or_refused(site_baseline):
 
 def test_noise_only_30_minutes_zero_alerts_and_pfa_matches_target():
     """30 min of PSD frames drawn with the baseline's own statistics (Gamma(L)/L noise)."""
-    from detector.types import Spectrum
+    from detector.core.types import Spectrum
 
     rng = np.random.default_rng(15)
     m, looks, frame_s = 256, 20.0, 0.1

@@ -8,11 +8,11 @@ import time
 import numpy as np
 import pytest
 
-from detector.engine import DetectionEngine, EngineConfig
+from detector.detection.engine import DetectionEngine, EngineConfig
 from detector.pipeline import Monitor
 from detector.sim import awgn, gate, nfm
 from detector.sources import SourceInfo
-from detector.types import IQBlock
+from detector.core.types import IQBlock
 
 FS = 250e3
 CENTER = 446.05e6

@@ -20,8 +20,10 @@ import httpx
 import pytest
 
 from detector.alerts import open_store
-from detector.push import MqttPushSender, open_center_store
-from detector.push.mqtt import MqttCenterSubscriber, MqttUrl, topic_part
+from detector.center import open_center_store
+from detector.push import MqttPushSender
+from detector.center.ingest import MqttCenterSubscriber
+from detector.push.mqtt import MqttUrl, topic_part
 from tests.push import (
     CenterProcess,
     Mosquitto,

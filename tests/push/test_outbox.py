@@ -13,10 +13,12 @@ from fastapi.responses import JSONResponse
 
 from detector.alerts import open_store
 from detector.api import ApiContext, create_app
-from detector.cli.monitor import MonitorSettings, _extra_hooks
-from detector.errors import InputError
-from detector.push import HttpPushSender, Outbox, attach_push, open_center_store, spectrum_summary
-from detector.push.center_app import build_center_app
+from detector.cli.monitor import MonitorSettings
+from detector.core.errors import InputError
+from detector.app.push import attach_push, spectrum_summary
+from detector.center import open_center_store
+from detector.push import HttpPushSender, Outbox
+from detector.center.app import build_center_app
 from detector.push.sender import make_sender
 from tests.push import UvicornThread, free_port, pg_base_url, pg_schema, track_event
 
@@ -225,7 +227,6 @@ def test_order_per_alert_and_a_refused_row_holds_back_only_its_alert(tmp_path, b
 
 
 def test_monitor_hook_attaches_push_and_stream(tmp_path):
-    assert attach_push in _extra_hooks  # registered by importing detector.push
     center = open_center_store(None, data_dir=tmp_path / "c")
     srv = UvicornThread(build_center_app(center, token="w" * 24, vehicle_tokens={"tok-12345678": "van-7"})).start()
     store = open_store(None, data_dir=tmp_path / "v")
@@ -266,7 +267,7 @@ def test_monitor_hook_attaches_push_and_stream(tmp_path):
         finally:
             app_srv.stop()
         store.close()  # stops the sender too
-        from detector.push.hook import SENDERS
+        from detector.app.push import SENDERS
 
         assert SENDERS[-1]._thread is not None and not SENDERS[-1]._thread.is_alive()
     finally:
@@ -291,7 +292,7 @@ def test_make_sender_urls(tmp_path):
 def test_spectrum_summary_is_small():
     import numpy as np
 
-    from detector.types import Spectrum
+    from detector.core.types import Spectrum
 
     class R:
         noise_floor_dbfs = -60.0
@@ -309,7 +310,7 @@ def test_spectrum_summary_is_small():
     assert len(s["power_max"]) == 256 and max(s["power_max"]) == -20.0 and s["noise_floor_dbfs"] == -60.0
     assert spectrum_summary(type("E", (), {"latest": None})()) is None
     # what a vehicle sends is what the center accepts, also with an undefined noise floor
-    from detector.push.center import Heartbeat
+    from detector.center.store import Heartbeat
 
     assert Heartbeat.parse({"vehicle_id": "v1", "spectrum": s}).spectrum_dict() == s
     R.noise_floor_dbfs = float("nan")

@@ -12,8 +12,9 @@ import pytest
 from detector.alerts import open_store
 from detector.api import ApiContext, create_app
 from detector.cli.monitor import MonitorSettings
-from detector.push import attach_push, open_center_store
-from detector.push.center_app import build_center_app
+from detector.app.push import attach_push
+from detector.center import open_center_store
+from detector.center.app import build_center_app
 from tests.push import UvicornThread, parse_sse, track_event
 
 
@@ -54,7 +55,7 @@ def node(request, tmp_path):
             for _ in range(k):
                 step()
 
-        from detector.push.stream import last_event_seq
+        from detector.api.stream import last_event_seq
 
         last = lambda: last_event_seq(vstore)  # noqa: E731
         stores = [vstore]

@@ -9,7 +9,7 @@ import pytest
 import scipy.stats
 
 from detector.dsp import make_plan, power_to_db, welch_psd
-from detector.errors import InputError
+from detector.core.errors import InputError
 from detector.sim.scene import Emitter, Receiver, Scene, load_scene, scene_from_spec
 from detector.sim.sdr import SimPsd, SimSDR
 from detector.sim.truth import scene_truth

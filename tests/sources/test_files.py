@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from detector.dsp import make_plan, power_to_db, welch_psd
-from detector.errors import InputError
-from detector.sources import open_source
+from detector.core.errors import InputError
+from detector.app.sources import open_source
 from detector.sources._names import format_from_extension, metadata_from_name
 
 FS = 250e3

@@ -9,7 +9,7 @@ from functools import reduce
 import numpy as np
 import pytest
 
-from detector.errors import InputError
+from detector.core.errors import InputError
 from detector.sources.gps import Fix, GpsTrack, parse_gps_spec, read_gpx, read_nmea
 
 

@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from detector.errors import DeviceError, InputError
-from detector.sources import open_source
+from detector.core.errors import DeviceError, InputError
+from detector.app.sources import open_source
 from detector.sources.rtlsdr import SETTLE_SAMPLES, parse_rtlsdr_spec
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detector.errors import InputError
+from detector.core.errors import InputError
 from detector.sources.sweep import SweepFile, iter_sweeps, read_sweeps, write_sweeps
-from detector.types import Spectrum
+from detector.core.types import Spectrum
 
 DATA = Path(os.environ.get("EXAMWATCH_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
 SWEEPS = DATA / "real" / "sweeps"

@@ -18,7 +18,7 @@ import socket
 
 import numpy as np
 
-from detector.errors import InputError
+from detector.core.errors import InputError
 
 __all__ = ["attach_push", "spectrum_summary"]
 
@@ -65,7 +65,7 @@ def _warn_if_readable(path) -> None:
 
 def _read_token(path) -> str:
     from detector.api.auth import MIN_TOKEN_CHARS
-    from detector.textfile import read_text
+    from detector.core.textfile import read_text
 
     tok = read_text(path, "--push-token-file").strip()
     if not tok:
@@ -80,7 +80,7 @@ def _read_token(path) -> str:
 
 def attach_push(ctx, monitor, settings) -> None:
     """The monitor hook (see the module docstring)."""
-    from detector.push.stream import build_stream_router
+    from detector.api.stream import build_stream_router
 
     if not any(getattr(r, "_examwatch_stream", False) for r in ctx.extra_routers):
         router = build_stream_router()

@@ -35,11 +35,11 @@ from typing import Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from detector.detection import Channel, ExamSession, Whitelist
-from detector.errors import InputError
-from detector.textfile import read_text
-from detector.units import parse_hz
+from detector.core.errors import InputError
+from detector.core.textfile import read_text
+from detector.core.units import parse_hz
 
-__all__ = ["SiteConfig", "Session", "ReceiverConfig", "load_site", "resolve_site", "list_sites", "site_from_scene"]
+__all__ = ["SiteConfig", "Session", "ReceiverConfig", "load_site", "resolve_site", "list_sites"]
 
 
 class Session(BaseModel):
@@ -126,18 +126,6 @@ def load_site(path: str | Path) -> SiteConfig:
     return site
 
 
-def site_from_scene(scene, name: str | None = None) -> SiteConfig:
-    """The site of a simulated scene (sessions in scene seconds, whitelist from the scene)."""
-    from detector.sim.world import enu_to_llh
-
-    lat0, lon0 = scene.site.lat0, scene.site.lon0
-    buildings = [[tuple(map(float, enu_to_llh(x, y, lat0, lon0))) for x, y in poly] for poly in scene.site.buildings]
-    return SiteConfig(name=name or scene.site.name, lat=lat0, lon=lon0, buildings=buildings,
-                      whitelist=[WhitelistEntry(center_hz=e.f_c_hz, bandwidth_hz=e.bandwidth_hz + 5e3, name=e.id)
-                                 for e in scene.emitters if e.whitelisted],
-                      session_seconds=[tuple(w) for w in scene.timeline.exam], source=f"sim:{scene.name}")
-
-
 def list_sites(sites_dir: Path | None) -> list[SiteConfig]:
     if sites_dir is None or not sites_dir.is_dir():
         return []
@@ -150,13 +138,14 @@ def list_sites(sites_dir: Path | None) -> list[SiteConfig]:
     return out
 
 
-def resolve_site(spec: str, sites_dir: Path | None = None, *, scene=None) -> SiteConfig:
-    """A site from a path, a name in ``sites_dir``, the scene of a sim: source, or a bare name."""
+def resolve_site(spec: str, sites_dir: Path | None = None, *, fallback: SiteConfig | None = None) -> SiteConfig:
+    """A site from a path, a name in ``sites_dir``, else ``fallback`` (e.g. the site of a sim:
+    source's scene, :func:`detector.sim.site_from_scene`), else a bare name."""
     p = Path(spec)
     if p.suffix == ".toml" or p.is_file():
         return load_site(p)
     if sites_dir is not None and (sites_dir / f"{spec}.toml").is_file():
         return load_site(sites_dir / f"{spec}.toml")
-    if scene is not None:
-        return site_from_scene(scene, spec)
+    if fallback is not None:
+        return fallback
     return SiteConfig(name=spec)

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detector.dsp import FrameStream, Peak, dc_bins, find_peaks, interpolate_dc, make_plan, mark_images, power_to_db
-from detector.errors import InputError
+from detector.core.errors import InputError
 from detector.sources import DEFAULT_BLOCK_SAMPLES
 
 __all__ = ["SpectrumSummary", "summarize_source", "DEFAULT_FRAME_S"]

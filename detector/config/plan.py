@@ -29,9 +29,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from detector.errors import InputError
-from detector.textfile import read_text
-from detector.units import parse_hz
+from detector.core.errors import InputError
+from detector.core.textfile import read_text
+from detector.core.units import parse_hz
 
 __all__ = ["Band", "WatchPlan", "Hop", "Scheduler", "default_plan", "load_plan", "single_band_plan"]
 

@@ -42,15 +42,10 @@ from detector.detection import (
     pfa_for_alert_rate,
     threshold_ratio,
 )
-from detector.dsp import FrameStream, make_plan, power_to_db
-from detector.types import IQBlock, Spectrum
+from detector.dsp import FrameStream, default_nfft, make_plan, power_to_db
+from detector.core.types import IQBlock, Spectrum
 
-__all__ = ["EngineConfig", "DetectionEngine", "default_nfft", "track_event"]
-
-
-def default_nfft(sample_rate_hz: float, bin_hz: float = 1000.0) -> int:
-    """Smallest power-of-two FFT whose bin spacing is ≤ ``bin_hz`` (≈ 1 kHz bins by default)."""
-    return int(2 ** max(6, int(np.ceil(np.log2(sample_rate_hz / bin_hz)))))
+__all__ = ["EngineConfig", "DetectionEngine", "default_nfft", "track_event"]  # default_nfft: from dsp
 
 
 @dataclass(frozen=True)
@@ -163,7 +158,7 @@ class DetectionEngine:
         self.sessions = tuple(sessions)
         self.wall_start = wall_start
         self.locate = locate
-        self.correct = correct  # calibration of the dongle's samples (detector.calibrated)
+        self.correct = correct  # calibration of the dongle's samples (detector.app.correction)
         self.tracker = Tracker(config.tracker)
         self.frames_processed = 0
         self.flagged_bins = 0

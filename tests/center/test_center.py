@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from detector.alerts import open_store
-from detector.errors import InputError
-from detector.push import IngestError, load_vehicle_tokens, open_center_store
-from detector.push.center_app import build_center_app
+from detector.core.errors import InputError
+from detector.center import IngestError, load_vehicle_tokens, open_center_store
+from detector.center.app import build_center_app
 from tests.push import pg_base_url, pg_schema, track_event
 
 

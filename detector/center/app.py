@@ -5,7 +5,7 @@ Routes (under ``/api/v1``)
       ``/alerts`` (same filters and paging), ``/alerts/{id}``, ``/alerts/{id}/history`` (the
       versions received), ``/alerts/{id}/evidence/{name}`` (files the vehicles uploaded), …;
       ``PATCH /alerts/{id}`` answers 409 (alerts change on their vehicle);
-    * ``GET /alerts/stream``: SSE (:mod:`detector.push.stream`), event id = ingest sequence;
+    * ``GET /alerts/stream``: SSE (:mod:`detector.api.stream`), event id = ingest sequence;
     * ``GET /overview``: sites (alerts, open alerts by severity, vehicles), every vehicle's last
       contact, and the vehicles gone silent (no contact for more than ``silent_after_s``);
     * ``GET /vehicles``, ``GET /vehicles/{id}/spectrum`` (the last spectrum summary);
@@ -34,8 +34,8 @@ from starlette.concurrency import run_in_threadpool
 from detector import __version__
 from detector.api.app import ApiContext, _metrics_text, add_error_handlers, build_router
 from detector.api.auth import WriteTokenMiddleware
-from detector.push.center import CenterStore, Heartbeat, IngestError
-from detector.push.stream import build_stream_router
+from detector.center.store import CenterStore, Heartbeat, IngestError
+from detector.api.stream import build_stream_router
 
 __all__ = ["build_center_app", "INGEST_PREFIX"]
 

@@ -47,8 +47,8 @@ from detector.alerts._store import (
     MAX_EVIDENCE_BYTES,
     open_database,
 )
-from detector.errors import InputError
-from detector.push._models import CenterAlertRow, CenterBase, CenterEvidenceRow, IngestRow, VehicleRow
+from detector.core.errors import InputError
+from detector.center._models import CenterAlertRow, CenterBase, CenterEvidenceRow, IngestRow, VehicleRow
 
 __all__ = ["CenterAlert", "CenterStore", "Heartbeat", "IngestError", "IngestResult", "open_center_store", "load_vehicle_tokens"]
 
@@ -66,7 +66,7 @@ class IngestError(InputError):
 
 
 class SpectrumSummary(BaseModel):
-    """The spectrum summary a vehicle sends with its heartbeat (``detector.push.hook.spectrum_summary``):
+    """The spectrum summary a vehicle sends with its heartbeat (``detector.app.push.spectrum_summary``):
     finite frequencies and levels, at most 4096 max-decimated values and 100 emissions."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -148,7 +148,7 @@ def load_vehicle_tokens(path: Path) -> dict[str, str]:
     an :class:`InputError` naming the line.
     """
     path = Path(path)
-    from detector.textfile import read_text
+    from detector.core.textfile import read_text
 
     text = read_text(path, "--vehicle-tokens")
     tokens: dict[str, str] = {}

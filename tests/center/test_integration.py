@@ -10,7 +10,8 @@ import time
 import httpx
 
 from detector.alerts import open_store
-from detector.push import HttpPushSender, open_center_store
+from detector.center import open_center_store
+from detector.push import HttpPushSender
 from tests.push import (
     CenterProcess,
     ScriptedVehicle,

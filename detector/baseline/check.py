@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from detector.errors import InputError
+from detector.core.errors import InputError
 
 __all__ = ["check_baseline", "check_plan_coverage"]
 
@@ -16,8 +16,7 @@ def check_baseline(baseline, sources, engine, *, site: str | None = None) -> lis
     import numpy as np
 
     from detector.baseline import align
-    from detector.dsp import make_plan
-    from detector.engine import default_nfft
+    from detector.dsp import default_nfft, make_plan
 
     warnings = []
     if site is not None and getattr(baseline, "site", None) not in (None, site):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from detector.errors import InputError
+from detector.core.errors import InputError
 
 __all__ = ["read_text"]
 
@@ -12,7 +12,7 @@ __all__ = ["read_text"]
 def read_text(path: str | Path, what: str = "") -> str:
     """The UTF-8 text of ``path`` (a leading BOM dropped).
 
-    Raises :class:`~detector.errors.InputError` naming ``what`` (e.g. ``"--plan"``) and the file
+    Raises :class:`~detector.core.errors.InputError` naming ``what`` (e.g. ``"--plan"``) and the file
     when it is a folder, cannot be read, or is not UTF-8 text, instead of a traceback.
     """
     p = Path(path)

@@ -1,11 +1,4 @@
-"""Tables of the push layer.
-
-``push_outbox`` (vehicle side) is declared on :class:`detector.alerts.Base`, so that ``open_store``
-creates it in the vehicle's alert database (importing :mod:`detector.push` before ``open_store`` is
-enough) and the outbox row is written in the *same transaction* as the alert change it carries.
-
-The command center's tables live on their own declarative base (:class:`CenterBase`): a vehicle's
-database never holds them, and the center's database never holds the vehicle tables.
+"""Tables of the command center, on their own declarative base (:class:`CenterBase`).
 
 ``center_alerts``
     The newest version of every alert pushed to the center, keyed by the vehicle's alert id
@@ -26,32 +19,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, Boolean, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from detector.alerts import Base
 from detector.alerts._models import UTCDateTime
 
-__all__ = ["OutboxRow", "CenterBase", "CenterAlertRow", "IngestRow", "VehicleRow", "CenterEvidenceRow"]
-
-
-class OutboxRow(Base):
-    """One alert change waiting to be (or already) delivered to the command center."""
-
-    __tablename__ = "push_outbox"
-    __table_args__ = (Index("ix_push_outbox_pending", "delivered_at", "seq"),
-                      Index("ix_push_outbox_alert", "alert_id", "seq"))
-
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    alert_id: Mapped[str] = mapped_column(String(32))
-    version: Mapped[int] = mapped_column(Integer)
-    site: Mapped[str] = mapped_column(String(200))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+__all__ = ["CenterBase", "CenterAlertRow", "IngestRow", "VehicleRow", "CenterEvidenceRow"]
 
 
 class CenterBase(DeclarativeBase):

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable, Iterable, Iterator
 
-from detector.engine import DetectionEngine
-from detector.errors import InputError
-from detector.types import IQBlock, Spectrum
+from detector.detection.engine import DetectionEngine
+from detector.core.errors import InputError
+from detector.core.types import IQBlock, Spectrum
 
 __all__ = ["timeline_items", "timeline_frames", "survey_baseline", "run_detection", "total_duration_s"]
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from detector.types import IQBlock
+from detector.core.types import IQBlock
 
 __all__ = ["LiveDrift", "ProfileCorrection", "load_correction", "profile_warnings"]
 

@@ -1,7 +1,7 @@
 import pytest
 
-from detector.errors import InputError
-from detector.units import format_hz, parse_hz
+from detector.core.errors import InputError
+from detector.core.units import format_hz, parse_hz
 
 
 @pytest.mark.parametrize(

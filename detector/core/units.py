@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 
-from detector.errors import InputError
+from detector.core.errors import InputError
 
 __all__ = ["parse_hz", "format_hz"]
 
@@ -23,7 +23,7 @@ def parse_hz(text: str | float | int, *, name: str = "value") -> float:
 
     Suffixes ``k``, ``M``, ``G`` multiply by 1e3, 1e6, 1e9 (``m`` is read as mega, as SDR tools do).
 
-    Returns the value in Hz (float). Raises :class:`~detector.errors.InputError` naming ``name``
+    Returns the value in Hz (float). Raises :class:`~detector.core.errors.InputError` naming ``name``
     when the text is not a number or is not finite.
     """
     if isinstance(text, (int, float)):

@@ -34,9 +34,9 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from detector.engine import DetectionEngine
-from detector.plan import Scheduler
-from detector.types import IQBlock
+from detector.detection.engine import DetectionEngine
+from detector.config.plan import Scheduler
+from detector.core.types import IQBlock
 
 __all__ = ["Monitor", "MonitorStatus"]
 
