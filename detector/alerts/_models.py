@@ -30,7 +30,7 @@ no time zones); :class:`UTCDateTime` converts both ways and always hands back aw
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -48,14 +48,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from detector.core.timefmt import to_utc
+
 __all__ = ["Base", "AlertRow", "HistoryRow", "EvidenceRow", "OutboxRow", "UTCDateTime", "to_utc"]
-
-
-def to_utc(value: datetime) -> datetime:
-    """An aware UTC datetime; a naive one is taken to be UTC already."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
 
 
 class UTCDateTime(TypeDecorator):

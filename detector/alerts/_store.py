@@ -53,6 +53,8 @@ from detector.alerts._schemas import (
     EvidenceInfo,
 )
 from detector.core.errors import InputError
+from detector.core.timefmt import utc_iso
+from detector.detection.events import MISSING_PREFIX, DetectionEvent, event_from_json, json_safe
 
 __all__ = ["AlertStore", "InvalidTransition", "open_store", "EVIDENCE_NAME_RE", "MAX_EVIDENCE_BYTES"]
 
@@ -81,8 +83,6 @@ _WRITE_OPTION = "examwatch_write"
 #: a track of a restarted run continues an open alert of the run before within this (or half
 #: either bandwidth) of its center
 RESUME_TOLERANCE_HZ = 5000.0
-#: track ids of ``missing`` station events begin with this (``DetectionEngine``)
-MISSING_PREFIX = "M"
 
 
 class InvalidTransition(InputError):
@@ -94,49 +94,7 @@ def _utcnow() -> datetime:
 
 
 def _iso(v: datetime) -> str:
-    return to_utc(v).isoformat().replace("+00:00", "Z")
-
-
-def _jsonable(obj: Any) -> Any:
-    """Plain-JSON copy of ``obj``: numpy scalars to Python, NaN/inf to None, tuples to lists."""
-    if obj is None or isinstance(obj, (bool, str)):
-        return obj
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, datetime):
-        return _iso(obj)
-    if hasattr(obj, "tolist") and not isinstance(obj, (int, float)):  # numpy scalars and arrays
-        return _jsonable(obj.tolist())
-    if isinstance(obj, int):
-        return int(obj)
-    if isinstance(obj, float):
-        return float(obj) if math.isfinite(obj) else None
-    return str(obj)
-
-
-def _num(event: Mapping, key: str) -> float | None:
-    v = event.get(key)
-    if v is None:
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise InputError(f"Track event field {key!r} must be a number, not {v!r}.") from None
-    return f if math.isfinite(f) else None
-
-
-def _utc_field(event: Mapping, key: str) -> datetime | None:
-    v = event.get(key)
-    if v is None:
-        return None
-    if isinstance(v, datetime):
-        return to_utc(v)
-    try:
-        return to_utc(datetime.fromisoformat(str(v).replace("Z", "+00:00")))
-    except ValueError:
-        raise InputError(f"Track event field {key!r} must be an ISO 8601 time, not {v!r}.") from None
+    return utc_iso(v)
 
 
 def _max(a: float | None, b: float | None) -> float | None:
@@ -269,15 +227,28 @@ class AlertStore:
         return s.scalars(select(AlertRow).where(AlertRow.id == alert_id).with_for_update()).one_or_none()
 
     # --- track events ----------------------------------------------------------------------------
-    def apply_event(self, event: dict, *, site: str, run_id: str, when: datetime | None = None,
+    def apply_event(self, event: Mapping, *, site: str, run_id: str, when: datetime | None = None,
                     resume: Collection[str] = ()) -> AlertPublic | None:
-        """Create or update the alert of a track event; ``None`` for an event that does not alert.
+        """:meth:`apply` for an event given as its JSON object (a ``replay --jsonl`` line, a test's
+        dict): parsed by :func:`~detector.detection.events.event_from_json`; ``None`` for an event
+        that does not alert. Raises :class:`InputError` for a malformed one."""
+        if not isinstance(event, Mapping):
+            raise InputError(f"A track event must be a dict, not {type(event).__name__}.")
+        if not (event.get("alert") is True or str(event.get("event") or "update") == "missing"):
+            return None
+        if not site or not isinstance(site, str) or not run_id or not isinstance(run_id, str):
+            raise InputError("apply_event needs a non-empty site and run_id.")
+        return self.apply(event_from_json(event), site=site, run_id=run_id, when=when, resume=resume)
 
-        Alerting events are those with ``alert`` true and every ``missing`` event. The alert is
-        keyed by ``(site, run_id, track_id)``. Returns the alert after the event (unchanged, with
-        no version bump, when the event changes nothing). ``when`` (default: now) is the wall-clock
-        time of the event's ``last_seen_s``; it dates the alert when the event has no
-        ``first_seen_utc``/``last_seen_utc``.
+    def apply(self, event: DetectionEvent, *, site: str, run_id: str, when: datetime | None = None,
+              resume: Collection[str] = ()) -> AlertPublic | None:
+        """Create or update the alert of a detection event; ``None`` for an event that does not alert.
+
+        Alerting events are tracks with ``alert`` true and every
+        :class:`~detector.detection.events.MissingEvent`. The alert is keyed by ``(site, run_id,
+        track_id)``. Returns the alert after the event (unchanged, with no version bump, when the
+        event changes nothing). ``when`` (default: now) is the wall-clock time of the event's
+        ``last_seen_s``; it dates the alert when the event has no ``first_seen_utc``/``last_seen_utc``.
 
         ``resume`` holds ids of open alerts left by an earlier run of this site (a restarted
         monitor passes what it reloaded). A track of this run with no alert yet continues the
@@ -285,22 +256,16 @@ class AlertStore:
         raising a second alert for the same transmitter: the alert keeps its id and history, is
         re-keyed to this run's track, and the change is recorded with the cause ``event:resumed``.
         """
-        if not isinstance(event, Mapping):
-            raise InputError(f"A track event must be a dict, not {type(event).__name__}.")
-        kind = str(event.get("event") or "update")
-        if not (event.get("alert") is True or kind == "missing"):
+        kind = event.kind
+        if not (event.alert or event.is_missing):
             return None
         if not site or not isinstance(site, str) or not run_id or not isinstance(run_id, str):
-            raise InputError("apply_event needs a non-empty site and run_id.")
-        track_id = event.get("track_id")
-        if not isinstance(track_id, str) or not track_id:
-            raise InputError(f"A track event needs a non-empty string track_id, not {track_id!r}.")
-        center_hz = _num(event, "center_hz")
-        if center_hz is None:
-            raise InputError(f"Track event {track_id} has no finite center_hz.")
+            raise InputError("apply needs a non-empty site and run_id.")
+        track_id = event.track_id
         when = _utcnow() if when is None else to_utc(when)
-        fs_s, ls_s = _num(event, "first_seen_s"), _num(event, "last_seen_s")
-        fs_utc, ls_utc = _utc_field(event, "first_seen_utc"), _utc_field(event, "last_seen_utc")
+        fs_s, ls_s = event.first_seen_s, event.last_seen_s
+        fs_utc = None if event.first_seen_utc is None else to_utc(event.first_seen_utc)
+        ls_utc = None if event.last_seen_utc is None else to_utc(event.last_seen_utc)
         last_seen = ls_utc or when
         if fs_utc is not None:
             first_seen = fs_utc
@@ -309,19 +274,18 @@ class AlertStore:
         else:
             first_seen = last_seen
         first_seen = min(first_seen, last_seen)
-        bursts = event.get("bursts")
         ev = {
-            "center_hz": center_hz,
-            "bandwidth_hz": _num(event, "bandwidth_hz"),
-            "classification": event.get("classification") or None,
-            "severity": event.get("severity") or None,
+            "center_hz": event.center_hz,
+            "bandwidth_hz": event.bandwidth_hz,
+            "classification": event.classification or None,
+            "severity": event.severity or None,
             "first_seen": first_seen, "last_seen": last_seen, "first_seen_s": fs_s, "last_seen_s": ls_s,
-            "snr_db": _num(event, "snr_db"), "excess_db": _num(event, "excess_db"), "peak_dbfs": _num(event, "peak_dbfs"),
-            "bursts": int(bursts) if isinstance(bursts, (int, float)) and math.isfinite(bursts) else 0,
-            "reasons": [str(r) for r in (event.get("reasons") or [])],
-            "score_terms": _jsonable(dict(event.get("score_terms") or {})),
-            "location": _jsonable(event.get("location")) if isinstance(event.get("location"), Mapping) else None,
-            "track": _jsonable(dict(event)),
+            "snr_db": event.snr_db, "excess_db": event.excess_db, "peak_dbfs": event.peak_dbfs,
+            "bursts": int(event.bursts or 0),
+            "reasons": list(event.reasons),
+            "score_terms": json_safe(dict(event.score_terms)),
+            "location": json_safe(event.location) if isinstance(event.location, Mapping) else None,
+            "track": json_safe(event.to_json()),
             "has_first_utc": fs_utc is not None,
         }
 

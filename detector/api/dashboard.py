@@ -233,7 +233,7 @@ def _waterfall_png(ctx, *, seconds: float, **_) -> Response:
     if wf is None or wf["power_db"].shape[0] < 2:
         raise HTTPException(404, "no waterfall yet: fewer than 2 frames kept so far")
     t0 = float(wf["times_s"][0])
-    tracks = [track_event("update", tr) for tr in list(mon.engine.all_tracks.values())
+    tracks = [track_event("update", tr).to_json() for tr in list(mon.engine.all_tracks.values())
               if tr.confirmed and tr.last_seen_s + tr.frame_s >= t0]
     return _png(waterfall_figure(wf, tracks=tracks, alerts=_run_alerts(ctx, mon)))
 

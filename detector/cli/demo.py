@@ -81,7 +81,8 @@ def demo(
     alerts_path = out_dir / "alerts.jsonl"
     fh = open(alerts_path, "w")
 
-    def on_event(ev):
+    def on_event(event):
+        ev = event.to_json()  # the CLI is an edge: alerts.jsonl lines and console text
         events.append(ev)
         fh.write(json.dumps(ev) + "\n")
         if ev["alert"] and ev["track_id"] in announced and ev["classification"] != announced_class.get(ev["track_id"]):

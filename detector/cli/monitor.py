@@ -271,8 +271,8 @@ def monitor(
     api = create_app(ctx)
     server = Server(uvicorn.Config(api, host=host, port=port, log_level="warning", lifespan="on"))
     mon.on_alert.append(lambda ev, alert: console_err.print(
-        f"[bold red]ALERT[/] {alert.id if alert else ev['track_id']} {ev['center_hz'] / 1e6:.5f} MHz {ev['classification']} "
-        f"({ev['event']}, v{alert.version if alert else '-'})") if ev["event"] == "new" or (alert and alert.version == 1) else None)
+        f"[bold red]ALERT[/] {alert.id if alert else ev.track_id} {ev.center_hz / 1e6:.5f} MHz {ev.classification} "
+        f"({ev.kind}, v{alert.version if alert else '-'})") if ev.kind == "new" or (alert and alert.version == 1) else None)
     mon.start()
     console_err.print(f"monitoring {info.name} for site {site_cfg.name!r}; API on http://{host}:{port}/api/v1 (run {run_id})")
     if exit_when_done:

@@ -208,7 +208,8 @@ def replay(
     announced: dict[str, tuple[str, float, float]] = {}  # track id → (class, center Hz, bandwidth Hz) last printed
 
     def emit(events):
-        for ev in events:
+        for event in events:
+            ev = event.to_json()  # the CLI is an edge: JSON lines and console text
             if ev["alert"]:
                 alerts[ev["track_id"]] = ev
             if jsonl:

@@ -85,6 +85,8 @@ class Track:
     confirmed: bool = False
     baseline_occupancy: float | None = None
     notes: list[str] = field(default_factory=list)
+    #: frames_active when the track was last classified (the engine re-classifies at +25 %)
+    class_mark: int = 0
     _w: float = 0.0  # sum of linear peak power weights for center
     _wf: float = 0.0
     spectrum_lin: np.ndarray | None = field(default=None, repr=False)

@@ -4,7 +4,9 @@ Glue between the sources and the pure detection code; used by ``replay``, ``surv
 only), the simulated demo and the monitor. It owns the per-run state (frame stream, tracker,
 aligned baseline cache) explicitly; it reads no files and no clock.
 
-Events are plain dicts, the JSON lines of ``examwatch replay --jsonl``::
+Events are typed (:mod:`detector.detection.events`): a :class:`TrackEvent` per ``new``, ``update``
+or ``end`` of a track and a :class:`MissingEvent` per surveyed station gone silent; their
+:meth:`~TrackEvent.to_json` is the JSON line of ``examwatch replay --jsonl``::
 
     {"event": "new"|"update"|"end"|"missing", "track_id", "alert", "center_hz", "bandwidth_hz",
      "first_seen_s", "last_seen_s", "peak_dbfs", "snr_db", "excess_db", "classification",
@@ -42,6 +44,7 @@ from detector.detection import (
     pfa_for_alert_rate,
     threshold_ratio,
 )
+from detector.detection.events import MISSING_PREFIX, DetectionEvent, MissingEvent, TrackEvent
 from detector.dsp import FrameStream, default_nfft, make_plan, power_to_db
 from detector.core.types import IQBlock, Spectrum
 
@@ -86,33 +89,23 @@ def _r(x, nd=2):
     return None if x is None or (isinstance(x, float) and not np.isfinite(x)) else round(float(x), nd)
 
 
-def track_event(kind: str, tr: Track, *, wall_start: datetime | None = None, location: dict | None = None) -> dict:
-    """The JSON event of a track (see the module docstring)."""
-    ev = {
-        "event": kind,
-        "track_id": tr.track_id,
-        "alert": bool(tr.alert),
-        "center_hz": round(tr.center_hz, 1),
-        "bandwidth_hz": round(tr.bandwidth_hz, 1),
-        "first_seen_s": round(tr.first_seen_s, 4),
-        "last_seen_s": round(tr.last_seen_s + tr.frame_s, 4),
-        "peak_dbfs": _r(tr.peak_dbfs),
-        "snr_db": _r(tr.snr_db),
-        "excess_db": _r(tr.excess_db),
-        "classification": tr.classification,
-        "bursts": tr.bursts,
-        "reasons": list(tr.alert_reasons) if tr.alert else [],
-        "location": location,
-        "f_lo_hz": round(tr.f_lo_hz, 1),
-        "f_hi_hz": round(tr.f_hi_hz, 1),
-        "duty_cycle": round(tr.duty_cycle, 3),
-        "severity": tr.severity if tr.alert else None,
-        "score_terms": dict(tr.score_terms),
-    }
-    if wall_start is not None:
-        ev["first_seen_utc"] = (wall_start + timedelta(seconds=tr.first_seen_s)).isoformat().replace("+00:00", "Z")
-        ev["last_seen_utc"] = (wall_start + timedelta(seconds=tr.last_seen_s + tr.frame_s)).isoformat().replace("+00:00", "Z")
-    return ev
+def track_event(kind: str, tr: Track, *, wall_start: datetime | None = None, location: dict | None = None,
+                peak_dbm_offset_db: float | None = None) -> TrackEvent:
+    """The event of a track now (see :class:`~detector.detection.events.TrackEvent`);
+    ``peak_dbm_offset_db`` is dBm − dBFS at the track's frequency when a power calibration applies."""
+    peak = _r(tr.peak_dbfs)
+    return TrackEvent(
+        kind=kind, track_id=tr.track_id, alert=bool(tr.alert), center_hz=round(tr.center_hz, 1),
+        bandwidth_hz=round(tr.bandwidth_hz, 1), first_seen_s=round(tr.first_seen_s, 4),
+        last_seen_s=round(tr.last_seen_s + tr.frame_s, 4), peak_dbfs=peak, snr_db=_r(tr.snr_db),
+        excess_db=_r(tr.excess_db), classification=tr.classification, bursts=tr.bursts,
+        reasons=tuple(tr.alert_reasons) if tr.alert else (), location=location, f_lo_hz=round(tr.f_lo_hz, 1),
+        f_hi_hz=round(tr.f_hi_hz, 1), duty_cycle=round(tr.duty_cycle, 3), severity=tr.severity if tr.alert else None,
+        score_terms=dict(tr.score_terms),
+        first_seen_utc=None if wall_start is None else wall_start + timedelta(seconds=tr.first_seen_s),
+        last_seen_utc=None if wall_start is None else wall_start + timedelta(seconds=tr.last_seen_s + tr.frame_s),
+        peak_dbm=None if peak is None or peak_dbm_offset_db is None else round(peak + peak_dbm_offset_db, 2),
+    )
 
 
 def center_moved(c0_hz: float, bw0_hz: float, c_hz: float, bw_hz: float, min_hz: float) -> bool:
@@ -176,6 +169,7 @@ class DetectionEngine:
         self._missing: dict[int, dict] = {}
         self._cache: dict = {}  # per-run derived values: Pfa per grid, detection configs, strong-station runs
         self.all_tracks: dict[str, Track] = {}
+        self._dbm_cache: tuple[Spectrum, Spectrum] | None = None  # (dBFS frame, its dBm copy)
         self.max_tracks_kept = 2000
 
     # --- framing -------------------------------------------------------------------------------
@@ -254,7 +248,7 @@ class DetectionEngine:
         last_db = db[-1] if db is not None else power_to_db(lin[-1])
         self._last_built = (Spectrum(freqs_hz=freqs, power=last_db, **kw), res.frame(-1), src)
 
-    def process_block(self, block: IQBlock) -> list[dict]:
+    def process_block(self, block: IQBlock) -> list[DetectionEvent]:
         """Frames of one IQ block through detection and tracking; returns the events.
 
         The block's frames are tested as one stack (vectorised); only frames with flagged bins
@@ -271,14 +265,14 @@ class DetectionEngine:
         return self._process_stack(block.center_hz + plan.offsets_hz, None, t_first, stream.frame_s,
                                    stream.looks, block.center_hz, plan.rbw_hz, block.position, frames, gain_db=block.gain_db)
 
-    def process_spectrum(self, spec: Spectrum) -> list[dict]:
+    def process_spectrum(self, spec: Spectrum) -> list[DetectionEvent]:
         """One frame through detection, tracking and decisions; returns the events."""
         return self._process_stack(spec.freqs_hz, np.asarray(spec.power, dtype=np.float32)[None, :], spec.offset_s,
                                    spec.duration_s or self.config.frame_s, spec.n_looks, spec.center_hz, spec.rbw_hz,
                                    spec.position, None, unit=spec.unit, start=spec.start, gain_db=spec.meta.get("gain_db"))
 
     def _process_stack(self, freqs, db, t_first, frame_s, looks, center_hz, rbw_hz, position, lin=None, *,
-                       unit="dBFS", start=None, gain_db=None) -> list[dict]:
+                       unit="dBFS", start=None, gain_db=None) -> list[DetectionEvent]:
         cfg = self.config
         self.gain_db = gain_db
         det_cfg = cfg.detection
@@ -292,7 +286,7 @@ class DetectionEngine:
         aligned = self._aligned_for(freqs, rbw_hz)
         res = detect_stack(freqs, db, power_lin=lin if db is None else None, looks=looks, center_hz=center_hz,
                            config=det_cfg, baseline=aligned)
-        events: list[dict] = []
+        events: list[DetectionEvent] = []
         self.frames_processed += n_frames
         self.tested_bins += res.n_tested_bins * n_frames
         self.cfar_flagged_bins += int(res.n_flagged.sum() + res.rejected_baseline.sum())
@@ -337,9 +331,9 @@ class DetectionEngine:
         out[idx] = res.floor_lin[0 if res.floor_lin.shape[0] == 1 else i][idx]
         return out
 
-    def _track_events(self, new, updated, ended, t: float) -> list[dict]:
+    def _track_events(self, new, updated, ended, t: float) -> list[DetectionEvent]:
         cfg = self.config
-        events: list[dict] = []
+        events: list[DetectionEvent] = []
 
         def reported(tr: Track) -> None:
             self._reported[tr.track_id] = (t, tr.classification, tr.center_hz, tr.bandwidth_hz)
@@ -355,7 +349,7 @@ class DetectionEngine:
             # the center moved (an emission that switched on with the track joined it): report
             # where the track is now
             moved = center_moved(c0, bw0, tr.center_hz, tr.bandwidth_hz, cfg.moved_min_hz)
-            if tr.alert and not due and not moved and 20 < tr.frames_active < getattr(tr, "_class_mark", 0) * 1.25:
+            if tr.alert and not due and not moved and 20 < tr.frames_active < tr.class_mark * 1.25:
                 continue  # alerted, no update due, no re-classification due (_judge): nothing to report
             was = tr.alert
             self._judge(tr)
@@ -379,29 +373,25 @@ class DetectionEngine:
 
     def _judge(self, tr: Track) -> None:
         # re-classify while the track is young, then when its history has grown by a quarter
-        mark = getattr(tr, "_class_mark", 0)
+        mark = tr.class_mark
         if tr.frames_active <= 20 or tr.frames_active >= mark * 1.25 or tr.ended:
             tr.classification = classify_track(tr)
-            tr._class_mark = tr.frames_active  # noqa: SLF001
+            tr.class_mark = tr.frames_active
         decide(tr, config=self.config.decision, whitelist=self.whitelist, site=self.site,
                sessions=self.sessions, baseline_used=False)
 
 
-    def open_tracks(self) -> list[dict]:
+    def open_tracks(self) -> list[TrackEvent]:
         """``update`` events of the confirmed open tracks (the API's ``/tracks``), with ``peak_dbm``
         like every event; ``location`` is null here (estimates go out with the alert events and
         are served by ``/alerts``), so that a poll of the list never runs the estimator."""
         return [self._event("update", tr, locate=False) for tr in list(self.tracker.open) if tr.confirmed]
 
-    def _event(self, kind: str, tr: Track, *, locate: bool = True) -> dict:
+    def _event(self, kind: str, tr: Track, *, locate: bool = True) -> TrackEvent:
         loc = self.locate(tr) if (locate and self.locate is not None and tr.alert) else None
-        ev = track_event(kind, tr, wall_start=self.wall_start, location=loc)
-        ev["peak_dbm"] = None
-        if ev["peak_dbfs"] is not None:
-            off = self.dbm_offset(np.array([tr.center_hz]))
-            if off is not None:
-                ev["peak_dbm"] = round(ev["peak_dbfs"] + float(off[0]), 2)
-        return ev
+        off = self.dbm_offset(np.array([tr.center_hz]))
+        return track_event(kind, tr, wall_start=self.wall_start, location=loc,
+                           peak_dbm_offset_db=None if off is None else float(off[0]))
 
     def dbm_offset(self, freqs_hz) -> "np.ndarray | None":
         """``dBm − dBFS`` at ``freqs_hz`` for the current tuner gain, from the calibration profile's
@@ -418,7 +408,7 @@ class DetectionEngine:
         off = self.dbm_offset(spec.freqs_hz)
         if off is None:
             return spec
-        cached = getattr(self, "_dbm_cache", None)
+        cached = self._dbm_cache
         if cached is not None and cached[0] is spec:
             return cached[1]
         out = replace(spec, power=(spec.power.astype(np.float64) + off).astype(np.float32), unit="dBm",
@@ -427,7 +417,7 @@ class DetectionEngine:
         return out
 
     def _check_missing(self, freqs_hz, looks: float, frame_s: float, aligned, power_lin, res: StackResult, t: float, *,
-                       center_hz: float | None = None) -> list[dict]:
+                       center_hz: float | None = None) -> list[DetectionEvent]:
         """Baseline emissions with occupancy ≥ 0.9 that stay absent for ``missing_after_s`` → ``missing``.
 
         The DC spike's bins (``DetectionConfig.dc_half_width_hz`` about ``center_hz``, plus a bin)
@@ -461,18 +451,16 @@ class DetectionEngine:
             if not st["reported"] and t - st["since"] >= self.config.missing_after_s:
                 st["reported"] = True
                 f_lo, f_hi = float(freqs_hz[lo]), float(freqs_hz[hi])
-                out.append({
-                    "event": "missing", "track_id": f"M{key}", "alert": True, "center_hz": round((f_lo + f_hi) / 2, 1),
-                    "bandwidth_hz": round(f_hi - f_lo + (freqs_hz[1] - freqs_hz[0]), 1),
-                    "first_seen_s": round(st["since"], 4), "last_seen_s": round(t + frame_s, 4),
-                    "peak_dbfs": None, "peak_dbm": None, "snr_db": None, "excess_db": None, "classification": "unknown", "bursts": 0,
-                    "reasons": [f"survey emission (occupancy ≥ {self.config.missing_occupancy:.0%}) absent for "
-                                f"{t - st['since']:.0f} s: jamming, tampering or a switched-off station"],
-                    "location": None,
-                })
+                out.append(MissingEvent(
+                    track_id=f"{MISSING_PREFIX}{key}", center_hz=round((f_lo + f_hi) / 2, 1),
+                    bandwidth_hz=round(f_hi - f_lo + float(freqs_hz[1] - freqs_hz[0]), 1),
+                    first_seen_s=round(st["since"], 4), last_seen_s=round(t + frame_s, 4),
+                    reasons=(f"survey emission (occupancy ≥ {self.config.missing_occupancy:.0%}) absent for "
+                             f"{t - st['since']:.0f} s: jamming, tampering or a switched-off station",),
+                ))
         return out
 
-    def finish(self) -> list[dict]:
+    def finish(self) -> list[DetectionEvent]:
         """End every open track (end of the timeline); returns their ``end`` events."""
         out = []
         for tr in self.tracker.close_all():

@@ -35,6 +35,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from detector.detection.engine import DetectionEngine
+from detector.detection.events import DetectionEvent
 from detector.config.plan import Scheduler
 from detector.core.types import IQBlock
 
@@ -147,8 +148,8 @@ class Monitor:
         self.evidence = evidence
         self.clock = clock
         self.status = MonitorStatus()
-        self.on_alert: list[Callable[[dict, object], None]] = []
-        self.on_event: list[Callable[[dict], None]] = []
+        self.on_alert: list[Callable[[DetectionEvent, object], None]] = []
+        self.on_event: list[Callable[[DetectionEvent], None]] = []
         self._q: queue.Queue = queue.Queue(maxsize=queue_blocks)
         self._stop = threading.Event()
         self.finished = threading.Event()
@@ -382,7 +383,7 @@ class Monitor:
         self._after(self.engine.finish(), None)
         self.finished.set()
 
-    def _after(self, events: list[dict], block: IQBlock | None) -> None:
+    def _after(self, events: list[DetectionEvent], block: IQBlock | None) -> None:
         eng = self.engine
         self.status.frames_processed = eng.frames_processed
         if block is not None:
@@ -399,15 +400,15 @@ class Monitor:
         for ev in events:
             for cb in self.on_event:
                 cb(ev)
-            if not ev.get("alert"):
+            if not ev.alert:
                 continue
             alert = None
             if self.store is not None:
-                alert = self.store.apply_event(ev, site=self.site, run_id=self.run_id, resume=self._resumable)
+                alert = self.store.apply(ev, site=self.site, run_id=self.run_id, resume=self._resumable)
                 self.status.alerts_stored += 1
                 if alert is not None and alert.id in self._resumable:
                     self._resumable.discard(alert.id)
-                    log.info("alert %s of an earlier run continues with track %s", alert.id, ev["track_id"])
+                    log.info("alert %s of an earlier run continues with track %s", alert.id, ev.track_id)
                     if alert.evidence:  # the first detection's evidence stays as it was recorded
                         self._evidence_stage[alert.id] = 2
                 if alert is not None and alert.id not in self._raised:
@@ -417,17 +418,17 @@ class Monitor:
                     # evidence at the first alert, and once more when the track has been on the air
                     # for a second (the first snippet holds only the frames that triggered the alert)
                     stage = self._evidence_stage.get(alert.id, 0)
-                    on_air = ev["last_seen_s"] - ev["first_seen_s"]
+                    on_air = ev.last_seen_s - ev.first_seen_s
                     if stage == 0 or (stage == 1 and on_air >= 1.0):
                         self._evidence_stage[alert.id] = stage + 1
                         self._attach_evidence(alert, ev)
                         alert = self.store.get(alert.id)
             if self.scheduler is not None and not self.scheduler.single:
-                self.scheduler.extend(ev["center_hz"], self.clock() + 30.0)
+                self.scheduler.extend(ev.center_hz, self.clock() + 30.0)
             for cb in self.on_alert:
                 cb(ev, alert)
 
-    def _attach_evidence(self, alert, ev: dict) -> None:
+    def _attach_evidence(self, alert, ev: DetectionEvent) -> None:
         """The last ~1 s of IQ around the detection as SigMF, and NFM audio for narrowband alerts."""
         try:
             from detector.alerts import nfm_audio_wav, sigmf_snippet
@@ -443,14 +444,14 @@ class Monitor:
         try:
             meta, data = sigmf_snippet(x, sample_rate_hz=fs, center_hz=blocks[-1].center_hz, start=start, annotations=[{
                 "core:sample_start": 0, "core:sample_count": int(x.size),
-                "core:freq_lower_edge": ev["center_hz"] - ev["bandwidth_hz"] / 2,
-                "core:freq_upper_edge": ev["center_hz"] + ev["bandwidth_hz"] / 2,
-                "core:label": f"{ev['track_id']} {ev['classification']}"}])
+                "core:freq_lower_edge": ev.center_hz - ev.bandwidth_hz / 2,
+                "core:freq_upper_edge": ev.center_hz + ev.bandwidth_hz / 2,
+                "core:label": f"{ev.track_id} {ev.classification}"}])
             self.store.add_evidence(alert.id, "snippet.sigmf-meta", meta, "application/json")
             self.store.add_evidence(alert.id, "snippet.sigmf-data", data, "application/octet-stream")
-            if ev["bandwidth_hz"] <= 30e3:
-                wav = nfm_audio_wav(x, sample_rate_hz=fs, offset_hz=ev["center_hz"] - blocks[-1].center_hz,
-                                    bandwidth_hz=max(ev["bandwidth_hz"], 12.5e3))
+            if ev.bandwidth_hz <= 30e3:
+                wav = nfm_audio_wav(x, sample_rate_hz=fs, offset_hz=ev.center_hz - blocks[-1].center_hz,
+                                    bandwidth_hz=max(ev.bandwidth_hz, 12.5e3))
                 self.store.add_evidence(alert.id, "audio.wav", wav, "audio/wav")
         except Exception:  # noqa: BLE001 - evidence is best effort; the alert is already stored
             log.exception("evidence for %s failed", alert.id)
@@ -524,4 +525,5 @@ class Monitor:
                 "power_db": np.vstack([r[2] for r in rows]).astype(np.float32)}
 
     def tracks(self) -> list[dict]:
-        return self.engine.open_tracks()
+        """The confirmed open tracks as JSON objects (``GET /tracks``)."""
+        return [ev.to_json() for ev in self.engine.open_tracks()]

@@ -42,7 +42,7 @@ class TestLiveDrift:
             if first is None:
                 first = corr.ppm
             applied_err.append(abs(corr.ppm - truth))
-            centers += [(t, ev["center_hz"]) for ev in events if abs(ev["center_hz"] - REF_HZ) < 10e3]
+            centers += [(t, ev.center_hz) for ev in events if abs(ev.center_hz - REF_HZ) < 10e3]
             engine.finish()
             engine._stream = None  # noqa: SLF001 - blocks 2 s apart: no frame spans two of them
         st = corr.status()["drift"]
@@ -107,7 +107,7 @@ class TestDbmChain:
         for _ in range(20):
             events += engine.process_block(sdr.read(1 << 15))
         # the open tracks (the API's /tracks) carry peak_dbm like the events
-        (open_tx,) = [e for e in engine.open_tracks() if abs(e["center_hz"] - 446.05e6 - 37e-6 * 446e6) < 5e3]
+        (open_tx,) = [e.to_json() for e in engine.open_tracks() if abs(e.center_hz - 446.05e6 - 37e-6 * 446e6) < 5e3]
         assert open_tx["peak_dbm"] == pytest.approx(
             open_tx["peak_dbfs"] + cal.power_offset_db(prof.power.table, open_tx["center_hz"], 20.0), abs=0.02)
         events += engine.finish()
@@ -117,7 +117,7 @@ class TestDbmChain:
         off = cal.power_offset_db(prof.power.table, spec.freqs_hz, 20.0)
         np.testing.assert_allclose(spec.power - engine.last_spectrum.power, off, atol=1e-3)
         k = int(np.argmax(spec.power))
-        tx = [ev for ev in events if abs(ev["center_hz"] - 446.05e6 - 37e-6 * 446e6) < 5e3]
+        tx = [ev.to_json() for ev in events if abs(ev.center_hz - 446.05e6 - 37e-6 * 446e6) < 5e3]
         assert tx, events
         ev = tx[-1]
         print(f"truth {truth_dbm:.2f} dBm; spectrum peak {spec.power[k]:.2f} dBm; event peak {ev['peak_dbm']} dBm "
@@ -142,7 +142,7 @@ class TestDbmChain:
         assert engine.calibrated_spectrum().unit == "dBFS"
         assert any("outside the calibrated gains" in w for w in corr.warnings)
         events = engine.finish()
-        assert all(ev["peak_dbm"] is None for ev in events)
+        assert all(ev.peak_dbm is None for ev in events)
 
     def test_monitor_publishes_dbm_with_the_baseline_converted(self):
         prof = _power_profile(20.0)

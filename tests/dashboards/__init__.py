@@ -139,7 +139,7 @@ def real_iq_run(real_dir: Path, entry: dict) -> SimpleNamespace:
     frames = list(timeline_frames([src()], eng))
     eng = DetectionEngine(EngineConfig())
     events: list[dict] = []
-    run_detection([src()], eng, events.extend)
-    tracks = [track_event("end", tr) for tr in eng.all_tracks.values() if tr.confirmed]
+    run_detection([src()], eng, lambda evs: events.extend(e.to_json() for e in evs))
+    tracks = [track_event("end", tr).to_json() for tr in eng.all_tracks.values() if tr.confirmed]
     alerts = {ev["track_id"]: ev for ev in events if ev.get("alert")}
     return SimpleNamespace(frames=frames, tracks=tracks, alerts=list(alerts.values()), engine=eng)

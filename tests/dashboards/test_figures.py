@@ -127,7 +127,7 @@ class TestWaterfall:
         wf = run.monitor.waterfall(300)
         from detector.detection.engine import track_event
 
-        tracks = [track_event("update", tr) for tr in run.monitor.engine.all_tracks.values() if tr.confirmed]
+        tracks = [track_event("update", tr).to_json() for tr in run.monitor.engine.all_tracks.values() if tr.confirmed]
         alerts, _ = run.store.list(site=SITE)
         with no_warnings():
             fig = waterfall_figure(wf, tracks=tracks, alerts=alerts)

@@ -38,7 +38,7 @@ def run(engine, frames):
     events = []
     for f in frames:
         events += engine.process_spectrum(f)
-    return events + engine.finish()
+    return [e.to_json() for e in events + engine.finish()]
 
 
 def test_missing_event_when_a_survey_emission_goes_silent():
@@ -123,7 +123,7 @@ def iq_run(x, **kw):
     events = []
     for i in range(0, x.size, 1 << 16):
         events += eng.process_block(IQBlock(x[i:i + (1 << 16)], CENTER, FS, offset_s=i / FS, retuned=i == 0))
-    return events + eng.finish()
+    return [e.to_json() for e in events + eng.finish()]
 
 
 def final(events):

@@ -23,7 +23,7 @@ def run(engine, x, fs=FS, center=CENTER, block=1 << 16):
     events = []
     for i in range(0, x.size, block):
         events += engine.process_block(IQBlock(x[i:i + block], center, fs, offset_s=i / fs, retuned=i == 0))
-    return events + engine.finish()
+    return [e.to_json() for e in events + engine.finish()]
 
 
 def alerted(events):

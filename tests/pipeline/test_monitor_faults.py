@@ -140,7 +140,7 @@ def test_finite_source_finishes_and_stops_cleanly():
     mon.start()
     assert mon.finished.wait(20)
     assert mon.health()["source_state"] == "finished"
-    assert seen and abs(seen[0]["center_hz"] - CENTER - 20e3) < 2e3
+    assert seen and abs(seen[0].center_hz - CENTER - 20e3) < 2e3
     mon.stop()
 
 
@@ -203,7 +203,7 @@ def test_queued_blocks_are_processed_as_one_with_the_same_frames(coalesce):
     h = mon.health()
     spf_samples = mon.engine._stream.advance  # noqa: SLF001
     assert h["frames_processed"] == n // spf_samples
-    assert seen and abs(seen[0]["center_hz"] - CENTER + 40e3) < 2e3
+    assert seen and abs(seen[0].center_hz - CENTER + 40e3) < 2e3
     blocks = -(-n // (1 << 13))
     if coalesce:
         assert h["blocks_coalesced"] > 0 and HeldEngine.calls == blocks - h["blocks_coalesced"]

@@ -1,0 +1,217 @@
+"""Typed detection events: what the engine reports about tracks and surveyed stations.
+
+The engine creates each event once (:class:`TrackEvent` for a track's ``new``/``update``/``end``,
+:class:`MissingEvent` for a surveyed station gone silent); the alert store applies it
+(``AlertStore.apply``), the monitor's callbacks, the console and the dashboards read its fields.
+JSON is made only at the edges, by :meth:`TrackEvent.to_json` (the lines of
+``examwatch replay --jsonl``, the store's ``track`` column, ``/tracks``) and parsed back only where
+JSON comes in, by :func:`event_from_json`.
+
+Units are in the field names: Hz, seconds of the run's timeline (``*_s``), dBFS (``peak_dbfs``)
+or dBm (``peak_dbm``, when a calibration profile has a power table for the tuner's gain), dB for
+ratios (``snr_db`` over the noise floor, ``excess_db`` over the baseline). Values are the
+reported ones: frequencies rounded to 0.1 Hz, times to 0.1 ms, levels to 0.01 dB (the JSON the
+store and the API have always held). ``*_utc`` are aware UTC datetimes, present when the run
+knows the wall-clock time of its timeline's second 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Union
+
+from detector.core.errors import InputError
+from detector.core.timefmt import parse_utc, utc_iso
+
+__all__ = ["TrackEvent", "MissingEvent", "DetectionEvent", "event_from_json", "json_safe", "MISSING_PREFIX"]
+
+#: track ids of missing-station events start with this letter
+MISSING_PREFIX = "M"
+
+
+@dataclass(frozen=True, slots=True)
+class TrackEvent:
+    """One report about a track (``kind`` ``new``, ``update`` or ``end``); see the module docstring.
+
+    ``location`` is the ``LocationEstimate`` JSON of DESIGN.md (with ``nearest_building`` when the
+    site has buildings), or None while the track is not (yet) located. ``reasons`` is empty and
+    ``severity`` None unless ``alert``.
+    """
+
+    kind: Literal["new", "update", "end"]
+    track_id: str
+    alert: bool
+    center_hz: float
+    bandwidth_hz: float
+    first_seen_s: float
+    last_seen_s: float
+    peak_dbfs: float | None
+    snr_db: float | None
+    excess_db: float | None
+    classification: str
+    bursts: int
+    reasons: tuple[str, ...] = ()
+    location: Mapping[str, Any] | None = None
+    f_lo_hz: float | None = None
+    f_hi_hz: float | None = None
+    duty_cycle: float | None = None
+    severity: str | None = None
+    score_terms: Mapping[str, float] = field(default_factory=dict)
+    first_seen_utc: datetime | None = None
+    last_seen_utc: datetime | None = None
+    peak_dbm: float | None = None
+
+    def to_json(self) -> dict:
+        """The event as the JSON object of ``replay --jsonl`` (key order as documented)."""
+        d = {
+            "event": self.kind, "track_id": self.track_id, "alert": self.alert, "center_hz": self.center_hz,
+            "bandwidth_hz": self.bandwidth_hz, "first_seen_s": self.first_seen_s, "last_seen_s": self.last_seen_s,
+            "peak_dbfs": self.peak_dbfs, "snr_db": self.snr_db, "excess_db": self.excess_db,
+            "classification": self.classification, "bursts": self.bursts, "reasons": list(self.reasons),
+            "location": None if self.location is None else dict(self.location),
+            "f_lo_hz": self.f_lo_hz, "f_hi_hz": self.f_hi_hz, "duty_cycle": self.duty_cycle,
+            "severity": self.severity, "score_terms": dict(self.score_terms),
+        }
+        if self.first_seen_utc is not None:
+            d["first_seen_utc"] = utc_iso(self.first_seen_utc)
+        if self.last_seen_utc is not None:
+            d["last_seen_utc"] = utc_iso(self.last_seen_utc)
+        d["peak_dbm"] = self.peak_dbm
+        return d
+
+    @property
+    def is_missing(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class MissingEvent:
+    """A surveyed steady emission (occupancy ≥ the engine's ``missing_occupancy``) absent for
+    ``missing_after_s``: jamming, tampering or a switched-off station. Always alerting.
+
+    ``track_id`` is ``M`` + the station's center in kHz; ``first_seen_s`` is when it went
+    missing, ``last_seen_s`` the frame that made the report."""
+
+    track_id: str
+    center_hz: float
+    bandwidth_hz: float
+    first_seen_s: float
+    last_seen_s: float
+    reasons: tuple[str, ...]
+    kind: Literal["missing"] = "missing"
+    alert: bool = True
+    classification: str = "unknown"
+    bursts: int = 0
+    location: Mapping[str, Any] | None = None
+    peak_dbfs: float | None = None
+    peak_dbm: float | None = None
+    snr_db: float | None = None
+    excess_db: float | None = None
+    severity: str | None = None
+    score_terms: Mapping[str, float] = field(default_factory=dict)
+    first_seen_utc: datetime | None = None
+    last_seen_utc: datetime | None = None
+
+    def to_json(self) -> dict:
+        """The event as the JSON object of ``replay --jsonl``."""
+        return {
+            "event": "missing", "track_id": self.track_id, "alert": True, "center_hz": self.center_hz,
+            "bandwidth_hz": self.bandwidth_hz, "first_seen_s": self.first_seen_s, "last_seen_s": self.last_seen_s,
+            "peak_dbfs": None, "peak_dbm": None, "snr_db": None, "excess_db": None, "classification": self.classification,
+            "bursts": 0, "reasons": list(self.reasons), "location": None,
+        }
+
+    @property
+    def is_missing(self) -> bool:
+        return True
+
+
+DetectionEvent = Union[TrackEvent, MissingEvent]
+
+
+def _num(d: Mapping, key: str, *, required: bool = False) -> float | None:
+    v = d.get(key)
+    if v is None or isinstance(v, bool):
+        if required or isinstance(v, bool):
+            raise InputError(f"Track event {d.get('track_id')} has no finite {key}." if v is None
+                             else f"Track event field {key!r} must be a number, not {v!r}.")
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise InputError(f"Track event field {key!r} must be a number, not {v!r}.") from None
+    if not math.isfinite(f):
+        if required:
+            raise InputError(f"Track event {d.get('track_id')} has no finite {key}.")
+        return None
+    return f
+
+
+def _utc(d: Mapping, key: str) -> datetime | None:
+    v = d.get(key)
+    if v is None:
+        return None
+    try:
+        return parse_utc(v)
+    except (TypeError, ValueError):
+        raise InputError(f"Track event field {key!r} must be an ISO 8601 time, not {v!r}.") from None
+
+
+def json_safe(obj: Any) -> Any:
+    """Plain-JSON copy of ``obj``: numpy scalars to Python numbers, NaN/inf to None, tuples to lists."""
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, Mapping):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, datetime):
+        return utc_iso(obj)
+    if hasattr(obj, "tolist") and not isinstance(obj, (int, float)):
+        return json_safe(obj.tolist())
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    return str(obj)
+
+
+def event_from_json(d: Mapping) -> DetectionEvent:
+    """An event from its JSON object (a ``replay --jsonl`` line, a test's dict).
+
+    Missing keys take their defaults (a non-alerting ``update``); NaN/inf numbers read as None.
+
+    Raises
+    ------
+    InputError
+        Not a dict, no string ``track_id``, no finite ``center_hz``, a number or time that is
+        not one.
+    """
+    if not isinstance(d, Mapping):
+        raise InputError(f"A track event must be a dict, not {type(d).__name__}.")
+    track_id = d.get("track_id")
+    if not isinstance(track_id, str) or not track_id:
+        raise InputError(f"A track event needs a non-empty string track_id, not {track_id!r}.")
+    kind = str(d.get("event") or "update")
+    center = _num(d, "center_hz", required=True)
+    bw = _num(d, "bandwidth_hz")
+    fs, ls = _num(d, "first_seen_s"), _num(d, "last_seen_s")
+    reasons = tuple(str(r) for r in (d.get("reasons") or []))
+    loc = d.get("location")
+    loc = json_safe(loc) if isinstance(loc, Mapping) else None
+    b = d.get("bursts")
+    bursts = int(b) if isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) else 0
+    common = dict(track_id=track_id, center_hz=center, bandwidth_hz=bw, first_seen_s=fs, last_seen_s=ls,
+                  reasons=reasons, location=loc, classification=d.get("classification") or None, bursts=bursts,
+                  peak_dbfs=_num(d, "peak_dbfs"), snr_db=_num(d, "snr_db"), excess_db=_num(d, "excess_db"),
+                  severity=d.get("severity") or None, score_terms=json_safe(dict(d.get("score_terms") or {})),
+                  first_seen_utc=_utc(d, "first_seen_utc"), last_seen_utc=_utc(d, "last_seen_utc"),
+                  peak_dbm=_num(d, "peak_dbm"))
+    if kind == "missing":
+        return MissingEvent(**common)
+    return TrackEvent(kind=kind, alert=d.get("alert") is True, f_lo_hz=_num(d, "f_lo_hz"), f_hi_hz=_num(d, "f_hi_hz"),
+                      duty_cycle=_num(d, "duty_cycle"), **common)
+
