@@ -3,7 +3,7 @@ frames, classification, whitelist and alert decisions. Theory: ``THEORY.md`` §1
 
 from detector.detection._classify import CLASSES, classify_track
 from detector.detection._decision import CHEATING_BANDS_HZ, DecisionConfig, ExamSession, decide, score_track
-from detector.detection._emissions import (DetectionConfig, Emission, FrameResult, StackResult, batch_floor, detect_frame,
+from detector.detection._emissions import (DetectionCache, DetectionConfig, Emission, FrameResult, StackResult, batch_floor, detect_frame,
                                           detect_frames, detect_stack, os_cfar_floor)
 from detector.detection._thresholds import noise_quantile_ratio, pfa_for_alert_rate, threshold_db, threshold_ratio
 from detector.detection._tracking import Reading, Track, Tracker, TrackerConfig
@@ -11,7 +11,7 @@ from detector.detection._whitelist import Channel, Whitelist, append_channel, lo
 
 __all__ = [
     "CLASSES", "classify_track", "CHEATING_BANDS_HZ", "DecisionConfig", "ExamSession", "decide", "score_track",
-    "DetectionConfig", "Emission", "FrameResult", "StackResult", "detect_frame", "detect_frames", "detect_stack", "batch_floor", "os_cfar_floor",
+    "DetectionCache", "DetectionConfig", "Emission", "FrameResult", "StackResult", "detect_frame", "detect_frames", "detect_stack", "batch_floor", "os_cfar_floor",
     "noise_quantile_ratio", "pfa_for_alert_rate", "threshold_db", "threshold_ratio",
     "Reading", "Track", "Tracker", "TrackerConfig", "Channel", "Whitelist", "load_whitelist", "append_channel",
 ]

@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from detector.detection._thresholds import noise_quantile_ratio, threshold_ratio
 
-__all__ = ["Emission", "FrameResult", "DetectionConfig", "os_cfar_floor", "detect_frame", "detect_frames", "detect_stack", "StackResult", "batch_floor"]
+__all__ = ["DetectionCache", "Emission", "FrameResult", "DetectionConfig", "os_cfar_floor", "detect_frame", "detect_frames", "detect_stack", "StackResult", "batch_floor"]
 
 
 @dataclass(frozen=True)
@@ -148,22 +148,39 @@ def detect_frame(
                          config=config, baseline=baseline)[0]
 
 
-class _GridCache:
-    """Per-grid constants of the batch detector: masks, CFAR grouping, dilated baseline arrays."""
+class DetectionCache:
+    """Per-grid constants of the batch detector (masks, CFAR grouping plans and normalisation) and
+    per-baseline derived arrays, owned by whoever runs detection over many frames (the
+    :class:`~detector.detection.engine.DetectionEngine` holds one per run).
+
+    ``get(key, make)`` returns the value made once per key (the table is cleared when it holds
+    more than 64 keys); ``for_object(obj, key, make)`` keeps values per object (an aligned
+    baseline), with a reference to the object so that its id is never reused while cached.
+    Without a cache given, :func:`detect_stack` makes a fresh one per call.
+    """
 
     def __init__(self) -> None:
-        self._store: dict = {}
+        self._grid: dict = {}
+        self._objects: dict[int, tuple[object, dict]] = {}
 
     def get(self, key, make):
-        v = self._store.get(key)
+        v = self._grid.get(key)
         if v is None:
-            if len(self._store) > 64:
-                self._store.clear()
-            v = self._store[key] = make()
+            if len(self._grid) > 64:
+                self._grid.clear()
+            v = self._grid[key] = make()
         return v
 
-
-_CACHE = _GridCache()
+    def for_object(self, obj, key, make):
+        entry = self._objects.get(id(obj))
+        if entry is None or entry[0] is not obj:
+            if len(self._objects) > 16:
+                self._objects.clear()
+            entry = self._objects[id(obj)] = (obj, {})
+        values = entry[1]
+        if key not in values:
+            values[key] = make()
+        return values[key]
 
 
 def _valid_mask(freqs_hz, center_hz, config, bin_hz):
@@ -188,7 +205,7 @@ def _cfar_norm(looks: float, m: int, g: int, w_groups: int, quantile: float) -> 
     return float(raw.mean())
 
 
-def _interp_plan(m: int, g: int):
+def _interp_plan(m: int, g: int, cache: DetectionCache):
     """Group index and fraction of every bin between group centers (per grid, cached)."""
     def make():
         G = -(-m // g)
@@ -196,10 +213,10 @@ def _interp_plan(m: int, g: int):
         idx = np.clip(np.searchsorted(centers, np.arange(m)) - 1, 0, max(G - 2, 0))
         frac = np.clip((np.arange(m) - centers[idx]) / g, 0.0, 1.0)
         return idx, idx + 1, frac, 1.0 - frac
-    return _CACHE.get(("interp", m, g), make)
+    return cache.get(("interp", m, g), make)
 
 
-def _running_rank(x: NDArray, size: int, quantile: float) -> NDArray:
+def _running_rank(x: NDArray, size: int, quantile: float, cache: DetectionCache) -> NDArray:
     """``scipy.ndimage.percentile_filter(x, 100·quantile, size=(1, size), mode="mirror")`` along the
     last axis, as a partition of a sliding window (the same rank, far less call overhead on short rows)."""
     rank = min(max(int(float(size) * quantile), 0), size - 1)
@@ -212,13 +229,15 @@ def _running_rank(x: NDArray, size: int, quantile: float) -> NDArray:
         j = np.abs(j)
         return np.where(j > g - 1, 2 * (g - 1) - j, j)
 
-    idx = _CACHE.get(("rank_idx", g, size), make)
+    idx = cache.get(("rank_idx", g, size), make)
     return np.partition(x[:, idx], rank, axis=2)[:, :, rank]
 
 
-def _grouped_floor_raw(p_lin: NDArray, g: int, w_groups: int, quantile: float, norm: float = 1.0) -> NDArray[np.float64]:
+def _grouped_floor_raw(p_lin: NDArray, g: int, w_groups: int, quantile: float, norm: float = 1.0,
+                       cache: DetectionCache | None = None) -> NDArray[np.float64]:
     """Running order statistic over frequency, computed on groups of ``g`` bins (n, m) → (n, m),
     divided by ``norm``."""
+    cache = DetectionCache() if cache is None else cache
     n, m = p_lin.shape
     G = -(-m // g)
     pad = G * g - m
@@ -227,21 +246,22 @@ def _grouped_floor_raw(p_lin: NDArray, g: int, w_groups: int, quantile: float, n
     grp = np.partition(x.reshape(n, G, g), k, axis=2)[:, :, k]
     size = min(w_groups, G) | 1
     if w_groups > 1 and size > 1:
-        grp = _running_rank(grp, size, quantile) if size // 2 < G else scipy.ndimage.percentile_filter(
+        grp = _running_rank(grp, size, quantile, cache) if size // 2 < G else scipy.ndimage.percentile_filter(
             grp, quantile * 100.0, size=(1, size), mode="mirror")
     grp = grp.astype(np.float64)
     if norm != 1.0:
         grp /= norm  # on the G group values, before interpolation to the m bins
     if G == 1:
         return np.repeat(grp, m, axis=1)
-    i0, i1, frac, rfrac = _interp_plan(m, g)
+    i0, i1, frac, rfrac = _interp_plan(m, g, cache)
     if n == 1:  # the stack's one floor row
         row = grp[0]
         return (row[i0] * rfrac + row[i1] * frac)[None, :]
     return grp[:, i0] * rfrac + grp[:, i1] * frac
 
 
-def batch_floor(p_lin: NDArray, looks: float, *, window_bins: int, quantile: float) -> NDArray[np.float64]:
+def batch_floor(p_lin: NDArray, looks: float, *, window_bins: int, quantile: float,
+                cache: DetectionCache | None = None) -> NDArray[np.float64]:
     """Noise mean per bin for a stack of frames (n, m): an order-statistic CFAR (Rohling 1983)
     on groups of bins. Each group of ``g`` ≈ window/8 bins gives its ``quantile``; a running
     ``quantile`` over the groups spanning ``window_bins`` is interpolated back to every bin and
@@ -250,23 +270,13 @@ def batch_floor(p_lin: NDArray, looks: float, *, window_bins: int, quantile: flo
     n, m = p_lin.shape
     g = max(1, min(16, window_bins // 8, m // 8 or 1))
     w_groups = max(1, int(round(window_bins / g)))
-    norm = _CACHE.get(("norm", round(float(looks), 2), m, g, w_groups, quantile),
-                      lambda: _cfar_norm(looks, m, g, w_groups, quantile))
-    return _grouped_floor_raw(p_lin, g, w_groups, quantile, norm)
+    cache = DetectionCache() if cache is None else cache
+    norm = cache.get(("norm", round(float(looks), 2), m, g, w_groups, quantile),
+                     lambda: _cfar_norm(looks, m, g, w_groups, quantile))
+    return _grouped_floor_raw(p_lin, g, w_groups, quantile, norm, cache)
 
 
-def _on_object(obj, key, make):
-    """A per-object cache (derived arrays of one aligned baseline live and die with it; no id reuse)."""
-    cache = getattr(obj, "_examwatch_cache", None)
-    if cache is None:
-        cache = {}
-        object.__setattr__(obj, "_examwatch_cache", cache)
-    if key not in cache:
-        cache[key] = make()
-    return cache[key]
-
-
-def _baseline_arrays(baseline, config):
+def _baseline_arrays(baseline, config, cache: DetectionCache):
     """Dilated high quantile and median, occupancy, covered: computed once per aligned baseline."""
     def make():
         high = np.asarray(getattr(baseline, f"{config.baseline_quantile}_db"), dtype=np.float64)
@@ -280,7 +290,7 @@ def _baseline_arrays(baseline, config):
             med = np.where(np.isnan(med), np.nan, scipy.ndimage.maximum_filter1d(np.nan_to_num(med, nan=-np.inf), size))
             occ = scipy.ndimage.maximum_filter1d(occ, size)
         return high, med, occ, np.asarray(baseline.covered, dtype=bool)
-    return _on_object(baseline, ("base", config.baseline_quantile, config.baseline_tolerance_bins), make)
+    return cache.for_object(baseline, ("base", config.baseline_quantile, config.baseline_tolerance_bins), make)
 
 
 @dataclass
@@ -375,6 +385,7 @@ def detect_stack(
     config: DetectionConfig = DetectionConfig(),
     baseline=None,
     power_lin: NDArray | None = None,
+    cache: DetectionCache | None = None,
 ) -> StackResult:
     """Find the emissions of a stack of frames on one grid, shape (n, m).
 
@@ -389,8 +400,10 @@ def detect_stack(
     is one :class:`Emission`; a group whose peak is ``image_margin_db`` below the frame's power at
     the mirrored frequency is an IQ image. With n ≥ 4 frames, one floor (from the stack's mean)
     serves the stack, and the per-bin tests run only on the bins whose maximum over the stack
-    exceeds the threshold.
+    exceeds the threshold. ``cache`` (a :class:`DetectionCache`) keeps the per-grid and
+    per-baseline constants between calls; a caller that detects frame after frame passes its own.
     """
+    cache = DetectionCache() if cache is None else cache
     if power_lin is None:
         p_db_all = np.atleast_2d(np.asarray(power_dbfs, dtype=np.float32))
         p_lin = np.power(np.float32(10.0), p_db_all / np.float32(10.0), dtype=np.float32)
@@ -406,22 +419,22 @@ def detect_stack(
         # a level step common to all bins is compensated against the baseline below
         mean = np.add.reduce(p_lin, axis=0, keepdims=True)
         mean *= np.float32(1.0 / n)
-        floor = batch_floor(mean, looks * n, window_bins=config.cfar_window_bins, quantile=config.cfar_quantile)
+        floor = batch_floor(mean, looks * n, window_bins=config.cfar_window_bins, quantile=config.cfar_quantile, cache=cache)
         shared_floor = True  # floor is one row (1, m) for the whole stack
         colmax = np.maximum.reduce(p_lin, axis=0)  # a bin no frame exceeds needs no per-frame test
     else:
-        floor = batch_floor(p_lin, looks, window_bins=config.cfar_window_bins, quantile=config.cfar_quantile)
+        floor = batch_floor(p_lin, looks, window_bins=config.cfar_window_bins, quantile=config.cfar_quantile, cache=cache)
         shared_floor = False
     thr = threshold_ratio(looks, config.pfa_bin)
     grid_key = (m, float(freqs_hz[0]), bin_hz, center_hz, config.dc_half_width_hz, config.edge_crop)
-    valid, dc, edge = _CACHE.get(("valid", *grid_key), lambda: _valid_mask(freqs_hz, center_hz, config, bin_hz))
+    valid, dc, edge = cache.get(("valid", *grid_key), lambda: _valid_mask(freqs_hz, center_hz, config, bin_hz))
     thr_floor = floor * np.float32(thr)
     # bins outside the valid band never flag: an infinite threshold there saves a mask pass
     thr_valid = np.where(valid, thr_floor, np.float32(np.inf))
     gain_offset = np.zeros(n)
     high = occ = None
     if baseline is not None:
-        high, med, occ, covered_all = _baseline_arrays(baseline, config)
+        high, med, occ, covered_all = _baseline_arrays(baseline, config, cache)
 
         def gain_probe():
             cov = covered_all & valid
@@ -430,7 +443,7 @@ def detect_stack(
             sub = sub[: sub.size - 1 + sub.size % 2]  # odd: the median is one sample, so it commutes with dB
             return cov, sub if cov_idx.size >= 8 else sub[:0], (10 ** (np.nan_to_num(med[sub], nan=-300.0) / 10)).astype(np.float32)
 
-        covered, sub, med_lin_sub = _on_object(baseline, ("gain_probe", config.baseline_quantile,
+        covered, sub, med_lin_sub = cache.for_object(baseline, ("gain_probe", config.baseline_quantile,
                                                           config.baseline_tolerance_bins, grid_key), gain_probe)
         if sub.size:
             ratio = p_lin[:, sub]
@@ -440,7 +453,7 @@ def detect_stack(
             gain_offset = 10 * np.log10(np.maximum(ratio[:, kmed].astype(np.float64), 1e-30))
             gain_offset = np.where(np.abs(gain_offset) < config.gain_step_db, 0.0, gain_offset)
         margin = 10 * np.log10(thr / noise_quantile_ratio(looks, 0.5)) + config.baseline_margin_db
-        limit_lin = _on_object(baseline, ("limit", config.baseline_quantile, config.baseline_tolerance_bins,
+        limit_lin = cache.for_object(baseline, ("limit", config.baseline_quantile, config.baseline_tolerance_bins,
                                           round(margin, 6), config.baseline_margin_db),
                                lambda: np.where(covered, 10 ** (np.fmax(high + config.baseline_margin_db, med + margin) / 10), 0.0)
                                .astype(np.float32))
@@ -469,7 +482,7 @@ def detect_stack(
         n_flag = np.add.reduce(flagged, axis=1, dtype=np.int64)
         cand_cols = None
     base_rejected = raw_count - n_flag if raw_count is not None else np.zeros(n, dtype=np.int64)
-    dc_idx, edge_idx, n_tested, vsub = _CACHE.get(
+    dc_idx, edge_idx, n_tested, vsub = cache.get(
         ("valid_idx", *grid_key),
         lambda: (np.flatnonzero(dc), np.flatnonzero(edge), int(valid.sum()),
                  np.flatnonzero(valid)[:: max(1, int(valid.sum()) // 256)] if valid.any() else None))

@@ -29,6 +29,7 @@ from typing import Callable
 import numpy as np
 
 from detector.detection import (
+    DetectionCache,
     DecisionConfig,
     DetectionConfig,
     ExamSession,
@@ -168,6 +169,7 @@ class DetectionEngine:
         self._reported: dict[str, tuple[float, str, float, float]] = {}
         self._missing: dict[int, dict] = {}
         self._cache: dict = {}  # per-run derived values: Pfa per grid, detection configs, strong-station runs
+        self._detection_cache = DetectionCache()  # per-grid and per-baseline constants of detect_stack
         self.all_tracks: dict[str, Track] = {}
         self._dbm_cache: tuple[Spectrum, Spectrum] | None = None  # (dBFS frame, its dBm copy)
         self.max_tracks_kept = 2000
@@ -285,7 +287,7 @@ class DetectionEngine:
         n_frames = db.shape[0] if db is not None else lin.shape[0]
         aligned = self._aligned_for(freqs, rbw_hz)
         res = detect_stack(freqs, db, power_lin=lin if db is None else None, looks=looks, center_hz=center_hz,
-                           config=det_cfg, baseline=aligned)
+                           config=det_cfg, baseline=aligned, cache=self._detection_cache)
         events: list[DetectionEvent] = []
         self.frames_processed += n_frames
         self.tested_bins += res.n_tested_bins * n_frames

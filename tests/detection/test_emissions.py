@@ -135,11 +135,11 @@ def test_occupied_bandwidth_of_a_flat_block_and_a_single_bin():
 def test_running_rank_is_scipy_percentile_filter(size, q):
     import scipy.ndimage
 
-    from detector.detection._emissions import _running_rank
+    from detector.detection._emissions import DetectionCache, _running_rank
 
     x = np.random.default_rng(size).gamma(3.0, size=(3, 256))
     want = scipy.ndimage.percentile_filter(x, q * 100.0, size=(1, size), mode="mirror")
-    np.testing.assert_array_equal(_running_rank(x, size, q), want)
+    np.testing.assert_array_equal(_running_rank(x, size, q, DetectionCache()), want)
 
 
 @pytest.mark.parametrize("seed", range(6))
