@@ -110,8 +110,8 @@ def collect_report(store: Any, site: Any, *, t_from: datetime | None = None, t_t
         for s in site.sessions:
             if not _overlaps(s.start, s.end, t_from, t_to):
                 continue
-            sections.append(ReportSection(s.name, s.start, s.end,
-                                          [a for a in alerts if _overlaps(to_utc(a["first_seen"]), to_utc(a["last_seen"]), s.start, s.end)]))
+            in_session = [a for a in alerts if _overlaps(to_utc(a["first_seen"]), to_utc(a["last_seen"]), s.start, s.end)]
+            sections.append(ReportSection(s.name, s.start, s.end, in_session))
     elif site.session_seconds:
         for i, (a0, a1) in enumerate(site.session_seconds):
             sections.append(ReportSection(f"exam session {i + 1}", float(a0), float(a1),

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
+from typing import cast
 
 import numpy as np
 import scipy.stats
@@ -614,7 +615,7 @@ class BaselineBuilder:
             return 0
         gi = idx[valid]
         pv = p[valid]
-        fv = floor if floor.ndim == 0 else floor[valid]
+        fv = floor if floor.ndim == 0 else cast(NDArray[np.float64], floor)[valid]
         # Grid indices within one frame are unique (strictly increasing spectrum, on-grid check).
         self._hist[gi, _level_index(pv)] += 1
         self._frames[gi] += 1

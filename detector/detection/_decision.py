@@ -23,7 +23,6 @@ Severity: score ≥ 7 high, ≥ 4 medium, else low.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 from detector.detection._tracking import Track
 from detector.detection._whitelist import Whitelist

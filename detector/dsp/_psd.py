@@ -20,6 +20,7 @@ References
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import scipy.fft
@@ -232,7 +233,7 @@ def spectrogram(
     of ``scipy.signal.spectrogram``'s layout).
     """
     p = framed_psd(samples, plan)
-    t = (np.arange(p.shape[0]) * plan.step + plan.nfft / 2) / plan.sample_rate_hz
+    t = cast(NDArray[np.float64], (np.arange(p.shape[0]) * plan.step + plan.nfft / 2) / plan.sample_rate_hz)
     return t, plan.offsets_hz.copy(), p
 
 

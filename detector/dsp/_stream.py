@@ -28,6 +28,9 @@ References
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import scipy.fft
 from numpy.typing import NDArray
@@ -64,7 +67,7 @@ class _BatchFft:
         self.backend = backend
         self.inbuf = np.empty((0, nfft), dtype=np.complex64)
         self.outbuf = self.inbuf
-        self._plans: dict[int, object] = {}
+        self._plans: dict[int, Callable[[], Any]] = {}
 
     def reserve(self, rows: int) -> NDArray[np.complex64]:
         """The input buffer, with room for at least ``rows`` segments."""
@@ -203,10 +206,10 @@ class FrameStream:
             r0, r1 = f0 * spf, f1 * spf
             if r0 < k_head:
                 h1 = min(r1, k_head)
-                np.multiply(hv[r0:h1], self._window, out=seg[:h1 - r0])
+                np.multiply(hv[r0:h1], self._window, out=seg[:h1 - r0])  # type: ignore[index]  # hv is set when k_head > 0
             if r1 > k_head:
                 b0 = max(r0, k_head)
-                np.multiply(bv[b0 - k_head:r1 - k_head], self._window, out=seg[b0 - r0:r1 - r0])
+                np.multiply(bv[b0 - k_head:r1 - k_head], self._window, out=seg[b0 - r0:r1 - r0])  # type: ignore[index]  # bv: rows > k_head
             # |X|² = re² + im² (no sqrt as in np.abs), summed over each frame's segments
             self._power_sums(self._fft(r1 - r0), spf, frames[f0:f1])
         frames *= np.float32(plan.scale / spf)

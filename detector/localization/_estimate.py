@@ -158,7 +158,7 @@ class LocationEstimate:
 class BuildingMatch(NamedTuple):
     """Index of the nearest footprint, distance (m, 0 inside) and whether the estimate is inside."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # the field shadows tuple.index (public name, kept)
     distance_m: float
     inside: bool
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -123,7 +124,7 @@ class RssProblem:
         return out_c.reshape(shape), out_p0.reshape(shape), out_n.reshape(shape)
 
     def _bearing_rho(self, px: NDArray, py: NDArray) -> NDArray:
-        b = self.bearings
+        b = cast(BearingsEnu, self.bearings)  # called only when there are bearings
         pred = np.arctan2(px[:, None] - b.x, py[:, None] - b.y)
         r = _wrap(pred - b.bearing_rad) / b.sigma_rad
         c = BEARING_F_SCALE
@@ -143,7 +144,7 @@ class RssProblem:
         return r
 
     def _bearing_res(self, x: float, y: float) -> NDArray:
-        b = self.bearings
+        b = cast(BearingsEnu, self.bearings)  # called only when there are bearings
         return _wrap(np.arctan2(x - b.x, y - b.y) - b.bearing_rad) / b.sigma_rad
 
     def jacobian(self, theta: NDArray, exponent: float | None) -> NDArray:
@@ -231,7 +232,7 @@ def grid_minima(cost: NDArray, k: int = 3, window: int = 5) -> list[tuple[int, i
     is_min = cost == minimum_filter(cost, size=window, mode="nearest")
     idx = np.argwhere(is_min)
     order = np.argsort(cost[is_min])
-    return [tuple(int(v) for v in idx[i]) for i in order[:k]]
+    return [cast(tuple[int, int], tuple(int(v) for v in idx[i])) for i in order[:k]]
 
 
 def weighted_centroid(cells: Cells) -> tuple[float, float]:

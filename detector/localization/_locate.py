@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -169,7 +170,7 @@ def locate_enu(x: ArrayLike, y: ArrayLike, power_db: ArrayLike, *, model: PathLo
         cells = bin_readings(x, y, p, cell)
     place = max(dc, 10.0)
     n_places = int(np.unique(np.stack([np.floor(x / place), np.floor(y / place)], 1), axis=0).shape[0])
-    base = dict(n_readings=n, n_cells=cells.n, n_places=n_places, limits=limits)
+    base: dict[str, Any] = dict(n_readings=n, n_cells=cells.n, n_places=n_places, limits=limits)
     extent = float(math.hypot(np.ptp(x), np.ptp(y)))
     if n < limits.min_places and bearings is None:
         return _coarse(cells, x, y, p, radius=limits.coarse_radius_m, **base,
@@ -228,7 +229,7 @@ def locate_enu(x: ArrayLike, y: ArrayLike, power_db: ArrayLike, *, model: PathLo
         method_name = "nls+bearings"
     else:
         method_name = method
-    info = dict(exponent=fit.exponent, exponent_source=exponent_source, p0_db=fit.p0_db,
+    info: dict[str, Any] = dict(exponent=fit.exponent, exponent_source=exponent_source, p0_db=fit.p0_db,
                 residual_scale=math.sqrt(fit.chi2 / fit.dof) if fit.dof > 0 else None,
                 n_bearings=0 if bearings is None else bearings.n, n_bearing_outliers=n_out, notes=tuple(notes))
     crlb_rmse = math.sqrt(np.trace(crlb)) if np.all(np.isfinite(crlb)) else math.inf
@@ -303,9 +304,10 @@ def _to_estimate(sol: EnuSolution, frame: LocalFrame) -> LocationEstimate:
         cep = cep50_from_cov(sol.cov_xy)
         area = ell.area_m2
     else:
-        ell = coarse_ellipse(sol.radius_m)
-        cep = coarse_cep50(sol.radius_m)
-        area = math.pi * sol.radius_m ** 2
+        radius = cast(float, sol.radius_m)  # _coarse sets it on every solution not located
+        ell = coarse_ellipse(radius)
+        cep = coarse_cep50(radius)
+        area = math.pi * radius ** 2
     return LocationEstimate(
         lat=float(lat[0]), lon=float(lon[0]), error_ellipse_m=ell, cep50_m=cep, crlb_rmse_m=sol.crlb_rmse_m,
         status=sol.status, method=sol.method, n_readings=sol.n_readings, reason=sol.reason,

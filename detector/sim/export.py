@@ -30,7 +30,6 @@ def export_sigmf(sdr: SimSDR, path: str | Path, *, start_s: float, duration_s: f
     fs = sdr.sample_rate_hz
     sdr.t = start_s
     sdr.t_end = start_s + duration_s
-    total = int(round(duration_s * fs))
     written = 0
     from detector.sim._synth import cu8_bytes
 

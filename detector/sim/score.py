@@ -64,7 +64,7 @@ def score_alerts(events: list[dict], truth: dict) -> dict:
     freq_err, freq_err_obs, class_ok, class_n, loc_err = [], [], 0, 0, []
     not_located = 0
     alert_rows = []
-    for tid, pair in alerts.items():
+    for pair in alerts.values():
         first, last = pair["first"], pair["last"]
         t_alert = float(first["last_seen_s"])
         f_hat = float(last["center_hz"])

@@ -366,7 +366,6 @@ class SimPsd(_SceneRadio):
         fs = self.sample_rate_hz
         rx = self.scene.receiver
         n = self.spf * self.plan.step + self.plan.nfft
-        rng = self.block_rng(t0)
         t_mid = t0 + n / (2 * fs)
         noise = 10 ** (self.noise_dbfs() / 10) + 2 * (1 / 127.5) ** 2 / 12  # thermal + quantization
         p = np.full(self.plan.nfft, noise * self.plan.rbw_hz / fs)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import wave
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
@@ -216,7 +215,8 @@ class SigMFFile:
             raise InputError(f"{data}: SigMF data file missing or empty")
         _, bps = RAW_FORMATS[SIGMF_DATATYPES[datatype]]
         if data.stat().st_size % bps:
-            raise InputError(f"{data}: {data.stat().st_size} bytes is not a whole number of {datatype} samples: the last sample is truncated")
+            raise InputError(f"{data}: {data.stat().st_size} bytes is not a whole number of {datatype} samples: "
+                             "the last sample is truncated")
         try:
             self._sf = sigmffile.fromfile(str(meta), skip_checksum=True)
         except (SigMFError, ValueError, OSError) as exc:

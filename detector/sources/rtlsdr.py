@@ -119,7 +119,8 @@ class RtlSdrSource:
         self.spec = spec
         if device_factory is None:
             mod = _import_rtlsdr()
-            device_factory = (lambda: mod.RtlSdr(serial_number=spec.serial)) if spec.serial else (lambda: mod.RtlSdr(device_index=spec.index))
+            device_factory = ((lambda: mod.RtlSdr(serial_number=spec.serial)) if spec.serial
+                              else (lambda: mod.RtlSdr(device_index=spec.index)))
         try:
             self._dev = device_factory()
         except DeviceError:
