@@ -31,9 +31,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker, undefer
@@ -48,6 +48,7 @@ from detector.alerts._store import (
     open_database,
 )
 from detector.core.errors import InputError
+from detector.push.messages import SpectrumSummary
 from detector.center._models import CenterAlertRow, CenterBase, CenterEvidenceRow, IngestRow, VehicleRow
 
 __all__ = ["CenterAlert", "CenterStore", "Heartbeat", "IngestError", "IngestResult", "open_center_store", "load_vehicle_tokens"]
@@ -63,29 +64,6 @@ class IngestError(InputError):
         super().__init__(message)
         self.status_code = status_code
         self.alert_id: str | None = None
-
-
-class SpectrumSummary(BaseModel):
-    """The spectrum summary a vehicle sends with its heartbeat (``detector.app.push.spectrum_summary``):
-    finite frequencies and levels, at most 4096 max-decimated values and 100 emissions."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    center_hz: float
-    f_min_hz: float
-    f_max_hz: float
-    rbw_hz: float = Field(gt=0)
-    unit: Literal["dBFS", "dBm"] = "dBFS"
-    offset_s: float | None = None
-    noise_floor_dbfs: float | None = None
-    power_max: list[float | None] = Field(default_factory=list, max_length=4096)
-    decimation: int = Field(default=1, ge=1)
-    emissions: list[dict[str, float]] = Field(default_factory=list, max_length=100)
-
-    @model_validator(mode="after")
-    def _span(self):
-        if not self.f_max_hz >= self.f_min_hz:
-            raise ValueError("f_max_hz must be ≥ f_min_hz")
-        return self
 
 
 class Heartbeat(BaseModel):
