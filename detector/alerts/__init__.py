@@ -25,8 +25,10 @@ from detector.alerts._schemas import (
     EvidenceInfo,
 )
 from detector.alerts._store import EVIDENCE_NAME_RE, MAX_EVIDENCE_BYTES, AlertStore, InvalidTransition, open_store
+from detector.alerts.reader import AlertReader
 
 __all__ = [
+    "AlertReader",
     "ALERT_STATUSES",
     "FINAL_STATUSES",
     "EVIDENCE_NAME_RE",

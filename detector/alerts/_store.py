@@ -37,21 +37,19 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import create_engine, event, func, select
-from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker, undefer
-from sqlalchemy.pool import StaticPool
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, undefer
 
 from detector.alerts._models import AlertRow, Base, EvidenceRow, HistoryRow, to_utc
 from detector.alerts._schemas import (
-    ALERT_STATUSES,
     AUTO_STATUSES,
     FINAL_STATUSES,
     AlertHistoryEntry,
     AlertPublic,
     EvidenceInfo,
 )
+from detector.alerts.db import Database, list_conditions, open_database
 from detector.core.errors import InputError
 from detector.core.timefmt import utc_iso
 from detector.detection.events import MISSING_PREFIX, DetectionEvent, event_from_json, json_safe
@@ -63,8 +61,6 @@ EVIDENCE_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,100}")
 _MEDIA_TYPE_RE = re.compile(r"[A-Za-z0-9!#$&^_.+-]{1,100}/[A-Za-z0-9!#$&^_.+-]{1,100}(\s*;.{0,200})?")
 #: largest evidence file accepted (64 MiB: ~30 s of 1 MS/s cu8)
 MAX_EVIDENCE_BYTES = 64 * 1024 * 1024
-#: seconds a SQLite writer waits for the database lock
-SQLITE_BUSY_TIMEOUT_S = 5.0
 
 # set_status: which targets each status allows
 _TRANSITIONS: dict[str, frozenset[str]] = {
@@ -79,7 +75,6 @@ _SETTABLE = ("acknowledged", "dismissed", "closed")
 # scalar fields whose old/new values go into a history row's ``changes``
 _SCALAR_FIELDS = ("status", "severity", "center_hz", "bandwidth_hz", "classification", "first_seen", "last_seen",
                   "first_seen_s", "last_seen_s", "snr_db", "excess_db", "peak_dbfs", "bursts")
-_WRITE_OPTION = "examwatch_write"
 #: a track of a restarted run continues an open alert of the run before within this (or half
 #: either bandwidth) of its center
 RESUME_TOLERANCE_HZ = 5000.0
@@ -143,37 +138,6 @@ def _change_value(v: Any) -> Any:
     return _iso(v) if isinstance(v, datetime) else v
 
 
-def list_conditions(row, *, site, status, since, f_min_hz, f_max_hz, limit, offset) -> list:
-    """Validate the paging and filter arguments of an alert list and build its WHERE conditions on
-    the table ``row`` (which has ``site``, ``status``, ``last_seen``, ``center_hz``). Shared by the
-    vehicle's store and the command center's. Raises :class:`InputError`."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
-        raise InputError(f"limit must be an integer from 1 to 1000, not {limit!r}.")
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise InputError(f"offset must be a non-negative integer, not {offset!r}.")
-    conds = []
-    if site is not None:
-        conds.append(row.site == site)
-    if status is not None:
-        statuses = [status] if isinstance(status, str) else list(status)
-        bad = [st for st in statuses if st not in ALERT_STATUSES]
-        if bad:
-            raise InputError(f"unknown alert status {bad[0]!r}; use one of {', '.join(ALERT_STATUSES)}.")
-        conds.append(row.status.in_(statuses))
-    if since is not None:
-        conds.append(row.last_seen >= to_utc(since))
-    for name, v in (("f_min_hz", f_min_hz), ("f_max_hz", f_max_hz)):
-        if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v)):
-            raise InputError(f"{name} must be a finite number, not {v!r}.")
-    if f_min_hz is not None and f_max_hz is not None and f_min_hz > f_max_hz:
-        raise InputError(f"f_min_hz ({f_min_hz}) is above f_max_hz ({f_max_hz}).")
-    if f_min_hz is not None:
-        conds.append(row.center_hz >= float(f_min_hz))
-    if f_max_hz is not None:
-        conds.append(row.center_hz <= float(f_max_hz))
-    return conds
-
-
 class AlertStore:
     """Alerts with a lifecycle, a version, a history and evidence; see the module docstring.
 
@@ -181,40 +145,27 @@ class AlertStore:
     """
 
     def __init__(self, engine: Engine, *, data_dir: Path, url: str) -> None:
-        self.engine = engine
+        #: the engine, its session factories and the write transaction (shared with the center)
+        self.db = Database(engine, url=url, what="alert store")
         self.data_dir = Path(data_dir)
-        #: the database URL with any password hidden
-        self.url = url
-        #: ``"sqlite"`` or ``"postgresql"``
-        self.backend = engine.dialect.name
         #: hooks run inside each write transaction after an alert changed: ``hook(session, alert)``
         self.on_change: list[Callable[[Session, AlertPublic], None]] = []
-        self._closed = False
-        self._read = sessionmaker(engine, expire_on_commit=False)
-        write_bind = engine.execution_options(**{_WRITE_OPTION: True}) if self.backend == "sqlite" else engine
-        self._write_sm = sessionmaker(write_bind, expire_on_commit=False)
+
+    @property
+    def engine(self) -> Engine:
+        return self.db.engine
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password hidden."""
+        return self.db.url
+
+    @property
+    def backend(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self.db.backend
 
     # --- plumbing --------------------------------------------------------------------------------
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError("the alert store is closed")
-
-    def _reader(self) -> Session:
-        self._check_open()
-        return self._read()
-
-    def _write(self, fn: Callable[[Session], Any]) -> Any:
-        """Run ``fn(session)`` in one write transaction; retry a lost creation race."""
-        self._check_open()
-        for attempt in range(3):
-            try:
-                with self._write_sm() as s, s.begin():
-                    return fn(s)
-            except IntegrityError:
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
     def _notify(self, s: Session, row: AlertRow) -> AlertPublic:
         s.flush()
         pub = _public(row)
@@ -304,7 +255,7 @@ class AlertStore:
                 return self._create(s, ev, site=site, run_id=run_id, track_id=track_id, kind=kind, now=now)
             return self._update(s, row, ev, kind=kind, now=now)
 
-        return self._write(tx)
+        return self.db.write(tx)
 
     @staticmethod
     def _resumable(s: Session, ev: dict, *, site: str, ids: Collection[str], track_id: str, missing: bool) -> AlertRow | None:
@@ -396,13 +347,13 @@ class AlertStore:
     # --- reads -----------------------------------------------------------------------------------
     def get(self, alert_id: str) -> AlertPublic | None:
         """The alert, or ``None`` for an unknown id."""
-        with self._reader() as s:
+        with self.db.reader() as s:
             row = s.get(AlertRow, alert_id)
             return None if row is None else _public(row)
 
     def find_by_track(self, site: str, run_id: str, track_id: str) -> AlertPublic | None:
         """The alert raised by a track of a run, or ``None``."""
-        with self._reader() as s:
+        with self.db.reader() as s:
             row = s.scalars(select(AlertRow).where(AlertRow.site == site, AlertRow.run_id == run_id,
                                                    AlertRow.track_id == track_id)).one_or_none()
             return None if row is None else _public(row)
@@ -426,7 +377,7 @@ class AlertStore:
         """
         conds = list_conditions(AlertRow, site=site, status=status, since=since, f_min_hz=f_min_hz,
                                 f_max_hz=f_max_hz, limit=limit, offset=offset)
-        with self._reader() as s:
+        with self.db.reader() as s:
             total = s.scalar(select(func.count()).select_from(AlertRow).where(*conds)) or 0
             rows = s.scalars(select(AlertRow).where(*conds).order_by(AlertRow.last_seen.desc(), AlertRow.id)
                              .limit(limit).offset(offset)).all()
@@ -434,7 +385,7 @@ class AlertStore:
 
     def open_alerts(self, site: str | None = None) -> list[AlertPublic]:
         """Alerts not dismissed or closed (oldest first): what a restarted monitor reloads."""
-        with self._reader() as s:
+        with self.db.reader() as s:
             q = select(AlertRow).where(AlertRow.status.not_in(FINAL_STATUSES))
             if site is not None:
                 q = q.where(AlertRow.site == site)
@@ -442,13 +393,13 @@ class AlertStore:
 
     def history(self, alert_id: str) -> list[AlertHistoryEntry]:
         """The changes of an alert, version 1 first (empty for an unknown id)."""
-        with self._reader() as s:
+        with self.db.reader() as s:
             rows = s.scalars(select(HistoryRow).where(HistoryRow.alert_id == alert_id).order_by(HistoryRow.version)).all()
             return [_history_public(h) for h in rows]
 
     def track_summary(self, alert_id: str) -> dict | None:
         """The last track event applied to the alert (the stored ``track`` JSON), or ``None``."""
-        with self._reader() as s:
+        with self.db.reader() as s:
             return s.scalar(select(AlertRow.track).where(AlertRow.id == alert_id))
 
     # --- status ----------------------------------------------------------------------------------
@@ -476,7 +427,7 @@ class AlertStore:
             row.status = status
             return self._bump(s, row, cause="status", diff=diff, now=_utcnow(), reason=reason, actor=actor)
 
-        return self._write(tx)
+        return self.db.write(tx)
 
     # --- evidence --------------------------------------------------------------------------------
     def add_evidence(self, alert_id: str, name: str, data: bytes, media_type: str) -> EvidenceInfo:
@@ -515,11 +466,11 @@ class AlertStore:
             self._bump(s, row, cause="evidence", diff={"evidence": (None, name)}, now=now, reason=why)
             return info
 
-        return self._write(tx)
+        return self.db.write(tx)
 
     def evidence(self, alert_id: str, name: str) -> tuple[bytes, EvidenceInfo] | None:
         """The bytes and description of an evidence file, or ``None``."""
-        with self._reader() as s:
+        with self.db.reader() as s:
             e = s.scalars(select(EvidenceRow).options(undefer(EvidenceRow.data))
                           .where(EvidenceRow.alert_id == alert_id, EvidenceRow.name == name)).one_or_none()
             if e is None:
@@ -527,12 +478,27 @@ class AlertStore:
             return bytes(e.data), EvidenceInfo(name=e.name, media_type=e.media_type, sha256=e.sha256,
                                                size_bytes=e.size_bytes)
 
+    # --- the event stream (SSE) ------------------------------------------------------------------
+    def last_event_seq(self) -> int:
+        """The last history sequence number (0 when empty): the SSE stream's event id."""
+        with self.db.reader() as s:
+            return int(s.scalar(select(func.max(HistoryRow.seq))) or 0)
+
+    def events_after(self, after_seq: int, limit: int = 500) -> list[dict]:
+        """Alert changes with ``seq > after_seq``, oldest first: ``{"seq", "alert_id", "version",
+        "status", "cause", "fields", "at", "alert"}`` (``alert``: the alert as it is now, JSON)."""
+        with self.db.reader() as s:
+            hist = s.scalars(select(HistoryRow).where(HistoryRow.seq > after_seq).order_by(HistoryRow.seq).limit(limit)).all()
+            ids = sorted({h.alert_id for h in hist})
+            alerts = ({r.id: _public(r).model_dump(mode="json") for r in s.scalars(select(AlertRow).where(AlertRow.id.in_(ids))).all()}
+                      if ids else {})
+            return [{"seq": h.seq, "alert_id": h.alert_id, "version": h.version, "status": h.status, "cause": h.cause,
+                     "fields": list(h.fields or []), "at": utc_iso(h.at), "alert": alerts.get(h.alert_id)} for h in hist]
+
     # --- lifetime --------------------------------------------------------------------------------
     def close(self) -> None:
         """Release the connections (SQLite checkpoints its WAL when the last one closes)."""
-        if not self._closed:
-            self._closed = True
-            self.engine.dispose()
+        self.db.close()
 
     def __enter__(self) -> AlertStore:
         return self
@@ -542,83 +508,6 @@ class AlertStore:
 
 
 # --- opening -------------------------------------------------------------------------------------
-def _sqlite_engine(url: URL) -> Engine:
-    db = url.database or ""
-    memory = db in ("", ":memory:") or db.startswith("file::memory:")
-    kw: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S}}
-    if memory:
-        kw["poolclass"] = StaticPool
-    else:
-        Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, **kw)
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record) -> None:
-        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see "begin" below)
-        cur = dbapi_conn.cursor()
-        try:
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-        finally:
-            cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE_OPTION) else "BEGIN")
-
-    return engine
-
-
-def _postgres_engine(url: URL) -> Engine:
-    url = url.set(drivername="postgresql+psycopg")
-    connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": 5}
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
-
-
-def open_database(url: str | None, *, data_dir: Path, default_file: str, metadata, what: str) -> tuple[Engine, str]:
-    """An engine with ``metadata``'s tables created, and the URL with its password hidden.
-
-    ``url`` ``None`` → the SQLite file ``data_dir/default_file`` (directories created);
-    ``sqlite:///PATH``; ``postgresql://USER@HOST:PORT/DB`` (psycopg 3). A bad URL or an
-    unreachable database raises :class:`~detector.core.errors.InputError` naming ``what``.
-    """
-    data_dir = Path(data_dir)
-    if url is None:
-        try:
-            data_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputError(f"cannot create the data directory {data_dir}: {exc.strerror or exc}.") from None
-        u = URL.create("sqlite", database=str(data_dir / default_file))
-    else:
-        try:
-            u = make_url(str(url))
-        except (ArgumentError, ValueError):
-            raise InputError(f"{url!r} is not a database URL; use sqlite:///PATH or postgresql://USER@HOST:PORT/DB.") from None
-    safe = u.render_as_string(hide_password=True)
-    backend, _, driver = u.drivername.partition("+")
-    try:
-        if backend == "sqlite" and driver in ("pysqlite", ""):
-            engine = _sqlite_engine(u)
-        elif backend in ("postgresql", "postgres") and driver in ("psycopg", ""):
-            engine = _postgres_engine(u)
-        else:
-            raise InputError(f"unsupported database URL {safe}; use sqlite:///PATH or postgresql://USER@HOST:PORT/DB.")
-    except (ArgumentError, NoSuchModuleError) as exc:
-        raise InputError(f"cannot use the database URL {safe}: {exc}.") from None
-    except OSError as exc:
-        raise InputError(f"cannot open the {what} {safe}: {exc.strerror or exc}.") from None
-    try:
-        metadata.create_all(engine)
-    except (DBAPIError, SQLAlchemyError, OSError) as exc:
-        engine.dispose()
-        orig = getattr(exc, "orig", None) or exc
-        msg = " ".join(str(orig).split()) or type(orig).__name__
-        raise InputError(f"cannot open the {what} {safe}: {msg.rstrip('.')}.") from None
-    return engine, safe
-
-
 def open_store(url: str | None = None, *, data_dir: Path) -> AlertStore:
     """Open (and create the tables of) the alert store.
 

@@ -44,33 +44,13 @@ __all__ = ["build_stream_router", "events_after", "last_event_seq"]
 
 # --- event sources -------------------------------------------------------------------------------
 def last_event_seq(store) -> int:
-    """The store's last event sequence number (0 when empty)."""
-    if hasattr(store, "last_event_seq"):
-        return int(store.last_event_seq())
-    from sqlalchemy import func, select
-
-    from detector.alerts._models import HistoryRow
-
-    with store._reader() as s:  # noqa: SLF001 - AlertStore's own session factory
-        return int(s.scalar(select(func.max(HistoryRow.seq))) or 0)
+    """The store's last event sequence number (0 when empty); see :class:`~detector.alerts.AlertReader`."""
+    return int(store.last_event_seq())
 
 
 def events_after(store, after_seq: int, limit: int = 500) -> list[dict]:
     """Events with ``seq > after_seq``, oldest first (see the module docstring for the shape)."""
-    if hasattr(store, "events_after"):
-        return store.events_after(after_seq, limit)
-    from sqlalchemy import select
-
-    from detector.alerts._models import AlertRow, HistoryRow
-    from detector.alerts._store import _public
-
-    with store._reader() as s:  # noqa: SLF001
-        hist = s.scalars(select(HistoryRow).where(HistoryRow.seq > after_seq).order_by(HistoryRow.seq).limit(limit)).all()
-        ids = sorted({h.alert_id for h in hist})
-        alerts = {r.id: _public(r).model_dump(mode="json") for r in s.scalars(select(AlertRow).where(AlertRow.id.in_(ids))).all()} if ids else {}
-        return [{"seq": h.seq, "alert_id": h.alert_id, "version": h.version, "status": h.status, "cause": h.cause,
-                 "fields": list(h.fields or []), "at": h.at.isoformat().replace("+00:00", "Z"), "alert": alerts.get(h.alert_id)}
-                for h in hist]
+    return store.events_after(after_seq, limit)
 
 
 # --- the router ----------------------------------------------------------------------------------

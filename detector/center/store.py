@@ -25,7 +25,6 @@ whose next push brings the new status (``set_status`` answers with an error).
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -35,18 +34,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import case, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker, undefer
+from sqlalchemy.orm import Session, undefer
 
 from detector.alerts import FINAL_STATUSES, AlertHistoryEntry, AlertPublic, EvidenceInfo
 from detector.alerts._models import to_utc
-from detector.alerts._store import (
-    list_conditions,
-    _WRITE_OPTION,
-    EVIDENCE_NAME_RE,
-    MAX_EVIDENCE_BYTES,
-    open_database,
-)
+from detector.alerts._store import EVIDENCE_NAME_RE, MAX_EVIDENCE_BYTES
+from detector.alerts.db import Database, list_conditions, open_database
 from detector.core.errors import InputError
 from detector.push.messages import SpectrumSummary
 from detector.center._models import CenterAlertRow, CenterBase, CenterEvidenceRow, IngestRow, VehicleRow
@@ -163,40 +156,26 @@ class CenterStore:
     """The center's store (see the module docstring). Thread-safe."""
 
     def __init__(self, engine, *, url: str) -> None:
-        self.engine = engine
-        self.url = url
-        self.backend = engine.dialect.name
-        self._read = sessionmaker(engine, expire_on_commit=False)
-        bind = engine.execution_options(**{_WRITE_OPTION: True}) if self.backend == "sqlite" else engine
-        self._write_sm = sessionmaker(bind, expire_on_commit=False)
-        self._lock = threading.Lock()
-        self._closed = False
+        #: the engine, its session factories and the (serialised) write transaction
+        self.db = Database(engine, url=url, what="center store", serialize_writes=True)
         self._touched: dict[str, tuple[float, tuple]] = {}
         self._unflushed: dict[str, int] = {}  # versions ingested, not yet added to the vehicle row
 
-    # --- plumbing ----------------------------------------------------------------------------------
-    def _reader(self) -> Session:
-        if self._closed:
-            raise RuntimeError("the center store is closed")
-        return self._read()
+    @property
+    def engine(self):
+        return self.db.engine
 
-    def _write(self, fn):
-        if self._closed:
-            raise RuntimeError("the center store is closed")
-        with self._lock:
-            for attempt in range(3):
-                try:
-                    with self._write_sm() as s, s.begin():
-                        return fn(s)
-                except IntegrityError:
-                    if attempt == 2:
-                        raise
-        raise AssertionError("unreachable")
+    @property
+    def url(self) -> str:
+        """The database URL with any password hidden."""
+        return self.db.url
+
+    @property
+    def backend(self) -> str:
+        return self.db.backend
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self.engine.dispose()
+        self.db.close()
 
     def __enter__(self) -> CenterStore:
         return self
@@ -343,7 +322,7 @@ class CenterStore:
 
         if not any(not isinstance(c, IngestError) for c in checked):
             return list(checked)
-        out = self._write(tx)
+        out = self.db.write(tx)
         n = sum(1 for r in out if isinstance(r, IngestResult) and r.status in ("stored", "stale"))
         if n:
             self._unflushed[vehicle_id] = self._unflushed.get(vehicle_id, 0) + n
@@ -387,12 +366,12 @@ class CenterStore:
             self._touch(s, vehicle_id, "http")
             return info
 
-        return self._write(tx)
+        return self.db.write(tx)
 
     def touch(self, vehicle_id: str, *, transport: str = "http", site: str | None = None, health: dict | None = None,
               spectrum: dict | None = None) -> None:
         """Record contact with a vehicle (heartbeat), with its health and spectrum summary if given."""
-        self._write(lambda s: self._touch(s, vehicle_id, transport, site=site, health=health, spectrum=spectrum,
+        self.db.write(lambda s: self._touch(s, vehicle_id, transport, site=site, health=health, spectrum=spectrum,
                                           ingested=self._unflushed.pop(vehicle_id, 0)))
 
     def set_status(self, alert_id: str, status: str, reason: str = "", actor: str | None = None):
@@ -405,7 +384,7 @@ class CenterStore:
         return CenterAlert.model_validate({**row.payload, "vehicle_id": row.vehicle_id, "received_at": row.received_at})
 
     def get(self, alert_id: str) -> CenterAlert | None:
-        with self._reader() as s:
+        with self.db.reader() as s:
             row = s.get(CenterAlertRow, alert_id)
             return None if row is None else self._alert(row)
 
@@ -417,7 +396,7 @@ class CenterStore:
                                 f_max_hz=f_max_hz, limit=limit, offset=offset)
         if vehicle_id is not None:
             conds.append(CenterAlertRow.vehicle_id == vehicle_id)
-        with self._reader() as s:
+        with self.db.reader() as s:
             total = s.scalar(select(func.count()).select_from(CenterAlertRow).where(*conds)) or 0
             rows = s.scalars(select(CenterAlertRow).where(*conds)
                              .order_by(CenterAlertRow.last_seen.desc(), CenterAlertRow.id).limit(limit).offset(offset)).all()
@@ -425,12 +404,12 @@ class CenterStore:
 
     def all_alerts(self) -> list[CenterAlert]:
         """Every alert (for tests and exports), by id."""
-        with self._reader() as s:
+        with self.db.reader() as s:
             return [self._alert(r) for r in s.scalars(select(CenterAlertRow).order_by(CenterAlertRow.id)).all()]
 
     def open_alerts(self, site: str | None = None) -> list[CenterAlert]:
         """Alerts not dismissed or closed, oldest first."""
-        with self._reader() as s:
+        with self.db.reader() as s:
             q = select(CenterAlertRow).where(CenterAlertRow.status.not_in(FINAL_STATUSES))
             if site is not None:
                 q = q.where(CenterAlertRow.site == site)
@@ -438,7 +417,7 @@ class CenterStore:
 
     def history(self, alert_id: str) -> list[AlertHistoryEntry]:
         """The versions of an alert the center received, oldest version first (``seq`` = ingest sequence)."""
-        with self._reader() as s:
+        with self.db.reader() as s:
             rows = s.scalars(select(IngestRow).where(IngestRow.alert_id == alert_id).order_by(IngestRow.version)).all()
             out, prev = [], None
             for r in rows:
@@ -451,7 +430,7 @@ class CenterStore:
             return out
 
     def evidence(self, alert_id: str, name: str) -> tuple[bytes, EvidenceInfo] | None:
-        with self._reader() as s:
+        with self.db.reader() as s:
             e = s.scalars(select(CenterEvidenceRow).options(undefer(CenterEvidenceRow.data))
                           .where(CenterEvidenceRow.alert_id == alert_id, CenterEvidenceRow.name == name)).one_or_none()
             if e is None:
@@ -459,22 +438,22 @@ class CenterStore:
             return bytes(e.data), EvidenceInfo(name=e.name, media_type=e.media_type, sha256=e.sha256, size_bytes=e.size_bytes)
 
     def ingest_count(self) -> int:
-        with self._reader() as s:
+        with self.db.reader() as s:
             return int(s.scalar(select(func.count()).select_from(IngestRow)) or 0)
 
     def ingest_keys(self) -> list[str]:
-        with self._reader() as s:
+        with self.db.reader() as s:
             return list(s.scalars(select(IngestRow.idempotency_key).order_by(IngestRow.seq)).all())
 
     # --- the event stream (SSE) --------------------------------------------------------------------
     def last_event_seq(self) -> int:
-        with self._reader() as s:
+        with self.db.reader() as s:
             return int(s.scalar(select(func.max(IngestRow.seq))) or 0)
 
     def events_after(self, after_seq: int, limit: int = 500) -> list[dict]:
         """Ingest events with ``seq > after_seq``, oldest first: ``{"seq", "alert_id", "version",
         "vehicle_id", "applied", "alert"}`` (``alert``: the version received)."""
-        with self._reader() as s:
+        with self.db.reader() as s:
             rows = s.scalars(select(IngestRow).where(IngestRow.seq > after_seq).order_by(IngestRow.seq).limit(limit)).all()
             return [{"seq": r.seq, "alert_id": r.alert_id, "version": r.version, "vehicle_id": r.vehicle_id,
                      "applied": r.applied, "transport": r.transport, "received_at": _iso(r.received_at),
@@ -483,7 +462,7 @@ class CenterStore:
     # --- overview ----------------------------------------------------------------------------------
     def vehicles(self, known: Iterable[str] = (), silent_after_s: float = 60.0) -> list[dict]:
         now = _now()
-        with self._reader() as s:
+        with self.db.reader() as s:
             rows = {v.vehicle_id: v for v in s.scalars(select(VehicleRow)).all()}
             counts: dict[str, dict[str, Any]] = {}
             for vid, site, n, n_open in s.execute(
@@ -508,7 +487,7 @@ class CenterStore:
         return out
 
     def vehicle_spectrum(self, vehicle_id: str) -> dict | None:
-        with self._reader() as s:
+        with self.db.reader() as s:
             v = s.get(VehicleRow, vehicle_id)
             if v is None or v.spectrum is None:
                 return None
@@ -517,7 +496,7 @@ class CenterStore:
     def overview(self, known: Iterable[str] = (), silent_after_s: float = 60.0) -> dict:
         """Sites (alerts, open alerts by severity, vehicles), vehicles (last contact, silent)."""
         vehicles = self.vehicles(known, silent_after_s)
-        with self._reader() as s:
+        with self.db.reader() as s:
             open_ = CenterAlertRow.status.not_in(FINAL_STATUSES)
             sites: dict[str, dict] = {}
             for site, n, n_open, last in s.execute(

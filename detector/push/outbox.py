@@ -78,7 +78,7 @@ class Outbox:
         """Undelivered rows in ``seq`` order, leaving out every alert whose oldest undelivered row
         is still waiting for its retry time (so that an alert's versions go out in order)."""
         now = now or _now()
-        with self.store._reader() as s:  # noqa: SLF001 - the store's own session factory
+        with self.store.db.reader() as s:
             blocked = select(OutboxRow.alert_id).where(OutboxRow.delivered_at.is_(None),
                                                        OutboxRow.next_attempt_at.is_not(None),
                                                        OutboxRow.next_attempt_at > now)
@@ -99,7 +99,7 @@ class Outbox:
                 s.execute(update(OutboxRow).where(OutboxRow.seq.in_(part))
                           .values(delivered_at=now, attempts=OutboxRow.attempts + 1, last_error=None))
 
-        self.store._write(tx)  # noqa: SLF001
+        self.store.db.write(tx)
 
     def mark_failed(self, seq: int, error: str, retry_in_s: float, now: datetime | None = None) -> None:
         now = now or _now()
@@ -109,19 +109,19 @@ class Outbox:
                 attempts=OutboxRow.attempts + 1, last_error=error[:2000],
                 next_attempt_at=now + timedelta(seconds=retry_in_s)))
 
-        self.store._write(tx)  # noqa: SLF001
+        self.store.db.write(tx)
 
     def pending_count(self) -> int:
-        with self.store._reader() as s:  # noqa: SLF001
+        with self.store.db.reader() as s:
             return int(s.scalar(select(func.count()).select_from(OutboxRow).where(OutboxRow.delivered_at.is_(None))) or 0)
 
     def oldest_pending_at(self) -> datetime | None:
-        with self.store._reader() as s:  # noqa: SLF001
+        with self.store.db.reader() as s:
             return s.scalar(select(func.min(OutboxRow.created_at)).where(OutboxRow.delivered_at.is_(None)))
 
     def all_rows(self) -> list[dict]:
         """Every row (delivered or not), oldest first: for tests and diagnostics."""
-        with self.store._reader() as s:  # noqa: SLF001
+        with self.store.db.reader() as s:
             return [{"seq": r.seq, "alert_id": r.alert_id, "version": r.version, "attempts": r.attempts,
                      "delivered_at": r.delivered_at, "last_error": r.last_error}
                     for r in s.scalars(select(OutboxRow).order_by(OutboxRow.seq)).all()]
@@ -134,4 +134,4 @@ class Outbox:
             return s.execute(delete(OutboxRow).where(OutboxRow.delivered_at.is_not(None),
                                                      OutboxRow.delivered_at < cutoff)).rowcount or 0
 
-        return self.store._write(tx)  # noqa: SLF001
+        return self.store.db.write(tx)

@@ -609,3 +609,17 @@ def test_postgres_url_is_normalised(pg_url, tmp_path):
             assert s.apply_event(ev(), site="S", run_id="r1").version == 1
         finally:
             s.close()
+
+
+def test_both_stores_implement_the_reader_protocol(tmp_path):
+    from detector.alerts import AlertReader, open_store
+    from detector.center import open_center_store
+
+    with open_store(None, data_dir=tmp_path / "v") as v, open_center_store(None, data_dir=tmp_path / "c") as c:
+        assert isinstance(v, AlertReader) and isinstance(c, AlertReader)
+        assert v.last_event_seq() == 0 and v.events_after(0) == []
+        a = v.apply_event({"event": "new", "track_id": "T1", "alert": True, "center_hz": 446e6, "bandwidth_hz": 1e4,
+                           "first_seen_s": 1.0, "last_seen_s": 2.0}, site="S", run_id="r")
+        (ev,) = v.events_after(0)
+        assert (ev["seq"], ev["alert_id"], ev["version"], ev["cause"]) == (1, a.id, 1, "event:new")
+        assert v.last_event_seq() == 1 and ev["at"].endswith("Z")

@@ -1,0 +1,205 @@
+"""Database plumbing shared by the vehicle's alert store and the command center's store.
+
+:func:`open_database` turns a URL (or none: a SQLite file in the data folder) into an engine with a
+metadata's tables created; :class:`Database` holds the engine and its two session factories and
+runs a function in one write transaction. SQLite writes start with ``BEGIN IMMEDIATE`` (pysqlite's
+implicit BEGIN is off), so writers queue on the database lock for ``SQLITE_BUSY_TIMEOUT_S``
+instead of failing when a read snapshot cannot be upgraded; reads use a deferred ``BEGIN``. WAL
+with ``synchronous=NORMAL``: a committed transaction survives the process being killed.
+:func:`list_conditions` validates the paging and filters of an alert list for both stores.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from detector.alerts._schemas import ALERT_STATUSES
+from detector.core.errors import InputError
+from detector.core.timefmt import to_utc
+
+__all__ = ["Database", "open_database", "list_conditions", "SQLITE_BUSY_TIMEOUT_S", "WRITE_OPTION"]
+
+#: seconds a SQLite writer waits for the database lock
+SQLITE_BUSY_TIMEOUT_S = 5.0
+#: execution option that makes a SQLite transaction begin IMMEDIATE (a writer)
+WRITE_OPTION = "examwatch_write"
+
+
+class Database:
+    """An engine with a reader and a writer session factory (thread-safe; see the module docstring).
+
+    Parameters
+    ----------
+    engine : sqlalchemy.engine.Engine
+    url : str
+        The URL with any password hidden (for messages).
+    what : str
+        What the store is called in errors ("alert store", "center store").
+    serialize_writes : bool
+        Run write transactions one at a time in this process (the center, whose ingest batches
+        touch many rows), besides the database's own locking.
+    """
+
+    def __init__(self, engine: Engine, *, url: str, what: str, serialize_writes: bool = False) -> None:
+        self.engine = engine
+        self.url = url
+        self.what = what
+        #: ``"sqlite"`` or ``"postgresql"``
+        self.backend = engine.dialect.name
+        self.closed = False
+        self._read = sessionmaker(engine, expire_on_commit=False)
+        bind = engine.execution_options(**{WRITE_OPTION: True}) if self.backend == "sqlite" else engine
+        self._write_sm = sessionmaker(bind, expire_on_commit=False)
+        self._lock = threading.Lock() if serialize_writes else None
+
+    def check_open(self) -> None:
+        if self.closed:
+            raise RuntimeError(f"the {self.what} is closed")
+
+    def reader(self) -> Session:
+        """A session for reads (one consistent snapshot per transaction)."""
+        self.check_open()
+        return self._read()
+
+    def write(self, fn: Callable[[Session], Any]) -> Any:
+        """Run ``fn(session)`` in one write transaction and return its result; a lost creation
+        race (unique key) is retried twice."""
+        self.check_open()
+        if self._lock is None:
+            return self._write_retrying(fn)
+        with self._lock:
+            return self._write_retrying(fn)
+
+    def _write_retrying(self, fn):
+        for attempt in range(3):
+            try:
+                with self._write_sm() as s, s.begin():
+                    return fn(s)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.engine.dispose()
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    db = url.database or ""
+    memory = db in ("", ":memory:") or db.startswith("file::memory:")
+    kw: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S}}
+    if memory:
+        kw["poolclass"] = StaticPool
+    else:
+        Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, **kw)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see "begin" below)
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        finally:
+            cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN")
+
+    return engine
+
+
+def _postgres_engine(url: URL) -> Engine:
+    url = url.set(drivername="postgresql+psycopg")
+    connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": 5}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+def open_database(url: str | None, *, data_dir: Path, default_file: str, metadata, what: str) -> tuple[Engine, str]:
+    """An engine with ``metadata``'s tables created, and the URL with its password hidden.
+
+    ``url`` ``None`` → the SQLite file ``data_dir/default_file`` (directories created);
+    ``sqlite:///PATH``; ``postgresql://USER@HOST:PORT/DB`` (psycopg 3). A bad URL or an
+    unreachable database raises :class:`~detector.core.errors.InputError` naming ``what``.
+    """
+    data_dir = Path(data_dir)
+    if url is None:
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot create the data directory {data_dir}: {exc.strerror or exc}.") from None
+        u = URL.create("sqlite", database=str(data_dir / default_file))
+    else:
+        try:
+            u = make_url(str(url))
+        except (ArgumentError, ValueError):
+            raise InputError(f"{url!r} is not a database URL; use sqlite:///PATH or postgresql://USER@HOST:PORT/DB.") from None
+    safe = u.render_as_string(hide_password=True)
+    backend, _, driver = u.drivername.partition("+")
+    try:
+        if backend == "sqlite" and driver in ("pysqlite", ""):
+            engine = _sqlite_engine(u)
+        elif backend in ("postgresql", "postgres") and driver in ("psycopg", ""):
+            engine = _postgres_engine(u)
+        else:
+            raise InputError(f"unsupported database URL {safe}; use sqlite:///PATH or postgresql://USER@HOST:PORT/DB.")
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise InputError(f"cannot use the database URL {safe}: {exc}.") from None
+    except OSError as exc:
+        raise InputError(f"cannot open the {what} {safe}: {exc.strerror or exc}.") from None
+    try:
+        metadata.create_all(engine)
+    except (DBAPIError, SQLAlchemyError, OSError) as exc:
+        engine.dispose()
+        orig = getattr(exc, "orig", None) or exc
+        msg = " ".join(str(orig).split()) or type(orig).__name__
+        raise InputError(f"cannot open the {what} {safe}: {msg.rstrip('.')}.") from None
+    return engine, safe
+
+
+
+def list_conditions(row, *, site, status, since, f_min_hz, f_max_hz, limit, offset) -> list:
+    """Validate the paging and filter arguments of an alert list and build its WHERE conditions on
+    the table ``row`` (which has ``site``, ``status``, ``last_seen``, ``center_hz``). Shared by the
+    vehicle's store and the command center's. Raises :class:`InputError`."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+        raise InputError(f"limit must be an integer from 1 to 1000, not {limit!r}.")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise InputError(f"offset must be a non-negative integer, not {offset!r}.")
+    conds = []
+    if site is not None:
+        conds.append(row.site == site)
+    if status is not None:
+        statuses = [status] if isinstance(status, str) else list(status)
+        bad = [st for st in statuses if st not in ALERT_STATUSES]
+        if bad:
+            raise InputError(f"unknown alert status {bad[0]!r}; use one of {', '.join(ALERT_STATUSES)}.")
+        conds.append(row.status.in_(statuses))
+    if since is not None:
+        conds.append(row.last_seen >= to_utc(since))
+    for name, v in (("f_min_hz", f_min_hz), ("f_max_hz", f_max_hz)):
+        if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v)):
+            raise InputError(f"{name} must be a finite number, not {v!r}.")
+    if f_min_hz is not None and f_max_hz is not None and f_min_hz > f_max_hz:
+        raise InputError(f"f_min_hz ({f_min_hz}) is above f_max_hz ({f_max_hz}).")
+    if f_min_hz is not None:
+        conds.append(row.center_hz >= float(f_min_hz))
+    if f_max_hz is not None:
+        conds.append(row.center_hz <= float(f_max_hz))
+    return conds
