@@ -10,11 +10,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from detector.core.types import IQBlock
 from detector.detection._classify import CLASSES, _carrier_line, _two_tones, classify_track
 from detector.detection._tracking import Track
 from detector.detection.engine import DetectionEngine, EngineConfig
 from detector.sim import awgn, gate, nfm, tone
+from tests._helpers import run_iq
 
 FS = 1.024e6
 CENTER = 446.05e6
@@ -27,9 +27,7 @@ def engine_tracks(signal, *, seed=1, cfg=EngineConfig()):
     """Confirmed tracks of 2 s of −30 dBFS noise plus ``signal``, after ``finish``."""
     x = awgn(N, -30.0, np.random.default_rng(seed)) + signal
     eng = DetectionEngine(cfg)
-    for i in range(0, N, 1 << 17):
-        eng.process_block(IQBlock(x[i:i + (1 << 17)], CENTER, FS, offset_s=i / FS, retuned=i == 0))
-    eng.finish()
+    run_iq(eng, x, FS, CENTER, block=1 << 17)
     return [tr for tr in eng.all_tracks.values() if tr.confirmed]
 
 

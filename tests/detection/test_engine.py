@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector.baseline import BaselineBuilder
 from detector.core.types import IQBlock
 from detector.detection.engine import DetectionEngine, EngineConfig
 from detector.detection._tracking import TrackerConfig
 from detector.sim import awgn, gate, tone
+from tests._helpers import run_iq, survey_iq
 
 FS = 250e3
 CENTER = 446.05e6
@@ -26,17 +26,9 @@ DOC_KEYS = {"event", "track_id", "alert", "center_hz", "bandwidth_hz", "first_se
 TRACK_KEYS = DOC_KEYS | {"severity", "score_terms"}
 
 
-def blocks(x, *, size=1 << 16, t0=0.0):
-    for i in range(0, x.size, size):
-        yield IQBlock(x[i:i + size], CENTER, FS, offset_s=t0 + i / FS, retuned=i == 0)
-
-
 def process(engine, x, *, size=1 << 16):
     """Events of ``process_block`` over ``x`` (without ``finish``)."""
-    events = []
-    for b in blocks(x, size=size):
-        events += engine.process_block(b)
-    return events
+    return run_iq(engine, x, FS, CENTER, block=size, finish=False)
 
 
 def tone_iq(seconds, on, *, f=30e3, level=-40.0, seed=1):
@@ -145,13 +137,7 @@ def steady_baseline():
     """A 2 s survey: noise and a steady carrier at +50 kHz."""
     rng = np.random.default_rng(3)
     n = int(2 * FS)
-    eng = DetectionEngine()
-    builder = None
-    for b in blocks(awgn(n, NOISE, rng) + tone(n, FS, 50e3, -40.0)):
-        for spec in eng.frames_of_block(b):
-            builder = builder or BaselineBuilder(spec.freqs_hz, rbw_hz=spec.rbw_hz, site="s1", n_looks=spec.n_looks)
-            builder.add(spec)
-    return builder.build()
+    return survey_iq(awgn(n, NOISE, rng) + tone(n, FS, 50e3, -40.0), FS, CENTER)
 
 
 @pytest.mark.parametrize("off_at", [1.0, None])
