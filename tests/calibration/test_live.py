@@ -13,6 +13,7 @@ from detector.detection.engine import DetectionEngine, EngineConfig
 from detector.pipeline import Monitor
 from detector.sim.sdr import SimSDR
 from detector.sources import SourceInfo
+from tests._helpers import survey_blocks
 from tests.calibration import calibration_scene, far_emitter
 
 REF_HZ = 446.1e6
@@ -161,15 +162,7 @@ class TestDbmChain:
             def close(self):
                 pass
 
-        from detector.baseline import BaselineBuilder
-
-        eng0 = DetectionEngine(EngineConfig())
-        builder = None
-        for b in blocks:
-            for spec in eng0.frames_of_block(b):
-                builder = builder or BaselineBuilder(spec.freqs_hz, rbw_hz=spec.rbw_hz, site="s", n_looks=spec.n_looks)
-                builder.add(spec)
-        base = builder.build()
+        base = survey_blocks(blocks, site="s")
         mon = Monitor(Rec, DetectionEngine(EngineConfig(), baseline=base, correct=ProfileCorrection(prof)))
         mon.start()
         assert mon.finished.wait(30)

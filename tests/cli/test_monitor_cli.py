@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -15,12 +14,7 @@ import pytest
 from detector.cli.monitor import _attach_gps
 from detector.sources.gps import Fix, GpsTrack
 from detector.core.types import IQBlock, Position
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
+from tests._helpers import free_port
 
 class _Result:
     def __init__(self, p):

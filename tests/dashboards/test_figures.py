@@ -117,7 +117,30 @@ class TestSpectrumBaseline:
         finally:
             src.close()
         with no_warnings():
-            _render(spectrum_summary_figure(summary))
+            fig = spectrum_summary_figure(summary)
+            _render(fig)
+        ax = fig.axes[0]
+        f_mhz = summary.freqs_hz / 1e6
+        assert ax.get_xlim() == pytest.approx((f_mhz[0], f_mhz[-1]))
+        assert ax.get_xlabel() == "frequency (MHz)" and f"{summary.rbw_hz:.0f} Hz RBW" in ax.get_ylabel()
+        assert ax.get_title() == f"{e['center_hz'] / 1e6:.3f} MHz, {summary.duration_s:.2f} s"
+        # the three curves are the summary's arrays; max-hold is never below the average
+        curves = {ln.get_label(): ln for ln in ax.get_lines() if not ln.get_label().startswith("_")}
+        assert set(curves) == {"max-hold", "average", "noise floor"}
+        for label, y in (("max-hold", summary.maxhold_dbfs), ("average", summary.avg_dbfs), ("noise floor", summary.floor_dbfs)):
+            assert np.asarray(curves[label].get_ydata()) == pytest.approx(np.asarray(y, dtype=float), abs=1e-4)
+        assert np.all(summary.maxhold_dbfs >= summary.avg_dbfs - 1e-3)
+        # one numbered marker per peak (at most 10), the first the strongest; the remote's carrier is marked
+        n = min(len(summary.peaks), 10)
+        marks = [ln for ln in ax.get_lines() if ln.get_marker() == "v"]
+        assert n >= 1 and len(marks) == n
+        assert [a.get_text() for a in ax.texts] == [str(k) for k in range(1, n + 1)]
+        assert [p.snr_db for p in summary.peaks[:n]] == sorted((p.snr_db for p in summary.peaks[:n]), reverse=True)
+        marked_hz = [float(ln.get_xdata()[0]) * 1e6 - e["center_hz"] for ln in marks]
+        bin_hz = summary.sample_rate_hz / summary.freqs_hz.size
+        assert min(abs(f - e["carriers_offset_hz"][0]) for f in marked_hz) <= 3 * bin_hz, marked_hz
+        lo, hi = ax.get_ylim()
+        assert lo < float(np.min(summary.floor_dbfs)) and hi > float(np.max(summary.maxhold_dbfs))
 
 
 # --- waterfall ------------------------------------------------------------------------------------

@@ -7,11 +7,11 @@ import pytest
 
 from detector.baseline import BaselineBuilder
 from detector.detection import Channel, ExamSession, Whitelist, load_whitelist
-from detector.dsp import cu8_to_complex64
 from detector.detection.engine import DetectionEngine, EngineConfig
 from detector.core.errors import InputError
-from detector.sim import awgn, cu8_bytes, gate, nfm, tone
-from detector.core.types import IQBlock, Spectrum
+from detector.sim import awgn, gate, nfm, tone
+from detector.core.types import Spectrum
+from tests._helpers import as_cu8, run_iq
 
 CENTER = 446.05e6
 M, LOOKS, FRAME_S = 256, 20.0, 0.1
@@ -118,12 +118,7 @@ FS = 250e3
 
 
 def iq_run(x, **kw):
-    eng = DetectionEngine(EngineConfig(), **kw)
-    x = cu8_to_complex64(cu8_bytes(x))
-    events = []
-    for i in range(0, x.size, 1 << 16):
-        events += eng.process_block(IQBlock(x[i:i + (1 << 16)], CENTER, FS, offset_s=i / FS, retuned=i == 0))
-    return [e.to_json() for e in events + eng.finish()]
+    return run_iq(DetectionEngine(EngineConfig(), **kw), as_cu8(x), FS, CENTER)
 
 
 def final(events):

@@ -5,25 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector.dsp import cu8_to_complex64
 from detector.detection.engine import DetectionEngine, EngineConfig
-from detector.sim import awgn, cu8_bytes, gate, iq_imbalance, nfm, tone
-from detector.core.types import IQBlock
+from detector.sim import awgn, gate, iq_imbalance, nfm, tone
+from tests._helpers import as_cu8, run_iq, survey_iq
 
 FS = 250e3
 CENTER = 446.05e6
 NOISE_DBFS = -30.0  # total noise power: a few LSB rms, like a real dongle at moderate gain
 
 
-def as_cu8(x, dc=(0.0, 0.0)):
-    return cu8_to_complex64(cu8_bytes(x, dc_lsb=dc))
-
-
 def run(engine, x, fs=FS, center=CENTER, block=1 << 16):
-    events = []
-    for i in range(0, x.size, block):
-        events += engine.process_block(IQBlock(x[i:i + block], center, fs, offset_s=i / fs, retuned=i == 0))
-    return [e.to_json() for e in events + engine.finish()]
+    return run_iq(engine, x, fs, center, block=block)
 
 
 def alerted(events):
@@ -83,14 +75,7 @@ from detector.baseline import BaselineBuilder, RegridError  # noqa: E402
 
 
 def survey(x, *, fs=FS, center=CENTER, engine_cfg=EngineConfig()):
-    eng = DetectionEngine(engine_cfg)
-    builder = None
-    for i in range(0, x.size, 1 << 16):
-        for spec in eng.frames_of_block(IQBlock(x[i:i + (1 << 16)], center, fs, offset_s=i / fs, retuned=i == 0)):
-            if builder is None:
-                builder = BaselineBuilder(spec.freqs_hz, rbw_hz=spec.rbw_hz, site="s1", n_looks=spec.n_looks)
-            builder.add(spec)
-    return builder.build()
+    return survey_iq(x, fs, center, engine=DetectionEngine(engine_cfg), site="s1")
 
 
 @pytest.fixture(scope="module")

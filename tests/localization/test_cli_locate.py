@@ -6,7 +6,6 @@ import csv
 import json
 import subprocess
 import sys
-from functools import reduce
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from typer.testing import CliRunner
 import detector.cli.locate  # noqa: F401  (registers the command on the app)
 from detector.cli import app, main
 from detector.localization import LocalFrame, PathLossModel, shadowing_cov
+from tests._helpers import nmea
 
 runner = CliRunner()
 ORIGIN = LocalFrame(50.0, 10.0)
@@ -94,10 +94,6 @@ def test_options_and_human_output(tmp_path):
     assert r.exit_code == 0
     assert "status located" in r.stdout and "95 % ellipse" in r.stdout
     assert "model: log-distance, n 3.00 (default), shadowing 6 dB, decorrelation 30 m" in r.stdout
-
-
-def nmea(body):
-    return f"${body}*{reduce(lambda a, b: a ^ b, body.encode(), 0):02X}"
 
 
 def dm(v, lat):

@@ -26,6 +26,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests._helpers import free_port  # noqa: F401  (re-exported for tests/push and tests/center)
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -33,12 +35,6 @@ def skip_or_fail(msg: str):
     if os.environ.get("CI"):
         pytest.fail(msg)
     pytest.skip(msg)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import sys
 from datetime import date, datetime, timezone
-from functools import reduce
 
 import numpy as np
 import pytest
 
 from detector.core.errors import InputError
 from detector.sources.gps import Fix, GpsTrack, parse_gps_spec, read_gpx, read_nmea
-
-
-def nmea(body: str) -> str:
-    """A sentence with its checksum."""
-    cs = reduce(lambda a, b: a ^ b, body.encode(), 0)
-    return f"${body}*{cs:02X}"
+from tests._helpers import nmea
 
 
 def utc(*a) -> datetime:
