@@ -28,6 +28,7 @@ from xml.etree import ElementTree as ET
 import numpy as np
 
 from dashboards._common import alert_dict, alert_dicts, alert_label
+from detector.core.timefmt import utc_iso
 
 __all__ = [
     "GEOJSON_MEDIA_TYPE",
@@ -51,8 +52,7 @@ _KML_COLORS = {"high": "ff2827d6", "medium": "ff0e7fff", "low": "ffb4771f"}  # a
 
 def _jsonable(v: Any) -> Any:
     if isinstance(v, datetime):
-        t = v if v.tzinfo else v.replace(tzinfo=timezone.utc)
-        return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        return utc_iso(v)
     if isinstance(v, float) and not math.isfinite(v):
         return None
     if isinstance(v, Mapping):

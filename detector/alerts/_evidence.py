@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import wave
-from datetime import datetime, timezone
+from datetime import datetime
 from fractions import Fraction
 
 import numpy as np
@@ -21,6 +21,7 @@ from numpy.typing import ArrayLike
 from scipy import signal
 
 from detector.core.errors import InputError
+from detector.core.timefmt import utc_iso
 
 __all__ = ["cu8_quantize", "sigmf_snippet", "nfm_audio_wav", "EXTENSION_NAMESPACE"]
 
@@ -84,8 +85,7 @@ def sigmf_snippet(
     meta = SigMFFile(global_info=glob)
     capture = {"core:frequency": float(center_hz)}
     if start is not None:
-        st = start.replace(tzinfo=timezone.utc) if start.tzinfo is None else start.astimezone(timezone.utc)
-        capture["core:datetime"] = st.isoformat().replace("+00:00", "Z")
+        capture["core:datetime"] = utc_iso(start)
     meta.add_capture(0, metadata=capture)
     uses_ext = False
     for ann in annotations or []:

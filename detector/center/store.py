@@ -43,6 +43,7 @@ from detector.alerts.db import Database, list_conditions, open_database
 from detector.core.errors import InputError
 from detector.push.messages import SpectrumSummary
 from detector.center._models import CenterAlertRow, CenterBase, CenterEvidenceRow, IngestRow, VehicleRow
+from detector.core.timefmt import utc_iso
 
 __all__ = ["CenterAlert", "CenterStore", "Heartbeat", "IngestError", "IngestResult", "open_center_store", "load_vehicle_tokens"]
 
@@ -109,7 +110,7 @@ def _now() -> datetime:
 
 
 def _iso(v: datetime | None) -> str | None:
-    return None if v is None else to_utc(v).isoformat().replace("+00:00", "Z")
+    return None if v is None else utc_iso(v)
 
 
 def load_vehicle_tokens(path: Path) -> dict[str, str]:

@@ -314,6 +314,9 @@ class StackResult:
     gain_offset_db: NDArray[np.float64]
     floor_lin: NDArray
     n_tested_bins: int
+    #: the stack's power per bin, linear, (n, m) float32: the framer's output as given, or the
+    #: conversion of the dB input (so that the caller need not convert again)
+    power_lin: NDArray[np.float32] | None = field(default=None, repr=False)
     _floor_db: NDArray[np.float32] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
@@ -506,7 +509,8 @@ def detect_stack(
                              image_rej, cand_cols, colmax if shared_floor else None) if rows.size else {}
     return StackResult(emissions=per_row, n_flagged=n_flag, rejected_dc=dc_rej, rejected_edge=edge_rej,
                        rejected_image=image_rej, rejected_baseline=base_rejected, noise_floor_dbfs=noise_all,
-                       gain_offset_db=np.asarray(gain_offset, dtype=np.float64), floor_lin=floor, n_tested_bins=n_tested)
+                       gain_offset_db=np.asarray(gain_offset, dtype=np.float64), floor_lin=floor, n_tested_bins=n_tested,
+                       power_lin=p_lin)
 
 
 def _working_columns(colmax, low_row, valid, seed_cols, merge_gap: int):

@@ -296,7 +296,7 @@ class DetectionEngine:
             emissions = res.emissions[i]
             self.flagged_bins += sum(e.bins.size for e in emissions)
             t = t_first + i * frame_s
-            p_lin = lin[i] if lin is not None else 10.0 ** (db[i].astype(np.float64) / 10.0)
+            p_lin = res.power_lin[i]  # linear, as detection tested it (no dB → linear round trip)
             p_hold = self._unexplained(aligned, p_lin, res, i) if aligned is not None else p_lin
             new, updated, ended = self.tracker.update(emissions, t, frame_s, position=position, spectrum=(freqs, p_hold),
                                                       allow_join=self.frames_processed - n_frames + i > 0)
@@ -307,7 +307,7 @@ class DetectionEngine:
         self._last = (freqs, db, lin, res, dict(rbw_hz=rbw_hz, unit=unit, offset_s=t_last, duration_s=frame_s, n_looks=looks,
                                                 center_hz=center_hz, position=position, start=start))
         if aligned is not None:
-            p_last = lin[-1] if lin is not None else 10.0 ** (db[-1].astype(np.float64) / 10.0)
+            p_last = res.power_lin[-1]
             events.extend(self._check_missing(freqs, looks, frame_s, aligned, p_last, res, t_last, center_hz=center_hz))
         return events
 

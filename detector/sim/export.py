@@ -9,6 +9,7 @@ import numpy as np
 
 from detector.sim.sdr import SimSDR
 from detector.sim.truth import CLASS_OF_MODULATION
+from detector.core.timefmt import utc_iso
 
 __all__ = ["export_sigmf"]
 
@@ -46,7 +47,7 @@ def export_sigmf(sdr: SimSDR, path: str | Path, *, start_s: float, duration_s: f
         "core:recorder": "examwatch sim export", "core:hw": "simulated RTL-SDR (R820T2/RTL2832U model)",
     })
     meta.add_capture(0, metadata={"core:frequency": sdr.center_hz,
-                                  "core:datetime": datetime(2026, 6, 7, 9, 0, tzinfo=timezone.utc).isoformat().replace("+00:00", "Z")})
+                                  "core:datetime": utc_iso(datetime(2026, 6, 7, 9, 0, tzinfo=timezone.utc))})
     for e in sdr.scene.emitters:
         for a, b in sdr.intervals[e.id]:
             lo, hi = max(a, start_s), min(b, start_s + duration_s)
