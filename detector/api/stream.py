@@ -102,7 +102,7 @@ def _front(router: APIRouter):
 def build_stream_router(*, poll_s: float = 0.5, gap_wait_s: float = 2.0, batch: int = 500, ping_s: float = 15.0) -> APIRouter:
     """The SSE route ``GET /api/v1/alerts/stream`` over ``request.app.state.ctx.store`` (an
     ``AlertStore`` on a vehicle, a ``CenterStore`` on the center)."""
-    router = APIRouter(prefix="/api/v1")
+    router = APIRouter(prefix="/api/v1", tags=["alerts"])
 
     @router.get("/alerts/stream", summary="Alert changes as Server-Sent Events (resume with Last-Event-ID)",
                 response_class=EventSourceResponse,
