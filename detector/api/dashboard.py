@@ -40,6 +40,7 @@ FIGURES = ("spectrum", "waterfall", "map", "timeline")
 _OPEN = ["new", "updated", "located", "acknowledged"]
 _PAGE = 1000
 
+
 def _no_store() -> dict:
     return {"Cache-Control": "no-store"}
 

@@ -137,3 +137,25 @@ def test_the_shared_pieces_are_public():
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("detector.api"):
             assert all(not n.name.startswith("_") for n in node.names), node.module
+
+
+def test_the_names_other_packages_import_stay_importable():
+    """The CLI, the push wiring, the bench and older callers import these; the split keeps them."""
+    from detector.api import ApiContext, create_app  # noqa: F401
+    from detector.api.app import ApiContext as A2
+    from detector.api.app import build_router
+    from detector.api.auth import (  # noqa: F401
+        MIN_TOKEN_CHARS,
+        WriteTokenMiddleware,
+        load_or_create_token,
+    )
+    from detector.api.dashboard import FIGURES, STATIC_FILES, build_dashboard_router  # noqa: F401
+    from detector.api.stream import build_stream_router, events_after, last_event_seq  # noqa: F401
+    from detector.center.app import INGEST_PREFIX, build_center_app  # noqa: F401
+
+    assert A2 is ApiContext and INGEST_PREFIX == "/api/v1/ingest"
+    from fastapi import FastAPI
+
+    app = FastAPI()
+    app.include_router(build_router())
+    assert set(app.openapi()["paths"]) >= {"/api/v1/health", "/api/v1/alerts", "/api/v1/alerts/{alert_id}"}
