@@ -22,12 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from importlib import resources
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Optional
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from detector import __version__
+from detector.api.deps import AlertStatusQuery as StatusQ
+from detector.api.deps import Ctx
 
 __all__ = ["build_dashboard_router", "STATIC_FILES", "FIGURES"]
 
@@ -37,14 +39,6 @@ STATIC_FILES = {"dashboard.js": "text/javascript; charset=utf-8", "dashboard.css
 FIGURES = ("spectrum", "waterfall", "map", "timeline")
 _OPEN = ["new", "updated", "located", "acknowledged"]
 _PAGE = 1000
-StatusQ = Annotated[Optional[list[Literal["new", "updated", "located", "acknowledged", "dismissed", "closed"]]], Query()]
-
-
-def _ctx(request: Request):
-    return request.app.state.ctx
-
-
-Ctx = Annotated[object, Depends(_ctx)]
 
 
 def _no_store() -> dict:
@@ -107,7 +101,8 @@ def build_dashboard_router() -> APIRouter:
     r = APIRouter()
 
     # --- the page ---------------------------------------------------------------------------------
-    @r.get("/dashboard", response_class=HTMLResponse, summary="The live dashboard page", include_in_schema=False)
+    @r.get("/dashboard", response_class=HTMLResponse, summary="The live dashboard page", include_in_schema=False,
+           tags=["dashboard"])
     def dashboard(request: Request, ctx: Ctx) -> HTMLResponse:
         from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -120,7 +115,8 @@ def build_dashboard_router() -> APIRouter:
             role="center" if center else "vehicle", refresh_s=5, poll_s=3)
         return HTMLResponse(html, headers=_no_store())
 
-    @r.get("/dashboard/static/{name}", summary="The dashboard's JS and CSS", include_in_schema=False)
+    @r.get("/dashboard/static/{name}", summary="The dashboard's JS and CSS", include_in_schema=False,
+           tags=["dashboard"])
     def static(name: str) -> Response:
         if name not in STATIC_FILES:
             raise HTTPException(404, f"no static file {name!r}")
@@ -129,7 +125,8 @@ def build_dashboard_router() -> APIRouter:
 
     # --- figures --------------------------------------------------------------------------------
     @r.get("/api/v1/figures/{name}.png", summary="A dashboard figure as PNG (spectrum, waterfall, map, timeline)",
-           response_class=Response, responses={200: {"content": {"image/png": {}}}, 404: {"description": "nothing to draw yet"}})
+           response_class=Response, responses={200: {"content": {"image/png": {}}}, 404: {"description": "nothing to draw yet"}},
+           tags=["figures"])
     def figure(name: str, ctx: Ctx,
                seconds: Annotated[float, Query(ge=5, le=3600, allow_inf_nan=False, description="Waterfall: seconds of history.")] = 300.0,
                alert: Annotated[Optional[str], Query(max_length=100, description="Map: the alert to show (default: the latest located).")] = None
@@ -144,7 +141,7 @@ def build_dashboard_router() -> APIRouter:
 
     # --- exports --------------------------------------------------------------------------------
     @r.get("/api/v1/alerts.geojson", summary="Located alerts as a GeoJSON FeatureCollection", response_class=Response,
-           responses={200: {"content": {"application/geo+json": {}}}})
+           responses={200: {"content": {"application/geo+json": {}}}}, tags=["exports"])
     def geojson(ctx: Ctx, site: Optional[str] = None, status: StatusQ = None, ellipses: bool = True) -> Response:
         import json
 
@@ -155,7 +152,7 @@ def build_dashboard_router() -> APIRouter:
                         headers={**_no_store(), "Content-Disposition": 'inline; filename="alerts.geojson"'})
 
     @r.get("/api/v1/alerts.kml", summary="Located alerts as KML (Google Earth)", response_class=Response,
-           responses={200: {"content": {"application/vnd.google-earth.kml+xml": {}}}})
+           responses={200: {"content": {"application/vnd.google-earth.kml+xml": {}}}}, tags=["exports"])
     def kml(ctx: Ctx, site: Optional[str] = None, status: StatusQ = None, ellipses: bool = True) -> Response:
         from dashboards.exports import KML_MEDIA_TYPE, alerts_kml
 
@@ -165,7 +162,8 @@ def build_dashboard_router() -> APIRouter:
                         headers={**_no_store(), "Content-Disposition": 'attachment; filename="alerts.kml"'})
 
     @r.get("/api/v1/alerts/{alert_id}/evidence.zip", summary="The evidence pack of an alert (zip with SHA-256 manifest)",
-           response_class=Response, responses={200: {"content": {"application/zip": {}}}, 404: {"description": "no such alert"}})
+           response_class=Response, responses={200: {"content": {"application/zip": {}}}, 404: {"description": "no such alert"}},
+           tags=["evidence"])
     def evidence_zip(alert_id: str, ctx: Ctx) -> Response:
         from dashboards import RENDER_LOCK, figure_bytes
         from dashboards.exports import evidence_pack

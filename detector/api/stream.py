@@ -39,6 +39,8 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
+from detector.api.deps import Ctx
+
 __all__ = ["build_stream_router", "events_after", "last_event_seq"]
 
 
@@ -80,20 +82,20 @@ def _front(router: APIRouter):
 
 
 def build_stream_router(*, poll_s: float = 0.5, gap_wait_s: float = 2.0, batch: int = 500, ping_s: float = 15.0) -> APIRouter:
-    """The SSE route ``GET /api/v1/alerts/stream`` over ``request.app.state.ctx.store`` (an
+    """The SSE route ``GET /api/v1/alerts/stream`` over the context's store (an
     ``AlertStore`` on a vehicle, a ``CenterStore`` on the center)."""
-    router = APIRouter(prefix="/api/v1")
+    router = APIRouter(prefix="/api/v1", tags=["alerts"])
 
     @router.get("/alerts/stream", summary="Alert changes as Server-Sent Events (resume with Last-Event-ID)",
                 response_class=EventSourceResponse,
                 responses={200: {"content": {"text/event-stream": {}},
                                  "description": "`event: ready` then `event: alert` per change; `id` = sequence number"}})
-    async def stream(request: Request,
+    async def stream(request: Request, ctx: Ctx,
                      last_event_id_header: Annotated[Optional[str], Header(alias="Last-Event-ID")] = None,
                      last_event_id: Annotated[Optional[int], Query(ge=0, le=2**62, description="Resume after this event id (as the Last-Event-ID header).")] = None,
                      replay: Annotated[int, Query(ge=0, le=100000, description="Without a Last-Event-ID: also send the events of the last N sequence numbers.")] = 0,
                      site: Annotated[Optional[str], Query(max_length=200, description="Only alerts of this site (sequence numbers of others are skipped).")] = None):
-        store = request.app.state.ctx.store
+        store = ctx.store
         start = last_event_id
         if last_event_id_header is not None and last_event_id_header.strip():
             try:
@@ -108,7 +110,7 @@ def build_stream_router(*, poll_s: float = 0.5, gap_wait_s: float = 2.0, batch: 
             start = max(0, last - replay)
         elif start > last:
             start, reset = last, True
-        role = "vehicle" if getattr(request.app.state.ctx, "monitor", None) is not None else (
+        role = "vehicle" if ctx.monitor is not None else (
             "center" if hasattr(store, "events_after") else "vehicle")
 
         async def gen():

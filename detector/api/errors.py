@@ -1,0 +1,66 @@
+"""Domain errors → HTTP statuses, in one place, for every app (vehicle and center).
+
+=====================================  ======  ===========================================
+exception                              status  answer
+=====================================  ======  ===========================================
+request validation (query, body)       422     ``{"detail": [{"type", "loc", "msg"}, ...]}``
+                                               (never the offending input: a 2 MB body must
+                                               not come back in the answer)
+:class:`~detector.center.store.IngestError`  its ``status_code`` (403, 409, 413, 422) ``{"detail": message}``
+:class:`~detector.alerts.InvalidTransition`  409  ``{"detail": message}`` (the lifecycle forbids it)
+:class:`~detector.core.errors.InputError`,
+``ValueError``                         422     ``{"detail": message}``
+=====================================  ======  ===========================================
+
+A route that gives an error a meaning of its own (a refused status change is a conflict on the
+center too) says so with :func:`refused_as` instead of catching and re-raising.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+__all__ = ["add_error_handlers", "refused_as", "status_of"]
+
+
+def status_of(exc: BaseException) -> int:
+    """The HTTP status of a domain error (see the module docstring)."""
+    from detector.alerts import InvalidTransition
+
+    code = getattr(exc, "status_code", None)
+    if isinstance(code, int) and 400 <= code < 600:
+        return code  # IngestError and the like carry their own
+    if isinstance(exc, InvalidTransition):
+        return 409
+    return 422
+
+
+@contextmanager
+def refused_as(status_code: int, *types: type[BaseException]) -> Iterator[None]:
+    """Inside the block, an error of ``types`` (default: :class:`InputError`) is an HTTP
+    ``status_code`` answer with its message."""
+    from detector.core.errors import InputError
+
+    caught = types or (InputError,)
+    try:
+        yield
+    except caught as exc:
+        raise HTTPException(status_code, str(exc)) from None
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Install the mapping of the module docstring on ``app``."""
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        errors = [{k: v for k, v in e.items() if k in ("type", "loc", "msg")} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.exception_handler(ValueError)  # InputError, IngestError, InvalidTransition are ValueErrors
+    async def domain_error(request: Request, exc: ValueError):
+        return JSONResponse({"detail": str(exc)}, status_code=status_of(exc))

@@ -1,0 +1,60 @@
+"""``GET /metrics``: Prometheus text. Always open (outside ``/api/``).
+
+An app adds gauges of its own with ``app.state.metrics_hooks`` (callables returning exposition
+text), as the command center does for the versions it received.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+
+from detector.api.deps import Ctx
+
+log = logging.getLogger("examwatch.api")
+
+__all__ = ["PROMETHEUS_MEDIA_TYPE", "metrics_text", "router"]
+
+PROMETHEUS_MEDIA_TYPE = "text/plain; version=0.0.4"
+router = APIRouter(tags=["metrics"])
+
+
+def metrics_text(ctx) -> str:
+    """The gauges of a vehicle (capture loop, push) and of every store (alerts, open alerts)."""
+    from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+    reg = CollectorRegistry()
+    if ctx.monitor is not None:
+        h = ctx.monitor.health()
+        for key, help_ in (("frames_processed", "Frames through detection"), ("frames_dropped", "Frames dropped when processing fell behind"),
+                           ("blocks_read", "IQ blocks read from the source"), ("repeated_blocks", "Identical blocks ignored"),
+                           ("reopen_count", "Source reopen attempts"), ("alerts_stored", "Alerting track events written to the store"), ("alerts_raised", "Distinct alerts raised")):
+            Gauge(f"examwatch_{key}", help_, registry=reg).set(h.get(key) or 0)
+        Gauge("examwatch_source_degraded", "1 while the source is degraded", registry=reg).set(1 if h.get("status") == "degraded" else 0)
+        push = h.get("push")
+        if isinstance(push, dict):
+            Gauge("examwatch_push_pending", "Alert changes queued for the command center", registry=reg).set(max(push.get("pending") or 0, 0))
+            Gauge("examwatch_push_failing", "1 while pushes to the command center fail", registry=reg).set(
+                1 if push.get("failing_for_s") is not None else 0)
+    try:
+        _, total = ctx.store.list(limit=1)
+        open_ = len(ctx.store.open_alerts())
+    except Exception:  # noqa: BLE001 - metrics must answer even when the store hiccups
+        total = open_ = 0
+    Gauge("examwatch_alerts_total", "Alerts in the store", registry=reg).set(total)
+    Gauge("examwatch_alerts_open", "Alerts not dismissed or closed", registry=reg).set(open_)
+    return generate_latest(reg).decode()
+
+
+@router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics",
+            responses={200: {"content": {PROMETHEUS_MEDIA_TYPE: {}}, "description": "Prometheus text exposition"}})
+def metrics(request: Request, ctx: Ctx) -> PlainTextResponse:
+    text = metrics_text(ctx)
+    for hook in getattr(request.app.state, "metrics_hooks", ()):
+        try:
+            text += hook()
+        except Exception:
+            log.debug("metrics hook %r failed", hook, exc_info=True)
+    return PlainTextResponse(text, media_type=PROMETHEUS_MEDIA_TYPE)

@@ -1,0 +1,209 @@
+"""Response models of the HTTP API (pydantic v2), the ``response_model`` of every JSON route.
+
+The models declare the keys the documentation promises and allow more (``extra="allow"``): what a
+route adds (a monitor's health counters, a site's fields, the center's ``vehicle_id``) passes
+through unchanged. Lists are :class:`Page` ``{"data": [...], "count": N}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from detector.alerts import AlertHistoryEntry, AlertPublic, EvidenceInfo
+
+__all__ = [
+    "Alert",
+    "AlertPage",
+    "BaselineSummary",
+    "BatchIngestAnswer",
+    "BatchItemResult",
+    "Emission",
+    "EmissionPage",
+    "EvidenceInfo",
+    "Health",
+    "HeartbeatAnswer",
+    "HistoryEntry",
+    "HistoryPage",
+    "IngestAnswer",
+    "Open",
+    "Overview",
+    "Page",
+    "SitePage",
+    "SiteSummary",
+    "SpectrumLatest",
+    "StatusUpdate",
+    "TrackPage",
+    "VehiclePage",
+    "VehicleSpectrum",
+    "VehicleStatus",
+]
+
+T = TypeVar("T")
+
+
+class Open(BaseModel):
+    """A model that keeps keys it does not declare."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Page(BaseModel, Generic[T]):
+    """A page of a list: ``count`` is the total, ``data`` the page (``limit``, ``offset``)."""
+
+    data: list[T]
+    count: int = Field(ge=0, description="number of items in the whole list, not in this page")
+
+
+# --- requests ------------------------------------------------------------------------------------
+class StatusUpdate(BaseModel):
+    """Body of ``PATCH /alerts/{id}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["acknowledged", "dismissed", "closed"]
+    reason: str = Field(default="", max_length=2000)
+    add_to_whitelist: bool = Field(default=False, description="On dismiss: whitelist the alert's channel at this site.")
+
+
+# --- vehicle and center --------------------------------------------------------------------------
+class Health(Open):
+    """``GET /health``: on a vehicle also the capture loop's state (source, frames processed and
+    dropped, last frame time, push)."""
+
+    status: str = Field(description="'ok' or 'degraded'")
+    version: str
+    role: Literal["vehicle", "center"]
+
+
+class SiteSummary(Open):
+    """A configured site: name, position, timezone, buildings, sessions, whitelist, plan, source."""
+
+    name: str
+
+
+class BaselineSummary(BaseModel):
+    site: str
+    bins: int
+    f_min_hz: float
+    f_max_hz: float
+    rbw_hz: float
+    unit: str = Field(description="'dBFS' or 'dBm'")
+    frames_max: int
+    span_s: float
+    n_looks: float
+    occupied_bins: int
+    first_start: str | None
+    last_end: str | None
+    version: int
+
+
+class SpectrumLatest(Open):
+    """The latest frame. ``unit`` is ``dBm`` with a calibrated power table, else ``dBFS``."""
+
+    freqs_hz: list[float]
+    power: list[float | None]
+    unit: str
+    rbw_hz: float
+    center_hz: float
+    offset_s: float
+    n_looks: float
+    noise_floor_dbfs: float | None
+    noise_floor_dbm: float | None
+    emissions: list[dict[str, Any]]
+    baseline: dict[str, Any] | None = Field(description="{median_db, p90_db, p99_db} or null")
+
+
+class Emission(BaseModel):
+    center_hz: float
+    bandwidth_hz: float
+    peak_dbfs: float
+    snr_db: float
+    excess_db: float | None = Field(description="null where no baseline covers the emission")
+
+
+class EmissionPage(Page[Emission]):
+    offset_s: float
+    center_hz: float
+
+
+class Track(Open):
+    """An open track of the capture loop (as the track events of DESIGN.md)."""
+
+
+class Alert(AlertPublic):
+    """An alert (DESIGN.md). On the command center also ``vehicle_id`` and ``received_at``."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+
+class HistoryEntry(AlertHistoryEntry):
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+
+SitePage = Page[SiteSummary]
+TrackPage = Page[Track]
+AlertPage = Page[Alert]
+HistoryPage = Page[HistoryEntry]
+
+
+# --- command center ------------------------------------------------------------------------------
+class IngestAnswer(BaseModel):
+    status: Literal["stored", "stale", "duplicate"]
+    seq: int | None
+    version: int
+    need_evidence: list[str] = Field(description="evidence files the center still needs (PUT /ingest/evidence/…)")
+
+
+class BatchItemResult(BaseModel):
+    idempotency_key: str
+    status: Literal["stored", "stale", "duplicate", "skipped", "error"]
+    seq: int | None = None
+    need_evidence: list[str] = Field(default_factory=list)
+    error: str | None = None
+    code: int | None = Field(default=None, description="the HTTP status the item alone would have had")
+
+
+class BatchIngestAnswer(BaseModel):
+    results: list[BatchItemResult] = Field(description="one per item, in the order sent; unset keys are left out")
+
+
+class HeartbeatAnswer(BaseModel):
+    status: Literal["ok"]
+
+
+class VehicleStatus(Open):
+    vehicle_id: str
+    last_contact: str | None
+    silent: bool
+    transport: str | None
+    site: str | None
+    alerts: int
+    open_alerts: int
+
+
+VehiclePage = Page[VehicleStatus]
+
+
+class SiteOverview(Open):
+    site: str
+    alerts: int
+    open_alerts: int
+    open_by_severity: dict[str, int]
+    vehicles: list[str]
+
+
+class Overview(Open):
+    generated_at: str
+    silent_after_s: float
+    sites: list[SiteOverview]
+    open_alerts: int
+    vehicles: list[VehicleStatus]
+    silent_vehicles: list[str]
+
+
+class VehicleSpectrum(Open):
+    vehicle_id: str
+    site: str | None
+    at: str | None
+    spectrum: dict[str, Any]
