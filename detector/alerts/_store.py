@@ -144,6 +144,9 @@ class AlertStore:
     Build it with :func:`open_store`. All methods are thread-safe.
     """
 
+    #: whose store this is (the SSE stream's ``ready`` event says it)
+    role = "vehicle"
+
     def __init__(self, engine: Engine, *, data_dir: Path, url: str) -> None:
         #: the engine, its session factories and the write transaction (shared with the center)
         self.db = Database(engine, url=url, what="alert store")

@@ -19,6 +19,9 @@ __all__ = ["AlertReader"]
 class AlertReader(Protocol):
     """Read access to stored alerts (times are aware UTC datetimes; frequencies in Hz)."""
 
+    #: ``"vehicle"`` or ``"center"``
+    role: str
+
     def get(self, alert_id: str) -> AlertPublic | None:
         """The alert, or None for an unknown id."""
 

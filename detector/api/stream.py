@@ -110,8 +110,7 @@ def build_stream_router(*, poll_s: float = 0.5, gap_wait_s: float = 2.0, batch: 
             start = max(0, last - replay)
         elif start > last:
             start, reset = last, True
-        role = "vehicle" if ctx.monitor is not None else (
-            "center" if hasattr(store, "events_after") else "vehicle")
+        role = store.role
 
         async def gen():
             cursor = start

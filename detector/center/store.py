@@ -156,6 +156,9 @@ def _scalar_diff(old: dict | None, new: dict) -> tuple[list[str], dict]:
 class CenterStore:
     """The center's store (see the module docstring). Thread-safe."""
 
+    #: whose store this is (the SSE stream's ``ready`` event says it)
+    role = "center"
+
     def __init__(self, engine, *, url: str) -> None:
         #: the engine, its session factories and the (serialised) write transaction
         self.db = Database(engine, url=url, what="center store", serialize_writes=True)
