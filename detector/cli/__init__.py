@@ -2,7 +2,8 @@
 
 Conventions for every command (``DESIGN.md``): ``--json`` prints exactly one JSON object on one
 line of stdout and ``--jsonl`` one object per line; progress, tables and logs go to stderr. Exit
-codes: 0 ok, 1 failure while working, 2 bad usage, bad input, or a missing device/library.
+codes: 0 ok, 1 failure while working, 2 bad usage, bad input, or a missing device/library (the one
+table: :func:`detector.cli._errors.exit_codes`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import typer
 
 from detector.cli._common import console_err, fail
+from detector.cli._errors import exit_code_for
 from detector.core.errors import ExamwatchError
 
 app = typer.Typer(
@@ -76,7 +78,7 @@ def main() -> None:
     try:
         app()
     except ExamwatchError as exc:
-        fail(str(exc), exc.exit_code)
+        fail(str(exc), exit_code_for(exc))
     except KeyboardInterrupt:
         console_err.print("interrupted")
         sys.exit(130)
