@@ -72,13 +72,12 @@ def monitor(
     """
     import uvicorn
 
-    from detector.app.monitor_app import AppSettings, MonitorApp, build_engine
+    from detector.app.monitor_app import AppSettings, MonitorApp
+    from detector.app.monitor_setup import (baseline_warnings, check_drift_in_plan, open_monitor_source,
+                                            resolve_monitor_site, watch_scheduler)
     from detector.app.push import PushSettings
     from detector.detection.engine import EngineConfig
     from detector.localization.tracks import track_locator
-    from detector.config.plan import Scheduler, load_plan, single_band_plan
-    from detector.config.site import resolve_site
-    from detector.app.sources import open_source
     from detector.sources import source_kind
 
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -128,83 +127,32 @@ def monitor(
         from detector.sim.scene import scene_from_spec
 
         scene = scene_from_spec(source)
-    if scene is not None:
-        from detector.sim.site import site_from_scene
-
-        site_cfg = resolve_site(site, sites_dir, fallback=site_from_scene(scene, site))
-    else:
-        site_cfg = resolve_site(site, sites_dir)
-    if scene is None and not Path(site).suffix == ".toml" and not Path(site).is_file() and \
-            not (sites_dir / f"{site}.toml").is_file():
-        console_err.print(f"[yellow]warning:[/] no site file {sites_dir / (site + '.toml')}: monitoring site {site!r} "
-                          "without exam sessions, whitelist or position (a site TOML: README, monitor, Site)", highlight=False)
-    hardware_ppm = 0.0
-    if kind == "rtlsdr":
-        # a dongle's profile (given, or found by its serial) sets the tuner's freq_correction to its
-        # integer ppm; the remainder is corrected digitally below
-        from detector.app.correction import load_correction as _lc
-        from detector.sources.rtlsdr import parse_rtlsdr_spec
-
-        parsed = parse_rtlsdr_spec(source)
-        prof_corr = _lc(profile, serial=parsed.serial, profiles_dir=profiles_dir)
-        if prof_corr is not None and parsed.ppm == 0 and prof_corr.ppm:
-            hardware_ppm = float(round(prof_corr.ppm))
-            source = f"{source}{',' if ':' in source else ':'}ppm={int(hardware_ppm)}"
-
-    def factory():
-        return open_source(source, sample_format=format, sample_rate_hz=rate_hz, center_hz=center_hz,
-                           sim_window="exam", sim_seed=seed, realtime=realtime)
-
-    first = factory()  # fail fast on a bad source (exit 2) before serving anything
-    info = first.info
-    if kind == "rtlsdr":
-        first.close()
-    scheduler = None
+    site_cfg, warning = resolve_monitor_site(site, sites_dir, scene)
+    if warning:
+        console_err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    src = open_monitor_source(source, sample_format=format, sample_rate_hz=rate_hz, center_hz=center_hz, seed=seed,
+                              realtime=realtime, profile=profile, profiles_dir=profiles_dir)
+    info = src.info
     plan_path = plan or (Path(site_cfg.plan) if site_cfg.plan else None)
-    if plan_path is not None:
-        if kind not in ("rtlsdr", "sim"):
-            raise InputError("--plan needs a tunable source (rtlsdr: or sim:)")
-        scheduler = Scheduler(load_plan(plan_path), info.sample_rate_hz)
-    elif kind == "rtlsdr" and center_hz is None:
-        from detector.config.plan import default_plan
-
-        scheduler = Scheduler(default_plan(), info.sample_rate_hz)
-    else:
-        scheduler = Scheduler(single_band_plan(info.center_hz, info.sample_rate_hz), info.sample_rate_hz)
-    if drift is not None and not any(abs(drift.reference_hz - h.center_hz) < 0.45 * info.sample_rate_hz for h in scheduler.hops):
-        raise InputError(f"--ppm-reference {drift.reference_hz / 1e6:.6f} MHz is in none of the bands watched "
-                         f"({', '.join(f'{h.center_hz / 1e6:.3f} MHz' for h in scheduler.hops[:4])}"
-                         f"{' …' if len(scheduler.hops) > 4 else ''}; ± {0.45 * info.sample_rate_hz / 1e6:.3f} MHz)")
-
+    scheduler = watch_scheduler(kind, plan_path, center_hz, info)
+    check_drift_in_plan(drift, scheduler, info.sample_rate_hz)
     base = None
     if baseline is not None:
         from detector.baseline import load
 
         base = load(baseline)
-        from detector.baseline.check import check_baseline
-
-        from detector.baseline.check import check_plan_coverage
-
-        warnings = check_baseline(base, [first], build_engine(), site=site_cfg.name)
-        if plan_path is not None or not scheduler.single:  # every hop of a plan, not only where the source starts
-            warnings += check_plan_coverage(base, [h.center_hz for h in scheduler.hops], 0.45 * info.sample_rate_hz)
-        for w in warnings:
+        for w in baseline_warnings(base, src.first, scheduler, site=site_cfg.name, plan_given=plan_path is not None):
             console_err.print(f"[yellow]warning:[/] {w}")
     from detector.app.correction import load_correction, profile_warnings
 
-    correction = load_correction(profile, serial=info.serial, profiles_dir=profiles_dir, hardware_ppm=hardware_ppm, drift=drift)
+    correction = load_correction(profile, serial=info.serial, profiles_dir=profiles_dir, hardware_ppm=src.hardware_ppm,
+                                 drift=drift)
     live = kind == "rtlsdr" or realtime
-    pending = [first] if kind != "rtlsdr" else []
-
-    def source_factory():
-        """The source opened above first, then a fresh one on every reopen."""
-        return pending.pop() if pending else factory()
-
     say = lambda line: console_err.print(line)  # noqa: E731
     wall_start = info.start
     vehicle = MonitorApp.build(
         AppSettings(data_dir=data_dir, db=db, token=st.token, token_file=token_file or st.token_file, sites_dir=sites_dir),
-        source_factory=source_factory, site=site_cfg.name, site_config=site_cfg,
+        source_factory=src.factory, site=site_cfg.name, site_config=site_cfg,
         engine_config=EngineConfig(fft_backend=fft_backend), baseline=base, whitelist=site_cfg.whitelist_obj(),
         sessions=site_cfg.exam_sessions(wall_start), wall_start=wall_start,
         locate=track_locator(site_cfg.lat, site_cfg.lon, buildings=site_cfg.buildings) if (scene is not None or gps) else None,
