@@ -27,15 +27,27 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-from detector.cli import spectrum as _spectrum  # noqa: E402,F401  (registers the command)
-from detector.cli import survey as _survey  # noqa: E402,F401
-from detector.cli import demo as _demo  # noqa: E402,F401
-from detector.cli import sim as _sim  # noqa: E402,F401
-from detector.cli import monitor as _monitor  # noqa: E402,F401
-from detector.cli import locate as _locate  # noqa: E402,F401
-from detector.cli import calibrate as _calibrate  # noqa: E402,F401
-from detector.cli import report as _report  # noqa: E402,F401
-from detector.cli import serve as _serve  # noqa: E402,F401
+# the commands, registered here in the order of --help (the command modules register nothing)
+from detector.cli.spectrum import spectrum  # noqa: E402
+from detector.cli.survey import replay, survey  # noqa: E402
+from detector.cli.demo import demo  # noqa: E402
+from detector.cli.sim import sim_app  # noqa: E402
+from detector.cli.monitor import monitor  # noqa: E402
+from detector.cli.locate import locate  # noqa: E402
+from detector.cli.calibrate import calibrate_app  # noqa: E402
+from detector.cli.report import report  # noqa: E402
+from detector.cli.serve import serve  # noqa: E402
+
+app.command()(spectrum)
+app.command()(survey)
+app.command()(replay)
+app.command()(demo)
+app.add_typer(sim_app, name="sim")
+app.command()(monitor)
+app.command()(locate)
+app.add_typer(calibrate_app, name="calibrate")
+app.command()(report)
+app.command()(serve)
 
 
 @app.callback()

@@ -18,7 +18,6 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
-from detector.cli import app
 from detector.cli._common import CenterOpt, FormatOpt, JsonOpt, RateOpt, console_err, opt_hz, positive_hz, progress_bar
 from detector.core.errors import InputError
 from detector.app.sources import open_source
@@ -29,7 +28,6 @@ calibrate_app = typer.Typer(
     help="Calibrate a dongle: frequency error (ppm), DC offset and IQ imbalance, dBFS → dBm; save its profile.",
     no_args_is_help=True,
 )
-app.add_typer(calibrate_app, name="calibrate")
 
 SourceArg = Annotated[str, typer.Argument(help=f"{recording_help()}, rtlsdr:... or sim:...")]
 SerialOpt = Annotated[Optional[str], typer.Option("--serial", help="Dongle serial the profile is for (default: the source's, e.g. rtlsdr:serial=...).")]

@@ -9,12 +9,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from detector.cli import app
 from detector.cli._common import console_err, progress_bar
 from detector.core.errors import InputError
 
 
-@app.command()
 def demo(
     scene: Annotated[str, typer.Option("--scene", help="Scene to run: sim:default or sim:PATH.toml.")] = "sim:default",
     seed: Annotated[Optional[int], typer.Option("--seed", help="Override the scene's seed.")] = None,

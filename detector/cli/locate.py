@@ -11,7 +11,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from detector.cli import app
 from detector.cli._common import JsonOpt, console_err
 from detector.core.errors import InputError
 
@@ -128,7 +127,6 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@app.command()
 def locate(
     readings: Annotated[Path, typer.Argument(help="CSV with columns time (ISO 8601 with Z/offset, or POSIX s), power_dbm or power_dbfs, and lat,lon (or use --gps).")],
     gps: Annotated[Optional[str], typer.Option("--gps", help="GPS track matched to the readings by time: NMEA log (.nmea .log .txt), .gpx, or fixed:LAT,LON.")] = None,

@@ -12,7 +12,6 @@ from typing import Annotated, Optional
 import typer
 
 from detector.app.monitor_app import MonitorSettings
-from detector.cli import app
 from detector.cli._common import CenterOpt, DriftIntervalOpt, FormatOpt, PpmRefOpt, RateOpt, console_err, live_drift, opt_hz, positive_hz, utf8_path
 from detector.cli._server import Server, check_listen, stop_on_signals
 from detector.core.errors import InputError
@@ -35,7 +34,6 @@ def _settings(config: Path | None) -> MonitorSettings:
     return MonitorSettings(**data.get("monitor", data))
 
 
-@app.command()
 def monitor(
     source: Annotated[str, typer.Argument(help="sim:default, sim:SCENE.toml, rtlsdr:0, or a recording (any format of `spectrum`).")],
     site: Annotated[str, typer.Option("--site", help="Site name (looked up in --sites-dir) or a site TOML path.")],

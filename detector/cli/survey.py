@@ -9,7 +9,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from detector.cli import app
 from detector.cli._common import (CenterOpt, DriftIntervalOpt, FormatOpt, PpmRefOpt, RateOpt, check_figure_path, check_out_path,
                                    check_reference_in_band, console_err, live_drift, progress_bar)
 from detector.cli._sources import open_all
@@ -74,7 +73,6 @@ def _scene_context(sources: list[str]):
     return None, (), None
 
 
-@app.command()
 def survey(
     sources: SourcesArg,
     site: Annotated[str, typer.Option("--site", help="Site name recorded in the baseline.")],
@@ -133,7 +131,6 @@ def survey(
                       f"{int(baseline.frames.max())} frames, {baseline.span_s:.1f} s → {path}")
 
 
-@app.command()
 def replay(
     sources: SourcesArg,
     site: Annotated[str, typer.Option("--site", help="Site name (whitelist and schedule lookups).")],
