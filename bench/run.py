@@ -51,7 +51,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from detector.baseline import BaselineBuilder  # noqa: E402
 from detector.dsp import FrameStream, cu8_to_complex64  # noqa: E402
-from detector.detection.engine import DetectionEngine, EngineConfig  # noqa: E402
+from detector.app.monitor_app import AppSettings, MonitorApp, build_engine  # noqa: E402
+from detector.detection.engine import EngineConfig  # noqa: E402
 from detector.sim import awgn, cu8_bytes, gate, nfm  # noqa: E402
 from detector.core.types import IQBlock  # noqa: E402
 
@@ -90,7 +91,7 @@ def synthetic_cu8(seconds: float, seed: int, bursts=(), stations=()) -> np.ndarr
 
 
 def baseline_for(raw: np.ndarray, cfg: EngineConfig):
-    eng = DetectionEngine(cfg)
+    eng = build_engine(cfg)
     builder = None
     for i in range(0, raw.size, 2 * BLOCK):
         for spec in eng.frames_of_block(IQBlock(cu8_to_complex64(raw[i:i + 2 * BLOCK]), CENTER, FS, offset_s=i / 2 / FS)):
@@ -111,7 +112,7 @@ def bench_pipeline(seconds: float, block: int = STACK) -> dict:
     n = raw.size // 2
 
     def run_pipeline():
-        eng = DetectionEngine(cfg, baseline=base)
+        eng = build_engine(cfg, baseline=base)
         events = 0
         for i in range(0, raw.size, 2 * block):
             x = cu8_to_complex64(raw[i:i + 2 * block])
@@ -175,7 +176,7 @@ def bench_alert_latency() -> dict:
     # SNR 10 dB in the 11 kHz channel: noise −30 dBFS over 2.4 MHz → −53.4 dBFS in 11 kHz
     onset = 1.0
     raw = synthetic_cu8(2.0, 4, bursts=[(200e3, onset, 2.0, -53.4 + 10.0)])
-    eng = DetectionEngine(cfg, baseline=base)
+    eng = build_engine(cfg, baseline=base)
     block = 1 << 14  # 6.8 ms: the RTL-SDR's USB buffer scale
     onset_block_t = None
     latency = None
@@ -204,7 +205,7 @@ def bench_memory(hours: float) -> dict:
     span = hours * 3600.0
     sc = sc.model_copy(update={"timeline": sc.timeline.model_copy(update={"exam": [(sc.timeline.exam[0][0], sc.timeline.exam[0][0] + span)]})})
     psd = SimPsd(sc, nfft=1024, segments_per_frame=200, window="exam")  # 0.1 s frames
-    eng = DetectionEngine(EngineConfig(frame_s=psd.frame_s))
+    eng = build_engine(EngineConfig(frame_s=psd.frame_s))
     warm = None
     n = 0
     t0 = time.perf_counter()
@@ -265,9 +266,6 @@ def bench_api(seconds: float, rate: float = 200.0) -> dict:
 
     import uvicorn
 
-    from detector.alerts import open_store
-    from detector.api import ApiContext, create_app
-    from detector.pipeline import Monitor
     from detector.config.plan import Scheduler, single_band_plan
     from detector.app.runs import survey_baseline
     from detector.sim.scene import scene_from_spec
@@ -275,18 +273,18 @@ def bench_api(seconds: float, rate: float = 200.0) -> dict:
 
     sys.setswitchinterval(0.001)  # as examwatch monitor does
     sc = scene_from_spec("sim:default")
-    base = survey_baseline([SimSDR(sc, window="survey")], DetectionEngine(EngineConfig()), site="S", max_duration_s=20.0)
+    base = survey_baseline([SimSDR(sc, window="survey")], build_engine(EngineConfig()), site="S", max_duration_s=20.0)
     tmp = Path(tempfile.mkdtemp(prefix="examwatch-bench-"))
-    store = open_store(None, data_dir=tmp)
-    eng = DetectionEngine(EngineConfig(), baseline=base, site="S")
     src = SimSDR(sc, window="exam", realtime=True)
     src.t = 205.0  # the hidden transmitter starts at 210 s: alerts change in the store during the load
-    mon = Monitor(lambda: src, eng, store=store, site="S", run_id="bench", realtime=True,
-                  scheduler=Scheduler(single_band_plan(src.center_hz, src.sample_rate_hz), src.sample_rate_hz))
+    vehicle = MonitorApp.build(AppSettings(data_dir=tmp, token="bench", lock=False, resume=False, dismissals=False),
+                               source_factory=lambda: src, site="S", baseline=base, stream=False, realtime=True,
+                               run_id="bench",
+                               scheduler=Scheduler(single_band_plan(src.center_hz, src.sample_rate_hz), src.sample_rate_hz))
+    mon, app = vehicle.monitor, vehicle.api
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = create_app(ApiContext(store=store, token="bench", monitor=mon))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     th = threading.Thread(target=server.run, daemon=True)
     th.start()
@@ -301,7 +299,7 @@ def bench_api(seconds: float, rate: float = 200.0) -> dict:
     server.should_exit = True
     mon.stop()
     th.join(10)
-    store.close()
+    vehicle.stop()
     res = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else {"p99": None, "p50": None, "n": 0, "errors": -1}
     return {"api_p99_ms": None if res["p99"] is None else round(res["p99"], 2),
             "api_p50_ms": None if res["p50"] is None else round(res["p50"], 2), "api_requests": res["n"],

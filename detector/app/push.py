@@ -1,31 +1,43 @@
-"""Attaching push and the SSE stream to a vehicle (``examwatch monitor``).
+"""Push and the SSE stream of a vehicle (``examwatch monitor``), as parts the app composes.
 
-:func:`attach_push` is one of ``detector.cli.monitor._extra_hooks``: called with the API context,
-the monitor and the settings before the app is built, it
-
-* always adds the SSE router (``GET /api/v1/alerts/stream``) to ``ctx.extra_routers``;
-* when ``settings.push_url`` is set (``--push URL``), attaches the outbox to the store and starts a
-  sender for that URL (``http(s)://`` → webhook with the token of ``--push-token-file``;
+* :func:`stream_router` is the SSE router (``GET /api/v1/alerts/stream``) for ``ctx.extra_routers``;
+* :func:`make_push` (``--push URL``: :class:`PushSettings`) attaches the outbox to the store and
+  makes a sender for that URL (``http(s)://`` → webhook with the token of ``--push-token-file``;
   ``mqtt://`` → MQTT), with heartbeats carrying the monitor's health and a spectrum summary. The
-  sender is stopped (after up to 2 s of draining) when the store is closed at shutdown; whatever
-  is still pending stays in the outbox for the next start.
+  app (:class:`~detector.app.monitor_app.MonitorApp`) starts it, and at shutdown stops it (after
+  up to 2 s of draining) before it closes the store; whatever is still pending stays in the
+  outbox for the next start.
+* :func:`attach_push` does both for an API context and a monitor (the app's way, and tests').
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from detector.core.errors import InputError
 
-__all__ = ["attach_push", "spectrum_summary"]
+__all__ = ["PushSettings", "attach_push", "make_push", "stream_router", "spectrum_summary", "PUSH_DRAIN_S"]
 
 log = logging.getLogger("examwatch.push")
 
-#: senders started by attach_push (the last one is the monitor's), for tests and diagnostics
-SENDERS: list = []
+#: at shutdown the sender drains for up to this long before the store is closed
+PUSH_DRAIN_S = 2.0
+
+
+@dataclass(frozen=True)
+class PushSettings:
+    """Where and as whom a vehicle pushes its alert changes (``--push``, ``--vehicle-id``,
+    ``--push-token-file``)."""
+
+    url: str
+    vehicle_id: str | None = None
+    token_file: Path | None = None
 
 
 def spectrum_summary(monitor, max_points: int = 256) -> dict | None:
@@ -78,42 +90,41 @@ def _read_token(path) -> str:
     return tok
 
 
-def attach_push(ctx, monitor, settings) -> None:
-    """The monitor hook (see the module docstring)."""
+def stream_router():
+    """The SSE router of the vehicle's API (``GET /api/v1/alerts/stream``)."""
     from detector.api.stream import build_stream_router
 
-    if not any(getattr(r, "_examwatch_stream", False) for r in ctx.extra_routers):
-        router = build_stream_router()
-        router._examwatch_stream = True
-        ctx.extra_routers.append(router)
-    url = getattr(settings, "push_url", None)
-    if not url:
-        return
+    return build_stream_router()
+
+
+def make_push(push: PushSettings, store, monitor=None, *, site: str = "site"):
+    """A sender of ``store``'s alert changes to ``push.url`` (not started), with heartbeats of
+    ``monitor``'s health and spectrum, registered as the ``push`` section of its ``/health``.
+
+    Raises InputError for a bad URL or token file."""
     from detector.push.sender import make_sender
 
-    vehicle_id = getattr(settings, "vehicle_id", None) or socket.gethostname()
-    token_file = getattr(settings, "push_token_file", None)
-    token = _read_token(token_file) if token_file else None
-    site = getattr(monitor, "site", None) or getattr(getattr(ctx, "site", None), "name", None) or "site"
-    sender = make_sender(url, ctx.store, vehicle_id=vehicle_id, token=token, site=site,
+    vehicle_id = push.vehicle_id or socket.gethostname()
+    token = _read_token(push.token_file) if push.token_file else None
+    sender = make_sender(push.url, store, vehicle_id=vehicle_id, token=token, site=site,
                          status=monitor.health if monitor is not None else None,
                          spectrum=(lambda: spectrum_summary(monitor)) if monitor is not None else None)
-    store = ctx.store
-    orig_close = store.close
-
-    def close_with_sender() -> None:
-        sender.stop(timeout=5.0, drain_s=2.0)
-        orig_close()
-
-    store.close = close_with_sender
-    sender.start()
-    SENDERS.append(sender)
-    if monitor is not None and hasattr(monitor, "health_sections"):
+    if monitor is not None:
         monitor.health_sections["push"] = sender.health  # /health → push: pending, failures, last error
-    log.info("pushing alert changes of vehicle %s to %s (%s)", vehicle_id, url, sender.transport)
-    try:
-        from detector.cli._common import console_err
+    return sender
 
-        console_err.print(f"pushing alerts as vehicle {vehicle_id!r} to {url} ({sender.pending()} change(s) pending)")
-    except Exception:  # noqa: BLE001 - printing is a courtesy
-        pass
+
+def attach_push(ctx, monitor, push: PushSettings | None, *, say: Callable[[str], None] | None = None):
+    """The SSE router into ``ctx.extra_routers`` and, with ``push``, a started sender of
+    ``ctx.store`` (returned; the caller stops it, ``sender.stop(timeout=5.0, drain_s=PUSH_DRAIN_S)``,
+    before closing the store). ``say`` gets the line announcing the push."""
+    ctx.extra_routers.append(stream_router())
+    if push is None or not push.url:
+        return None
+    site = getattr(monitor, "site", None) or getattr(ctx.site, "name", None) or "site"
+    sender = make_push(push, ctx.store, monitor, site=site)
+    sender.start()
+    log.info("pushing alert changes of vehicle %s to %s (%s)", sender.vehicle_id, push.url, sender.transport)
+    if say is not None:
+        say(f"pushing alerts as vehicle {sender.vehicle_id!r} to {push.url} ({sender.pending()} change(s) pending)")
+    return sender

@@ -1,8 +1,9 @@
 """Running a survey or a detection over a timeline of sources (the glue under the CLI and demo).
 
-A *source* here is anything ``open_source``/``open_all`` returns: an IQ source with ``info`` and
-``blocks()`` (recordings, RTL-SDR, the simulated SDR) or a sweep file with ``spectra``. Sources
-are read one after another as one timeline.
+A *source* here is anything ``open_source``/``open_all`` returns: an
+:class:`~detector.sources.IQSource` (recordings, RTL-SDR, the simulated SDR) or a
+:class:`~detector.sources.sweep.SweepFile` of spectra. Sources are read one after another as one
+timeline.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Callable, Iterable, Iterator
 from detector.detection.engine import DetectionEngine
 from detector.core.errors import InputError
 from detector.core.types import IQBlock, Spectrum
+from detector.sources.sweep import SweepFile
 
 __all__ = ["timeline_items", "timeline_frames", "survey_baseline", "run_detection", "total_duration_s"]
 
@@ -21,14 +23,13 @@ def total_duration_s(sources) -> float | None:
     """Sum of the sources' durations (s), or None when one is endless or unknown."""
     total = 0.0
     for s in sources:
-        info = getattr(s, "info", None)
-        if info is None:
-            spectra = getattr(s, "spectra", [])
+        if isinstance(s, SweepFile):
+            spectra = s.spectra
             total += (spectra[-1].offset_s + (spectra[-1].duration_s or 0.0)) if spectra else 0.0
             continue
-        if info.duration_s is None:
+        if s.info.duration_s is None:
             return None
-        total += info.duration_s
+        total += s.info.duration_s
     return total
 
 
@@ -40,7 +41,7 @@ def timeline_items(sources, engine: DetectionEngine, *, progress: Callable[[floa
     done = 0.0
     for src in sources:
         t0 = engine.time_offset_s
-        if hasattr(src, "spectra"):
+        if isinstance(src, SweepFile):
             last = 0.0
             for spec in src.spectra:
                 last = spec.offset_s + (spec.duration_s or 0.0)
@@ -57,7 +58,7 @@ def timeline_items(sources, engine: DetectionEngine, *, progress: Callable[[floa
             if max_duration_s is not None and read >= max_duration_s:
                 break
         done += read
-        if getattr(src.info, "kind", "") != "sim":
+        if src.info.kind != "sim":
             engine.time_offset_s = t0 + (src.info.duration_s if src.info.duration_s is not None else read)
 
 

@@ -2,7 +2,8 @@
 
 Conventions for every command (``DESIGN.md``): ``--json`` prints exactly one JSON object on one
 line of stdout and ``--jsonl`` one object per line; progress, tables and logs go to stderr. Exit
-codes: 0 ok, 1 failure while working, 2 bad usage, bad input, or a missing device/library.
+codes: 0 ok, 1 failure while working, 2 bad usage, bad input, or a missing device/library (the one
+table: :func:`detector.cli._errors.exit_codes`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import typer
 
 from detector.cli._common import console_err, fail
+from detector.cli._errors import exit_code_for
 from detector.core.errors import ExamwatchError
 
 app = typer.Typer(
@@ -25,15 +27,27 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-from detector.cli import spectrum as _spectrum  # noqa: E402,F401  (registers the command)
-from detector.cli import survey as _survey  # noqa: E402,F401
-from detector.cli import demo as _demo  # noqa: E402,F401
-from detector.cli import sim as _sim  # noqa: E402,F401
-from detector.cli import monitor as _monitor  # noqa: E402,F401
-from detector.cli import locate as _locate  # noqa: E402,F401
-from detector.cli import calibrate as _calibrate  # noqa: E402,F401
-from detector.cli import report as _report  # noqa: E402,F401
-from detector.cli import serve as _serve  # noqa: E402,F401
+# the commands, registered here in the order of --help (the command modules register nothing)
+from detector.cli.spectrum import spectrum  # noqa: E402
+from detector.cli.survey import replay, survey  # noqa: E402
+from detector.cli.demo import demo  # noqa: E402
+from detector.cli.sim import sim_app  # noqa: E402
+from detector.cli.monitor import monitor  # noqa: E402
+from detector.cli.locate import locate  # noqa: E402
+from detector.cli.calibrate import calibrate_app  # noqa: E402
+from detector.cli.report import report  # noqa: E402
+from detector.cli.serve import serve  # noqa: E402
+
+app.command()(spectrum)
+app.command()(survey)
+app.command()(replay)
+app.command()(demo)
+app.add_typer(sim_app, name="sim")
+app.command()(monitor)
+app.command()(locate)
+app.add_typer(calibrate_app, name="calibrate")
+app.command()(report)
+app.command()(serve)
 
 
 @app.callback()
@@ -76,7 +90,7 @@ def main() -> None:
     try:
         app()
     except ExamwatchError as exc:
-        fail(str(exc), exc.exit_code)
+        fail(str(exc), exit_code_for(exc))
     except KeyboardInterrupt:
         console_err.print("interrupted")
         sys.exit(130)

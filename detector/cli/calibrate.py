@@ -18,18 +18,17 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
-from detector.cli import app
 from detector.cli._common import CenterOpt, FormatOpt, JsonOpt, RateOpt, console_err, opt_hz, positive_hz, progress_bar
 from detector.core.errors import InputError
 from detector.app.sources import open_source
 from detector.sources import recording_help, source_kind
 from detector.core.units import format_hz, parse_hz
+from detector.core.timefmt import utc_iso
 
 calibrate_app = typer.Typer(
     help="Calibrate a dongle: frequency error (ppm), DC offset and IQ imbalance, dBFS → dBm; save its profile.",
     no_args_is_help=True,
 )
-app.add_typer(calibrate_app, name="calibrate")
 
 SourceArg = Annotated[str, typer.Argument(help=f"{recording_help()}, rtlsdr:... or sim:...")]
 SerialOpt = Annotated[Optional[str], typer.Option("--serial", help="Dongle serial the profile is for (default: the source's, e.g. rtlsdr:serial=...).")]
@@ -41,7 +40,7 @@ _MAX_SECONDS = 10.0
 
 
 def _now_utc() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return utc_iso(datetime.now(timezone.utc).replace(microsecond=0))
 
 
 def _read_iq(src, duration_s: float | None, default_live_s: float) -> tuple[np.ndarray, float, float, float]:

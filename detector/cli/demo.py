@@ -9,12 +9,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from detector.cli import app
 from detector.cli._common import console_err, progress_bar
 from detector.core.errors import InputError
 
 
-@app.command()
 def demo(
     scene: Annotated[str, typer.Option("--scene", help="Scene to run: sim:default or sim:PATH.toml.")] = "sim:default",
     seed: Annotated[Optional[int], typer.Option("--seed", help="Override the scene's seed.")] = None,
@@ -31,9 +29,9 @@ def demo(
     --json, stdout holds one object: {"pd", "false_alarms_per_hour", "nuisance_alerts",
     "tta_median_s", "freq_error_median_hz", "location_error_m", "alerts": [...]}.
     """
+    from detector.app.monitor_app import MonitorApp, build_engine
     from detector.baseline import save
     from detector.detection import Channel, ExamSession, Whitelist
-    from detector.detection.engine import DetectionEngine, EngineConfig
     from detector.localization.tracks import track_locator
     from detector.app.runs import survey_baseline
     from detector.sim.scene import scene_from_spec
@@ -52,7 +50,7 @@ def demo(
 
     # 1. survey before the exam
     survey_src = SimSDR(sc, seed=seed, window="survey")
-    engine = DetectionEngine(EngineConfig())
+    engine = build_engine()
     a, b = sc.timeline.survey
     with progress_bar(f"survey {a:.0f}–{b:.0f} s", survey_src.info.duration_s) as update:
         baseline = survey_baseline([survey_src], engine, site=site, progress=update, source_names=[scene])
@@ -65,16 +63,14 @@ def demo(
         exam_src.t_end = min(exam_src.t_end, exam_src.t_start + exam_s)
     sessions = tuple(ExamSession(x, y, f"exam session {i + 1}") for i, (x, y) in enumerate(sc.timeline.exam))
     wl = Whitelist(tuple(Channel(e.f_c_hz, e.bandwidth_hz + 5e3, e.id) for e in sc.emitters if e.whitelisted))
-    engine = DetectionEngine(EngineConfig(), baseline=baseline, whitelist=wl, site=site, sessions=sessions,
-                             locate=track_locator(sc.site.lat0, sc.site.lon0, buildings=_buildings_llh(sc)))
-    from detector.pipeline import Monitor
-
-    store = server = None
-    if serve:
-        store, server = _serve(out_dir, site, baseline, host, port)
-    mon = Monitor(lambda: exam_src, engine, store=store, site=site, run_id="demo", realtime=False, block_samples=1 << 18)
-    if server is not None:
-        server.config.app.state.ctx.monitor = mon
+    locate = track_locator(sc.site.lat0, sc.site.lon0, buildings=_buildings_llh(sc))
+    settings = _api_settings(out_dir, host, port) if serve else None
+    # no lock, no resumed alerts and no dismissal whitelist: every demo run starts afresh
+    vehicle = MonitorApp.build(settings, source_factory=lambda: exam_src, site=site, baseline=baseline, whitelist=wl,
+                               sessions=sessions, locate=locate, stream=True, realtime=False, run_id="demo",
+                               monitor_options={"block_samples": 1 << 18})
+    engine, mon = vehicle.engine, vehicle.monitor
+    server = _serve(vehicle, host, port) if settings is not None else None
     events: list[dict] = []
     announced: set[str] = set()
     announced_class: dict[str, str] = {}
@@ -120,6 +116,7 @@ def demo(
     fh.close()
     if server is not None:
         server.should_exit = True
+    vehicle.stop()  # the store is closed
     truth = scene_truth(exam_src)
     truth["window"] = [exam_src.t_start, exam_src.t_end]
     write_truth(truth, out_dir / "truth.json")
@@ -142,34 +139,33 @@ def demo(
         print_score(result)
 
 
-def _serve(out_dir: Path, site: str, baseline, host: str, port: int):
-    """Start the API (store in ``out_dir/data``) in a thread; (None, None) when the port is taken."""
+def _api_settings(out_dir: Path, host: str, port: int):
+    """The data folder of the API served while the demo runs (``out_dir/data``); None when the port
+    is taken (the demo then runs without the API)."""
     import socket
-    import threading
 
-    import uvicorn
-
-    from detector.alerts import open_store
-    from detector.api import ApiContext, create_app
-    from detector.api.auth import load_or_create_token
+    from detector.app.monitor_app import AppSettings
 
     with socket.socket() as s:
         try:
             s.bind((host, port))
         except OSError:
             console_err.print(f"[yellow]port {port} is in use: running without the API (use --port)[/]")
-            return None, None
-    data = out_dir / "data"
-    store = open_store(None, data_dir=data)
-    token, path = load_or_create_token(data)
-    from detector.api.stream import build_stream_router
+            return None
+    return AppSettings(data_dir=out_dir / "data", lock=False, resume=False, dismissals=False)
 
-    # the live stream as on a vehicle (the dashboard's alerts list follows it)
-    app = create_app(ApiContext(store=store, token=token, baselines={site: baseline}, extra_routers=[build_stream_router()]))
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+
+def _serve(vehicle, host: str, port: int):
+    """Serve the vehicle's API (the live stream as on a vehicle: the dashboard's alerts list
+    follows it) in a thread."""
+    import threading
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(vehicle.api, host=host, port=port, log_level="warning"))
     threading.Thread(target=server.run, name="examwatch-demo-api", daemon=True).start()
-    console_err.print(f"API on http://{host}:{port}/api/v1 while the demo runs (write token in {path})")
-    return store, server
+    console_err.print(f"API on http://{host}:{port}/api/v1 while the demo runs (write token in {vehicle.token_path})")
+    return server
 
 
 def _buildings_llh(scene) -> list:

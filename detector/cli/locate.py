@@ -11,7 +11,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from detector.cli import app
 from detector.cli._common import JsonOpt, console_err
 from detector.core.errors import InputError
 
@@ -128,7 +127,6 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@app.command()
 def locate(
     readings: Annotated[Path, typer.Argument(help="CSV with columns time (ISO 8601 with Z/offset, or POSIX s), power_dbm or power_dbfs, and lat,lon (or use --gps).")],
     gps: Annotated[Optional[str], typer.Option("--gps", help="GPS track matched to the readings by time: NMEA log (.nmea .log .txt), .gpx, or fixed:LAT,LON.")] = None,
@@ -178,7 +176,6 @@ def locate(
 
         lat_a, lon_a = track.interpolate(np.asarray(t, float), max_age_s=max_gps_age)
         ok = np.isfinite(lat_a)
-        gps_name = track.name
         if not ok.any():
             span = "" if track.is_fixed else f" ({_iso(track.t_s[0])} to {_iso(track.t_s[-1])})"
             raise InputError(f"GPS track {track.name}{span} has no fix within {max_gps_age:g} s of any reading "

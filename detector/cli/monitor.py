@@ -6,38 +6,18 @@ import logging
 import os
 import sys
 import threading
-import uuid
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from detector.cli import app
+from detector.app.monitor_app import MonitorSettings
 from detector.cli._common import CenterOpt, DriftIntervalOpt, FormatOpt, PpmRefOpt, RateOpt, console_err, live_drift, opt_hz, positive_hz, utf8_path
 from detector.cli._server import Server, check_listen, stop_on_signals
 from detector.core.errors import InputError
 from detector.core.textfile import read_text
 
 log = logging.getLogger("examwatch.monitor")
-
-
-class MonitorSettings(BaseSettings):
-    """Settings of ``monitor`` from the environment (``EXAMWATCH_*``) or a TOML file (``--config``);
-    command-line options win."""
-
-    model_config = SettingsConfigDict(env_prefix="EXAMWATCH_", extra="ignore")
-    db: Optional[str] = None
-    host: str = "127.0.0.1"
-    port: int = 8750
-    token: Optional[str] = None
-    token_file: Optional[Path] = None
-    data_dir: Path = Path("examwatch-data")
-    sites_dir: Path = Path("sites")
-    watchdog_s: float = 5.0
-    push_url: Optional[str] = None
-    vehicle_id: Optional[str] = None
-    push_token_file: Optional[Path] = None
 
 
 def _settings(config: Path | None) -> MonitorSettings:
@@ -54,7 +34,6 @@ def _settings(config: Path | None) -> MonitorSettings:
     return MonitorSettings(**data.get("monitor", data))
 
 
-@app.command()
 def monitor(
     source: Annotated[str, typer.Argument(help="sim:default, sim:SCENE.toml, rtlsdr:0, or a recording (any format of `spectrum`).")],
     site: Annotated[str, typer.Option("--site", help="Site name (looked up in --sites-dir) or a site TOML path.")],
@@ -91,14 +70,12 @@ def monitor(
     """
     import uvicorn
 
-    from detector.api import ApiContext, create_app
-    from detector.api.auth import load_or_create_token
-    from detector.detection.engine import DetectionEngine, EngineConfig
+    from detector.app.monitor_app import AppSettings, MonitorApp
+    from detector.app.monitor_setup import (baseline_warnings, check_drift_in_plan, open_monitor_source,
+                                            resolve_monitor_site, watch_scheduler)
+    from detector.app.push import PushSettings
+    from detector.detection.engine import EngineConfig
     from detector.localization.tracks import track_locator
-    from detector.pipeline import Monitor
-    from detector.config.plan import Scheduler, load_plan, single_band_plan
-    from detector.config.site import resolve_site
-    from detector.app.sources import open_source
     from detector.sources import source_kind
 
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -136,8 +113,6 @@ def monitor(
         from detector.sources.gps import parse_gps_spec
 
         gps_track = parse_gps_spec(gps)  # checked before anything starts: a bad spec is exit 2
-    from detector.api.auth import token_file_note
-
     check_listen(host, port)
     drift = live_drift(ppm_reference, drift_interval_s, sim=source_kind(source) == "sim")
     rate_hz = positive_hz(rate, "--rate")
@@ -150,88 +125,38 @@ def monitor(
         from detector.sim.scene import scene_from_spec
 
         scene = scene_from_spec(source)
-    if scene is not None:
-        from detector.sim.site import site_from_scene
-
-        site_cfg = resolve_site(site, sites_dir, fallback=site_from_scene(scene, site))
-    else:
-        site_cfg = resolve_site(site, sites_dir)
-    if scene is None and not Path(site).suffix == ".toml" and not Path(site).is_file() and \
-            not (sites_dir / f"{site}.toml").is_file():
-        console_err.print(f"[yellow]warning:[/] no site file {sites_dir / (site + '.toml')}: monitoring site {site!r} "
-                          "without exam sessions, whitelist or position (a site TOML: README, monitor, Site)", highlight=False)
-    hardware_ppm = 0.0
-    if kind == "rtlsdr":
-        # a dongle's profile (given, or found by its serial) sets the tuner's freq_correction to its
-        # integer ppm; the remainder is corrected digitally below
-        from detector.app.correction import load_correction as _lc
-        from detector.sources.rtlsdr import parse_rtlsdr_spec
-
-        parsed = parse_rtlsdr_spec(source)
-        prof_corr = _lc(profile, serial=parsed.serial, profiles_dir=profiles_dir)
-        if prof_corr is not None and parsed.ppm == 0 and prof_corr.ppm:
-            hardware_ppm = float(round(prof_corr.ppm))
-            source = f"{source}{',' if ':' in source else ':'}ppm={int(hardware_ppm)}"
-
-    def factory():
-        return open_source(source, sample_format=format, sample_rate_hz=rate_hz, center_hz=center_hz,
-                           sim_window="exam", sim_seed=seed, realtime=realtime)
-
-    first = factory()  # fail fast on a bad source (exit 2) before serving anything
-    info = first.info
-    if kind == "rtlsdr":
-        first.close()
-    scheduler = None
+    site_cfg, warning = resolve_monitor_site(site, sites_dir, scene)
+    if warning:
+        console_err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    src = open_monitor_source(source, sample_format=format, sample_rate_hz=rate_hz, center_hz=center_hz, seed=seed,
+                              realtime=realtime, profile=profile, profiles_dir=profiles_dir)
+    info = src.info
     plan_path = plan or (Path(site_cfg.plan) if site_cfg.plan else None)
-    if plan_path is not None:
-        if kind not in ("rtlsdr", "sim"):
-            raise InputError("--plan needs a tunable source (rtlsdr: or sim:)")
-        scheduler = Scheduler(load_plan(plan_path), info.sample_rate_hz)
-    elif kind == "rtlsdr" and center_hz is None:
-        from detector.config.plan import default_plan
-
-        scheduler = Scheduler(default_plan(), info.sample_rate_hz)
-    else:
-        scheduler = Scheduler(single_band_plan(info.center_hz, info.sample_rate_hz), info.sample_rate_hz)
-    if drift is not None and not any(abs(drift.reference_hz - h.center_hz) < 0.45 * info.sample_rate_hz for h in scheduler.hops):
-        raise InputError(f"--ppm-reference {drift.reference_hz / 1e6:.6f} MHz is in none of the bands watched "
-                         f"({', '.join(f'{h.center_hz / 1e6:.3f} MHz' for h in scheduler.hops[:4])}"
-                         f"{' …' if len(scheduler.hops) > 4 else ''}; ± {0.45 * info.sample_rate_hz / 1e6:.3f} MHz)")
-
+    scheduler = watch_scheduler(kind, plan_path, center_hz, info)
+    check_drift_in_plan(drift, scheduler, info.sample_rate_hz)
     base = None
     if baseline is not None:
         from detector.baseline import load
 
         base = load(baseline)
-        from detector.baseline.check import check_baseline
-
-        from detector.baseline.check import check_plan_coverage
-
-        warnings = check_baseline(base, [first], DetectionEngine(EngineConfig()), site=site_cfg.name)
-        if plan_path is not None or not scheduler.single:  # every hop of a plan, not only where the source starts
-            warnings += check_plan_coverage(base, [h.center_hz for h in scheduler.hops], 0.45 * info.sample_rate_hz)
-        for w in warnings:
+        for w in baseline_warnings(base, src.first, scheduler, site=site_cfg.name, plan_given=plan_path is not None):
             console_err.print(f"[yellow]warning:[/] {w}")
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"--data-dir {data_dir}: cannot create it ({exc.strerror or exc})") from None
-    _lock = _lock_data_dir(data_dir)  # noqa: F841 - held (open) for the life of the process
-    from detector.alerts import open_store
-
-    token, token_path = load_or_create_token(data_dir, token=st.token, token_file=token_file or st.token_file)
-    store = open_store(db, data_dir=data_dir)
-    if token_path is not None:
-        console_err.print(token_file_note(token_path))
-    reopened = store.open_alerts(site_cfg.name)
-    if reopened:
-        console_err.print(f"{len(reopened)} open alert(s) of site {site_cfg.name!r} reloaded from the store; "
-                          f"a track on the same frequency continues its alert")
-    wall_start = info.start
-    locate = track_locator(site_cfg.lat, site_cfg.lon, buildings=site_cfg.buildings) if (scene is not None or gps) else None
     from detector.app.correction import load_correction, profile_warnings
 
-    correction = load_correction(profile, serial=info.serial, profiles_dir=profiles_dir, hardware_ppm=hardware_ppm, drift=drift)
+    correction = load_correction(profile, serial=info.serial, profiles_dir=profiles_dir, hardware_ppm=src.hardware_ppm,
+                                 drift=drift)
+    live = kind == "rtlsdr" or realtime
+    say = lambda line: console_err.print(line)  # noqa: E731
+    wall_start = info.start
+    vehicle = MonitorApp.build(
+        AppSettings(data_dir=data_dir, db=db, token=st.token, token_file=token_file or st.token_file, sites_dir=sites_dir),
+        source_factory=src.factory, site=site_cfg.name, site_config=site_cfg,
+        engine_config=EngineConfig(fft_backend=fft_backend), baseline=base, whitelist=site_cfg.whitelist_obj(),
+        sessions=site_cfg.exam_sessions(wall_start), wall_start=wall_start,
+        locate=track_locator(site_cfg.lat, site_cfg.lon, buildings=site_cfg.buildings) if (scene is not None or gps) else None,
+        calibration=correction, gps=gps_track,
+        push=PushSettings(st.push_url, st.vehicle_id, st.push_token_file) if st.push_url else None, stream=True,
+        scheduler=scheduler, realtime=live, watchdog_s=watchdog, say=say)
     if correction is not None and correction.profile_id is not None:
         console_err.print(f"calibration profile {correction.profile_id} applied")
     if drift is not None:
@@ -239,41 +164,12 @@ def monitor(
                           f"{drift.interval_s:g} s (GET /api/v1/health → calibration.drift)")
     for w in profile_warnings(base, correction):
         console_err.print(f"[yellow]warning:[/] {w}")
-    whitelist = site_cfg.whitelist_obj()
-    added_wl = data_dir / "whitelist-added.csv"
-    if added_wl.is_file():
-        from detector.detection import Whitelist, load_whitelist
-
-        added = [c for c in load_whitelist(added_wl).channels if c.site in (None, site_cfg.name)]
-        if added:
-            whitelist = Whitelist(whitelist.channels + tuple(added), whitelist.far_above_db)
-            console_err.print(f"{len(added)} channel(s) whitelisted by dismissals reloaded from {added_wl}")
-    engine = DetectionEngine(EngineConfig(fft_backend=fft_backend), baseline=base, whitelist=whitelist, site=site_cfg.name,
-                             sessions=site_cfg.exam_sessions(wall_start), wall_start=wall_start, locate=locate,
-                             correct=correction)
-    run_id = uuid.uuid4().hex[:12]
-    live = kind == "rtlsdr" or realtime
-    pending = [first] if kind != "rtlsdr" else []
-
-    def source_factory():
-        """The source opened above first, then a fresh one on every reopen."""
-        return pending.pop() if pending else factory()
-
-    mon = Monitor(source_factory, engine, store=store, site=site_cfg.name, run_id=run_id, scheduler=scheduler, realtime=live,
-                  watchdog_s=watchdog, resume=[a.id for a in reopened])
-    if gps_track is not None:
-        _attach_gps(mon, gps_track)
-    ctx = ApiContext(store=store, token=token, monitor=mon, site=site_cfg, sites_dir=sites_dir, whitelist_file=added_wl,
-                     baselines={site_cfg.name: base} if base is not None else {})
-    from detector.app.push import attach_push
-
-    attach_push(ctx, mon, st)  # the SSE route, and push to a command center with --push
-    api = create_app(ctx)
+    mon, run_id, api = vehicle.monitor, vehicle.run_id, vehicle.api
     server = Server(uvicorn.Config(api, host=host, port=port, log_level="warning", lifespan="on"))
     mon.on_alert.append(lambda ev, alert: console_err.print(
         f"[bold red]ALERT[/] {alert.id if alert else ev.track_id} {ev.center_hz / 1e6:.5f} MHz {ev.classification} "
         f"({ev.kind}, v{alert.version if alert else '-'})") if ev.kind == "new" or (alert and alert.version == 1) else None)
-    mon.start()
+    vehicle.start()
     console_err.print(f"monitoring {info.name} for site {site_cfg.name!r}; API on http://{host}:{port}/api/v1 (run {run_id})")
     if exit_when_done:
         def stop_when_done():
@@ -284,10 +180,9 @@ def monitor(
     try:
         server.run()
     finally:
-        mon.stop()
-        store.close()
+        vehicle.stop()  # monitor → push sender (drained) → store
         console_err.print("monitor stopped; the store is consistent")
-        stuck = mon.threads_alive()
+        stuck = vehicle.threads_alive()
         if stuck and not getattr(server, "startup_failed", False) and server.started:
             # a thread stuck in a native call (a USB read that never returns) must not meet the
             # interpreter's shutdown (that aborts the process): everything is stored, leave now
@@ -297,97 +192,3 @@ def monitor(
             os._exit(0)
     if getattr(server, "startup_failed", False) or not server.started:
         raise InputError(f"the API could not listen on {host}:{port} (in use?)")
-
-
-def _lock_data_dir(data_dir: Path):
-    """One monitor per data folder (its token, added whitelist and default store): an exclusive
-    ``flock`` on ``DATA_DIR/monitor.lock`` holding the pid, released when the process ends, even
-    on SIGKILL. Returns the open lock file; InputError names the other monitor's pid."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        return None
-    path = data_dir / "monitor.lock"
-    try:
-        fh = open(path, "a+")
-    except OSError as exc:
-        raise InputError(f"--data-dir {data_dir}: cannot write {path.name} ({exc.strerror or exc})") from None
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        fh.seek(0)
-        other = fh.read().strip() or "?"
-        fh.close()
-        raise InputError(f"another examwatch monitor (pid {other}) uses --data-dir {data_dir}; give each monitor "
-                         f"its own --data-dir") from None
-    fh.seek(0)
-    fh.truncate()
-    fh.write(f"{os.getpid()}\n")
-    fh.flush()
-    return fh
-
-
-def _attach_gps(mon, track, *, gpsd_retry_s: float = 5.0) -> None:
-    """Give blocks without a position the receiver position of ``--gps`` (a parsed
-    :func:`~detector.sources.gps.parse_gps_spec`: a fixed position, a log, or gpsd)."""
-    from dataclasses import replace
-
-    from detector.core.types import Position
-
-    eng = mon.engine
-    orig = eng.frames_of_block
-    fixed = Position(float(track.lat[0]), float(track.lon[0])) if getattr(track, "is_fixed", False) else None
-    live = _follow_gpsd(track, retry_s=gpsd_retry_s) if hasattr(track, "fixes") else None
-
-    def with_position(block):
-        if block.position is None:
-            if fixed is not None:
-                block = replace(block, position=fixed)
-            elif live is not None:
-                pos = live()
-                if pos is not None:
-                    block = replace(block, position=pos)
-            elif block.start is not None and hasattr(track, "at"):
-                at = track.at(block.start.timestamp())
-                if at is not None:
-                    block = replace(block, position=Position(*at[:2]))
-        return orig(block)
-
-    eng.frames_of_block = with_position
-
-
-#: a live gpsd fix older than this is not used (the vehicle may have moved; no position is better)
-GPSD_MAX_AGE_S = 5.0
-
-
-def _follow_gpsd(client, *, retry_s: float = 5.0):
-    """Follow a gpsd client in a daemon thread; returns ``latest() -> Position | None`` (None while
-    no fix is younger than :data:`GPSD_MAX_AGE_S`). A lost gpsd is logged once and retried every
-    ``retry_s`` seconds."""
-    import time
-
-    from detector.core.types import Position
-
-    state: dict = {"pos": None, "at": -1e9}
-
-    def run() -> None:
-        down = False
-        while True:
-            try:
-                for fix in client.fixes():
-                    state["pos"], state["at"] = Position(fix.lat, fix.lon), time.monotonic()
-                    if down:
-                        log.warning("gpsd is back: positions attached again")
-                        down = False
-            except Exception as exc:  # noqa: BLE001 - a lost gpsd must not stop the monitor
-                if not down:
-                    log.warning("gpsd lost (%s): readings carry no position until it is back; retrying", exc)
-                    down = True
-            time.sleep(retry_s)
-
-    threading.Thread(target=run, name="examwatch-gpsd", daemon=True).start()
-
-    def latest():
-        return state["pos"] if time.monotonic() - state["at"] <= GPSD_MAX_AGE_S else None
-
-    return latest

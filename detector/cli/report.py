@@ -8,7 +8,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from detector.cli import app
 from detector.cli._common import console_err
 from detector.core.errors import InputError
 
@@ -25,7 +24,6 @@ def _time(text: str | None, name: str) -> datetime | None:
     return t
 
 
-@app.command()
 def report(
     site: Annotated[str, typer.Option("--site", help="Site name (looked up in --sites-dir) or a site TOML path: its sessions group the alerts.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Write the report to exactly this file (HTML, or PDF with --pdf).")],

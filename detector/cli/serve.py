@@ -8,13 +8,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from detector.cli import app
 from detector.cli._common import console_err
 from detector.cli._server import Server, check_listen, stop_on_signals
 from detector.core.errors import InputError
 
 
-@app.command()
 def serve(
     db: Annotated[Optional[str], typer.Option("--db", help="Center store URL: postgresql://USER@HOST:PORT/DB in production (default: SQLite center.db in --data-dir).")] = None,
     host: Annotated[str, typer.Option("--host", help="API address.")] = "127.0.0.1",

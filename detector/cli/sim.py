@@ -9,12 +9,10 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from detector.cli import app
 from detector.cli._common import console_err, positive_hz, progress_bar
 from detector.core.errors import InputError
 
 sim_app = typer.Typer(help="The simulated exam site: export recordings, score alerts.", no_args_is_help=True)
-app.add_typer(sim_app, name="sim")
 
 
 @sim_app.command("export")

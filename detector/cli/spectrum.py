@@ -10,7 +10,6 @@ import typer
 from rich.table import Table
 
 from detector.app.analysis import DEFAULT_FRAME_S, summarize_source
-from detector.cli import app
 from detector.cli._common import CenterOpt, FormatOpt, JsonOpt, RateOpt, check_figure_path, console_err, opt_hz, positive_hz, progress_bar
 from detector.core.errors import InputError
 from detector.app.sources import open_source
@@ -18,7 +17,6 @@ from detector.sources import recording_help
 from detector.core.units import format_hz
 
 
-@app.command()
 def spectrum(
     source: Annotated[str, typer.Argument(help=f"{recording_help()}, sim:default / sim:SCENE.toml, or rtlsdr:0.")],
     format: FormatOpt = None,

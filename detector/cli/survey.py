@@ -9,11 +9,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from detector.cli import app
 from detector.cli._common import (CenterOpt, DriftIntervalOpt, FormatOpt, PpmRefOpt, RateOpt, check_figure_path, check_out_path,
                                    check_reference_in_band, console_err, live_drift, progress_bar)
 from detector.cli._sources import open_all
-from detector.detection.engine import DetectionEngine, EngineConfig, center_moved
+from detector.app.monitor_app import build_engine
+from detector.detection.engine import EngineConfig, center_moved
 from detector.core.errors import InputError
 from detector.core.units import format_hz
 from detector.app.runs import run_detection, survey_baseline, total_duration_s
@@ -73,7 +73,6 @@ def _scene_context(sources: list[str]):
     return None, (), None
 
 
-@app.command()
 def survey(
     sources: SourcesArg,
     site: Annotated[str, typer.Option("--site", help="Site name recorded in the baseline.")],
@@ -112,7 +111,7 @@ def survey(
     if duration is None and any(getattr(getattr(s, "info", None), "n_samples", 0) is None for s in srcs):
         raise InputError("a live source needs --duration (seconds to survey)")
     check_reference_in_band(drift, srcs)
-    engine = DetectionEngine(EngineConfig(frame_s=frame_s), correct=_correction(profile, srcs, drift, profiles_dir))
+    engine = build_engine(EngineConfig(frame_s=frame_s), calibration=_correction(profile, srcs, drift, profiles_dir))
     total = total_duration_s(srcs) if duration is None else duration * len(srcs)
     with progress_bar(f"surveying {site}", total) as update:
         baseline = survey_baseline(srcs, engine, site=site, progress=update, max_duration_s=duration, source_names=sources)
@@ -132,7 +131,6 @@ def survey(
                       f"{int(baseline.frames.max())} frames, {baseline.span_s:.1f} s → {path}")
 
 
-@app.command()
 def replay(
     sources: SourcesArg,
     site: Annotated[str, typer.Option("--site", help="Site name (whitelist and schedule lookups).")],
@@ -197,8 +195,8 @@ def replay(
 
     for w in profile_warnings(base, correction):
         console_err.print(f"[yellow]warning:[/] {w}")
-    engine = DetectionEngine(EngineConfig(frame_s=frame_s, fa_per_hour=fa_per_hour), baseline=base, whitelist=wl,
-                             site=site, sessions=sessions, wall_start=start, locate=locate, correct=correction)
+    engine = build_engine(EngineConfig(frame_s=frame_s, fa_per_hour=fa_per_hour), baseline=base, whitelist=wl,
+                          site=site, sessions=sessions, wall_start=start, locate=locate, calibration=correction)
     if base is not None:
         from detector.baseline.check import check_baseline
 

@@ -1,5 +1,6 @@
-"""The monitor's capture loop: capture → detection → store → callbacks, in threads, with a watchdog."""
+"""The monitor's loop: capture → processing (detection, store, callbacks) → evidence and live view,
+in threads, with a watchdog (see :mod:`detector.pipeline.monitor`)."""
 
-from detector.pipeline.monitor import Monitor, MonitorStatus
+from detector.pipeline.monitor import Monitor, MonitorState, MonitorStatus
 
-__all__ = ["Monitor", "MonitorStatus"]
+__all__ = ["Monitor", "MonitorStatus", "MonitorState"]

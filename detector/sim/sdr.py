@@ -37,7 +37,7 @@ from detector.dsp import cu8_to_complex64, make_plan, welch_psd
 from detector.sim._synth import cu8_bytes, iq_imbalance
 from detector.sim.scene import Emitter, Scene
 from detector.sim.world import World, enu_to_llh
-from detector.sources._base import DEFAULT_BLOCK_SAMPLES, SourceInfo
+from detector.sources._base import DEFAULT_BLOCK_SAMPLES, IQSource, SourceInfo
 from detector.core.types import IQBlock, Position, Spectrum
 
 __all__ = ["SimSDR", "SimPsd", "emitter_intervals", "window_bounds"]
@@ -222,7 +222,7 @@ class _SceneRadio:
         self._retuned = True
 
 
-class SimSDR(_SceneRadio):
+class SimSDR(_SceneRadio, IQSource):
     """Simulated RTL-SDR over a window of a scene (see the module docstring).
 
     Parameters
@@ -291,7 +291,13 @@ class SimSDR(_SceneRadio):
         x = iq_imbalance(x, rx.iq_gain_db, rx.iq_phase_deg)
         return cu8_to_complex64(cu8_bytes(x, dc_lsb=rx.dc_offset_lsb))
 
-    def read(self, n_samples: int) -> IQBlock:
+    readable = True
+    tunable = True
+
+    def _exhausted(self) -> bool:
+        return self.t >= self.t_end - 1e-9
+
+    def _read_block(self, n_samples: int) -> IQBlock:
         """One block of ``n_samples`` at the current scene time; the time then advances."""
         fs = self.sample_rate_hz
         if self.realtime:
@@ -324,7 +330,7 @@ class SimSDR(_SceneRadio):
                 break
             yield self.read(n)
 
-    def close(self) -> None:
+    def _close(self) -> None:
         pass
 
 

@@ -7,7 +7,8 @@ A source spec is one string, as SDR tools use (``DESIGN.md``):
 * ``rtlsdr:0``, ``rtlsdr:serial=00000001,gain=30,ppm=-37``: a live dongle.
 
 :func:`open_iq` resolves the spec plus the common options (``--format``, ``--rate``,
-``--center``) into an object with ``info`` and ``blocks()``. Missing metadata is an
+``--center``) into an :class:`IQSource` (``info``, ``state``, ``blocks()``, ``read()``, ``tune()``,
+``ended``, ``close()``). Missing metadata is an
 :class:`~detector.core.errors.InputError` naming the option, never a silent default. The
 simulated site (``sim:``) is a source too, but it lives above this layer: the dispatcher that
 also opens it is :func:`detector.app.sources.open_source`.
@@ -19,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from detector.core.errors import InputError
-from detector.sources._base import DEFAULT_BLOCK_SAMPLES, IQSource, SourceInfo
+from detector.sources._base import DEFAULT_BLOCK_SAMPLES, IQSource, SourceInfo, SourceState, as_source
 from detector.sources._files import SIGMF_DATATYPES, RawIQFile, SigMFFile, WavIQFile
 from detector.sources._names import NEEDS_FORMAT_EXTENSIONS, RAW_FORMATS, format_from_extension, metadata_from_name, recording_help
 
@@ -27,6 +28,8 @@ __all__ = [
     "recording_help",
     "IQSource",
     "SourceInfo",
+    "SourceState",
+    "as_source",
     "DEFAULT_BLOCK_SAMPLES",
     "RawIQFile",
     "WavIQFile",

@@ -12,7 +12,7 @@ import numpy as np
 from detector.dsp import cf32_to_complex64, cs8_to_complex64, cs16_to_complex64, cu8_to_complex64
 from detector.core.errors import InputError
 from detector.core.textfile import read_text
-from detector.sources._base import DEFAULT_BLOCK_SAMPLES, SourceInfo
+from detector.sources._base import DEFAULT_BLOCK_SAMPLES, IQSource, SourceInfo
 from detector.sources._names import RAW_FORMATS
 from detector.core.types import IQBlock
 
@@ -44,7 +44,7 @@ def _blocks_from_offsets(
         pos += count
 
 
-class RawIQFile:
+class RawIQFile(IQSource):
     """A raw interleaved I/Q file (``cu8``, ``cs8``, ``cs16`` LE, ``cf32`` LE).
 
     Parameters
@@ -117,15 +117,15 @@ class RawIQFile:
         try:
             yield from _blocks_from_offsets(self._read, self.info.n_samples, block_samples, self.info)
         finally:
-            self.close()
+            self._close()
 
-    def close(self) -> None:
+    def _close(self) -> None:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
 
 
-class WavIQFile:
+class WavIQFile(IQSource):
     """A stereo WAV IQ recording (left = I, right = Q), int16, int32, uint8 or float32.
 
     The sample type and rate come from the WAV header, never from ``--format``; the center
@@ -173,7 +173,7 @@ class WavIQFile:
     def blocks(self, block_samples: int = DEFAULT_BLOCK_SAMPLES) -> Iterator[IQBlock]:
         yield from _blocks_from_offsets(self._read, self.info.n_samples, block_samples, self.info)
 
-    def close(self) -> None:
+    def _close(self) -> None:
         self._data = None
 
 
@@ -187,7 +187,7 @@ def _parse_iso(text: str | None) -> datetime | None:
     return dt.astimezone(timezone.utc) if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
-class SigMFFile:
+class SigMFFile(IQSource):
     """A SigMF recording (``.sigmf-meta`` + ``.sigmf-data``) read through the ``sigmf`` package.
 
     Supported ``core:datatype``: ``cu8``, ``ci8``, ``ci16_le``, ``cf32_le``. Sample rate from
@@ -250,5 +250,5 @@ class SigMFFile:
     def blocks(self, block_samples: int = DEFAULT_BLOCK_SAMPLES) -> Iterator[IQBlock]:
         yield from _blocks_from_offsets(self._read, self.info.n_samples, block_samples, self.info)
 
-    def close(self) -> None:
+    def _close(self) -> None:
         pass

@@ -12,13 +12,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterator
-
 import numpy as np
 
 from detector.dsp import cu8_to_complex64
 from detector.core.errors import DeviceError, InputError
-from detector.sources._base import DEFAULT_BLOCK_SAMPLES, SourceInfo
+from detector.sources._base import IQSource, SourceInfo
 from detector.core.types import IQBlock
 
 __all__ = ["RtlSdrSpec", "RtlSdrSource", "parse_rtlsdr_spec", "RTL_MIN_HZ", "RTL_MAX_HZ", "check_rtl_center"]
@@ -95,7 +93,7 @@ def _import_rtlsdr():
     return rtlsdr
 
 
-class RtlSdrSource:
+class RtlSdrSource(IQSource):
     """A live RTL-SDR, tunable: :meth:`tune` retunes and discards the settling samples.
 
     Parameters
@@ -111,6 +109,9 @@ class RtlSdrSource:
     DeviceError
         No librtlsdr, a mismatched librtlsdr, or no dongle (see the module docstring).
     """
+
+    readable = True
+    tunable = True
 
     def __init__(self, spec: RtlSdrSpec, *, center_hz: float, sample_rate_hz: float, device_factory=None) -> None:
         check_rtl_center(center_hz)
@@ -144,7 +145,7 @@ class RtlSdrSource:
         self.info = SourceInfo(**{**self.info.__dict__, "center_hz": float(center_hz)})
         self._settle = True
 
-    def read(self, n_samples: int) -> IQBlock:
+    def _read_block(self, n_samples: int) -> IQBlock:
         """Read one block of ``n_samples`` at the current tuning. Raises :class:`DeviceError` on USB errors."""
         try:
             if self._settle:
@@ -158,11 +159,7 @@ class RtlSdrSource:
         return IQBlock(cu8_to_complex64(arr), self.info.center_hz, self.info.sample_rate_hz, start=now,
                        offset_s=time.monotonic() - self._t0, gain_db=self.spec.gain_db, retuned=retuned)
 
-    def blocks(self, block_samples: int = DEFAULT_BLOCK_SAMPLES) -> Iterator[IQBlock]:
-        while self._dev is not None:
-            yield self.read(block_samples)
-
-    def close(self) -> None:
+    def _close(self) -> None:
         if self._dev is not None:
             try:
                 self._dev.close()

@@ -98,12 +98,16 @@ def test_the_demo_api_has_the_live_stream_as_a_vehicle_does(tmp_path):
 
     import httpx
 
-    from detector.cli.demo import _serve
+    from detector.app.monitor_app import MonitorApp
+    from detector.cli.demo import _api_settings, _serve
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    store, server = _serve(tmp_path, "S", None, "127.0.0.1", port)
+    # composed as the demo composes its vehicle (the monitor is not started here)
+    vehicle = MonitorApp.build(_api_settings(tmp_path, "127.0.0.1", port), source_factory=lambda: None, site="S",
+                               stream=True)
+    server = _serve(vehicle, "127.0.0.1", port)
     try:
         end = time.monotonic() + 30
         while not server.started and time.monotonic() < end:
@@ -116,4 +120,4 @@ def test_the_demo_api_has_the_live_stream_as_a_vehicle_does(tmp_path):
     finally:
         server.should_exit = True
         time.sleep(0.5)
-        store.close()
+        vehicle.stop()

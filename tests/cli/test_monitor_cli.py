@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 import pytest
-from detector.cli.monitor import _attach_gps
+from detector.app.gps import position_provider
 from detector.sources.gps import Fix, GpsTrack
 from detector.core.types import IQBlock, Position
 from tests._helpers import free_port
@@ -65,29 +65,55 @@ def test_token_file_note_warns_when_others_can_read_it(tmp_path):
     assert "0644" in note and "chmod 600" in note and "(mode 0600)" not in note
 
 
-class _Engine:
-    def __init__(self):
-        self.seen = []
-
-    def frames_of_block(self, block):
-        self.seen.append(block.position)
-        return []
-
-
-class _Mon:
-    def __init__(self):
-        self.engine = _Engine()
-
-
 def _block():
     return IQBlock(np.zeros(16, np.complex64), 446e6, 1e6, start=datetime.now(timezone.utc))
 
 
 def test_a_fixed_position_is_given_to_every_block():
-    mon = _Mon()
-    _attach_gps(mon, GpsTrack.fixed_position(50.1, 10.2))
-    mon.engine.frames_of_block(_block())
-    assert mon.engine.seen == [Position(50.1, 10.2)]
+    pos = position_provider(GpsTrack.fixed_position(50.1, 10.2))
+    assert [pos(_block()), pos(_block())] == [Position(50.1, 10.2)] * 2
+
+
+def test_a_gps_log_gives_the_position_at_the_blocks_time():
+    t0 = datetime(2026, 6, 1, 8, 0, tzinfo=timezone.utc)
+    from datetime import timedelta
+
+    track = GpsTrack(t0.timestamp() + np.arange(3.0), 50.0 + np.arange(3) * 1e-4, np.full(3, 10.0))
+    pos = position_provider(track)
+    b = IQBlock(np.zeros(16, np.complex64), 446e6, 1e6, start=t0 + timedelta(seconds=1))
+    got = pos(b)
+    assert got is not None and abs(got.lat - 50.0001) < 1e-7 and got.lon == 10.0
+    assert pos(IQBlock(np.zeros(16, np.complex64), 446e6, 1e6)) is None  # no wall clock: no position
+
+
+def test_the_monitor_gives_blocks_without_a_position_the_gps_position():
+    from detector.detection.engine import EngineConfig
+    from detector.pipeline import Monitor
+    from detector.sources import IQSource, SourceInfo
+
+    class Rec(IQSource):
+        info = SourceInfo(kind="raw", name="rec", center_hz=446e6, sample_rate_hz=250e3, n_samples=1 << 15)
+
+        def blocks(self, bs):
+            for i in range(0, 1 << 15, bs):
+                x = np.random.default_rng(i).standard_normal(bs).astype(np.complex64) * 1e-3  # distinct blocks
+                yield IQBlock(x, 446e6, 250e3, offset_s=i / 250e3, retuned=i == 0)
+
+    from detector.detection.engine import DetectionEngine
+
+    seen = []
+
+    class Spy(DetectionEngine):
+        def process_block(self, block):
+            seen.append(block.position)
+            return super().process_block(block)
+
+    eng = Spy(EngineConfig())
+    mon = Monitor(Rec, eng, block_samples=1 << 13, coalesce_samples=0,
+                  positions=position_provider(GpsTrack.fixed_position(50.1, 10.2))).start()
+    assert mon.finished.wait(20)
+    mon.stop()
+    assert seen == [Position(50.1, 10.2)] * 4
 
 
 def test_live_gpsd_positions_follow_the_latest_fix_and_survive_a_lost_gpsd():
@@ -104,27 +130,27 @@ def test_live_gpsd_positions_follow_the_latest_fix_and_survive_a_lost_gpsd():
             yield Fix(t=datetime.now(timezone.utc), lat=50.2, lon=10.3, source="gpsd")
             go.wait(10)
 
-    import detector.cli.monitor as m
+    import detector.app.gps as m
 
-    mon = _Mon()
+    seen = []
     try:
-        _attach_gps(mon, FakeGpsd(), gpsd_retry_s=0.01)
+        pos = position_provider(FakeGpsd(), gpsd_retry_s=0.01)
         end = time.monotonic() + 5
         while time.monotonic() < end:
-            mon.engine.frames_of_block(_block())
+            seen.append(pos(_block()))
             first_block_done.set()
-            if mon.engine.seen[-1] is not None:
+            if seen[-1] is not None:
                 break
             time.sleep(0.02)
     finally:
         go.set()
-    assert mon.engine.seen[0] is None  # before the first fix: no position rather than a stale one
-    assert mon.engine.seen[-1] == Position(50.2, 10.3)
+    assert seen[0] is None  # before the first fix: no position rather than a stale one
+    assert seen[-1] == Position(50.2, 10.3)
     assert m.GPSD_MAX_AGE_S == 5.0
 
 
 def test_one_monitor_per_data_dir(tmp_path):
-    from detector.cli.monitor import _lock_data_dir
+    from detector.app.monitor_app import lock_data_dir as _lock_data_dir
     from detector.core.errors import InputError
 
     held = _lock_data_dir(tmp_path)

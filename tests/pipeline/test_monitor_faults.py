@@ -11,15 +11,17 @@ import pytest
 from detector.detection.engine import DetectionEngine, EngineConfig
 from detector.pipeline import Monitor
 from detector.sim import awgn, gate, nfm
-from detector.sources import SourceInfo
+from detector.sources import IQSource, SourceInfo
 from detector.core.types import IQBlock
 
 FS = 250e3
 CENTER = 446.05e6
 
 
-class FaultySource:
+class FaultySource(IQSource):
     """A live-like source of noise with a burst; failure switches: raise, stall, repeat."""
+
+    readable = True
 
     def __init__(self, mode: str, shared: dict) -> None:
         self.mode = mode
@@ -27,9 +29,8 @@ class FaultySource:
         self.info = SourceInfo(kind="fake", name=f"fake-{mode}", center_hz=CENTER, sample_rate_hz=FS, n_samples=None)
         self.rng = np.random.default_rng(shared.setdefault("opens", 0))
         shared["opens"] += 1
-        self.t = 0.0
 
-    def read(self, n):
+    def _read_block(self, n):
         self.shared.setdefault("sizes", set()).add(n)
         k = self.shared.setdefault("reads", 0)
         self.shared["reads"] = k + 1
@@ -46,12 +47,10 @@ class FaultySource:
         time.sleep(n / FS / 20)  # 20× real time: a paced source
         return b
 
-    def close(self):
-        pass
-
 
 def recording_of(x: np.ndarray):
-    """A finite source class (a recording) of the samples ``x``: blocks on demand, never paced."""
+    """A finite source class (a recording) of the samples ``x``: blocks on demand, never paced
+    (an object with only ``info``/``blocks``/``close``: the monitor adapts it)."""
     n = x.size
 
     class Recording:

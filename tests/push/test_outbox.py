@@ -13,9 +13,8 @@ from fastapi.responses import JSONResponse
 
 from detector.alerts import open_store
 from detector.api import ApiContext, create_app
-from detector.cli.monitor import MonitorSettings
 from detector.core.errors import InputError
-from detector.app.push import attach_push, spectrum_summary
+from detector.app.push import PushSettings, attach_push, spectrum_summary
 from detector.center import open_center_store
 from detector.push import HttpPushSender, Outbox
 from detector.center.app import build_center_app
@@ -245,11 +244,11 @@ def test_monitor_hook_attaches_push_and_stream(tmp_path):
 
     try:
         with pytest.raises(InputError):
-            attach_push(ApiContext(store=store, token="w" * 24), FakeMonitor(), MonitorSettings(push_url=srv.url))
+            attach_push(ApiContext(store=store, token="w" * 24), FakeMonitor(), PushSettings(srv.url))
         ctx = ApiContext(store=store, token="w" * 24)
-        st = MonitorSettings(push_url=srv.url, vehicle_id="van-7", push_token_file=tokf)
+        st = PushSettings(srv.url, vehicle_id="van-7", token_file=tokf)
         mon = FakeMonitor()
-        attach_push(ctx, mon, st)
+        sender = attach_push(ctx, mon, st)
         assert len(ctx.extra_routers) == 1
         assert mon.health_sections["push"]()["vehicle_id"] == "van-7"  # the vehicle's /health → push
         app_srv = UvicornThread(create_app(ctx)).start()
@@ -266,10 +265,10 @@ def test_monitor_hook_attaches_push_and_stream(tmp_path):
                 assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         finally:
             app_srv.stop()
-        store.close()  # stops the sender too
-        from detector.app.push import SENDERS
+        from detector.app.monitor_app import MonitorApp
 
-        assert SENDERS[-1]._thread is not None and not SENDERS[-1]._thread.is_alive()
+        MonitorApp(engine=None, monitor=None, store=store, sender=sender).stop()  # the app's shutdown: sender, then store
+        assert sender._thread is not None and not sender._thread.is_alive()
     finally:
         srv.stop()
         center.close()

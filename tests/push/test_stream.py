@@ -11,7 +11,6 @@ import pytest
 
 from detector.alerts import open_store
 from detector.api import ApiContext, create_app
-from detector.cli.monitor import MonitorSettings
 from detector.app.push import attach_push
 from detector.center import open_center_store
 from detector.center.app import build_center_app
@@ -48,7 +47,7 @@ def node(request, tmp_path):
         vstore.apply_event(track_event(f"T{int(clock[0]) % 4}", clock[0], snr=10.0, center_hz=446e6), site="S", run_id="r")
     if request.param == "vehicle":
         ctx = ApiContext(store=vstore, token="w" * 24)
-        attach_push(ctx, None, MonitorSettings())  # no push URL: only the SSE route
+        attach_push(ctx, None, None)  # no push URL: only the SSE route
         srv = UvicornThread(create_app(ctx)).start()
 
         def change(k):
@@ -135,7 +134,7 @@ def test_bad_or_future_last_event_id(node):
 def test_site_filter_sends_only_that_sites_alerts(tmp_path):
     store = open_store(None, data_dir=tmp_path)
     ctx = ApiContext(store=store, token="w" * 24)
-    attach_push(ctx, None, MonitorSettings())
+    attach_push(ctx, None, None)
     srv = UvicornThread(create_app(ctx)).start()
     try:
         for i, site in enumerate(["S", "B", "S", "B", "B"]):

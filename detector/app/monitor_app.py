@@ -1,0 +1,272 @@
+"""The composition root: the detection engine and the monitor application, built in one place.
+
+* :func:`build_engine` composes a :class:`~detector.detection.engine.DetectionEngine` from the
+  baseline, whitelist, site, exam sessions, localization and calibration: ``survey``, ``replay``,
+  ``monitor``, ``demo`` and the bench all build their engine here.
+* :meth:`MonitorApp.build` composes a running vehicle: the data folder (its lock, the API token,
+  the alert store and the channels whitelisted by dismissals), the engine, the
+  :class:`~detector.pipeline.Monitor` (with the receiver's position from ``gps``), the API (with
+  the SSE stream) and the push sender. Push, SSE, GPS and calibration are its arguments;
+  :meth:`MonitorApp.start` and :meth:`MonitorApp.stop` are the start and the explicit shutdown
+  sequence (monitor → push sender, drained → store → lock).
+
+Nothing here prints: lines for the operator go to ``say``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from detector.core.errors import InputError
+
+__all__ = ["build_engine", "MonitorApp", "AppSettings", "MonitorSettings", "lock_data_dir", "with_added_whitelist"]
+
+log = logging.getLogger("examwatch.monitor")
+
+
+class MonitorSettings(BaseSettings):
+    """Settings of ``monitor`` from the environment (``EXAMWATCH_*``) or a TOML file (``--config``);
+    command-line options win."""
+
+    model_config = SettingsConfigDict(env_prefix="EXAMWATCH_", extra="ignore")
+    db: Optional[str] = None
+    host: str = "127.0.0.1"
+    port: int = 8750
+    token: Optional[str] = None
+    token_file: Optional[Path] = None
+    data_dir: Path = Path("examwatch-data")
+    sites_dir: Path = Path("sites")
+    watchdog_s: float = 5.0
+    push_url: Optional[str] = None
+    vehicle_id: Optional[str] = None
+    push_token_file: Optional[Path] = None
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """Where a monitor application keeps its state: the data folder (store, token, evidence, the
+    channels whitelisted by dismissals), the store URL and the API token."""
+
+    data_dir: Path
+    db: str | None = None
+    token: str | None = None
+    token_file: Path | None = None
+    sites_dir: Path | None = None
+    #: one monitor per data folder (``DATA_DIR/monitor.lock``)
+    lock: bool = True
+    #: open alerts an earlier run of the site left in the store are continued by this run
+    resume: bool = True
+    #: channels whitelisted by dismissals are kept in ``DATA_DIR/whitelist-added.csv`` and reloaded
+    dismissals: bool = True
+
+
+def build_engine(config=None, *, baseline=None, whitelist=None, site: str = "site", sessions=(), wall_start=None,
+                 locate=None, calibration=None):
+    """The detection engine of a run (``config``: an ``EngineConfig``, default settings when None)."""
+    from detector.detection.engine import DetectionEngine, EngineConfig
+
+    return DetectionEngine(config if config is not None else EngineConfig(), baseline=baseline, whitelist=whitelist,
+                           site=site, sessions=sessions, wall_start=wall_start, locate=locate, correct=calibration)
+
+
+def lock_data_dir(data_dir: Path):
+    """One monitor per data folder (its token, added whitelist and default store): an exclusive
+    ``flock`` on ``DATA_DIR/monitor.lock`` holding the pid, released when the process ends, even
+    on SIGKILL. Returns the open lock file; InputError names the other monitor's pid."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        return None
+    path = data_dir / "monitor.lock"
+    try:
+        fh = open(path, "a+")
+    except OSError as exc:
+        raise InputError(f"--data-dir {data_dir}: cannot write {path.name} ({exc.strerror or exc})") from None
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        other = fh.read().strip() or "?"
+        fh.close()
+        raise InputError(f"another examwatch monitor (pid {other}) uses --data-dir {data_dir}; give each monitor "
+                         f"its own --data-dir") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"{os.getpid()}\n")
+    fh.flush()
+    return fh
+
+
+def with_added_whitelist(whitelist, path: Path, site: str):
+    """``whitelist`` plus the channels of ``site`` whitelisted by dismissals (``path``, a CSV kept
+    by the API); returns (whitelist, number added)."""
+    if not path.is_file():
+        return whitelist, 0
+    from detector.detection import Whitelist, load_whitelist
+
+    added = [c for c in load_whitelist(path).channels if c.site in (None, site)]
+    if not added:
+        return whitelist, 0
+    base = whitelist if whitelist is not None else Whitelist(())
+    return Whitelist(base.channels + tuple(added), base.far_above_db), len(added)
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass
+class MonitorApp:
+    """A composed vehicle: engine, store, monitor, API app and push sender (see the module docstring)."""
+
+    engine: object
+    monitor: object
+    store: object | None = None
+    api: object | None = None
+    ctx: object | None = None
+    sender: object | None = None
+    token: str | None = None
+    token_path: Path | None = None
+    run_id: str = "run"
+    reopened: list = field(default_factory=list)
+    _lock_file: object | None = None
+    _stopped: bool = False
+    _released: bool = False
+
+    @classmethod
+    def build(cls, settings: AppSettings | None, *, source_factory: Callable[[], object], site: str,
+              site_config=None, engine_config=None, baseline=None, whitelist=None, sessions=(), wall_start=None,
+              locate=None, calibration=None, gps=None, push=None, stream: bool = True, scheduler=None,
+              realtime: bool = False, watchdog_s: float = 5.0, run_id: str | None = None,
+              monitor_options: dict | None = None, say: Callable[[str], None] = _quiet) -> "MonitorApp":
+        """Compose the vehicle.
+
+        Parameters
+        ----------
+        settings : AppSettings or None
+            The data folder, store and token; None: no store and no API (detection only).
+        source_factory : callable
+            A fresh source per call (the monitor reopens through it).
+        site : str
+            The site name (alerts, whitelist dismissals); ``site_config`` the :class:`~detector.config.site.Site`.
+        engine_config, baseline, whitelist, sessions, wall_start, locate
+            Of the engine (:func:`build_engine`); the whitelist is extended by the channels
+            whitelisted by dismissals in the data folder.
+        calibration : callable, optional
+            The dongle's correction (:mod:`detector.app.correction`).
+        gps : GpsTrack or gpsd client, optional
+            The receiver's position for blocks without one (:func:`detector.app.gps.position_provider`).
+        push : PushSettings, optional
+            Push alert changes to a command center.
+        stream : bool
+            Serve the SSE stream of alert changes.
+        scheduler, realtime, watchdog_s, monitor_options
+            Of the :class:`~detector.pipeline.Monitor` (``monitor_options``: its other keywords).
+        """
+        from detector.pipeline import Monitor
+
+        run_id = run_id or uuid.uuid4().hex[:12]
+        app = cls(engine=None, monitor=None, run_id=run_id)
+        try:
+            added_wl = None
+            if settings is not None:
+                app._open_data(settings, site, say)
+            if settings is not None and settings.dismissals:
+                added_wl = settings.data_dir / "whitelist-added.csv"
+                whitelist, n = with_added_whitelist(whitelist, added_wl, site)
+                if n:
+                    say(f"{n} channel(s) whitelisted by dismissals reloaded from {added_wl}")
+            app.engine = build_engine(engine_config, baseline=baseline, whitelist=whitelist, site=site, sessions=sessions,
+                                      wall_start=wall_start, locate=locate, calibration=calibration)
+            positions = None
+            if gps is not None:
+                from detector.app.gps import position_provider
+
+                positions = position_provider(gps)
+            app.monitor = Monitor(source_factory, app.engine, store=app.store, site=site, run_id=run_id,
+                                  scheduler=scheduler, realtime=realtime, watchdog_s=watchdog_s,
+                                  resume=[a.id for a in app.reopened], positions=positions, **(monitor_options or {}))
+            if settings is not None:
+                app._compose_api(settings, site_config, baseline, site, added_wl, push, stream, say)
+        except BaseException:
+            app._release()
+            raise
+        return app
+
+    def _open_data(self, settings: AppSettings, site: str, say) -> None:
+        from detector.alerts import open_store
+        from detector.api.auth import load_or_create_token, token_file_note
+
+        data_dir = settings.data_dir
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"--data-dir {data_dir}: cannot create it ({exc.strerror or exc})") from None
+        if settings.lock:
+            self._lock_file = lock_data_dir(data_dir)  # held for the life of the app
+        self.token, self.token_path = load_or_create_token(data_dir, token=settings.token, token_file=settings.token_file)
+        self.store = open_store(settings.db, data_dir=data_dir)
+        if self.token_path is not None:
+            say(token_file_note(self.token_path))
+        self.reopened = list(self.store.open_alerts(site)) if settings.resume else []
+        if self.reopened:
+            say(f"{len(self.reopened)} open alert(s) of site {site!r} reloaded from the store; "
+                f"a track on the same frequency continues its alert")
+
+    def _compose_api(self, settings, site_config, baseline, site, added_wl, push, stream, say) -> None:
+        from detector.api import ApiContext, create_app
+        from detector.app.push import attach_push
+
+        self.ctx = ApiContext(store=self.store, token=self.token, monitor=self.monitor, site=site_config,
+                              sites_dir=settings.sites_dir, whitelist_file=added_wl,
+                              baselines={site: baseline} if baseline is not None else {})
+        if stream or push is not None:
+            self.sender = attach_push(self.ctx, self.monitor, push, say=say)  # the SSE route, and push with --push
+        self.api = create_app(self.ctx)
+
+    # ---- lifecycle --------------------------------------------------------------------------------
+    def start(self) -> "MonitorApp":
+        self.monitor.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """The shutdown sequence: the monitor (its queue drained into the store, open tracks ended),
+        then the push sender (draining for up to 2 s; what is left stays in the outbox), then the
+        store, then the data folder's lock. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            if self.monitor is not None:
+                self.monitor.stop(timeout)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        from detector.app.push import PUSH_DRAIN_S
+
+        if self._released:
+            return
+        self._released = True
+        try:
+            if self.sender is not None:
+                self.sender.stop(timeout=5.0, drain_s=PUSH_DRAIN_S)
+        finally:
+            try:
+                if self.store is not None:
+                    self.store.close()
+            finally:
+                if self._lock_file is not None:
+                    self._lock_file.close()
+                    self._lock_file = None
+
+    def threads_alive(self) -> list[str]:
+        return self.monitor.threads_alive() if self.monitor is not None else []
+
