@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 
 from detector.core.errors import InputError
+from detector.push.messages import summarize_spectrum
 
 __all__ = ["PushSettings", "attach_push", "make_push", "stream_router", "spectrum_summary", "PUSH_DRAIN_S"]
 
@@ -41,25 +41,12 @@ class PushSettings:
 
 
 def spectrum_summary(monitor, max_points: int = 256) -> dict | None:
-    """A small summary of the monitor's latest spectrum: grid, noise floor, max-decimated power
-    (at most ``max_points`` values) and the open emissions; ``None`` before the first frame."""
+    """The heartbeat's :class:`~detector.push.messages.SpectrumSummary` of the monitor's latest
+    spectrum, as JSON (``None`` before the first frame)."""
     snap = getattr(monitor, "latest", None)
     if not snap:
         return None
-    spec, res = snap["spectrum"], snap.get("result")
-    p = np.asarray(spec.power, dtype=np.float64)
-    f = np.asarray(spec.freqs_hz, dtype=np.float64)
-    step = max(1, int(np.ceil(p.size / max_points)))
-    n = (p.size // step) * step
-    dec = p[:n].reshape(-1, step).max(axis=1) if n else p
-    return {"center_hz": float(spec.center_hz) if spec.center_hz is not None else float(f.mean()),
-            "f_min_hz": float(f[0]), "f_max_hz": float(f[-1]), "rbw_hz": float(spec.rbw_hz), "unit": spec.unit,
-            "offset_s": float(spec.offset_s) if getattr(spec, "offset_s", None) is not None else None,
-            "noise_floor_dbfs": None if res is None or not np.isfinite(res.noise_floor_dbfs) else float(res.noise_floor_dbfs),
-            "power_max": [round(float(v), 1) if np.isfinite(v) else None for v in dec], "decimation": step,
-            "emissions": [] if res is None else [
-                {"center_hz": float(e.center_hz), "bandwidth_hz": float(e.bandwidth_hz), "snr_db": float(e.snr_db)}
-                for e in list(res.emissions)[:20] if np.isfinite([e.center_hz, e.bandwidth_hz, e.snr_db]).all()]}
+    return summarize_spectrum(snap["spectrum"], snap.get("result"), max_points=max_points).model_dump()
 
 
 def _warn_if_readable(path) -> None:
