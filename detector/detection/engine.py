@@ -34,7 +34,6 @@ from detector.detection import (
     DetectionConfig,
     ExamSession,
     FrameResult,
-    StackResult,
     Track,
     Tracker,
     TrackerConfig,
@@ -43,9 +42,9 @@ from detector.detection import (
     decide,
     detect_stack,
     pfa_for_alert_rate,
-    threshold_ratio,
 )
-from detector.detection.events import MISSING_PREFIX, DetectionEvent, MissingEvent, TrackEvent
+from detector.detection._missing import MissingStations
+from detector.detection.events import DetectionEvent, TrackEvent
 from detector.dsp import FrameStream, default_nfft, make_plan, power_to_db
 from detector.core.types import IQBlock, Spectrum
 
@@ -167,8 +166,8 @@ class DetectionEngine:
         self._aligned: dict = {}
         # track id → (time s, class, center Hz, bandwidth Hz) of its last reported event
         self._reported: dict[str, tuple[float, str, float, float]] = {}
-        self._missing: dict[int, dict] = {}
-        self._cache: dict = {}  # per-run derived values: Pfa per grid, detection configs, strong-station runs
+        self._missing_stations = MissingStations()  # surveyed stations gone silent: state and strong-station runs
+        self._cache: dict = {}  # per-run derived values: Pfa per grid, detection configs, steady bins
         self._detection_cache = DetectionCache()  # per-grid and per-baseline constants of detect_stack
         self.all_tracks: dict[str, Track] = {}
         self._dbm_cache: tuple[Spectrum, Spectrum] | None = None  # (dBFS frame, its dBm copy)
@@ -308,7 +307,8 @@ class DetectionEngine:
                                                 center_hz=center_hz, position=position, start=start))
         if aligned is not None:
             p_last = res.power_lin[-1]
-            events.extend(self._check_missing(freqs, looks, frame_s, aligned, p_last, res, t_last, center_hz=center_hz))
+            events.extend(self._missing_stations.check(cfg, freqs, looks, frame_s, aligned, p_last, res, t_last,
+                                                       center_hz=center_hz))
         return events
 
     def _unexplained(self, aligned, p_lin: np.ndarray, res, i: int) -> np.ndarray:
@@ -418,49 +418,6 @@ class DetectionEngine:
         self._dbm_cache = (spec, out)
         return out
 
-    def _check_missing(self, freqs_hz, looks: float, frame_s: float, aligned, power_lin, res: StackResult, t: float, *,
-                       center_hz: float | None = None) -> list[DetectionEvent]:
-        """Baseline emissions with occupancy ≥ 0.9 that stay absent for ``missing_after_s`` → ``missing``.
-
-        The DC spike's bins (``DetectionConfig.dc_half_width_hz`` about ``center_hz``, plus a bin)
-        are not stations: a survey holds the receiver's own DC spike as a steady "emission", and a
-        receiver with a smaller DC offset (another dongle, DC correction on) must not report it
-        missing."""
-        key = ("strong_runs", id(aligned), self.config.missing_occupancy, center_hz)
-        runs = self._cache.get(key)
-        if runs is None:  # per aligned baseline (kept alive by self._aligned, so its id is not reused)
-            occ = np.nan_to_num(np.asarray(aligned.occupancy, dtype=np.float64), nan=0.0)
-            strong = (occ >= self.config.missing_occupancy) & np.asarray(aligned.covered, bool)
-            if center_hz is not None:
-                dc = self.config.detection.dc_half_width_hz + abs(float(freqs_hz[1] - freqs_hz[0]))
-                strong &= np.abs(freqs_hz - center_hz) > dc
-            d = np.diff(np.concatenate(([0], strong.view(np.int8), [0])))
-            runs = self._cache[key] = list(zip(np.flatnonzero(d == 1).tolist(), (np.flatnonzero(d == -1) - 1).tolist()))
-        if not runs:
-            return []
-        floor = res.floor_lin[-1]
-        thr = threshold_ratio(looks, 1e-6)  # a noise spike must not count as the station coming back
-        present = power_lin > floor * thr
-        out = []
-        for lo, hi in runs:
-            key = int(round(freqs_hz[(lo + hi) // 2] / 1000.0))
-            st = self._missing.setdefault(key, {"since": None, "reported": False})
-            if present[lo:hi + 1].any():
-                st["since"], st["reported"] = None, False
-                continue
-            if st["since"] is None:
-                st["since"] = t
-            if not st["reported"] and t - st["since"] >= self.config.missing_after_s:
-                st["reported"] = True
-                f_lo, f_hi = float(freqs_hz[lo]), float(freqs_hz[hi])
-                out.append(MissingEvent(
-                    track_id=f"{MISSING_PREFIX}{key}", center_hz=round((f_lo + f_hi) / 2, 1),
-                    bandwidth_hz=round(f_hi - f_lo + float(freqs_hz[1] - freqs_hz[0]), 1),
-                    first_seen_s=round(st["since"], 4), last_seen_s=round(t + frame_s, 4),
-                    reasons=(f"survey emission (occupancy ≥ {self.config.missing_occupancy:.0%}) absent for "
-                             f"{t - st['since']:.0f} s: jamming, tampering or a switched-off station",),
-                ))
-        return out
 
     def finish(self) -> list[DetectionEvent]:
         """End every open track (end of the timeline); returns their ``end`` events."""
