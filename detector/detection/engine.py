@@ -1,8 +1,10 @@
-"""The detection engine: IQ blocks (or spectra) → frames → emissions → tracks → events.
+"""Size: 407 lines, kept whole because DetectionEngine is one per-run state machine (framing, detection, tracking, events).
+The detection engine: IQ blocks (or spectra) → frames → emissions → tracks → events.
 
 Glue between the sources and the pure detection code; used by ``replay``, ``survey`` (framing
 only), the simulated demo and the monitor. It owns the per-run state (frame stream, tracker,
-aligned baseline cache) explicitly; it reads no files and no clock.
+aligned baseline cache) explicitly; it reads no files and no clock. The ``missing`` check is
+:mod:`detector.detection._missing`, the event of a track :mod:`detector.detection._track_event`.
 
 Events are typed (:mod:`detector.detection.events`): a :class:`TrackEvent` per ``new``, ``update``
 or ``end`` of a track and a :class:`MissingEvent` per surveyed station gone silent; their
@@ -23,7 +25,7 @@ than half its bandwidth (at least ``moved_min_hz``) since the last event, and at
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Callable
 
 import numpy as np
@@ -44,6 +46,7 @@ from detector.detection import (
     pfa_for_alert_rate,
 )
 from detector.detection._missing import MissingStations
+from detector.detection._track_event import center_moved, track_event
 from detector.detection.events import DetectionEvent, TrackEvent
 from detector.dsp import FrameStream, default_nfft, make_plan, power_to_db
 from detector.core.types import IQBlock, Spectrum
@@ -83,35 +86,6 @@ class EngineConfig:
     #: a surveyed steady emission (occupancy ≥ 0.5) at most this far over its p99 is taken out of
     #: the spectrum that tracks hold for classification (the alert rule's 3 dB over p99)
     explained_margin_db: float = 3.0
-
-
-def _r(x, nd=2):
-    return None if x is None or (isinstance(x, float) and not np.isfinite(x)) else round(float(x), nd)
-
-
-def track_event(kind: str, tr: Track, *, wall_start: datetime | None = None, location: dict | None = None,
-                peak_dbm_offset_db: float | None = None) -> TrackEvent:
-    """The event of a track now (see :class:`~detector.detection.events.TrackEvent`);
-    ``peak_dbm_offset_db`` is dBm − dBFS at the track's frequency when a power calibration applies."""
-    peak = _r(tr.peak_dbfs)
-    return TrackEvent(
-        kind=kind, track_id=tr.track_id, alert=bool(tr.alert), center_hz=round(tr.center_hz, 1),
-        bandwidth_hz=round(tr.bandwidth_hz, 1), first_seen_s=round(tr.first_seen_s, 4),
-        last_seen_s=round(tr.last_seen_s + tr.frame_s, 4), peak_dbfs=peak, snr_db=_r(tr.snr_db),
-        excess_db=_r(tr.excess_db), classification=tr.classification, bursts=tr.bursts,
-        reasons=tuple(tr.alert_reasons) if tr.alert else (), location=location, f_lo_hz=round(tr.f_lo_hz, 1),
-        f_hi_hz=round(tr.f_hi_hz, 1), duty_cycle=round(tr.duty_cycle, 3), severity=tr.severity if tr.alert else None,
-        score_terms=dict(tr.score_terms),
-        first_seen_utc=None if wall_start is None else wall_start + timedelta(seconds=tr.first_seen_s),
-        last_seen_utc=None if wall_start is None else wall_start + timedelta(seconds=tr.last_seen_s + tr.frame_s),
-        peak_dbm=None if peak is None or peak_dbm_offset_db is None else round(peak + peak_dbm_offset_db, 2),
-    )
-
-
-def center_moved(c0_hz: float, bw0_hz: float, c_hz: float, bw_hz: float, min_hz: float) -> bool:
-    """Whether a track's center moved from ``c0_hz`` to ``c_hz`` by more than half its bandwidth
-    (then ``bw0_hz`` or now ``bw_hz``, the larger) and at least ``min_hz``."""
-    return abs(c_hz - c0_hz) > max(bw0_hz / 2, bw_hz / 2, min_hz)
 
 
 class DetectionEngine:
