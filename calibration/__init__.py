@@ -42,14 +42,11 @@ from calibration._power import (
     spectrum_to_dbm,
 )
 from calibration._ppm import (
-    EmissionCenter,
     PpmEstimate,
     apparent_frequency,
     correct_frequency,
     correct_iq_frequency,
     estimate_ppm_carrier,
-    estimate_ppm_raster,
-    measure_emission_center,
     ppm_from_frequency,
 )
 from calibration._profile import (
@@ -59,6 +56,7 @@ from calibration._profile import (
     PpmCalibration,
     check_profile_serial,
 )
+from calibration._raster import EmissionCenter, estimate_ppm_raster, measure_emission_center
 from calibration._tone import ToneMeasurement, measure_tone, tone_crlb_hz
 
 __all__ = [

@@ -15,21 +15,19 @@ Only :func:`save` and :func:`load` touch files; everything else is pure numpy/sc
 """
 
 from detector.baseline._io import FORMAT_NAME, load, save
-from detector.baseline._model import (
-    FORMAT_VERSION,
+from detector.baseline._builder import BaselineBuilder, build_baseline
+from detector.baseline._levels import (
     LEVEL_MAX_DB,
     LEVEL_MIN_DB,
     LEVEL_STEP_DB,
     N_LEVELS,
     OCCUPANCY_PFA,
-    BaselineBuilder,
-    SiteBaseline,
-    build_baseline,
     frame_noise_floor_db,
     level_edges_db,
-    merge,
     occupancy_margin_db,
 )
+from detector.baseline._merge import merge
+from detector.baseline._model import FORMAT_VERSION, SiteBaseline
 from detector.baseline._regrid import AlignedBaseline, RegridError, align
 
 __all__ = [

@@ -8,7 +8,8 @@ MQTT). See ``docs/command-center.md``.
 
 from __future__ import annotations
 
-from detector.center.store import CenterAlert, CenterStore, IngestError, load_vehicle_tokens, open_center_store
+from detector.center.schemas import CenterAlert, IngestError, load_vehicle_tokens
+from detector.center.store import CenterStore, open_center_store
 
 __all__ = [
     "CenterAlert",

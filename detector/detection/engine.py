@@ -1,8 +1,10 @@
-"""The detection engine: IQ blocks (or spectra) → frames → emissions → tracks → events.
+"""Size: 407 lines, kept whole because DetectionEngine is one per-run state machine (framing, detection, tracking, events).
+The detection engine: IQ blocks (or spectra) → frames → emissions → tracks → events.
 
 Glue between the sources and the pure detection code; used by ``replay``, ``survey`` (framing
 only), the simulated demo and the monitor. It owns the per-run state (frame stream, tracker,
-aligned baseline cache) explicitly; it reads no files and no clock.
+aligned baseline cache) explicitly; it reads no files and no clock. The ``missing`` check is
+:mod:`detector.detection._missing`, the event of a track :mod:`detector.detection._track_event`.
 
 Events are typed (:mod:`detector.detection.events`): a :class:`TrackEvent` per ``new``, ``update``
 or ``end`` of a track and a :class:`MissingEvent` per surveyed station gone silent; their
@@ -23,7 +25,7 @@ than half its bandwidth (at least ``moved_min_hz``) since the last event, and at
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Callable
 
 import numpy as np
@@ -34,7 +36,6 @@ from detector.detection import (
     DetectionConfig,
     ExamSession,
     FrameResult,
-    StackResult,
     Track,
     Tracker,
     TrackerConfig,
@@ -43,9 +44,10 @@ from detector.detection import (
     decide,
     detect_stack,
     pfa_for_alert_rate,
-    threshold_ratio,
 )
-from detector.detection.events import MISSING_PREFIX, DetectionEvent, MissingEvent, TrackEvent
+from detector.detection._missing import MissingStations
+from detector.detection._track_event import center_moved, track_event
+from detector.detection.events import DetectionEvent, TrackEvent
 from detector.dsp import FrameStream, default_nfft, make_plan, power_to_db
 from detector.core.types import IQBlock, Spectrum
 
@@ -84,35 +86,6 @@ class EngineConfig:
     #: a surveyed steady emission (occupancy ≥ 0.5) at most this far over its p99 is taken out of
     #: the spectrum that tracks hold for classification (the alert rule's 3 dB over p99)
     explained_margin_db: float = 3.0
-
-
-def _r(x, nd=2):
-    return None if x is None or (isinstance(x, float) and not np.isfinite(x)) else round(float(x), nd)
-
-
-def track_event(kind: str, tr: Track, *, wall_start: datetime | None = None, location: dict | None = None,
-                peak_dbm_offset_db: float | None = None) -> TrackEvent:
-    """The event of a track now (see :class:`~detector.detection.events.TrackEvent`);
-    ``peak_dbm_offset_db`` is dBm − dBFS at the track's frequency when a power calibration applies."""
-    peak = _r(tr.peak_dbfs)
-    return TrackEvent(
-        kind=kind, track_id=tr.track_id, alert=bool(tr.alert), center_hz=round(tr.center_hz, 1),
-        bandwidth_hz=round(tr.bandwidth_hz, 1), first_seen_s=round(tr.first_seen_s, 4),
-        last_seen_s=round(tr.last_seen_s + tr.frame_s, 4), peak_dbfs=peak, snr_db=_r(tr.snr_db),
-        excess_db=_r(tr.excess_db), classification=tr.classification, bursts=tr.bursts,
-        reasons=tuple(tr.alert_reasons) if tr.alert else (), location=location, f_lo_hz=round(tr.f_lo_hz, 1),
-        f_hi_hz=round(tr.f_hi_hz, 1), duty_cycle=round(tr.duty_cycle, 3), severity=tr.severity if tr.alert else None,
-        score_terms=dict(tr.score_terms),
-        first_seen_utc=None if wall_start is None else wall_start + timedelta(seconds=tr.first_seen_s),
-        last_seen_utc=None if wall_start is None else wall_start + timedelta(seconds=tr.last_seen_s + tr.frame_s),
-        peak_dbm=None if peak is None or peak_dbm_offset_db is None else round(peak + peak_dbm_offset_db, 2),
-    )
-
-
-def center_moved(c0_hz: float, bw0_hz: float, c_hz: float, bw_hz: float, min_hz: float) -> bool:
-    """Whether a track's center moved from ``c0_hz`` to ``c_hz`` by more than half its bandwidth
-    (then ``bw0_hz`` or now ``bw_hz``, the larger) and at least ``min_hz``."""
-    return abs(c_hz - c0_hz) > max(bw0_hz / 2, bw_hz / 2, min_hz)
 
 
 class DetectionEngine:
@@ -167,8 +140,8 @@ class DetectionEngine:
         self._aligned: dict = {}
         # track id → (time s, class, center Hz, bandwidth Hz) of its last reported event
         self._reported: dict[str, tuple[float, str, float, float]] = {}
-        self._missing: dict[int, dict] = {}
-        self._cache: dict = {}  # per-run derived values: Pfa per grid, detection configs, strong-station runs
+        self._missing_stations = MissingStations()  # surveyed stations gone silent: state and strong-station runs
+        self._cache: dict = {}  # per-run derived values: Pfa per grid, detection configs, steady bins
         self._detection_cache = DetectionCache()  # per-grid and per-baseline constants of detect_stack
         self.all_tracks: dict[str, Track] = {}
         self._dbm_cache: tuple[Spectrum, Spectrum] | None = None  # (dBFS frame, its dBm copy)
@@ -308,7 +281,8 @@ class DetectionEngine:
                                                 center_hz=center_hz, position=position, start=start))
         if aligned is not None:
             p_last = res.power_lin[-1]
-            events.extend(self._check_missing(freqs, looks, frame_s, aligned, p_last, res, t_last, center_hz=center_hz))
+            events.extend(self._missing_stations.check(cfg, freqs, looks, frame_s, aligned, p_last, res, t_last,
+                                                       center_hz=center_hz))
         return events
 
     def _unexplained(self, aligned, p_lin: np.ndarray, res, i: int) -> np.ndarray:
@@ -418,49 +392,6 @@ class DetectionEngine:
         self._dbm_cache = (spec, out)
         return out
 
-    def _check_missing(self, freqs_hz, looks: float, frame_s: float, aligned, power_lin, res: StackResult, t: float, *,
-                       center_hz: float | None = None) -> list[DetectionEvent]:
-        """Baseline emissions with occupancy ≥ 0.9 that stay absent for ``missing_after_s`` → ``missing``.
-
-        The DC spike's bins (``DetectionConfig.dc_half_width_hz`` about ``center_hz``, plus a bin)
-        are not stations: a survey holds the receiver's own DC spike as a steady "emission", and a
-        receiver with a smaller DC offset (another dongle, DC correction on) must not report it
-        missing."""
-        key = ("strong_runs", id(aligned), self.config.missing_occupancy, center_hz)
-        runs = self._cache.get(key)
-        if runs is None:  # per aligned baseline (kept alive by self._aligned, so its id is not reused)
-            occ = np.nan_to_num(np.asarray(aligned.occupancy, dtype=np.float64), nan=0.0)
-            strong = (occ >= self.config.missing_occupancy) & np.asarray(aligned.covered, bool)
-            if center_hz is not None:
-                dc = self.config.detection.dc_half_width_hz + abs(float(freqs_hz[1] - freqs_hz[0]))
-                strong &= np.abs(freqs_hz - center_hz) > dc
-            d = np.diff(np.concatenate(([0], strong.view(np.int8), [0])))
-            runs = self._cache[key] = list(zip(np.flatnonzero(d == 1).tolist(), (np.flatnonzero(d == -1) - 1).tolist()))
-        if not runs:
-            return []
-        floor = res.floor_lin[-1]
-        thr = threshold_ratio(looks, 1e-6)  # a noise spike must not count as the station coming back
-        present = power_lin > floor * thr
-        out = []
-        for lo, hi in runs:
-            key = int(round(freqs_hz[(lo + hi) // 2] / 1000.0))
-            st = self._missing.setdefault(key, {"since": None, "reported": False})
-            if present[lo:hi + 1].any():
-                st["since"], st["reported"] = None, False
-                continue
-            if st["since"] is None:
-                st["since"] = t
-            if not st["reported"] and t - st["since"] >= self.config.missing_after_s:
-                st["reported"] = True
-                f_lo, f_hi = float(freqs_hz[lo]), float(freqs_hz[hi])
-                out.append(MissingEvent(
-                    track_id=f"{MISSING_PREFIX}{key}", center_hz=round((f_lo + f_hi) / 2, 1),
-                    bandwidth_hz=round(f_hi - f_lo + float(freqs_hz[1] - freqs_hz[0]), 1),
-                    first_seen_s=round(st["since"], 4), last_seen_s=round(t + frame_s, 4),
-                    reasons=(f"survey emission (occupancy ≥ {self.config.missing_occupancy:.0%}) absent for "
-                             f"{t - st['since']:.0f} s: jamming, tampering or a switched-off station",),
-                ))
-        return out
 
     def finish(self) -> list[DetectionEvent]:
         """End every open track (end of the timeline); returns their ``end`` events."""

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector.detection._emissions import DetectionConfig, _count_above, _extract_stack, _occupied_bandwidth, _runs, detect_frames, detect_stack
+from detector.detection._emissions import DetectionConfig, _count_above, detect_frames, detect_stack
+from detector.detection._extract import _extract_stack, _occupied_bandwidth, _runs
 
 
 def reference_extract(freqs_hz, p_db, p_lin, floor, floor_db, flagged, valid, excess, occ_base, low_thr, bin_hz,
@@ -135,7 +136,7 @@ def test_occupied_bandwidth_of_a_flat_block_and_a_single_bin():
 def test_running_rank_is_scipy_percentile_filter(size, q):
     import scipy.ndimage
 
-    from detector.detection._emissions import DetectionCache, _running_rank
+    from detector.detection._cfar import DetectionCache, _running_rank
 
     x = np.random.default_rng(size).gamma(3.0, size=(3, 256))
     want = scipy.ndimage.percentile_filter(x, q * 100.0, size=(1, size), mode="mirror")
