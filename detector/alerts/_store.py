@@ -50,7 +50,7 @@ from detector.alerts._schemas import (
     AlertPublic,
     EvidenceInfo,
 )
-from detector.alerts.db import Database, list_conditions, open_database
+from detector.alerts.db import Database, DatabaseStore, list_conditions, open_database
 from detector.core.errors import InputError
 from detector.core.timefmt import utc_iso
 
@@ -84,7 +84,7 @@ def _history_public(h: HistoryRow) -> AlertHistoryEntry:
                              actor=h.actor, at=h.at)
 
 
-class AlertStore(TrackEventMixin):
+class AlertStore(TrackEventMixin, DatabaseStore):
     """Alerts with a lifecycle, a version, a history and evidence; see the module docstring.
 
     Build it with :func:`open_store`. All methods are thread-safe. The track events
@@ -100,20 +100,6 @@ class AlertStore(TrackEventMixin):
         self.data_dir = Path(data_dir)
         #: hooks run inside each write transaction after an alert changed: ``hook(session, alert)``
         self.on_change: list[Callable[[Session, AlertPublic], None]] = []
-
-    @property
-    def engine(self) -> Engine:
-        return self.db.engine
-
-    @property
-    def url(self) -> str:
-        """The database URL with any password hidden."""
-        return self.db.url
-
-    @property
-    def backend(self) -> str:
-        """``"sqlite"`` or ``"postgresql"``."""
-        return self.db.backend
 
     # --- plumbing --------------------------------------------------------------------------------
     def _notify(self, s: Session, row: AlertRow) -> AlertPublic:
@@ -279,15 +265,6 @@ class AlertStore(TrackEventMixin):
                      "fields": list(h.fields or []), "at": utc_iso(h.at), "alert": alerts.get(h.alert_id)} for h in hist]
 
     # --- lifetime --------------------------------------------------------------------------------
-    def close(self) -> None:
-        """Release the connections (SQLite checkpoints its WAL when the last one closes)."""
-        self.db.close()
-
-    def __enter__(self) -> AlertStore:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 # --- opening -------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from detector.alerts._schemas import ALERT_STATUSES
 from detector.core.errors import InputError
 from detector.core.timefmt import to_utc
 
-__all__ = ["Database", "open_database", "list_conditions", "SQLITE_BUSY_TIMEOUT_S", "WRITE_OPTION"]
+__all__ = ["Database", "DatabaseStore", "open_database", "list_conditions", "SQLITE_BUSY_TIMEOUT_S", "WRITE_OPTION"]
 
 #: seconds a SQLite writer waits for the database lock
 SQLITE_BUSY_TIMEOUT_S = 5.0
@@ -94,6 +94,37 @@ class Database:
         if not self.closed:
             self.closed = True
             self.engine.dispose()
+
+
+class DatabaseStore:
+    """What both stores share on top of their :class:`Database` (``self.db``): the engine, the
+    URL with its password hidden, the backend name, ``close()`` and use as a context manager."""
+
+    db: Database
+
+    @property
+    def engine(self) -> Engine:
+        return self.db.engine
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password hidden."""
+        return self.db.url
+
+    @property
+    def backend(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self.db.backend
+
+    def close(self) -> None:
+        """Release the connections (SQLite checkpoints its WAL when the last one closes)."""
+        self.db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _sqlite_engine(url: URL) -> Engine:

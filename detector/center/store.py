@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from detector.alerts import AlertPublic, EvidenceInfo
 from detector.alerts._store import EVIDENCE_NAME_RE, MAX_EVIDENCE_BYTES
-from detector.alerts.db import Database, open_database
+from detector.alerts.db import Database, DatabaseStore, open_database
 from detector.core.errors import InputError
 from detector.center._models import CenterAlertRow, CenterBase, CenterEvidenceRow, IngestRow, VehicleRow
 from detector.center._reads import CenterReadsMixin, _now
@@ -47,7 +47,7 @@ from detector.center.schemas import CenterAlert, Heartbeat, IngestError, IngestR
 __all__ = ["CenterAlert", "CenterStore", "Heartbeat", "IngestError", "IngestResult", "open_center_store", "load_vehicle_tokens"]
 
 
-class CenterStore(CenterReadsMixin):
+class CenterStore(CenterReadsMixin, DatabaseStore):
     """The center's store (see the module docstring). Thread-safe."""
 
     #: whose store this is (the SSE stream's ``ready`` event says it)
@@ -58,28 +58,6 @@ class CenterStore(CenterReadsMixin):
         self.db = Database(engine, url=url, what="center store", serialize_writes=True)
         self._touched: dict[str, tuple[float, tuple]] = {}
         self._unflushed: dict[str, int] = {}  # versions ingested, not yet added to the vehicle row
-
-    @property
-    def engine(self):
-        return self.db.engine
-
-    @property
-    def url(self) -> str:
-        """The database URL with any password hidden."""
-        return self.db.url
-
-    @property
-    def backend(self) -> str:
-        return self.db.backend
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> CenterStore:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     @staticmethod
     def _touch(s: Session, vehicle_id: str, transport: str, *, site: str | None = None, ingested: int = 0,

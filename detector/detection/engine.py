@@ -1,5 +1,7 @@
-"""Size: 407 lines, kept whole because DetectionEngine is one per-run state machine (framing, detection, tracking, events).
-The detection engine: IQ blocks (or spectra) → frames → emissions → tracks → events.
+"""The detection engine: IQ blocks (or spectra) → frames → emissions → tracks → events.
+
+Size: about 400 lines, kept whole: :class:`DetectionEngine` is one per-run state machine (framing,
+detection, tracking, event reporting) whose parts share its state.
 
 Glue between the sources and the pure detection code; used by ``replay``, ``survey`` (framing
 only), the simulated demo and the monitor. It owns the per-run state (frame stream, tracker,
