@@ -11,12 +11,14 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable, Iterable, Iterator
 
+import numpy as np
+
 from detector.detection.engine import DetectionEngine
 from detector.core.errors import InputError
 from detector.core.types import IQBlock, Spectrum
 from detector.sources.sweep import SweepFile
 
-__all__ = ["timeline_items", "timeline_frames", "survey_baseline", "run_detection", "total_duration_s"]
+__all__ = ["timeline_items", "timeline_frames", "sweep_grid", "survey_baseline", "run_detection", "total_duration_s"]
 
 
 def total_duration_s(sources) -> float | None:
@@ -72,19 +74,58 @@ def timeline_frames(sources, engine: DetectionEngine, *, progress: Callable[[flo
             yield from engine.frames_of_block(item)
 
 
+def sweep_grid(sources) -> Spectrum | None:
+    """The survey grid of sweep files: one frame whose ``freqs_hz`` span every sweep of every
+    :class:`SweepFile` among ``sources`` (None when the first source is not a sweep file).
+
+    The grid is anchored on the sweep with the most bins (the first such one, a whole sweep even
+    when the file starts mid-sweep) and extended at its spacing to the lowest and highest bin of
+    any sweep, so that no partial sweep decides the band. Its ``rbw_hz`` and ``n_looks`` are the
+    anchor's. A non-uniform anchor is returned as it is (the builder then says why it cannot be a
+    grid).
+    """
+    if not sources or not isinstance(sources[0], SweepFile):
+        return None
+    spectra = [spec for src in sources if isinstance(src, SweepFile) for spec in src.spectra if spec.freqs_hz.size]
+    if not spectra:
+        return None
+    anchor = max(spectra, key=lambda spec: spec.freqs_hz.size)  # max keeps the first of equals
+    f0 = np.asarray(anchor.freqs_hz, dtype=np.float64)
+    if f0.size < 2:
+        return anchor
+    steps = np.diff(f0)
+    step = float(np.median(steps))
+    if not step > 0 or np.max(np.abs(steps - step)) > 0.01 * step:
+        return anchor
+    lo = min(float(spec.freqs_hz[0]) for spec in spectra)
+    hi = max(float(spec.freqs_hz[-1]) for spec in spectra)
+    k_lo = min(0, int(np.rint((lo - f0[0]) / step)))
+    k_hi = max(f0.size - 1, int(np.rint((hi - f0[0]) / step)))
+    if k_lo == 0 and k_hi == f0.size - 1:
+        return anchor
+    grid = f0[0] + step * np.arange(k_lo, k_hi + 1, dtype=np.float64)
+    grid[-k_lo:-k_lo + f0.size] = f0
+    return replace(anchor, freqs_hz=grid, power=np.full(grid.size, np.nan, dtype=np.float32))
+
+
 def survey_baseline(sources, engine: DetectionEngine, *, site: str, progress=None, max_duration_s=None,
                     source_names: Iterable[str] = ()):
     """Build a :class:`~detector.baseline.SiteBaseline` from every frame of the sources.
+
+    The grid is the first frame's; when the first source is a sweep file, it spans every sweep
+    of the sweep files (:func:`sweep_grid`), so that a partial first sweep cannot drop the band.
 
     Raises :class:`InputError` when there is no frame or the sources' RBWs differ.
     """
     from detector.baseline import BaselineBuilder
 
     builder = None
+    grid = sweep_grid(sources)
     for spec in timeline_frames(sources, engine, progress=progress, max_duration_s=max_duration_s):
         if builder is None:
             corr = getattr(engine, "correct", None)
-            builder = BaselineBuilder(spec.freqs_hz, rbw_hz=spec.rbw_hz, site=site, n_looks=spec.n_looks,
+            ref = grid if grid is not None else spec
+            builder = BaselineBuilder(ref.freqs_hz, rbw_hz=ref.rbw_hz, site=site, n_looks=ref.n_looks,
                                       gain_db=None, sources=list(source_names),
                                       calibration_profile=getattr(corr, "correction_id", None))
         elif abs(spec.rbw_hz - builder.rbw_hz) > 0.01 * builder.rbw_hz:

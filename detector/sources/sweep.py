@@ -7,13 +7,23 @@ A sweep file holds spectra, not IQ: each row is one *hop* (one tuning of the rec
     date, time, Hz low, Hz high, Hz step, samples, dB, dB, ...
     2018-11-18, 12:40:07, 76450000, 76550000, 781.25, 12480, -27.68, -26.39, ...
 
-and every hop of one sweep carries the same timestamp (rtl_power formats the clock once per sweep
-and prints it in front of each hop). The layout comes from ``csv_dbm()`` in keenerd's rtl-sdr
-``src/rtl_power.c`` (also described in the ``rtl_power -h`` help and the rtl_power man page):
+and a sweep is the run of rows from the band's low end upwards. The hops of one sweep usually carry
+the same timestamp, but not always: rtl_power and hackrf_sweep format the clock as they go, so a
+sweep that takes more than a second carries two or three timestamps. :func:`read_sweeps` therefore
+groups rows by the *frequency wrap-around*, never by equal timestamps: a row whose ``Hz low`` is at
+or below the current sweep's start (its first row's ``Hz low``) begins a new sweep, and each sweep is
+stamped with its first row's time. (One exception keeps shuffled hops together: a row with the very
+same timestamp as the row before it whose band does not overlap a hop already in the sweep — the
+hops of one tuning written out of order — continues the sweep.) The layout comes from ``csv_dbm()``
+in keenerd's rtl-sdr ``src/rtl_power.c`` (also described in the ``rtl_power -h`` help and the
+rtl_power man page):
 
 * ``date`` ``time`` are the *local* time of the machine that recorded (``%Y-%m-%d``, ``%H:%M:%S``),
-  with no zone: :func:`read_sweeps` interprets them in ``tz``. hackrf_sweep appends microseconds
-  (``13:22:53.532179``); soapy_power writes the same columns as rtl_power.
+  with no zone: :func:`read_sweeps` converts them with the rules of ``tz``
+  (:mod:`detector.sources._sweep_time`): rows in the hour repeated when daylight saving ends are
+  resolved by their order (first pass, then second), rows in the hour skipped when it starts are
+  read with the offset before the jump; both are flagged and named in a warning. hackrf_sweep
+  appends microseconds (``13:22:53.532179``); soapy_power writes the same columns as rtl_power.
 * ``Hz low`` / ``Hz high`` are integers in rtl_power (``center - bw2``, ``center + bw2``, with ``bw2``
   truncated to whole Hz); soapy_power may write floats. ``Hz step`` is the bin spacing printed with
   two decimals (``%.2f``), so it is rounded to 0.01 Hz.
@@ -43,9 +53,10 @@ frequencies); values that would land above ``Hz high`` are dropped, and a warnin
 
 Known quirks that are survived, and counted in :class:`SweepFile`: ``nan``/``-nan``/``inf``/
 ``-inf`` (rtl_power prints ``log10`` of 0 or of a negative sum) and any unparseable token become
-NaN (``bad_values``); blank lines are ignored; lines with fewer than seven fields or a bad
+NaN (``bad_values``), a missing bin that baselines, noise floors and detection skip, and one
+warning names how many values, on which lines and at which times; blank lines are ignored; lines with fewer than seven fields or a bad
 timestamp, bad or non-positive ``Hz`` fields are skipped (``skipped_rows``); hops come in any order
-(hackrf_sweep interleaves them) and are sorted.
+within a sweep (hackrf_sweep interleaves them) and are sorted.
 
 :func:`write_sweeps` writes the rtl_power layout back, and a write followed by a read returns the same
 frequencies (within 1e-3 Hz, see its notes) and powers (within 0.01 dB, the ``%.2f`` rounding).
@@ -53,33 +64,22 @@ frequencies (within 1e-3 Hz, see its notes) and powers (within 0.01 dB, the ``%.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, tzinfo
 from os import PathLike
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import numpy as np
-from numpy.typing import NDArray
 
 from detector.core.errors import InputError
 from detector.core.types import Spectrum
+from detector.sources._sweep_rows import LAYOUT_HACKRF, MERGE_FRACTION, N_HEAD, Hop, Warnings, hop_from_row, stitch
+from detector.sources._sweep_time import LocalClock, line_runs
+from detector.sources._sweep_time import resolve_tz as _resolve_tz
+from detector.sources._sweep_write import write_sweeps
 
 __all__ = ["SweepFile", "read_sweeps", "iter_sweeps", "write_sweeps", "MERGE_FRACTION"]
-
-#: Bins of one sweep closer than this fraction of the (smallest) bin spacing are one bin: the
-#: shared edge of two rtl_power hops, or a hop repeated under one timestamp. The reader keeps the
-#: value of the later hop in frequency order (the one that starts at that frequency; for a repeated
-#: hop, the later row in the file), unless that value is NaN and an earlier one is not.
-MERGE_FRACTION = 0.1
-
-_N_HEAD = 6  # date, time, Hz low, Hz high, Hz step, samples
-_MAX_WARNINGS = 50
-_LAYOUT_RTL = "rtl_power"
-_LAYOUT_HACKRF = "hackrf_sweep"
-_LAYOUT_IRREGULAR = "irregular"
 
 
 @dataclass(frozen=True)
@@ -89,8 +89,9 @@ class SweepFile:
     Attributes
     ----------
     spectra : list of Spectrum
-        One frame per distinct timestamp, in time order; every hop of the sweep stitched into one
-        strictly increasing frequency axis (Hz), power in uncalibrated dB labelled ``"dBFS"``.
+        One frame per sweep (rows grouped by the frequency wrap-around), in time order; every hop
+        of the sweep stitched into one strictly increasing frequency axis (Hz), power in
+        uncalibrated dB labelled ``"dBFS"``.
     path : Path
         The file read.
     n_rows : int
@@ -100,7 +101,12 @@ class SweepFile:
     bad_values : int
         Power values that were ``nan``, ``-nan``, ``inf``, ``-inf`` or unparseable; NaN in ``power``.
     warnings : list of str
-        One sentence per oddity (capped at 50, with a final count of the rest).
+        One sentence per oddity (per-line ones capped at 50, with a final count of the rest; the
+        summaries of bad values and of repeated or missing local hours are always kept).
+    repeated_hour_rows : int
+        Rows whose local time fell in an hour the zone repeats (resolved by their order).
+    nonexistent_hour_rows : int
+        Rows whose local time does not exist in the zone (the hour skipped when clocks go forward).
     """
 
     spectra: list[Spectrum]
@@ -109,6 +115,8 @@ class SweepFile:
     skipped_rows: int
     bad_values: int
     warnings: list[str] = field(default_factory=list)
+    repeated_hour_rows: int = 0
+    nonexistent_hour_rows: int = 0
 
     def __len__(self) -> int:
         return len(self.spectra)
@@ -118,154 +126,47 @@ class SweepFile:
 
 
 @dataclass
-class _Hop:
-    line: int  # 1-based line number in the file
-    order: int  # position among the sweep's rows in file order
-    low: float
-    high: float
-    spacing: float  # bin spacing used for the frequencies (Hz)
-    samples: float
-    layout: str
-    freqs: NDArray[np.float64]
-    values: NDArray[np.float64]
+class _Sweep:
+    """The rows of one sweep, in file order."""
+
+    start: datetime  # the first row's time (UTC)
+    stamp: str  # the first row's date and time as written
+    low: float  # the first row's Hz low: a row at or below it begins the next sweep
+    hops: list[Hop] = field(default_factory=list)
+    stamps: set[str] = field(default_factory=set)
+    flag: str | None = None  # the first row's local-time flag
+
+    def overlaps(self, hop: Hop) -> bool:
+        """Whether ``hop`` covers a band a hop of this sweep already holds (more than a shared edge)."""
+        for h in self.hops:
+            tol = MERGE_FRACTION * min(h.spacing, hop.spacing)
+            if abs(h.low - hop.low) < tol and abs(h.high - hop.high) < tol:
+                return True
+            if max(h.low, hop.low) < min(h.high, hop.high) - tol:
+                return True
+        return False
 
 
-class _Warnings:
-    def __init__(self) -> None:
-        self.items: list[str] = []
-        self.dropped = 0
-
-    def add(self, message: str) -> None:
-        if len(self.items) < _MAX_WARNINGS:
-            self.items.append(message)
-        else:
-            self.dropped += 1
-
-    def result(self) -> list[str]:
-        if self.dropped:
-            return [*self.items, f"{self.dropped} more warnings not shown"]
-        return list(self.items)
-
-
-def _resolve_tz(tz: str | tzinfo | None) -> tzinfo:
-    if isinstance(tz, tzinfo):
-        return tz
-    if tz is None or str(tz).upper() in ("UTC", "Z"):
-        return timezone.utc
+def _read_text(path: Path) -> str:
+    if not path.exists():
+        raise InputError(f"{path}: no such sweep file")
+    if not path.is_file():
+        raise InputError(f"{path}: not a file (expected an rtl_power CSV sweep file)")
     try:
-        return ZoneInfo(str(tz))
-    except (KeyError, ValueError, TypeError, OSError) as exc:
-        raise InputError(f"unknown time zone {tz!r}: give an IANA name such as 'Asia/Shanghai', or 'UTC'") from exc
+        text = path.read_bytes().decode("utf-8", errors="replace")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the sweep file ({exc.strerror or exc})") from exc
+    return text.lstrip("\ufeff")
 
 
-def _parse_time(date: str, time: str, zone: tzinfo) -> datetime:
-    """UTC datetime of an rtl_power ``date``, ``time`` pair; naive times are taken in ``zone``."""
-    if not date or not time:
-        raise ValueError("empty date or time")
-    stamp = datetime.fromisoformat(f"{date}T{time}")
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=zone)
-    return stamp.astimezone(timezone.utc)
-
-
-def _to_float(token: str) -> float:
-    try:
-        return float(token)
-    except ValueError:
-        return math.nan
-
-
-def _parse_values(tokens: list[str]) -> tuple[NDArray[np.float64], int]:
-    """Power tokens → float64 array with NaN for every non-finite or unparseable token, and their count."""
-    try:
-        values = np.asarray(tokens, dtype=np.float64)
-    except ValueError:
-        values = np.array([_to_float(t) for t in tokens], dtype=np.float64)
-    bad = ~np.isfinite(values)
-    n_bad = int(np.count_nonzero(bad))
-    if n_bad:
-        values[bad] = np.nan
-    return values, n_bad
-
-
-def _hop_from_row(
-    fields: list[str], line: int, order: int, warnings: _Warnings
-) -> tuple[_Hop | None, int, str | None]:
-    """Parse the frequency columns and values of one row; (hop, bad values, reason if skipped)."""
-    try:
-        low, high, step, samples = (float(f) for f in fields[2:_N_HEAD])
-    except ValueError:
-        return None, 0, "a non-numeric Hz low/Hz high/Hz step/samples field"
-    if not all(math.isfinite(x) for x in (low, high, step, samples)):
-        return None, 0, "a non-finite Hz low/Hz high/Hz step/samples field"
-    if step <= 0 or high < low:
-        return None, 0, f"Hz step {step:g} ≤ 0 or Hz high {high:g} below Hz low {low:g}"
-    values, n_bad = _parse_values(fields[_N_HEAD:])
-    n = values.size
-    span = high - low
-    ratio = span / step
-    tol = min(0.45, 0.05 + 0.01 * n / step)  # the printed step is rounded to 0.01 Hz
-    if abs(ratio - (n - 1)) <= tol:
-        layout = _LAYOUT_RTL
-        spacing = span / (n - 1) if n > 1 else step
-        freqs = np.linspace(low, high, n) if n > 1 else np.array([low])
-    elif abs(ratio - n) <= tol:
-        layout = _LAYOUT_HACKRF
-        spacing = span / n
-        freqs = low + spacing * np.arange(n)
-    else:
-        layout = _LAYOUT_IRREGULAR
-        spacing = step
-        freqs = low + step * np.arange(n)
-        expected = int(round(ratio)) + 1
-        keep = freqs <= high + MERGE_FRACTION * step
-        n_drop = n - int(np.count_nonzero(keep))
-        if n_drop:
-            n_bad -= int(np.count_nonzero(np.isnan(values[~keep])))
-            freqs, values = freqs[keep], values[keep]
-            warnings.add(
-                f"line {line}: {n} values where {low:.0f}–{high:.0f} Hz at {step:g} Hz steps holds {expected}; "
-                f"the {n_drop} beyond Hz high were dropped"
-            )
-        else:
-            cut = " (a row cut short?)" if n < expected else ""
-            warnings.add(
-                f"line {line}: {n} values where {low:.0f}–{high:.0f} Hz at {step:g} Hz steps holds {expected}{cut}; "
-                "they were kept at Hz low + k·step"
-            )
-    hop = _Hop(line, order, low, high, float(spacing), samples, layout, freqs.astype(np.float64), values)
-    return hop, n_bad, None
-
-
-def _stitch(key: str, hops: list[_Hop], warnings: _Warnings) -> tuple[NDArray[np.float64], NDArray[np.float32], float]:
-    """Sort the hops of one sweep, merge coinciding bins; (freqs, power, smallest spacing)."""
-    hops = sorted(hops, key=lambda h: (h.low, h.order))
-    min_spacing = min(h.spacing for h in hops)
-    tol = MERGE_FRACTION * min_spacing
-    for a, b in zip(hops, hops[1:]):
-        if abs(a.low - b.low) < tol and abs(a.high - b.high) < tol:
-            warnings.add(
-                f"{key}: the hop {a.low:.0f}–{a.high:.0f} Hz appears again on line {b.line}; "
-                "the later row's values are kept"
-            )
-    freqs = np.concatenate([h.freqs for h in hops])
-    values = np.concatenate([h.values for h in hops])
-    rank = np.concatenate([np.full(h.freqs.size, i) for i, h in enumerate(hops)])
-    order = np.argsort(freqs, kind="stable")
-    freqs, values, rank = freqs[order], values[order], rank[order]
-    n = freqs.size
-    new = np.ones(n, dtype=bool)
-    new[1:] = np.diff(freqs) >= tol
-    starts = np.flatnonzero(new)
-    ends = np.append(starts[1:] - 1, n - 1)
-    pick = ends.copy()
-    for c in np.flatnonzero(ends > starts):
-        members = np.arange(starts[c], ends[c] + 1)
-        finite = members[np.isfinite(values[members])]
-        pool = finite if finite.size else members
-        # the later hop (the one that starts here); within a hop, the later bin
-        pick[c] = pool[np.lexsort((pool, rank[pool]))[-1]]
-    return freqs[pick], values[pick].astype(np.float32), min_spacing
+def _bad_values_warning(n_bad: int, rows: list[tuple[int, str]]) -> str:
+    """How many values were bad, on which lines, between which written times."""
+    lines = line_runs([line for line, _ in rows])
+    times = rows[0][1] if rows[0][1] == rows[-1][1] else f"{rows[0][1]} to {rows[-1][1]}"
+    what = "1 value was" if n_bad == 1 else f"{n_bad} values were"
+    on = "1 row" if len(rows) == 1 else f"{len(rows)} rows"
+    return (f"{what} nan, inf or unparseable, on {on} (lines {lines}; {times}): read as missing bins (NaN), "
+            "kept out of baselines, noise floors and detection")
 
 
 def read_sweeps(path: str | PathLike[str], *, tz: str | tzinfo = "UTC") -> SweepFile:
@@ -278,14 +179,17 @@ def read_sweeps(path: str | PathLike[str], *, tz: str | tzinfo = "UTC") -> Sweep
     tz : str or tzinfo, default "UTC"
         Zone of timestamps written without one (rtl_power writes the recorder's local time): an
         IANA name such as ``"Asia/Shanghai"``, ``"UTC"``, or a :class:`~datetime.tzinfo`.
-        Timestamps that carry an offset keep it. Ambiguous local times (the repeated hour when
-        daylight saving ends) resolve to the first occurrence.
+        Timestamps that carry an offset keep it. Local times in an hour the zone repeats are
+        resolved by their order in the file (the first pass until the time goes backwards, then
+        the second); local times the zone skips are read with the offset before the jump; both
+        are flagged (``meta["local_time"]``, the counts of :class:`SweepFile`) and warned about.
 
     Returns
     -------
     SweepFile
-        ``spectra`` holds one :class:`~detector.core.types.Spectrum` per distinct ``date, time`` string,
-        sorted by time, with:
+        ``spectra`` holds one :class:`~detector.core.types.Spectrum` per sweep — the rows from one
+        frequency wrap-around to the next (a row whose ``Hz low`` is at or below the sweep's first
+        ``Hz low`` begins the next sweep) — sorted by time, with:
 
         * ``freqs_hz`` — every hop's bins (Hz) stitched and sorted, coinciding bins merged
           (:data:`MERGE_FRACTION`), strictly increasing;
@@ -293,13 +197,14 @@ def read_sweeps(path: str | PathLike[str], *, tz: str | tzinfo = "UTC") -> Sweep
           value was missing or bad;
         * ``rbw_hz`` — the bin spacing (Hz) of the hop with the most bins: the ``Hz step`` column,
           recomputed from ``Hz low``/``Hz high`` to undo its 0.01 Hz rounding;
-        * ``start`` — tz-aware UTC; ``offset_s`` — seconds since the first sweep; ``duration_s`` —
-          seconds to the next sweep, 0 for the last;
+        * ``start`` — the sweep's first row's time, tz-aware UTC; ``offset_s`` — seconds since the
+          first sweep; ``duration_s`` — seconds to the next sweep, 0 for the last;
         * ``n_looks`` — the ``samples`` column (rtl_power's count of summed FFT frames, an upper
           bound on the looks when it downsampled), the smallest over the sweep's hops; 1 for
           hackrf_sweep-layout rows, whose column is the FFT size of a single FFT;
         * ``center_hz=None``; ``meta`` with ``hops``, ``samples`` (mean of the column),
-          ``layout``, ``bad_values`` and ``first_line``.
+          ``layout``, ``bad_values``, ``first_line``, ``timestamps`` (distinct times its rows
+          carry) and ``local_time`` (None, or the flag of its first row's local time).
 
     Raises
     ------
@@ -309,25 +214,18 @@ def read_sweeps(path: str | PathLike[str], *, tz: str | tzinfo = "UTC") -> Sweep
 
     Notes
     -----
-    Rows are grouped by their timestamp, wherever they are in the file. A row whose value count
-    fits neither layout is kept at ``Hz low + k·Hz step`` and values above ``Hz high`` are dropped
-    (a warning names the line). When the hops of one sweep have different spacings, ``rbw_hz`` is
-    that of the hop with the most bins and a warning says so.
+    A row whose value count fits neither layout is kept at ``Hz low + k·Hz step`` and values
+    above ``Hz high`` are dropped (a warning names the line). When the hops of one sweep have
+    different spacings, ``rbw_hz`` is that of the hop with the most bins and a warning says so.
     """
     path = Path(path)
-    zone = _resolve_tz(tz)
-    if not path.exists():
-        raise InputError(f"{path}: no such sweep file")
-    if not path.is_file():
-        raise InputError(f"{path}: not a file (expected an rtl_power CSV sweep file)")
-    try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the sweep file ({exc.strerror or exc})") from exc
-    text = text.lstrip("\ufeff")
+    clock = LocalClock(_resolve_tz(tz))
+    text = _read_text(path)
 
-    warnings = _Warnings()
-    groups: dict[str, tuple[datetime, list[_Hop]]] = {}
+    warnings = Warnings()
+    sweeps: list[_Sweep] = []
+    bad_rows: list[tuple[int, str]] = []
+    prev_stamp: str | None = None
     n_rows = skipped = bad_values = 0
     for line_no, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -337,55 +235,73 @@ def read_sweeps(path: str | PathLike[str], *, tz: str | tzinfo = "UTC") -> Sweep
         fields = [f.strip() for f in line.split(",")]
         while fields and not fields[-1]:
             fields.pop()  # rtl_power forks and hackrf_sweep variants end rows with ", "
-        if len(fields) < _N_HEAD + 1:
+        if len(fields) < N_HEAD + 1:
             skipped += 1
             warnings.add(f"line {line_no}: {len(fields)} fields, fewer than the 7 of a sweep row; skipped")
             continue
         try:
-            start = _parse_time(fields[0], fields[1], zone)
+            start, flag = clock.utc(fields[0], fields[1], line_no)
         except ValueError:
             skipped += 1
             warnings.add(f"line {line_no}: {fields[0]!r} {fields[1]!r} is not a date and time; skipped")
             continue
-        key = f"{fields[0]} {fields[1]}"
-        entry = groups.setdefault(key, (start, []))
-        hop, n_bad, reason = _hop_from_row(fields, line_no, len(entry[1]), warnings)
+        stamp = f"{fields[0]} {fields[1]}"
+        current = sweeps[-1] if sweeps else None
+        hop, n_bad, reason = hop_from_row(fields, line_no, len(current.hops) if current else 0, warnings)
         if hop is None:
             skipped += 1
             warnings.add(f"line {line_no}: {reason}; skipped")
-            if not entry[1]:
-                del groups[key]
             continue
-        bad_values += n_bad
-        entry[1].append(hop)
+        wraps = current is None or hop.low <= current.low + MERGE_FRACTION * hop.spacing
+        if wraps and current is not None and stamp == prev_stamp and not current.overlaps(hop):
+            wraps = False  # hops of one tuning out of order under one timestamp: the same sweep
+        if wraps:
+            current = _Sweep(start, stamp, hop.low, flag=flag)
+            sweeps.append(current)
+            hop.order = 0
+        assert current is not None
+        current.hops.append(hop)
+        current.stamps.add(stamp)
+        prev_stamp = stamp
+        if n_bad:
+            bad_values += n_bad
+            bad_rows.append((line_no, stamp))
 
     if n_rows == 0:
         raise InputError(f"{path}: the sweep file is empty")
-    groups = {k: v for k, v in groups.items() if v[1]}
-    if not groups:
+    if not sweeps:
         raise InputError(
             f"{path}: none of its {n_rows} lines is an rtl_power sweep row "
             "('date, time, Hz low, Hz high, Hz step, samples, dB, ...')"
         )
+    for message in clock.warnings():
+        warnings.add_summary(message)
     if bad_values:
-        warnings.add(f"{bad_values} value was nan, inf or unparseable and is NaN" if bad_values == 1 else
-                     f"{bad_values} values were nan, inf or unparseable and are NaN")
+        warnings.add_summary(_bad_values_warning(bad_values, bad_rows))
+    spectra = _spectra(sorted(sweeps, key=lambda s: s.start), warnings)
+    return SweepFile(spectra, path, n_rows, skipped, bad_values, warnings.result(),
+                     repeated_hour_rows=clock.n_repeated, nonexistent_hour_rows=clock.n_nonexistent)
 
-    ordered = sorted(groups.items(), key=lambda item: item[1][0])
-    first = ordered[0][1][0]
+
+def _spectra(ordered: list[_Sweep], warnings: Warnings) -> list[Spectrum]:
+    """One spectrum per sweep (sorted by time)."""
+    first = ordered[0].start
     spectra: list[Spectrum] = []
-    for i, (key, (start, hops)) in enumerate(ordered):
-        freqs, power, _ = _stitch(key, hops, warnings)
+    for i, sweep in enumerate(ordered):
+        hops = sweep.hops
+        label = f"the sweep of {sweep.stamp} (line {hops[0].line})"
+        freqs, power, _ = stitch(label, hops, warnings)
         widest = max(hops, key=lambda h: h.freqs.size)
         spacings = np.array([h.spacing for h in hops])
         if np.ptp(spacings) > 1e-6 * widest.spacing:
             warnings.add(
-                f"{key}: hops have bin spacings from {spacings.min():g} to {spacings.max():g} Hz; "
+                f"{label}: hops have bin spacings from {spacings.min():g} to {spacings.max():g} Hz; "
                 f"rbw_hz is {widest.spacing:g} Hz, that of the widest hop"
             )
-        looks = [1.0 if h.layout == _LAYOUT_HACKRF else max(h.samples, 1.0) for h in hops]
+        looks = [1.0 if h.layout == LAYOUT_HACKRF else max(h.samples, 1.0) for h in hops]
         layouts = sorted({h.layout for h in hops})
-        duration = (ordered[i + 1][1][0] - start).total_seconds() if i + 1 < len(ordered) else 0.0
+        start = sweep.start
+        duration = (ordered[i + 1].start - start).total_seconds() if i + 1 < len(ordered) else 0.0
         spectra.append(
             Spectrum(
                 freqs_hz=freqs,
@@ -403,10 +319,12 @@ def read_sweeps(path: str | PathLike[str], *, tz: str | tzinfo = "UTC") -> Sweep
                     "layout": layouts[0] if len(layouts) == 1 else "mixed",
                     "bad_values": int(np.count_nonzero(np.isnan(power))),
                     "first_line": min(h.line for h in hops),
+                    "timestamps": len(sweep.stamps),
+                    "local_time": sweep.flag,
                 },
             )
         )
-    return SweepFile(spectra, path, n_rows, skipped, bad_values, warnings.result())
+    return spectra
 
 
 def iter_sweeps(path: str | PathLike[str], *, tz: str | tzinfo = "UTC") -> Iterator[Spectrum]:
@@ -415,116 +333,3 @@ def iter_sweeps(path: str | PathLike[str], *, tz: str | tzinfo = "UTC") -> Itera
     Errors are those of :func:`read_sweeps`, raised when iteration starts.
     """
     yield from read_sweeps(path, tz=tz).spectra
-
-
-def _fmt_hz(x: float) -> str:
-    """Integer Hz as rtl_power prints them; other frequencies with 6 decimals, trailing zeros cut."""
-    nearest = round(x)
-    if abs(x - nearest) < 5e-7:
-        return str(int(nearest))
-    return f"{x:.6f}".rstrip("0").rstrip(".")
-
-
-def _fmt_step(step: float) -> str:
-    return f"{step:.2f}" if step >= 1.0 else f"{step:.6g}"
-
-
-def _fmt_db(values: NDArray[np.float64]) -> str:
-    return ", ".join(f"{v:.2f}" if math.isfinite(v) else ("nan" if math.isnan(v) else f"{v:.0f}")
-                     for v in values.tolist())
-
-
-def _hops(freqs: NDArray[np.float64], hop_hz: float | None) -> Iterator[tuple[int, int]]:
-    """Inclusive (first, last) bin indices of each hop: uniform spacing, span ≤ hop_hz, shared edges."""
-    m = freqs.size
-    s = 0
-    while True:
-        e = s + 1
-        spacing = freqs[e] - freqs[s]
-        tol = 1e-6 * spacing + 1e-6
-        while (
-            e + 1 < m
-            and abs(freqs[e + 1] - freqs[e] - spacing) <= tol
-            and (hop_hz is None or freqs[e + 1] - freqs[s] <= hop_hz * (1 + 1e-12) + tol)
-        ):
-            e += 1
-        yield s, e
-        if e == m - 1:
-            return
-        s = e
-
-
-def write_sweeps(
-    path: str | PathLike[str], spectra: Iterable[Spectrum], *, hop_hz: float | None = None
-) -> int:
-    """Write spectra as an rtl_power CSV file (the layout :func:`read_sweeps` reads).
-
-    Parameters
-    ----------
-    path : str or path-like
-        The file to write (replaced if it exists).
-    spectra : iterable of Spectrum
-        Frames with a ``start`` time (naive datetimes are taken as UTC); each becomes one sweep.
-    hop_hz : float, optional
-        Largest span ``Hz high − Hz low`` of one row (Hz). Default: one row per spectrum. A hop
-        always holds at least two bins, and a hop also ends wherever the grid spacing changes.
-
-    Returns
-    -------
-    int
-        Rows written.
-
-    Raises
-    ------
-    InputError
-        A spectrum without ``start`` or without bins, two spectra with the same timestamp (they
-        would read back as one sweep), a non-positive ``hop_hz``.
-
-    Notes
-    -----
-    Rows follow rtl_power's inclusive layout: ``date`` ``YYYY-MM-DD`` and ``time`` ``HH:MM:SS`` in
-    UTC (with ``.ffffff`` microseconds, as hackrf_sweep writes them, only when the start has a
-    fraction of a second), ``Hz low`` and ``Hz high`` the first and last bin of the hop, ``Hz step``
-    the spacing with two decimals, ``samples`` = ``round(n_looks)``, then the values with two
-    decimals (``nan`` for NaN). Neighbouring hops share their edge bin, as rtl_power's do.
-
-    rtl_power prints ``Hz low``/``Hz high`` as integers; this writer does too when a frequency is a
-    whole number of Hz, and otherwise prints 6 decimals (soapy_power also writes fractional Hz),
-    so that a read gives back every bin within 1e-3 Hz: the reader spaces bins by
-    ``(high − low)/(N − 1)``, not by the rounded step. Powers come back within 0.005 dB; ``rbw_hz``
-    comes back as the grid spacing (the CSV has no RBW column) and ``n_looks`` rounded to an integer.
-    """
-    if hop_hz is not None and not (math.isfinite(hop_hz) and hop_hz > 0):
-        raise InputError(f"hop_hz must be a positive number of Hz, got {hop_hz!r}")
-    rows: list[str] = []
-    seen: dict[str, int] = {}
-    for i, spectrum in enumerate(spectra):
-        if spectrum.start is None:
-            raise InputError(f"spectrum {i} has no start time; an rtl_power CSV row needs one")
-        start = spectrum.start
-        start = start.replace(tzinfo=timezone.utc) if start.tzinfo is None else start.astimezone(timezone.utc)
-        stamp = start.strftime("%Y-%m-%d, %H:%M:%S") + (f".{start.microsecond:06d}" if start.microsecond else "")
-        if stamp in seen:
-            raise InputError(
-                f"spectra {seen[stamp]} and {i} share the timestamp {stamp!r} and would read back as one sweep"
-            )
-        seen[stamp] = i
-        freqs = np.asarray(spectrum.freqs_hz, dtype=np.float64)
-        power = np.asarray(spectrum.power, dtype=np.float64)
-        if freqs.size == 0:
-            raise InputError(f"spectrum {i} has no bins to write")
-        samples = max(int(round(spectrum.n_looks)), 0)
-        if freqs.size == 1:
-            step = spectrum.rbw_hz if spectrum.rbw_hz > 0 else 1.0
-            f0 = _fmt_hz(freqs[0])
-            rows.append(f"{stamp}, {f0}, {f0}, {_fmt_step(step)}, {samples}, {_fmt_db(power)}\n")
-            continue
-        for s, e in _hops(freqs, hop_hz):
-            step = (freqs[e] - freqs[s]) / (e - s)
-            rows.append(
-                f"{stamp}, {_fmt_hz(freqs[s])}, {_fmt_hz(freqs[e])}, {_fmt_step(step)}, {samples}, "
-                f"{_fmt_db(power[s:e + 1])}\n"
-            )
-    with open(path, "w", encoding="utf-8", newline="") as fh:
-        fh.writelines(rows)
-    return len(rows)

@@ -294,25 +294,26 @@ def test_write_then_read_round_trip(tmp_path: Path, hop_hz: float | None) -> Non
     grid_b = 433.9e6 + 1234.5678 * np.arange(50)  # fractional Hz everywhere
     power_b = rng.normal(-60, 5, grid_b.size)
     power_b[[0, 7, 49]] = np.nan
+    # each spectrum starts at or below the one before: a sweep begins where the frequency wraps around
     spectra = [
-        _spectrum(t0, grid_a, rng.normal(-30, 3, grid_a.size)),
+        _spectrum(t0, grid_b, power_b, n_looks=3),
         _spectrum(t0 + timedelta(seconds=1), grid_a, rng.normal(-30, 3, grid_a.size)),
-        _spectrum(t0 + timedelta(seconds=2, microseconds=500), grid_b, power_b, n_looks=3),
+        _spectrum(t0 + timedelta(seconds=2, microseconds=500), grid_a, rng.normal(-30, 3, grid_a.size)),
     ]
     path = tmp_path / "rt.csv"
     n = write_sweeps(path, spectra, hop_hz=hop_hz)
     lines = path.read_text().splitlines()
     assert len(lines) == n
-    assert lines[0].startswith("2024-06-07, 01:02:03, 76450000, ")
+    assert lines[0].startswith("2024-06-07, 01:02:03, 433900000, ")
     assert lines[2 if hop_hz is None else -1].startswith("2024-06-07, 01:02:05.000500, ")
     back = read_sweeps(path)
     assert back.skipped_rows == 0 and back.warnings == [w for w in back.warnings if "NaN" in w]
     _assert_same(spectra, back.spectra)
-    assert back.spectra[0].rbw_hz == pytest.approx(781.25)
-    assert back.spectra[2].rbw_hz == pytest.approx(1234.5678, abs=1e-6)
+    assert back.spectra[1].rbw_hz == pytest.approx(781.25)
+    assert back.spectra[0].rbw_hz == pytest.approx(1234.5678, abs=1e-6)
     if hop_hz == 10e3:
         # 128 steps of 781.25 Hz in hops of at most 12 steps (9.375 kHz): 11 hops
-        assert back.spectra[0].meta["hops"] == 11
+        assert back.spectra[1].meta["hops"] == 11
 
 
 def test_round_trip_of_a_real_multi_hop_file(sweeps_dir: Path, tmp_path: Path) -> None:
@@ -334,6 +335,9 @@ def test_write_rejects_what_the_format_cannot_hold(tmp_path: Path) -> None:
         write_sweeps(tmp_path / "a.csv", [Spectrum(grid, grid.astype(np.float32), rbw_hz=1.0)])
     with pytest.raises(InputError, match="hop_hz"):
         write_sweeps(tmp_path / "a.csv", [s], hop_hz=0)
+    higher = _spectrum(t0 + timedelta(seconds=1), grid + 10, grid)
+    with pytest.raises(InputError, match="part of the previous sweep"):
+        write_sweeps(tmp_path / "a.csv", [s, higher])
 
 
 def test_a_non_uniform_grid_is_written_as_uniform_hops(tmp_path: Path) -> None:
