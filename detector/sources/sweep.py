@@ -278,6 +278,14 @@ def read_sweeps(path: str | PathLike[str], *, tz: str | tzinfo = "UTC") -> Sweep
         warnings.add_summary(message)
     if bad_values:
         warnings.add_summary(_bad_values_warning(bad_values, bad_rows))
+    back = [(a, b) for a, b in zip(sweeps, sweeps[1:]) if b.start < a.start]
+    if back:
+        a, b = back[0]
+        times = "1 time" if len(back) == 1 else f"{len(back)} times"
+        warnings.add_summary(
+            f"the sweeps' times go backwards {times} in the file (first at line {b.hops[0].line}: {b.stamp} after "
+            f"{a.stamp}); the sweeps are put in time order. A local-time file over a clock change needs its zone (--tz)"
+        )
     spectra = _spectra(sorted(sweeps, key=lambda s: s.start), warnings)
     return SweepFile(spectra, path, n_rows, skipped, bad_values, warnings.result(),
                      repeated_hour_rows=clock.n_repeated, nonexistent_hour_rows=clock.n_nonexistent)

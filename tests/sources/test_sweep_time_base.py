@@ -138,9 +138,12 @@ def test_the_repeated_autumn_hour_keeps_both_passes(tmp_path: Path) -> None:
     assert "240 rows (lines 61–300)" in warning and "2024-10-27 02:00:00–02:59:00" in warning
     assert "Europe/Berlin repeats" in warning
     assert "120 as the first pass (UTC+02:00), 120 as the second (UTC+01:00)" in warning
-    # read as UTC nothing is ambiguous: the file's own order, no warning
+    # read as UTC, the second pass goes back in time: said, with the hint to give the zone
     plain = read_sweeps(path)
-    assert len(plain) == 180 and plain.warnings == [] and plain.repeated_hour_rows == 0
+    assert len(plain) == 180 and plain.repeated_hour_rows == 0
+    (warning,) = plain.warnings
+    assert "go backwards 1 time in the file (first at line 181: 2024-10-27 02:00:00 after 2024-10-27 02:59:00)" in warning
+    assert "--tz" in warning
 
 
 def test_the_repeated_hour_written_once_is_the_first_pass(tmp_path: Path) -> None:
