@@ -49,7 +49,9 @@ def test_json_shape_and_peaks_near_rtl433_carriers(manifest, spectra):
     hits, misses = 0, []
     for entry in manifest["iq"]:
         out = spectra[entry["file"]]
-        assert set(out) == {"center_hz", "sample_rate_hz", "duration_s", "rbw_hz", "noise_floor_dbfs", "peaks"}
+        assert set(out) == {"center_hz", "sample_rate_hz", "duration_s", "rbw_hz", "noise_floor_dbfs", "peaks",
+                            "nonfinite_samples", "frames_excluded"}
+        assert out["nonfinite_samples"] == 0 and out["frames_excluded"] == 0
         assert out["center_hz"] == entry["center_hz"]
         assert out["peaks"], entry["file"]
         snrs = [p["snr_db"] for p in out["peaks"]]
