@@ -3,7 +3,8 @@
 :func:`parse_wav` walks the chunks after ``RIFF``/``RF64`` + ``WAVE``: ``ds64`` (RF64's 64-bit
 sizes, EBU Tech 3306), ``fmt `` (PCM 8/16/32-bit, IEEE float 32/64-bit, and their
 ``WAVE_FORMAT_EXTENSIBLE`` spellings), ``data`` and ``auxi``; any other chunk (``LIST``, ``JUNK``,
-``PAD ``, ``fact`` …) is skipped, and an odd chunk size is followed by one pad byte.
+``PAD ``, ``fact`` …) is skipped, and an odd chunk size is followed by one pad byte (unless the
+writer left it out: a known chunk id right after the odd chunk is taken as the next chunk).
 
 A ``data`` size of 0 or 0xFFFFFFFF (streaming recorders write the header before they know the
 length, and some never come back to fix it) or one larger than the file means "to the end of the
@@ -40,6 +41,9 @@ __all__ = ["WavLayout", "parse_wav", "parse_auxi"]
 
 _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
 _UNKNOWN = 0xFFFFFFFF
+#: chunk ids seen in WAV IQ recordings (to tell a missing pad byte after an odd chunk)
+_KNOWN = {b"fmt ", b"data", b"auxi", b"ds64", b"LIST", b"JUNK", b"junk", b"PAD ", b"fact", b"bext", b"cue ", b"iXML",
+          b"smpl", b"inst", b"id3 ", b"ID3 ", b"FLLR", b"elm1", b"minf", b"regn", b"umid"}
 
 
 @dataclass
@@ -123,9 +127,6 @@ def parse_wav(path: str | Path) -> WavLayout:
             hdr = fh.read(8)
             cid, csize = hdr[:4], struct.unpack("<I", hdr[4:])[0]
             if not _printable(cid):
-                if pos > 12 and _printable_at(fh, pos - 1):  # an odd chunk written without its pad byte
-                    pos -= 1
-                    continue
                 break
             name = cid.decode("ascii")
             chunks.append(name)
@@ -160,7 +161,11 @@ def parse_wav(path: str | Path) -> WavLayout:
                     ds64_data = struct.unpack_from("<Q", payload, 8)[0]
                 elif cid == b"auxi":
                     lay_center, lay_start = parse_auxi(payload)
-            pos = body + csize + (csize & 1)
+            pos = body + csize
+            if csize & 1:  # a pad byte follows, unless the writer forgot it and a known chunk starts here
+                here, padded = _id_at(fh, pos), _id_at(fh, pos + 1)
+                if not (here in _KNOWN and padded not in _KNOWN):
+                    pos += 1
     if fmt is None:
         raise InputError(f"{path}: not a readable WAV file (no 'fmt ' chunk before the samples)")
     if data is None:
@@ -180,6 +185,6 @@ def parse_wav(path: str | Path) -> WavLayout:
                      warnings=warnings)
 
 
-def _printable_at(fh, pos: int) -> bool:
+def _id_at(fh, pos: int) -> bytes:
     fh.seek(pos)
-    return _printable(fh.read(4))
+    return fh.read(4)
