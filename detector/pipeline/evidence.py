@@ -65,14 +65,12 @@ class RecentBlocks:
         skip = max(0, x.size - want)
         x = x[skip:]
         # the block holding the first kept sample, and that sample's offset in it
-        first, k = run[0], skip
-        for b in run:
-            if k < b.samples.size:
-                first = b
-                break
-            k -= b.samples.size
+        j, k = 0, skip
+        while j < len(run) - 1 and k >= run[j].samples.size:
+            k -= run[j].samples.size
+            j += 1
+        first, kept = run[j], run[j:]
         start = first.start + timedelta(seconds=k / first.sample_rate_hz) if first.start is not None else None
-        kept = run[run.index(first):]
         position = first.position or next((b.position for b in reversed(kept) if b.position is not None), None)
         return Snippet(x, last, start, position)
 
