@@ -32,11 +32,25 @@ _CORE_ANNOTATION = {"comment", "freq_upper_edge", "freq_lower_edge", "generator"
 
 def cu8_quantize(samples: ArrayLike) -> bytes:
     """Interleaved unsigned 8-bit IQ (RTL-SDR ``cu8``) of complex samples (full scale = 1.0)."""
-    x = np.asarray(samples).ravel()
+    x = np.nan_to_num(np.asarray(samples).ravel(), nan=0.0, posinf=0.0, neginf=0.0)
     inter = np.empty(2 * x.size, dtype=np.float64)
     inter[0::2] = x.real * 127.5 + 127.5
     inter[1::2] = x.imag * 127.5 + 127.5
     return np.clip(np.round(inter), 0, 255).astype(np.uint8).tobytes()
+
+
+def _geolocation(position) -> dict | None:
+    """The SigMF ``core:geolocation`` GeoJSON Point of a position (None when unknown or not finite)."""
+    if position is None:
+        return None
+    lat, lon = float(position.lat), float(position.lon)
+    if not (np.isfinite(lat) and np.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
+        return None
+    coords = [lon, lat]
+    alt = getattr(position, "alt_m", None)
+    if alt is not None and np.isfinite(alt):
+        coords.append(float(alt))
+    return {"type": "Point", "coordinates": coords}
 
 
 def _samples(samples: ArrayLike) -> np.ndarray:
@@ -45,6 +59,8 @@ def _samples(samples: ArrayLike) -> np.ndarray:
         raise InputError(f"evidence needs a non-empty 1-D array of IQ samples, not shape {x.shape}.")
     if not np.iscomplexobj(x):
         raise InputError("evidence needs complex IQ samples.")
+    if not np.isfinite(x).all():  # NaN/inf samples of a bad driver: the zero level, not garbage
+        x = np.where(np.isfinite(x), x, 0)
     return x
 
 
@@ -56,6 +72,7 @@ def sigmf_snippet(
     start: datetime | None = None,
     annotations: list[dict] | None = None,
     description: str | None = None,
+    position=None,
 ) -> tuple[bytes, bytes]:
     """A SigMF recording of ``samples``: ``(meta JSON bytes, cu8 data bytes)``.
 
@@ -65,6 +82,10 @@ def sigmf_snippet(
     ``freq_upper_edge``, ``generator``, ``uuid``, ``latitude``, ``longitude``) get ``core:``, any
     other bare name ``examwatch:`` (the extension is then declared in ``core:extensions``). The
     global ``core:sha512`` is the hash of the data bytes. ``start`` (UTC) dates sample 0.
+    ``position`` (an object with ``lat``, ``lon`` in degrees and optionally ``alt_m``, such as
+    :class:`detector.core.types.Position`) gives the global ``core:geolocation``, a GeoJSON Point
+    ``{"type": "Point", "coordinates": [lon, lat(, alt)]}`` as the SigMF specification asks.
+    Non-finite samples are written as 0 (the zero level, 127.5 → 128 in cu8).
     """
     from sigmf import SigMFFile, __specification__
 
@@ -86,6 +107,9 @@ def sigmf_snippet(
     capture = {"core:frequency": float(center_hz)}
     if start is not None:
         capture["core:datetime"] = utc_iso(start)
+    geo = _geolocation(position)
+    if geo is not None:
+        meta.set_global_field("core:geolocation", geo)
     meta.add_capture(0, metadata=capture)
     uses_ext = False
     for ann in annotations or []:

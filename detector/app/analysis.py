@@ -42,6 +42,10 @@ class SpectrumSummary:
     floor_dbfs: NDArray[np.float32]
     noise_floor_dbfs: float
     peaks: list[Peak] = field(default_factory=list)
+    #: samples with a NaN or ±inf I or Q (replaced by 0 before the FFT)
+    nonfinite_samples: int = 0
+    #: frames left out of the average and the max-hold because one of their segments held such a sample
+    frames_excluded: int = 0
 
     def peak_dicts(self, limit: int | None = None) -> list[dict]:
         """Peaks as the JSON objects of ``spectrum --json``: ``freq_hz`` absolute; ``image`` True for
@@ -67,6 +71,8 @@ class SpectrumSummary:
             "rbw_hz": round(self.rbw_hz, 3),
             "noise_floor_dbfs": round(self.noise_floor_dbfs, 2),
             "peaks": self.peak_dicts(max_peaks),
+            "nonfinite_samples": int(self.nonfinite_samples),
+            "frames_excluded": int(self.frames_excluded),
         }
 
 
@@ -87,7 +93,10 @@ def summarize_source(
 
     ``progress`` is called with the seconds read so far. A peak at least ``image_margin_db``
     below the max-hold at its mirrored frequency (about the tuned center) is flagged as an IQ
-    image (:func:`detector.dsp.mark_images`). Raises :class:`InputError` when the
+    image (:func:`detector.dsp.mark_images`). Non-finite samples (NaN, ±inf) are counted
+    (``nonfinite_samples``); the frames whose segments held one are left out of the average and the
+    max-hold (``frames_excluded``), unless every frame held one (they are then kept, zero-filled,
+    so that a spectrum is still shown). Raises :class:`InputError` when the
     recording is shorter than one FFT segment.
     """
     info = source.info
@@ -104,6 +113,10 @@ def summarize_source(
     maxhold = np.zeros(plan.nfft, dtype=np.float32)
     n_frames = 0
     n_samples = 0
+    excluded = 0
+    fallback_total = np.zeros(plan.nfft, dtype=np.float64)  # the flagged frames, used only if no frame is clean
+    fallback_max = np.zeros(plan.nfft, dtype=np.float32)
+    fallback_n = 0
     center = info.center_hz
     for block in source.blocks(block_samples):
         if max_duration_s is not None and n_samples / fs >= max_duration_s:
@@ -112,11 +125,22 @@ def summarize_source(
         frames, _ = stream.push(block.samples)
         n_samples += block.samples.size
         if frames.shape[0]:
+            flagged = stream.last_flagged
+            if flagged.any():
+                bad = frames[flagged]
+                fallback_total += bad.sum(axis=0, dtype=np.float64)
+                np.maximum(fallback_max, bad.max(axis=0), out=fallback_max)
+                fallback_n += bad.shape[0]
+                excluded += bad.shape[0]
+                frames = frames[~flagged]
+        if frames.shape[0]:
             total += frames.sum(axis=0, dtype=np.float64)
             np.maximum(maxhold, frames.max(axis=0), out=maxhold)
             n_frames += frames.shape[0]
         if progress:
             progress(n_samples / fs)
+    if n_frames == 0 and fallback_n:  # every frame held a non-finite sample: show them, zero-filled
+        total, maxhold, n_frames, excluded = fallback_total, fallback_max, fallback_n, 0
     # A tail shorter than one frame still counts when it holds at least one segment.
     if n_frames == 0:
         tail = stream._carry  # noqa: SLF001 - the summary owns its stream
@@ -156,4 +180,6 @@ def summarize_source(
         floor_dbfs=power_to_db(floor),
         noise_floor_dbfs=float(10 * np.log10(max(float(np.median(avg)), 1e-30))),
         peaks=peaks,
+        nonfinite_samples=int(stream.nonfinite_samples),
+        frames_excluded=excluded,
     )

@@ -117,6 +117,7 @@ class BaselineBuilder:
         self._last: datetime | None = None
         self._span_s = 0.0
         self.n_frames = 0  #: frames added (those with at least one usable bin)
+        self.nonfinite_frames = 0  #: frames refused because they were cut from NaN/inf samples
 
     @property
     def bin_hz(self) -> float:
@@ -128,7 +129,9 @@ class BaselineBuilder:
         """Add one survey frame.
 
         Each spectrum bin goes to the nearest grid bin; the spectrum may cover part of the grid
-        (one hop of a sweep). NaN (and ±inf) powers are ignored.
+        (one hop of a sweep). NaN (and ±inf) powers are ignored, and a frame marked
+        ``meta["nonfinite"]`` (cut from NaN/inf samples, :meth:`DetectionEngine.frames_of_block`) is
+        not added (counted in ``nonfinite_frames``).
 
         Parameters
         ----------
@@ -157,6 +160,10 @@ class BaselineBuilder:
             Different unit, RBW (> 1 %) or looks (> 10 %); bins off the grid; bins beyond the grid
             (unless ``crop``); a noise floor of the wrong shape.
         """
+        if spectrum.meta.get("nonfinite"):
+            # a frame cut from NaN/inf samples (zeroed by the FrameStream) would pull the levels down
+            self.nonfinite_frames += 1
+            return 0
         if spectrum.unit != self.unit:
             raise ValueError(f"spectrum is in {spectrum.unit} but the baseline is in {self.unit}")
         if not same_rbw(self.rbw_hz, spectrum.rbw_hz):

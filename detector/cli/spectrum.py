@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -15,6 +17,30 @@ from detector.core.errors import InputError
 from detector.app.sources import open_source
 from detector.sources import recording_help
 from detector.core.units import format_hz
+
+
+@contextmanager
+def _source_warnings():
+    """Warnings of ``examwatch.sources`` (a WAV header never finished …) as ``warning:`` lines on
+    stderr, once each, instead of logging's bare last-resort lines."""
+    seen: list[str] = []
+
+    class _Say(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            msg = record.getMessage()
+            if msg not in seen:
+                seen.append(msg)
+                console_err.print(f"[yellow]warning:[/] {msg}", highlight=False)
+
+    logger = logging.getLogger("examwatch.sources")
+    handler, propagate = _Say(logging.WARNING), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 def spectrum(
@@ -39,7 +65,9 @@ def spectrum(
     image of a stronger emission: it stays listed, flagged "image".
 
     With --json, stdout holds one object: {"center_hz", "sample_rate_hz", "duration_s", "rbw_hz",
-    "noise_floor_dbfs", "peaks": [{"freq_hz", "peak_dbfs", "snr_db", "bandwidth_hz", "image"}, ...]}.
+    "noise_floor_dbfs", "peaks": [{"freq_hz", "peak_dbfs", "snr_db", "bandwidth_hz", "image"}, ...],
+    "nonfinite_samples", "frames_excluded"}. NaN/inf samples are counted, left out of the spectra
+    (the frames that held them) and reported on stderr.
     """
     rate_hz = positive_hz(rate, "--rate")
     center_hz = opt_hz(center, "--center")
@@ -50,16 +78,21 @@ def spectrum(
         raise InputError(f"--duration must be > 0, got {duration}")
     if png is not None:
         check_figure_path(png)
-    src = open_source(source, sample_format=format, sample_rate_hz=rate_hz, center_hz=center_hz)
-    if duration is None and src.info.n_samples is None:
-        duration = 1.0
-    try:
-        total = duration if duration is not None else src.info.duration_s
-        with progress_bar(f"reading {src.info.name}", total) as update:
-            summary = summarize_source(src, rbw_hz=rbw_hz, frame_s=frame, max_duration_s=duration,
-                                       keep_dc=keep_dc, progress=update)
-    finally:
-        src.close()
+    with _source_warnings():
+        src = open_source(source, sample_format=format, sample_rate_hz=rate_hz, center_hz=center_hz)
+        if duration is None and src.info.n_samples is None:
+            duration = 1.0
+        try:
+            total = duration if duration is not None else src.info.duration_s
+            with progress_bar(f"reading {src.info.name}", total) as update:
+                summary = summarize_source(src, rbw_hz=rbw_hz, frame_s=frame, max_duration_s=duration,
+                                           keep_dc=keep_dc, progress=update)
+        finally:
+            src.close()
+    if summary.nonfinite_samples:
+        console_err.print(f"[yellow]warning:[/] {src.info.name}: {summary.nonfinite_samples} non-finite (NaN/inf) samples; "
+                          f"{summary.frames_excluded} of {summary.n_frames + summary.frames_excluded} frames that held them "
+                          "are left out of the spectrum", highlight=False)
     result = summary.to_json(max_peaks)
     if png is not None:
         from dashboards.spectrum import save_figure, spectrum_summary_figure

@@ -165,7 +165,9 @@ class DetectionEngine:
         return self._stream
 
     def frames_of_block(self, block: IQBlock) -> list[Spectrum]:
-        """Cut a block into :class:`Spectrum` frames (dBFS), times on the engine's timeline."""
+        """Cut a block into :class:`Spectrum` frames (dBFS), times on the engine's timeline. A frame
+        one of whose segments held a NaN/inf sample has ``meta["nonfinite"] = True`` (the baseline
+        builder leaves it out)."""
         if self.correct is not None:
             block = self.correct(block)
         stream = self._ensure_stream(block)
@@ -176,10 +178,12 @@ class DetectionEngine:
         freqs = block.center_hz + plan.offsets_hz
         out = []
         db = power_to_db(frames)
+        flagged = stream.last_flagged  # frames whose segments held NaN/inf samples (zeroed by the stream)
         for i in range(frames.shape[0]):
             out.append(Spectrum(freqs_hz=freqs, power=db[i], rbw_hz=plan.rbw_hz, unit="dBFS",
                                 offset_s=t_first + i * stream.frame_s, duration_s=stream.frame_s,
-                                n_looks=stream.looks, center_hz=block.center_hz, position=block.position))
+                                n_looks=stream.looks, center_hz=block.center_hz, position=block.position,
+                                meta={"nonfinite": True} if flagged[i] else {}))
         return out
 
     # --- detection -----------------------------------------------------------------------------

@@ -9,7 +9,8 @@ RBW bin ("spectrum" scaling of ``scipy.signal.welch``): a complex exponential of
 No function here reads files, the clock or the network.
 """
 
-from detector.dsp._convert import cu8_to_complex64, cs8_to_complex64, cs16_to_complex64, cf32_to_complex64
+from detector.dsp._convert import (cu8_to_complex64, cs8_to_complex64, cs16_to_complex64, cf32_to_complex64, count_nonfinite,
+                                  replace_nonfinite)
 from detector.dsp._stream import FrameStream, fft_backends
 from detector.dsp._peaks import Peak, find_peaks, look_threshold_db, mark_images, noise_floor
 from detector.dsp._psd import (
@@ -37,6 +38,8 @@ __all__ = [
     "cs8_to_complex64",
     "cs16_to_complex64",
     "cf32_to_complex64",
+    "count_nonfinite",
+    "replace_nonfinite",
     "PsdPlan",
     "default_nfft",
     "make_plan",

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["cu8_to_complex64", "cs8_to_complex64", "cs16_to_complex64", "cf32_to_complex64"]
+__all__ = ["cu8_to_complex64", "cs8_to_complex64", "cs16_to_complex64", "cf32_to_complex64", "count_nonfinite",
+           "replace_nonfinite"]
 
 
 def _check_even(raw: np.ndarray, dtype: type) -> None:
@@ -66,3 +67,26 @@ def cf32_to_complex64(raw: NDArray[np.float32]) -> NDArray[np.complex64]:
         raise ValueError(f"interleaved I/Q must be 1-D of even length, got shape {raw.shape}")
     f = np.ascontiguousarray(raw, dtype=np.float32)
     return f.view(np.complex64).copy() if f is raw else f.view(np.complex64)
+
+
+def count_nonfinite(samples: NDArray[np.complexfloating]) -> int:
+    """Complex samples whose I or Q is NaN or ±inf (start-up garbage, a bad driver)."""
+    x = np.asarray(samples)
+    if x.size == 0 or not np.iscomplexobj(x):
+        return 0 if x.size == 0 else int(np.count_nonzero(~np.isfinite(x)))
+    bad = ~np.isfinite(x.real)
+    bad |= ~np.isfinite(x.imag)
+    return int(np.count_nonzero(bad))
+
+
+def replace_nonfinite(samples: NDArray[np.complex64]) -> tuple[NDArray[np.complex64], NDArray[np.bool_] | None]:
+    """``(samples, mask)``: non-finite samples (NaN or ±inf in I or Q) replaced by 0 in a copy, and
+    the boolean mask of the replaced ones; the input itself and ``None`` when every sample is finite
+    (the common case costs one :func:`numpy.isfinite` pass and no copy)."""
+    x = np.asarray(samples)
+    if x.size == 0 or bool(np.isfinite(x).all()):  # isfinite of a complex is False when I or Q is not finite
+        return x, None
+    bad = ~np.isfinite(x)
+    out = x.copy()
+    out[bad] = 0
+    return out, bad

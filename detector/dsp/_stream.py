@@ -16,6 +16,12 @@ concatenated stream. It is the hot path of examwatch (issue #10), so it differs 
   (:mod:`detector.dsp._kernels`), else in three numpy passes, with the same bits.
 * **Cache-sized batches.** Segments are windowed, transformed and squared a frame at a time
   by default (``batch_segments``), so that the working set stays in the CPU cache.
+* **Non-finite samples.** NaN or ±inf samples (start-up garbage, a bad driver) are replaced by 0
+  before windowing (:func:`~detector.dsp.replace_nonfinite`), counted in ``nonfinite_samples``,
+  and every frame one of whose segments held one is flagged in ``last_flagged``: a NaN never
+  reaches a frame (it would make the whole frame NaN), and callers that build floors or baselines
+  drop the flagged frames (their power is low by the share of zeroed samples). The check costs
+  one ``isfinite`` pass per block and no copy when every sample is finite.
 * **FFT backend.** ``scipy.fft`` (pocketfft, in place), or pyFFTW when installed (``backend="auto"``
   or ``"pyfftw"``): FFTW plans measured once per batch size (``FFTW_MEASURE``), ≈ 2× faster here.
 
@@ -35,6 +41,7 @@ import numpy as np
 import scipy.fft
 from numpy.typing import NDArray
 
+from detector.dsp._convert import replace_nonfinite
 from detector.dsp._kernels import power_sums_kernel
 from detector.dsp._psd import PsdPlan
 
@@ -142,7 +149,12 @@ class FrameStream:
         self.advance = segments_per_frame * plan.step  # samples between frame starts
         self.batch_segments = int(batch_segments)
         self._carry = np.empty(0, dtype=np.complex64)
+        self._carry_bad: NDArray[np.bool_] | None = None  # non-finite samples in the carry (None: none)
         self.frames_out = 0
+        #: non-finite samples pushed since the stream was made (replaced by 0; not reset by reset())
+        self.nonfinite_samples = 0
+        #: per frame of the last push: True when one of its segments held a non-finite sample
+        self.last_flagged: NDArray[np.bool_] = np.zeros(0, dtype=bool)
         # (−1)ⁿ moves bin k to k + nfft/2: the FFT output comes out fft-shifted
         alt = np.where(np.arange(plan.nfft) % 2 == 0, 1.0, -1.0).astype(np.float32)
         self._window = (plan.window * alt).astype(np.float32)
@@ -166,6 +178,7 @@ class FrameStream:
 
     def reset(self) -> None:
         self._carry = np.empty(0, dtype=np.complex64)
+        self._carry_bad = None
 
     def push(self, samples: NDArray[np.complex64]) -> tuple[NDArray[np.float32], int]:
         """Add samples; return ``(frames, first_index)``: linear power per RBW bin, float32 shape
@@ -174,14 +187,28 @@ class FrameStream:
         s = np.asarray(samples)
         if s.dtype != np.complex64:
             s = s.astype(np.complex64)
+        s, bad = replace_nonfinite(s)
         plan, spf = self.plan, self.segments_per_frame
         nfft, step = plan.nfft, plan.step
         c = self._carry.size
+        all_bad = None  # non-finite marks over carry + block, only when there are some
+        if bad is not None or self._carry_bad is not None:
+            self.nonfinite_samples += 0 if bad is None else int(np.count_nonzero(bad))
+            all_bad = np.concatenate((self._carry_bad if self._carry_bad is not None else np.zeros(c, dtype=bool),
+                                      bad if bad is not None else np.zeros(s.size, dtype=bool)))
         n_frames = plan.segments_in(c + s.size) // spf
         first = self.frames_out
         if n_frames == 0:
             self._carry = np.concatenate((self._carry, s)) if c else s.copy()
+            self._carry_bad = all_bad
+            self.last_flagged = np.zeros(0, dtype=bool)
             return np.empty((0, nfft), dtype=np.float32), first
+        if all_bad is None:
+            self.last_flagged = np.zeros(n_frames, dtype=bool)
+        else:
+            cs = np.concatenate(([0], np.cumsum(all_bad)))
+            starts = np.arange(n_frames) * self.advance
+            self.last_flagged = cs[starts + (spf - 1) * step + nfft] > cs[starts]
         rows = n_frames * spf
         st = s.strides[0]
         k_head = min(rows, -(-c // step))  # segments that start inside the carry
@@ -215,5 +242,6 @@ class FrameStream:
         frames *= np.float32(plan.scale / spf)
         used = n_frames * self.advance
         self._carry = s[used - c:].copy() if used >= c else np.concatenate((self._carry[used:], s))
+        self._carry_bad = all_bad[used:] if all_bad is not None and all_bad[used:].any() else None
         self.frames_out += n_frames
         return frames, first

@@ -2,7 +2,8 @@
 
 * :class:`Capture` opens the source (and reopens it with exponential backoff, 0.5 s doubling to
   10 s), hops a tunable source through the watch plan, gives blocks without a position the
-  receiver's (a :data:`PositionProvider`), recognises a source that returns the same buffer again
+  receiver's (a :data:`PositionProvider`), counts the retunes (``retunes``) and the NaN/inf
+  samples (``nonfinite_samples``), recognises a source that returns the same buffer again
   and again, and puts blocks on the queue: a real-time source is never blocked by a slow consumer
   (a full queue drops the block and counts it), a source that runs as fast as the CPU allows waits.
 * :class:`Watchdog` marks a source silent for ``watchdog_s`` degraded and starts a fresh capture
@@ -24,6 +25,7 @@ import numpy as np
 from detector.config.plan import Scheduler
 from detector.core.errors import SourceEnded
 from detector.core.types import IQBlock, Position
+from detector.dsp import count_nonfinite
 from detector.pipeline._threads import END, lower_priority
 from detector.pipeline.status import MonitorState, MonitorStatus
 from detector.sources import IQSource, as_source
@@ -130,6 +132,7 @@ class Capture:
             return hop_until
         hop = sch.next_hop(self.clock())
         src.tune(hop.center_hz)
+        self.status.retunes += 1
         return self.clock() + sch.dwell_for(hop, self.clock())
 
     def _read(self, src: IQSource) -> IQBlock:
@@ -181,6 +184,7 @@ class Capture:
             st = self.status
             st.last_block_monotonic = self.clock()
             st.blocks_read += 1
+            st.nonfinite_samples += count_nonfinite(block.samples)
             d = block_digest(block.samples)
             if d == last_digest:
                 repeats += 1

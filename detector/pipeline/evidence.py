@@ -11,15 +11,30 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 
-from detector.core.types import IQBlock
+from detector.core.types import IQBlock, Position
 from detector.detection.events import DetectionEvent
 
-__all__ = ["EvidenceRecorder", "RecentBlocks"]
+__all__ = ["EvidenceRecorder", "RecentBlocks", "Snippet"]
 
 log = logging.getLogger("examwatch.monitor")
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """The last second of samples at the latest tuning: ``samples``, the ``last`` block, the UTC
+    time of the first sample (``start``: its block's start plus the offset of the first kept
+    sample; None when the blocks carry no time) and the receiver's ``position`` then (the first
+    kept block's, else the latest known among the kept blocks; None when unknown)."""
+
+    samples: np.ndarray
+    last: IQBlock
+    start: datetime | None
+    position: Position | None
 
 
 class RecentBlocks:
@@ -31,14 +46,38 @@ class RecentBlocks:
     def append(self, block: IQBlock) -> None:
         self._blocks.append(block)
 
-    def last_second(self) -> tuple[np.ndarray, IQBlock] | None:
-        """The last second of samples at the latest tuning, and the latest block; None when empty."""
+    def snippet(self, seconds: float = 1.0) -> Snippet | None:
+        """The last ``seconds`` of samples of the latest run of blocks at the latest tuning (a
+        retune ends the run), dated by its own first sample; None when empty."""
         if not self._blocks:
             return None
         last = self._blocks[-1]
-        blocks = [b for b in self._blocks if b.center_hz == last.center_hz]
-        x = np.concatenate([b.samples for b in blocks])[-int(last.sample_rate_hz):]
-        return x, last
+        run: list[IQBlock] = []
+        for b in reversed(self._blocks):
+            if b.center_hz != last.center_hz or b.sample_rate_hz != last.sample_rate_hz:
+                break
+            run.append(b)
+            if b.retuned:  # the first block after a retune: earlier samples are of another tuning
+                break
+        run.reverse()
+        want = max(1, int(seconds * last.sample_rate_hz))
+        x = np.concatenate([b.samples for b in run])
+        skip = max(0, x.size - want)
+        x = x[skip:]
+        # the block holding the first kept sample, and that sample's offset in it
+        j, k = 0, skip
+        while j < len(run) - 1 and k >= run[j].samples.size:
+            k -= run[j].samples.size
+            j += 1
+        first, kept = run[j], run[j:]
+        start = first.start + timedelta(seconds=k / first.sample_rate_hz) if first.start is not None else None
+        position = first.position or next((b.position for b in reversed(kept) if b.position is not None), None)
+        return Snippet(x, last, start, position)
+
+    def last_second(self) -> tuple[np.ndarray, IQBlock] | None:
+        """The last second of samples at the latest tuning, and the latest block; None when empty."""
+        snip = self.snippet()
+        return None if snip is None else (snip.samples, snip.last)
 
     def __len__(self) -> int:
         return len(self._blocks)
@@ -70,19 +109,22 @@ class EvidenceRecorder:
         return self.store.get(alert.id)
 
     def attach(self, alert, ev: DetectionEvent) -> None:
-        """The last ~1 s of IQ around the detection as SigMF, and NFM audio for narrowband alerts."""
+        """The last ~1 s of IQ around the detection as SigMF (``core:datetime`` the time of its first
+        sample, ``core:geolocation`` the receiver's position when known), and NFM audio for
+        narrowband alerts."""
         try:
             from detector.alerts import nfm_audio_wav, sigmf_snippet
         except ImportError:
             return
-        got = self.recent.last_second()
-        if got is None:
+        snip = self.recent.snippet()
+        if snip is None:
             return
-        x, last = got
+        x, last = snip.samples, snip.last
         fs = last.sample_rate_hz
         center, bw = ev.center_hz, ev.bandwidth_hz
         try:
-            meta, data = sigmf_snippet(x, sample_rate_hz=fs, center_hz=last.center_hz, start=last.start, annotations=[{
+            meta, data = sigmf_snippet(x, sample_rate_hz=fs, center_hz=last.center_hz, start=snip.start,
+                                       position=snip.position, annotations=[{
                 "core:sample_start": 0, "core:sample_count": int(x.size),
                 "core:freq_lower_edge": center - bw / 2, "core:freq_upper_edge": center + bw / 2,
                 "core:label": f"{ev.track_id} {ev.classification}"}])

@@ -54,6 +54,10 @@ class MonitorStatus:
     center_hz: float | None = None
     sample_rate_hz: float | None = None
     scene_time_s: float | None = None
+    #: samples read with a NaN or ±inf I or Q (zeroed before the FFT; their frames never reach a floor)
+    nonfinite_samples: int = 0
+    #: retunes of a tunable source by the watch plan's hops this run
+    retunes: int = 0
 
     def as_dict(self) -> dict:
         d = dict(self.__dict__)

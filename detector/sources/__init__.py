@@ -130,10 +130,9 @@ def open_iq(
         raise InputError(f"{spec}: not a file")
     named = metadata_from_name(path)
     if kind == "wav":
-        center = center_hz if center_hz is not None else named.get("center_hz")
-        if center is None:
-            raise InputError(f"{spec}: the center frequency is unknown; give --center (e.g. --center 433.92M)")
-        return WavIQFile(path, center_hz=center, sample_rate_hz=sample_rate_hz, start=start)
+        # --center, else the auxi chunk's, else the file name's (WavIQFile says when none is there)
+        return WavIQFile(path, center_hz=center_hz, sample_rate_hz=sample_rate_hz, start=start,
+                         default_center_hz=named.get("center_hz"))
     if kind == "sweep":
         raise InputError(f"{spec}: a sweep CSV holds spectra, not IQ samples (survey and replay read sweeps)")
     fmt = sample_format or format_from_extension(path)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from detector.dsp import cf32_to_complex64, cs8_to_complex64, cs16_to_complex64, cu8_to_complex64
+from detector.dsp import cf32_to_complex64, count_nonfinite, cs8_to_complex64, cs16_to_complex64, cu8_to_complex64
 from detector.core.errors import InputError
 from detector.core.textfile import read_text
 from detector.sources._base import DEFAULT_BLOCK_SAMPLES, IQSource, SourceInfo
@@ -17,6 +18,8 @@ from detector.sources._names import RAW_FORMATS
 from detector.core.types import IQBlock
 
 __all__ = ["RawIQFile", "WavIQFile", "SigMFFile", "SIGMF_DATATYPES"]
+
+log = logging.getLogger("examwatch.sources")
 
 _CONVERT = {
     "cu8": cu8_to_complex64,
@@ -126,55 +129,83 @@ class RawIQFile(IQSource):
 
 
 class WavIQFile(IQSource):
-    """A stereo WAV IQ recording (left = I, right = Q), int16, int32, uint8 or float32.
+    """A stereo WAV IQ recording (left = I, right = Q), int16, int32, uint8 or float32 (RIFF or RF64).
 
-    The sample type and rate come from the WAV header, never from ``--format``; the center
-    frequency must be given. Read with ``scipy.io.wavfile`` memory-mapped, so blocks are sliced
-    without loading the file.
+    The sample type and rate come from the WAV header, never from ``--format``. The center
+    frequency is ``center_hz`` (``--center``) when given, else the ``auxi`` chunk's, else
+    ``default_center_hz`` (the file name's); the start time
+    is ``start`` when given, else the ``auxi`` chunk's StartTime (read as UTC). The chunk list is
+    walked by :func:`detector.sources._wav.parse_wav`, so a header a streaming recorder never
+    finished (data size 0, 0xFFFFFFFF or larger than the file) still gives the samples up to the
+    end of the file; such oddities are in :attr:`warnings` and logged once (``examwatch.sources``).
+    Samples are read block by block with ``seek`` + ``numpy.fromfile``; non-finite float samples
+    are counted in :attr:`nonfinite_samples` (and left for the DSP, which excludes them).
     """
 
-    def __init__(self, path: str | Path, *, center_hz: float, sample_rate_hz: float | None = None, start: datetime | None = None) -> None:
-        import scipy.io.wavfile
+    def __init__(self, path: str | Path, *, center_hz: float | None, sample_rate_hz: float | None = None,
+                 start: datetime | None = None, default_center_hz: float | None = None) -> None:
+        from detector.sources._wav import parse_wav
 
         self.path = Path(path)
-        if self.path.stat().st_size == 0:
-            raise InputError(f"{self.path}: file is empty")
-        try:
-            rate, data = scipy.io.wavfile.read(self.path, mmap=True)
-        except Exception as exc:  # noqa: BLE001 - scipy's reader fails in many ways on a broken header
-            raise InputError(f"{self.path}: not a readable WAV file ({type(exc).__name__}: {exc})") from None
-        if data.ndim != 2 or data.shape[1] != 2:
-            raise InputError(f"{self.path}: an IQ WAV needs 2 channels (I, Q); this one has {1 if data.ndim == 1 else data.shape[1]}")
-        if data.shape[0] == 0:
+        lay = parse_wav(self.path)
+        if lay.channels != 2:
+            raise InputError(f"{self.path}: an IQ WAV needs 2 channels (I, Q); this one has {lay.channels}")
+        if lay.n_frames == 0:
             raise InputError(f"{self.path}: WAV holds no samples")
+        rate = lay.sample_rate_hz
         if sample_rate_hz is not None and abs(sample_rate_hz - rate) > 0.5:
-            raise InputError(f"{self.path}: --rate {sample_rate_hz:g} contradicts the WAV header's {rate} Hz")
-        kinds = {np.dtype("int16"): 32768.0, np.dtype("int32"): 2147483648.0, np.dtype("float32"): 1.0, np.dtype("float64"): 1.0}
-        if data.dtype == np.uint8:
+            raise InputError(f"{self.path}: --rate {sample_rate_hz:g} contradicts the WAV header's {rate:g} Hz")
+        center = center_hz if center_hz is not None else lay.auxi_center_hz
+        if center is None:
+            center = default_center_hz  # from an rtl_433-style file name
+        if center is None:
+            raise InputError(f"{self.path}: the center frequency is unknown (no auxi chunk); give --center (e.g. --center 433.92M)")
+        full = {"u1": None, "i2": 32768.0, "i4": 2147483648.0, "f4": 1.0, "f8": 1.0}[lay.dtype.str[1:]]
+        if full is None:
             self._scale, self._zero = 1 / 127.5, 127.5
-        elif data.dtype in kinds:
-            self._scale, self._zero = 1.0 / kinds[data.dtype], 0.0
         else:
-            raise InputError(f"{self.path}: WAV sample type {data.dtype} is not supported (int16, int32, uint8, float32)")
-        self._data = data
+            self._scale, self._zero = 1.0 / full, 0.0
+        self._dtype = lay.dtype
+        self._offset = lay.data_offset
+        self._float = lay.dtype.kind == "f"
+        self.layout = lay
+        self.warnings: list[str] = list(lay.warnings)
+        for w in self.warnings:
+            log.warning("%s: %s", self.path.name, w)
+        self.nonfinite_samples = 0
+        self._fh = None
         self.info = SourceInfo(
-            kind="wav", name=self.path.name, center_hz=center_hz, sample_rate_hz=float(rate),
-            sample_format=f"wav-{data.dtype}", n_samples=int(data.shape[0]), start=start,
+            kind="wav", name=self.path.name, center_hz=float(center), sample_rate_hz=rate,
+            sample_format=f"wav-{lay.dtype.name}", n_samples=lay.n_frames,
+            start=start if start is not None else lay.auxi_start,
         )
 
     def _read(self, pos: int, count: int) -> np.ndarray:
-        chunk = np.asarray(self._data[pos : pos + count], dtype=np.float32)
+        if self._fh is None:
+            self._fh = open(self.path, "rb")
+        self._fh.seek(self._offset + pos * 2 * self._dtype.itemsize)
+        raw = np.fromfile(self._fh, dtype=self._dtype, count=2 * count)
+        if raw.size != 2 * count:
+            raise InputError(f"{self.path}: file shrank while reading (expected {count} samples at {pos})")
+        chunk = raw.astype(np.float32)
         if self._zero:
-            chunk = chunk - np.float32(self._zero)
+            chunk -= np.float32(self._zero)
         if self._scale != 1.0:
-            chunk = chunk * np.float32(self._scale)
-        return np.ascontiguousarray(chunk).view(np.complex64).reshape(-1)
+            chunk *= np.float32(self._scale)
+        if self._float:
+            self.nonfinite_samples += count_nonfinite(chunk.view(np.complex64))
+        return chunk.view(np.complex64)
 
     def blocks(self, block_samples: int = DEFAULT_BLOCK_SAMPLES) -> Iterator[IQBlock]:
-        yield from _blocks_from_offsets(self._read, self.info.n_samples, block_samples, self.info)
+        try:
+            yield from _blocks_from_offsets(self._read, self.info.n_samples, block_samples, self.info)
+        finally:
+            self._close()
 
     def _close(self) -> None:
-        self._data = None
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
 
 
 def _parse_iso(text: str | None) -> datetime | None:

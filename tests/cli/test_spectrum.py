@@ -49,7 +49,9 @@ def test_json_shape_and_peaks_near_rtl433_carriers(manifest, spectra):
     hits, misses = 0, []
     for entry in manifest["iq"]:
         out = spectra[entry["file"]]
-        assert set(out) == {"center_hz", "sample_rate_hz", "duration_s", "rbw_hz", "noise_floor_dbfs", "peaks"}
+        assert set(out) == {"center_hz", "sample_rate_hz", "duration_s", "rbw_hz", "noise_floor_dbfs", "peaks",
+                            "nonfinite_samples", "frames_excluded"}
+        assert out["nonfinite_samples"] == 0 and out["frames_excluded"] == 0
         assert out["center_hz"] == entry["center_hz"]
         assert out["peaks"], entry["file"]
         snrs = [p["snr_db"] for p in out["peaks"]]
@@ -188,3 +190,29 @@ def test_spectrum_flags_the_iq_image_of_a_strong_tone(tmp_path):
     assert near(-300)["image"] is True  # about 23 dB below its mirror
     assert near(-150)["image"] is False  # a real weak tone: its mirror (+150 kHz) is noise
     assert near(300)["peak_dbfs"] - near(-300)["peak_dbfs"] > 15
+
+
+def test_nan_bursts_do_not_hide_a_tone_and_are_reported(tmp_path):
+    """Issue #24: NaN/inf samples made the noise floor NaN and hid every peak."""
+    fs, n = 1.024e6, 1 << 18
+    rng = np.random.default_rng(24)
+    t = np.arange(n) / fs
+    x = 0.1 * np.exp(2j * np.pi * 100e3 * t) + 0.002 * (rng.standard_normal(n) + 1j * rng.standard_normal(n))
+    x = x.astype(np.complex64)
+    for s0 in (1000, 90_000, 200_000):
+        x[s0:s0 + 200] = np.nan
+    x[150_000] = complex(np.inf, 0)
+    path = tmp_path / "nan_446M_1.024M.cf32"
+    path.write_bytes(x.tobytes())
+    r = subprocess.run([sys.executable, "-m", "detector", "spectrum", str(path), "--json"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["nonfinite_samples"] == 601
+    assert 4 <= out["frames_excluded"] <= 8  # each burst in one or two 10 ms frames
+    assert np.isfinite(out["noise_floor_dbfs"])
+    best = out["peaks"][0]
+    assert abs(best["freq_hz"] - (446e6 + 100e3)) < 2e3
+    assert best["peak_dbfs"] == pytest.approx(-20.0, abs=1.5)
+    warn = [ln for ln in r.stderr.splitlines() if "warning:" in ln]
+    assert len(warn) == 1 and "601 non-finite" in warn[0], r.stderr
+    assert "RuntimeWarning" not in r.stderr

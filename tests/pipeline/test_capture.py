@@ -167,3 +167,36 @@ def test_the_watchdog_reopens_a_silent_source():
 def test_digest_tells_buffers_apart():
     a = np.arange(10000, dtype=np.complex64)
     assert block_digest(a) == block_digest(a.copy()) and block_digest(a) != block_digest(a[:-1])
+
+
+def test_retunes_are_counted_in_the_status():
+    from detector.config.plan import Scheduler, default_plan
+
+    log = []
+    sch = Scheduler(default_plan(), 2.4e6)
+    cap, q, st, threads = make(lambda: Scripted([1024] * 4, log), scheduler=sch)
+    cap.spawn()
+    drain(q)
+    tunes = [c for k, c in log if k == "tune"]
+    assert st.retunes == len(tunes) >= 1
+    assert st.as_dict()["retunes"] == st.retunes
+
+
+class NanBursts(Scripted):
+    """Blocks of 1024 samples, the second with a burst of 37 NaN and one ±inf sample."""
+
+    def _read_block(self, n):
+        b = super()._read_block(n)
+        if sum(1 for k, _ in self.log if k == "read") == 2:
+            b.samples[100:137] = np.nan
+            b.samples[500] = complex(0, np.inf)
+        return b
+
+
+def test_nonfinite_samples_are_counted_in_the_status():
+    log = []
+    cap, q, st, threads = make(lambda: NanBursts([1024] * 3, log))
+    cap.spawn()
+    blocks = drain(q)
+    assert len(blocks) == 3
+    assert st.nonfinite_samples == 38 and st.as_dict()["nonfinite_samples"] == 38

@@ -84,3 +84,59 @@ def test_a_wideband_alert_has_no_audio_and_a_resumed_alert_keeps_its_evidence():
     rec.keep_recorded("OLD")
     rec.on_alert(Alert("OLD"), track_event("T3", 5.0, snr=20.0, center_hz=446e6))
     assert all(a != "OLD" for a, _, _ in store.files)
+
+
+def _dated(n, t0, size=20_000, center=446e6, position=None):
+    from datetime import timedelta
+
+    out = blocks(n, center=center, size=size)
+    return [replace(b, start=t0 + timedelta(seconds=b.offset_s), position=position) for b in out]
+
+
+def test_snippet_is_dated_by_its_first_sample_and_located():
+    """Issue #24: the snippet was dated with its last block's start (0.4 s late here)."""
+    from datetime import datetime, timezone
+
+    from detector.core.types import Position
+
+    t0 = datetime(2025, 6, 2, 9, 0, 0, tzinfo=timezone.utc)
+    store = FakeStore()
+    rec = EvidenceRecorder(store)
+    for b in _dated(3, t0, position=Position(lat=48.8566, lon=2.3522, alt_m=35.0)):
+        rec.recent.append(b)
+    snip = rec.recent.snippet()
+    # 3 blocks of 20 000 samples at 50 kS/s; the last 50 000 start at sample 10 000 = 0.2 s
+    assert snip.start == datetime(2025, 6, 2, 9, 0, 0, 200000, tzinfo=timezone.utc)
+    rec.on_alert(Alert("A1"), track_event("T1", 0.3, snr=20.0, center_hz=446.01e6))
+    meta = json.loads(store.files[0][2])
+    assert meta["captures"][0]["core:datetime"] == "2025-06-02T09:00:00.200000Z"
+    assert meta["global"]["core:geolocation"] == {"type": "Point", "coordinates": [2.3522, 48.8566, 35.0]}
+
+
+def test_snippet_without_time_or_position_has_neither_and_a_retune_ends_the_run():
+    from datetime import datetime, timezone
+
+    r = RecentBlocks()
+    t0 = datetime(2025, 6, 2, 9, 0, 0, tzinfo=timezone.utc)
+    for b in _dated(2, t0, center=446e6) + _dated(1, t0, center=433e6) + [replace(b, retuned=i == 0) for i, b in enumerate(_dated(2, t0, center=446e6))]:
+        r.append(b)
+    snip = r.snippet()
+    assert snip.samples.size == 40_000  # only the 2 blocks since the retune back to 446 MHz
+    assert snip.start == t0 and snip.position is None
+    store = FakeStore()
+    rec = EvidenceRecorder(store)
+    for b in blocks(2):
+        rec.recent.append(b)
+    rec.on_alert(Alert("B"), track_event("T1", 0.3, snr=20.0, center_hz=446.01e6))
+    meta = json.loads(store.files[0][2])
+    assert "core:datetime" not in meta["captures"][0] and "core:geolocation" not in meta["global"]
+
+
+def test_nan_samples_in_the_snippet_are_written_as_the_zero_level():
+    from detector.alerts import cu8_quantize, nfm_audio_wav
+
+    x = np.full(1000, 0.5 + 0.5j, dtype=np.complex64)
+    x[10] = complex(np.nan, np.inf)
+    q = np.frombuffer(cu8_quantize(x), dtype=np.uint8)
+    assert q[20] == 128 and q[21] == 128 and q[0] == 191
+    assert len(nfm_audio_wav(x, sample_rate_hz=FS, offset_hz=0.0)) > 44

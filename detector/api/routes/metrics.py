@@ -23,7 +23,7 @@ router = APIRouter(tags=["metrics"])
 
 def metrics_text(ctx) -> str:
     """The gauges of a vehicle (capture loop, push) and of every store (alerts, open alerts)."""
-    from prometheus_client import CollectorRegistry, Gauge, generate_latest
+    from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
     reg = CollectorRegistry()
     if ctx.monitor is not None:
@@ -32,6 +32,9 @@ def metrics_text(ctx) -> str:
                            ("blocks_read", "IQ blocks read from the source"), ("repeated_blocks", "Identical blocks ignored"),
                            ("reopen_count", "Source reopen attempts"), ("alerts_stored", "Alerting track events written to the store"), ("alerts_raised", "Distinct alerts raised")):
             Gauge(f"examwatch_{key}", help_, registry=reg).set(h.get(key) or 0)
+        for key, help_ in (("retunes", "Retunes of the source by the watch plan"),
+                           ("nonfinite_samples", "IQ samples with a NaN or infinite I or Q (left out of the spectra)")):
+            Counter(f"examwatch_{key}", help_, registry=reg).inc(max(h.get(key) or 0, 0))  # exposed as examwatch_<key>_total
         Gauge("examwatch_source_degraded", "1 while the source is degraded", registry=reg).set(1 if h.get("status") == "degraded" else 0)
         push = h.get("push")
         if isinstance(push, dict):
