@@ -15,7 +15,8 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,9 @@ def _locked(why: str) -> bool:
     return "database is locked" in w or "database is busy" in w or "database table is locked" in w
 #: execution option that makes a SQLite transaction begin IMMEDIATE (a writer)
 WRITE_OPTION = "examwatch_write"
+#: execution option: the busy timeout (ms) of that SQLite writer (default SQLITE_BUSY_TIMEOUT_S)
+BUSY_OPTION = "examwatch_busy_ms"
+_local = threading.local()
 
 
 class Database:
@@ -96,6 +100,30 @@ class Database:
         bind = engine.execution_options(**{WRITE_OPTION: True}) if self.backend == "sqlite" else engine
         self._write_sm = sessionmaker(bind, expire_on_commit=False)
         self._lock = threading.Lock() if serialize_writes else None
+        self._impatient: dict[int, sessionmaker] = {}
+
+    @contextmanager
+    def patience(self, seconds: float) -> Iterator[None]:
+        """Writes of this thread inside the block wait at most ``seconds`` for a locked SQLite
+        database (no retry after), then raise :class:`StoreUnavailable`: for a caller that has
+        somewhere to queue the change (the monitor's processing) rather than wait."""
+        prev = getattr(_local, "busy_s", None)
+        _local.busy_s = seconds
+        try:
+            yield
+        finally:
+            _local.busy_s = prev
+
+    def _writer(self) -> tuple[sessionmaker, float]:
+        busy_s = getattr(_local, "busy_s", None)
+        if busy_s is None or self.backend != "sqlite":
+            return self._write_sm, LOCKED_RETRY_S
+        ms = max(0, int(busy_s * 1000))
+        sm = self._impatient.get(ms)
+        if sm is None:
+            sm = self._impatient[ms] = sessionmaker(self.engine.execution_options(**{WRITE_OPTION: True, BUSY_OPTION: ms}),
+                                                    expire_on_commit=False)
+        return sm, 0.0
 
     def check_open(self) -> None:
         if self.closed:
@@ -125,9 +153,10 @@ class Database:
         lost = 0
         locked_since: float | None = None
         pause = 0.02
+        write_sm, retry_s = self._writer()
         while True:
             try:
-                with self._write_sm() as s, s.begin():
+                with write_sm() as s, s.begin():
                     return fn(s)
             except IntegrityError:
                 races += 1
@@ -142,7 +171,7 @@ class Database:
                 if _locked(why):
                     now = time.monotonic()
                     locked_since = now if locked_since is None else locked_since
-                    if now - locked_since < LOCKED_RETRY_S:
+                    if now - locked_since < retry_s:
                         time.sleep(pause)
                         pause = min(pause * 2, 0.2)
                         continue
@@ -210,9 +239,16 @@ def _sqlite_engine(url: URL) -> Engine:
         finally:
             cur.close()
 
+    default_ms = int(SQLITE_BUSY_TIMEOUT_S * 1000)
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN")
+        opts = conn.get_execution_options()
+        if opts.get(WRITE_OPTION):
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={int(opts.get(BUSY_OPTION, default_ms))}")
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
 
     return engine
 

@@ -34,6 +34,9 @@ log = logging.getLogger("examwatch.store")
 PENDING_LIMIT = 10_000
 #: a single write taking longer than this already shows in ``/health`` (the database is locked)
 SLOW_WRITE_S = 2.0
+#: how long a write of the processing thread waits for a locked SQLite database before the event
+#: is queued (the writer thread then waits the full busy timeout, the processing does not)
+PROCESSING_PATIENCE_S = 0.5
 
 
 def unavailable(exc: BaseException) -> str | None:
@@ -94,7 +97,12 @@ class PendingWrites:
                 self._enqueue(event, kw)
                 return None
         try:
-            alert = self._apply(event, kw)
+            db = getattr(self.store, "db", None)
+            if db is not None and hasattr(db, "patience"):
+                with db.patience(PROCESSING_PATIENCE_S):
+                    alert = self._apply(event, kw)
+            else:
+                alert = self._apply(event, kw)
         except Exception as exc:
             why = unavailable(exc)
             if why is None:
