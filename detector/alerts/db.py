@@ -11,28 +11,67 @@ with ``synchronous=NORMAL``: a committed transaction survives the process being 
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    NoSuchModuleError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from detector.alerts._schemas import ALERT_STATUSES
-from detector.core.errors import InputError
+from detector.core.errors import InputError, StoreUnavailable
 from detector.core.timefmt import to_utc
 
-__all__ = ["Database", "DatabaseStore", "open_database", "list_conditions", "SQLITE_BUSY_TIMEOUT_S", "WRITE_OPTION"]
+__all__ = ["Database", "DatabaseStore", "open_database", "list_conditions", "SQLITE_BUSY_TIMEOUT_S", "WRITE_OPTION",
+           "LOCKED_RETRY_S", "unavailable_reason"]
+
+log = logging.getLogger("examwatch.store")
 
 #: seconds a SQLite writer waits for the database lock
 SQLITE_BUSY_TIMEOUT_S = 5.0
+#: after the busy timeout, a write that found the database locked is retried for this long more
+#: (short sleeps) before :class:`~detector.core.errors.StoreUnavailable` is raised
+LOCKED_RETRY_S = 1.0
+
+
+def unavailable_reason(exc: BaseException) -> str | None:
+    """One line saying why the store cannot be written when ``exc`` means it is unavailable (locked,
+    busy, read-only, full, I/O error, a lost or refused connection, an exhausted pool); None for
+    other errors (a bug, a constraint: those propagate as they are)."""
+    if isinstance(exc, IntegrityError):
+        return None
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout, OSError)) or (
+            isinstance(exc, DBAPIError) and exc.connection_invalidated):
+        orig = getattr(exc, "orig", None) or exc
+        return " ".join(str(orig).split())[:300] or type(orig).__name__
+    return None
+
+
+def _locked(why: str) -> bool:
+    w = why.lower()
+    return "database is locked" in w or "database is busy" in w or "database table is locked" in w
 #: execution option that makes a SQLite transaction begin IMMEDIATE (a writer)
 WRITE_OPTION = "examwatch_write"
+#: execution option: the busy timeout (ms) of that SQLite writer (default SQLITE_BUSY_TIMEOUT_S)
+BUSY_OPTION = "examwatch_busy_ms"
+_local = threading.local()
 
 
 class Database:
@@ -61,6 +100,30 @@ class Database:
         bind = engine.execution_options(**{WRITE_OPTION: True}) if self.backend == "sqlite" else engine
         self._write_sm = sessionmaker(bind, expire_on_commit=False)
         self._lock = threading.Lock() if serialize_writes else None
+        self._impatient: dict[int, sessionmaker] = {}
+
+    @contextmanager
+    def patience(self, seconds: float) -> Iterator[None]:
+        """Writes of this thread inside the block wait at most ``seconds`` for a locked SQLite
+        database (no retry after), then raise :class:`StoreUnavailable`: for a caller that has
+        somewhere to queue the change (the monitor's processing) rather than wait."""
+        prev = getattr(_local, "busy_s", None)
+        _local.busy_s = seconds
+        try:
+            yield
+        finally:
+            _local.busy_s = prev
+
+    def _writer(self) -> tuple[sessionmaker, float]:
+        busy_s = getattr(_local, "busy_s", None)
+        if busy_s is None or self.backend != "sqlite":
+            return self._write_sm, LOCKED_RETRY_S
+        ms = max(0, int(busy_s * 1000))
+        sm = self._impatient.get(ms)
+        if sm is None:
+            sm = self._impatient[ms] = sessionmaker(self.engine.execution_options(**{WRITE_OPTION: True, BUSY_OPTION: ms}),
+                                                    expire_on_commit=False)
+        return sm, 0.0
 
     def check_open(self) -> None:
         if self.closed:
@@ -81,14 +144,41 @@ class Database:
             return self._write_retrying(fn)
 
     def _write_retrying(self, fn):
-        for attempt in range(3):
+        """Run ``fn`` in a write transaction. A lost creation race (unique key) is retried twice; a
+        locked SQLite database for :data:`LOCKED_RETRY_S` more after its busy timeout; a connection
+        lost on the way (a PostgreSQL server restart, ``pg_terminate_backend``) once, on a fresh
+        connection. A store still unavailable raises :class:`StoreUnavailable` with the reason.
+        Retrying is safe: the stores' writes change nothing when applied a second time."""
+        races = 0
+        lost = 0
+        locked_since: float | None = None
+        pause = 0.02
+        write_sm, retry_s = self._writer()
+        while True:
             try:
-                with self._write_sm() as s, s.begin():
+                with write_sm() as s, s.begin():
                     return fn(s)
             except IntegrityError:
-                if attempt == 2:
+                races += 1
+                if races > 2:
                     raise
-        raise AssertionError("unreachable")
+                continue
+            except (DBAPIError, PoolTimeout, OSError) as exc:
+                why = unavailable_reason(exc)
+                if why is None:
+                    raise
+                invalidated = isinstance(exc, DBAPIError) and exc.connection_invalidated
+                if _locked(why):
+                    now = time.monotonic()
+                    locked_since = now if locked_since is None else locked_since
+                    if now - locked_since < retry_s:
+                        time.sleep(pause)
+                        pause = min(pause * 2, 0.2)
+                        continue
+                elif (invalidated or isinstance(exc, InterfaceError)) and lost == 0:
+                    lost += 1
+                    continue
+                raise StoreUnavailable(f"the {self.what} cannot be written: {why}") from exc
 
     def close(self) -> None:
         if not self.closed:
@@ -149,9 +239,16 @@ def _sqlite_engine(url: URL) -> Engine:
         finally:
             cur.close()
 
+    default_ms = int(SQLITE_BUSY_TIMEOUT_S * 1000)
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN")
+        opts = conn.get_execution_options()
+        if opts.get(WRITE_OPTION):
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={int(opts.get(BUSY_OPTION, default_ms))}")
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
 
     return engine
 

@@ -8,6 +8,9 @@ request validation (query, body)       422     ``{"detail": [{"type", "loc", "ms
                                                not come back in the answer)
 :class:`~detector.center.store.IngestError`  its ``status_code`` (403, 409, 413, 422) ``{"detail": message}``
 :class:`~detector.alerts.InvalidTransition`  409  ``{"detail": message}`` (the lifecycle forbids it)
+:class:`~detector.core.errors.StoreUnavailable`  503  ``{"detail": reason}`` with ``Retry-After: 5``
+                                               (the store is locked, read-only, full or away;
+                                               nothing was changed)
 :class:`~detector.core.errors.InputError`,
 ``ValueError``                         422     ``{"detail": message}``
 =====================================  ======  ===========================================
@@ -31,7 +34,10 @@ __all__ = ["add_error_handlers", "refused_as", "status_of"]
 def status_of(exc: BaseException) -> int:
     """The HTTP status of a domain error (see the module docstring)."""
     from detector.alerts import InvalidTransition
+    from detector.core.errors import StoreUnavailable
 
+    if isinstance(exc, StoreUnavailable):
+        return 503
     code = getattr(exc, "status_code", None)
     if isinstance(code, int) and 400 <= code < 600:
         return code  # IngestError and the like carry their own
@@ -60,6 +66,12 @@ def add_error_handlers(app: FastAPI) -> None:
     async def validation_error(request: Request, exc: RequestValidationError):
         errors = [{k: v for k, v in e.items() if k in ("type", "loc", "msg")} for e in exc.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
+
+    from detector.core.errors import StoreUnavailable
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_unavailable(request: Request, exc: StoreUnavailable):
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(ValueError)  # InputError, IngestError, InvalidTransition are ValueErrors
     async def domain_error(request: Request, exc: ValueError):

@@ -24,10 +24,10 @@ log = logging.getLogger("examwatch.monitor")
 GPSD_MAX_AGE_S = 5.0
 
 
-def position_provider(track, *, gpsd_retry_s: float = 5.0) -> Callable[[IQBlock], Position | None]:
+def position_provider(track, *, gpsd_retry_s: float = 5.0, component=None) -> Callable[[IQBlock], Position | None]:
     """The position of a block from ``track``: a fixed position for every block, the log's
     position at the block's wall-clock time, or the latest live gpsd fix (any other object with
-    ``fixes()``; followed in a daemon thread)."""
+    ``fixes()``; followed in a daemon thread, which reports to ``component``, a supervisor handle)."""
     if isinstance(track, GpsTrack):
         if track.is_fixed:
             fixed = Position(float(track.lat[0]), float(track.lon[0]))
@@ -40,14 +40,15 @@ def position_provider(track, *, gpsd_retry_s: float = 5.0) -> Callable[[IQBlock]
             return None if at is None else Position(*at[:2])
 
         return from_log
-    latest = follow_gpsd(track, retry_s=gpsd_retry_s)
+    latest = follow_gpsd(track, retry_s=gpsd_retry_s, component=component)
     return lambda block: latest()
 
 
-def follow_gpsd(client, *, retry_s: float = 5.0) -> Callable[[], Position | None]:
+def follow_gpsd(client, *, retry_s: float = 5.0, component=None) -> Callable[[], Position | None]:
     """Follow a gpsd client in a daemon thread; returns ``latest() -> Position | None`` (None while
     no fix is younger than :data:`GPSD_MAX_AGE_S`). A lost gpsd is logged once and retried every
-    ``retry_s`` seconds."""
+    ``retry_s`` seconds. ``component`` (a :class:`~detector.pipeline.supervisor.Component`) gets a
+    ``beat()`` per fix and the error while gpsd is lost (``/health`` → ``components.gps``)."""
     lock = threading.Lock()
     state = {"pos": None, "at": -1e9}
 
@@ -58,6 +59,9 @@ def follow_gpsd(client, *, retry_s: float = 5.0) -> Callable[[], Position | None
                 for fix in client.fixes():
                     with lock:
                         state["pos"], state["at"] = Position(fix.lat, fix.lon), time.monotonic()
+                    if component is not None:
+                        component.beat()
+                        component.ok()
                     if down:
                         log.warning("gpsd is back: positions attached again")
                         down = False
@@ -65,6 +69,8 @@ def follow_gpsd(client, *, retry_s: float = 5.0) -> Callable[[], Position | None
                 if not down:
                     log.warning("gpsd lost (%s): readings carry no position until it is back; retrying", exc)
                     down = True
+                if component is not None:
+                    component.state, component.last_error = "restarting", f"gpsd lost: {type(exc).__name__}: {exc}"
             time.sleep(retry_s)
 
     threading.Thread(target=run, name="examwatch-gpsd", daemon=True).start()

@@ -171,6 +171,7 @@ class MonitorApp:
             Of the :class:`~detector.pipeline.Monitor` (``monitor_options``: its other keywords).
         """
         from detector.pipeline import Monitor
+        from detector.pipeline.supervisor import Supervisor
 
         run_id = run_id or uuid.uuid4().hex[:12]
         app = cls(engine=None, monitor=None, run_id=run_id)
@@ -186,15 +187,20 @@ class MonitorApp:
             app.engine = build_engine(engine_config, baseline=baseline, whitelist=whitelist, site=site, sessions=sessions,
                                       wall_start=wall_start, locate=locate, calibration=calibration)
             positions = None
+            supervisor = Supervisor()  # the monitor's threads, GPS and push report to it (/health → components)
             if gps is not None:
                 from detector.app.gps import position_provider
 
-                positions = position_provider(gps)
+                positions = position_provider(gps, component=supervisor.component("gps"))
             app.monitor = Monitor(source_factory, app.engine, store=app.store, site=site, run_id=run_id,
                                   scheduler=scheduler, realtime=realtime, watchdog_s=watchdog_s,
-                                  resume=[a.id for a in app.reopened], positions=positions, **(monitor_options or {}))
+                                  resume=[a.id for a in app.reopened], positions=positions, supervisor=supervisor,
+                                  **(monitor_options or {}))
             if settings is not None:
                 app._compose_api(settings, site_config, baseline, site, added_wl, push, stream, say)
+            sender = app.sender
+            if sender is not None and hasattr(sender, "delivered"):
+                sender.component = supervisor.component("push", progress=lambda: sender.delivered)
         except BaseException:
             app._release()
             raise

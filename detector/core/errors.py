@@ -29,3 +29,8 @@ class DeviceError(ExamwatchError):
 
 class SourceEnded(ExamwatchError):
     """Raised by a source that has no more samples (a recording's end)."""
+
+
+class StoreUnavailable(ExamwatchError):
+    """The store cannot take a write now (the database is locked, read-only or full, or its server
+    is away); the change was not made and may be retried later. The API answers 503."""

@@ -94,7 +94,7 @@ class Capture:
     def spawn(self) -> threading.Thread:
         """Start a capture thread of a new generation (the previous one stops at its next step)."""
         gen = self.retire()
-        t = threading.Thread(target=self._loop, args=(gen,), name=f"examwatch-capture-{gen}", daemon=True)
+        t = threading.Thread(target=self._run, args=(gen,), name=f"examwatch-capture-{gen}", daemon=True)
         t.start()
         self.threads.append(t)
         return t
@@ -104,6 +104,18 @@ class Capture:
         with self._lock:
             self._generation += 1
             return self._generation
+
+    #: called with the exception when a capture thread dies of an unexpected error (the monitor's
+    #: supervisor: it is reported, and a fresh capture thread started after a backoff)
+    on_crash: Callable[[BaseException], None] | None = None
+
+    def _run(self, gen: int) -> None:
+        try:
+            self._loop(gen)
+        except Exception as exc:
+            if self.on_crash is None or not self._current(gen):
+                raise
+            self.on_crash(exc)
 
     def _current(self, gen: int) -> bool:
         return not self.stop_event.is_set() and gen == self._generation

@@ -8,7 +8,13 @@
 * :mod:`~detector.pipeline.processing`: coalescing, the detection engine, the store first, then the
   callbacks;
 * :mod:`~detector.pipeline.evidence`: SigMF snippets and audio of alerts from the recent blocks;
-* :mod:`~detector.pipeline.live`: the latest spectrum (and its JSON) and the waterfall for the API.
+* :mod:`~detector.pipeline.live`: the latest spectrum (and its JSON) and the waterfall for the API;
+* :mod:`~detector.pipeline.supervisor`: every thread (capture, processing, the store's writer, the
+  watchdog; GPS and push report to it too) is supervised: an exception or a stall (``stall_s``
+  without progress while blocks wait) degrades ``/health`` naming the component, and the worker
+  is restarted with backoff;
+* :mod:`~detector.pipeline.pending`: alert changes the store cannot take now wait, in order, in a
+  bounded queue (``/health`` → ``store``) and are written when it is back.
 
 When a finite source ends the monitor keeps serving (``finished``) until stopped. The clock is
 injected (``clock``) so tests can run it fast.
@@ -29,6 +35,7 @@ from detector.pipeline.evidence import EvidenceRecorder
 from detector.pipeline.live import LiveView
 from detector.pipeline.processing import Processing
 from detector.pipeline.status import MonitorState, MonitorStatus
+from detector.pipeline.supervisor import Supervisor
 
 __all__ = ["Monitor", "MonitorStatus", "MonitorState"]
 
@@ -73,6 +80,14 @@ class Monitor:
     positions : callable, optional
         The receiver's position for a block that carries none (``--gps``; see
         :mod:`detector.app.gps`).
+    supervisor : Supervisor, optional
+        Where the loop's threads are supervised (the app's, shared with GPS and push); a new one
+        when None.
+    stall_s : float
+        The processing is *stalled* (``/health`` degraded) when blocks wait and it has not finished
+        one for this long.
+    pending_limit : int, optional
+        Bound of the queue of alert changes waiting for an unavailable store (default 10 000).
     """
 
     def __init__(self, source_factory: Callable[[], object], engine: DetectionEngine, *, store=None, site: str = "site",
@@ -80,7 +95,8 @@ class Monitor:
                  block_samples: int = 1 << 16, queue_blocks: int = 16, repeat_limit: int = 3,
                  coalesce_samples: int = 1 << 19, worker_nice: int = 5,
                  evidence: bool = True, clock: Callable[[], float] = time.monotonic, resume: Iterable[str] = (),
-                 positions: PositionProvider | None = None) -> None:
+                 positions: PositionProvider | None = None, supervisor: Supervisor | None = None,
+                 stall_s: float = 4.0, pending_limit: int | None = None) -> None:
         self.engine = engine
         self.store = store
         self.site = site
@@ -112,16 +128,27 @@ class Monitor:
                                      evidence=EvidenceRecorder(store) if evidence and store is not None else None,
                                      store=store, site=site, run_id=run_id, scheduler=scheduler,
                                      coalesce_samples=coalesce_samples, worker_nice=worker_nice, clock=clock,
-                                     resume=resume, on_event=self.on_event, on_alert=self.on_alert)
+                                     resume=resume, on_event=self.on_event, on_alert=self.on_alert,
+                                     pending_limit=pending_limit)
+        self.stall_s = stall_s
+        #: the loop's workers under watch (``/health`` → ``components``)
+        self.supervisor = supervisor if supervisor is not None else Supervisor()
+        cap = self.supervisor.component("capture", progress=lambda: self.status.blocks_read, restart=self.capture.spawn)
+        self.capture.on_crash = cap.error
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def start(self) -> "Monitor":
+        sup = self.supervisor
         self.capture.spawn()
-        for target, name in ((lambda: self.processing.run(self.finished), "examwatch-process"),
-                             (self.watchdog.run, "examwatch-watchdog")):
-            t = threading.Thread(target=target, name=name, daemon=True)
-            t.start()
-            self._threads.append(t)
+        self._threads.append(sup.spawn("processing", lambda: self.processing.run(self.finished),
+                                       thread_name="examwatch-process", stall_s=self.stall_s,
+                                       waiting=lambda: self._q.qsize() > 0, progress=lambda: self.processing.blocks_done))
+        pending = self.processing.pending
+        if pending is not None:
+            self._threads.append(sup.spawn("store_writer", pending.run, thread_name="examwatch-store-writer",
+                                           progress=lambda: pending.writes))
+        self._threads.append(sup.spawn("watchdog", self.watchdog.run, thread_name="examwatch-watchdog"))
+        sup.start()
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -138,6 +165,11 @@ class Monitor:
         for t in list(self._threads):
             if t.name == "examwatch-process":
                 t.join(max(0.0, end - time.monotonic()))
+        pending = self.processing.pending
+        if pending is not None:  # what waits for an unavailable store gets the rest of the timeout
+            pending.flush(max(0.0, end - time.monotonic()))
+            pending.stop()
+        self.supervisor.stop()
         # the capture threads end after their current read; joining them keeps a thread from being
         # inside a native call (an FFT, a USB transfer) while the interpreter shuts down
         for t in list(self._threads):
@@ -148,7 +180,8 @@ class Monitor:
 
     def threads_alive(self) -> list[str]:
         """Names of the loop's threads still running (after :meth:`stop`: a read stuck in a driver)."""
-        return [t.name for t in self._threads if t.is_alive() and t.name != "examwatch-watchdog"]
+        return [t.name for t in self._threads
+                if t.is_alive() and t.name not in ("examwatch-watchdog", "examwatch-store-writer")]
 
     # ---- views for the API ----------------------------------------------------------------------
     @property
@@ -169,7 +202,23 @@ class Monitor:
                 d[name] = fn()
             except Exception as exc:  # noqa: BLE001 - /health must answer
                 d[name] = {"error": f"{type(exc).__name__}: {exc}"}
+        self._supervision_health(d)
         return d
+
+    def _supervision_health(self, d: dict) -> None:
+        """``components`` and ``store`` of ``/health``; ``status`` degraded, and ``last_error``
+        naming the component, while one of them is not healthy."""
+        d["components"] = self.supervisor.health()
+        bad = [(c.name, c.last_error or c.state) for c in self.supervisor.unhealthy()]
+        pending = self.processing.pending
+        if pending is not None:
+            store = d["store"] = pending.health()
+            if not store["ok"]:
+                bad.append(("store", store["last_error"] or "unavailable"))
+        if bad:
+            if self.status.status != "degraded" or not d.get("last_error"):
+                d["last_error"] = "; ".join(f"{name}: {why}" for name, why in bad)
+            d["status"] = "degraded"
 
     def latest_spectrum_json(self) -> bytes | None:
         """:meth:`latest_spectrum` serialised, cached per frame (the API's hot path)."""

@@ -26,6 +26,7 @@ from detector.core.types import IQBlock
 from detector.pipeline._threads import END, lower_priority
 from detector.pipeline.evidence import EvidenceRecorder
 from detector.pipeline.live import LiveView
+from detector.pipeline.pending import PendingWrites
 from detector.pipeline.status import MonitorStatus
 from detector.detection.events import DetectionEvent
 from detector.core.timefmt import utc_iso
@@ -57,7 +58,8 @@ class Processing:
                  evidence: EvidenceRecorder | None, store=None, site: str = "site", run_id: str = "run",
                  scheduler: Scheduler | None = None, coalesce_samples: int = 1 << 19, worker_nice: int = 5,
                  clock: Callable[[], float], resume: Iterable[str] = (),
-                 on_event: list | None = None, on_alert: list | None = None) -> None:
+                 on_event: list | None = None, on_alert: list | None = None,
+                 pending_limit: int | None = None) -> None:
         self.engine = engine
         self.source = source
         self.status = status
@@ -73,6 +75,13 @@ class Processing:
         self.alerts = AlertBook(resume)
         self.on_event: list[Callable[[dict], None]] = on_event if on_event is not None else []
         self.on_alert: list[Callable[[dict, object], None]] = on_alert if on_alert is not None else []
+        #: the store's writes, queued in order while the store is unavailable (see pipeline.pending)
+        self.pending = (PendingWrites(store, on_stored=self._stored_late,
+                                      **({"limit": pending_limit} if pending_limit else {}))
+                        if store is not None else None)
+        #: blocks taken off the queue and processed (the supervisor's progress of this stage)
+        self.blocks_done = 0
+        self._evidence_skipped: set[str] = set()
 
     # ---- the loop ---------------------------------------------------------------------------------
     def run(self, finished=None) -> None:
@@ -85,6 +94,7 @@ class Processing:
                 break
             block, pending = self.coalesce(item)
             self.step(block)
+            self.blocks_done += 1
         self.after(self.engine.finish(), None)
         if finished is not None:
             finished.set()
@@ -144,12 +154,30 @@ class Processing:
                 cb(ev, alert)
 
     def _store(self, ev: DetectionEvent, block: IQBlock | None):
-        """The event into the store (first); evidence when due. Returns the alert as stored."""
-        book = self.alerts
-        alert = self.store.apply(ev, site=self.site, run_id=self.run_id, resume=book.resumable)
-        self.status.alerts_stored += 1
+        """The event into the store (first); evidence when due. Returns the alert as stored, or
+        None while the store is unavailable (the event then waits in ``pending``, in order)."""
+        assert self.pending is not None
+        # ``when`` is fixed now, so that a retried write of the event is the same write (no second version)
+        alert = self.pending.write(ev, site=self.site, run_id=self.run_id, when=datetime.now(timezone.utc),
+                                   resume=self.alerts.resumable)
         if alert is None:
+            if len(self.pending):
+                if ev.track_id not in self._evidence_skipped and self.evidence is not None:
+                    self._evidence_skipped.add(ev.track_id)
+                    log.warning("track %s: the store is unavailable; its change waits in memory, and its evidence "
+                                "is recorded at its next change once the store is back", ev.track_id)
+            else:
+                self.status.alerts_stored += 1
             return None
+        return self._stored(ev, alert, block)
+
+    def _stored_late(self, ev: DetectionEvent, alert) -> None:
+        """A queued event is in the store now (the writer thread)."""
+        self._stored(ev, alert, None)
+
+    def _stored(self, ev: DetectionEvent, alert, block: IQBlock | None):
+        book = self.alerts
+        self.status.alerts_stored += 1
         if alert.id in book.resumable:
             book.resumable.discard(alert.id)
             log.info("alert %s of an earlier run continues with track %s", alert.id, ev.track_id)
@@ -159,5 +187,11 @@ class Processing:
             book.raised.add(alert.id)
             self.status.alerts_raised = len(book.raised)
         if self.evidence is not None and block is not None:
-            alert = self.evidence.on_alert(alert, ev)
+            try:
+                alert = self.evidence.on_alert(alert, ev)
+            except Exception as exc:  # noqa: BLE001 - evidence is best effort, the alert is stored: say so
+                why = f"{type(exc).__name__}: {exc}"
+                if why not in self._evidence_skipped:
+                    self._evidence_skipped.add(why)
+                    log.warning("evidence of alert %s not recorded: %s", alert.id, why)
         return alert

@@ -54,6 +54,10 @@ class PushSender:
     """
 
     transport = "none"
+    #: the monitor's supervisor handle of this sender (``/health`` → ``components.push``), or None:
+    #: ``error(exc)`` when the loop fails, ``note(why)`` for a transport failure it retries itself,
+    #: ``ok()``/``beat(n)`` on delivery
+    component = None
 
     def __init__(self, store, *, vehicle_id: str, site: str = "site", outbox: Outbox | None = None,
                  max_backoff_s: float = MAX_BACKOFF_S, initial_backoff_s: float = INITIAL_BACKOFF_S,
@@ -92,7 +96,8 @@ class PushSender:
     # --- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> PushSender:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=f"examwatch-push-{self.vehicle_id}", daemon=True)
+            self._thread = threading.Thread(target=self._run_supervised, name=f"examwatch-push-{self.vehicle_id}",
+                                            daemon=True)
             self._thread.start()
         return self
 
@@ -134,6 +139,23 @@ class PushSender:
                 "failing_for_s": None if since is None else round(time.monotonic() - since, 1)}
 
     # --- the loop ----------------------------------------------------------------------------------
+    def _run_supervised(self) -> None:
+        """:meth:`_run`, started again (backoff up to ``max_backoff_s``) if it dies of an error."""
+        backoff = self.initial_backoff_s
+        while not self._stop.is_set():
+            try:
+                self._run()
+                return
+            except Exception as exc:  # noqa: BLE001 - the sender must not stop silently
+                log.exception("push sender %s died; restarting in %.1f s", self.vehicle_id, backoff)
+                if self.component is not None:
+                    self.component.error(exc)
+                if self._stop.wait(backoff):
+                    return
+                backoff = min(backoff * 2, self.max_backoff_s)
+                if self.component is not None:
+                    self.component.restarts += 1
+
     def _run(self) -> None:
         while not self._stop.is_set():
             self.outbox.wake.clear()
@@ -151,6 +173,8 @@ class PushSender:
                     return
                 log.exception("push sender %s failed", self.vehicle_id)
                 self._note_failure(f"{type(exc).__name__}: {exc}")
+                if self.component is not None:
+                    self.component.error(exc)
                 self._stop.wait(1.0)
                 continue
             self._housekeeping()
@@ -162,6 +186,8 @@ class PushSender:
 
     def _note_failure(self, why: str) -> None:
         self.failures += 1
+        if self.component is not None:
+            self.component.note(why)
         now = time.monotonic()
         auth = why.startswith(("HTTP 401", "HTTP 403"))
         if why != self.last_error:
@@ -214,6 +240,8 @@ class PushSender:
             return
         self.outbox.mark_delivered([it.seq for it in delivered])
         self.delivered += len(delivered)
+        if self.component is not None:
+            self.component.ok()
         self._backoff = self.initial_backoff_s
         if self._failing_since is not None:
             log.info("push to the center works again after %.0f s; %d alert change(s) still queued",

@@ -57,7 +57,7 @@ class FakeStore:
         self.log = log
         self.alerts = {}
 
-    def apply(self, ev, *, site, run_id, resume):
+    def apply(self, ev, *, site, run_id, resume, **kw):
         self.log.append(("store", ev.track_id))
         aid = "A-" + ev.track_id if ev.track_id != "T9" else "OLD"
         a = self.alerts.get(aid) or type("Alert", (), {"id": aid, "evidence": ["x"] if aid == "OLD" else [], "version": 0})()

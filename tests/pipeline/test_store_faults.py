@@ -1,0 +1,155 @@
+"""Store faults lose nothing (issue 24): a held SQLite write lock, a read-only database, the
+PostgreSQL connections of the store cut by the server. Detection goes on, ``/health`` says
+``store.ok`` false with the pending count within 5 s, and afterwards every alert is in the store
+with its full history: one version per event, in order, none twice."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+
+from sqlalchemy import event, text
+
+from detector.alerts import open_store
+from detector.pipeline import Monitor
+from tests.pipeline._faults import PacedSource, ScriptedEngine, assert_every_alert_survived, wait_for
+
+
+def _monitor(store, engine, **kw):
+    return Monitor(lambda: PacedSource({}), engine, store=store, evidence=False, block_samples=1 << 12,
+                   coalesce_samples=0, watchdog_s=5.0, stall_s=30.0, **kw).start()
+
+
+def _run_fault(store, eng, inject, release, *, fault_s=4.0):
+    """Run until the first alerts are stored, inject the fault, watch /health, release, and check."""
+    mon = _monitor(store, eng)
+    try:
+        assert wait_for(lambda: mon.health()["alerts_stored"] >= 3, 10), mon.health()
+        assert mon.health()["store"]["ok"] is True
+        inject()
+        t0 = time.monotonic()
+        assert wait_for(lambda: not mon.health()["store"]["ok"], 5.0), mon.health()
+        took = time.monotonic() - t0
+        assert took < 5.0
+        assert wait_for(lambda: mon.health()["store"]["pending"] > 0, 5.0), mon.health()
+        h = mon.health()
+        assert h["status"] == "degraded" and h["last_error"].startswith("store: ") and h["store"]["since"]
+        f0 = h["frames_processed"]
+        time.sleep(fault_s)
+        h = mon.health()
+        assert h["frames_processed"] > f0 + 20  # detection goes on
+        assert h["store"]["pending"] > 0 and h["store"]["dropped"] == 0
+        assert all(c["state"] in ("running", "finished") for c in h["components"].values()), h["components"]
+        release()
+        t1 = time.monotonic()
+        assert wait_for(lambda: mon.health()["store"]["ok"] and mon.health()["store"]["pending"] == 0, 10.0), mon.health()
+        drained = time.monotonic() - t1
+        assert mon.health()["status"] == "ok"
+        eng.limit = sum(map(len, eng.emitted.values())) + 6  # a few more after the fault, then quiet
+        assert wait_for(lambda: sum(map(len, eng.emitted.values())) >= eng.limit, 10)
+        f1 = mon.health()["frames_processed"]
+        assert wait_for(lambda: mon.health()["frames_processed"] > f1 + 20, 5)
+    finally:
+        mon.stop()
+    assert_every_alert_survived(store, eng)
+    return took, drained
+
+
+def test_a_held_sqlite_write_lock_loses_nothing(tmp_path):
+    store = open_store(None, data_dir=tmp_path)
+    eng = ScriptedEngine(every=4)
+    other = sqlite3.connect(tmp_path / "examwatch.db", isolation_level=None, check_same_thread=False)
+
+    def hold():
+        other.execute("BEGIN IMMEDIATE")  # another connection holds the write lock
+
+    try:
+        took, drained = _run_fault(store, eng, hold, lambda: other.execute("COMMIT"), fault_s=8.0)
+        assert took < 5.0 and drained < 10.0
+    finally:
+        other.close()
+        store.close()
+
+
+def test_a_read_only_database_loses_nothing(tmp_path):
+    """Root ignores file modes, so the fault is injected where SQLite itself refuses writes:
+    ``PRAGMA query_only`` on the store's connections (SQLITE_READONLY, "attempt to write a readonly
+    database", as for a read-only file or folder)."""
+    store = open_store(None, data_dir=tmp_path)
+    eng = ScriptedEngine(every=4)
+    ro = {"on": False}
+
+    @event.listens_for(store.engine.pool, "checkout")
+    def _query_only(dbapi_conn, _rec, _proxy):  # every connection the store takes, before its BEGIN
+        dbapi_conn.execute(f"PRAGMA query_only={'ON' if ro['on'] else 'OFF'}")
+
+    def inject():
+        ro["on"] = True
+
+    def release():
+        ro["on"] = False
+
+    try:
+        _run_fault(store, eng, inject, release)
+    finally:
+        store.close()
+
+
+def test_postgres_connections_cut_by_the_server_lose_nothing(tmp_path):
+    """For 3 s the loopback server terminates every connection of the store
+    (``pg_terminate_backend``, as at a server restart) while alerts are written."""
+    from sqlalchemy import create_engine
+
+    from tests.push import pg_base_url, pg_schema
+
+    base = pg_base_url()
+    with pg_schema(base) as url:
+        store = open_store(url, data_dir=tmp_path)
+        name = "examwatch-store-under-test"
+
+        @event.listens_for(store.engine, "connect")
+        def _name(dbapi_conn, _rec):
+            with dbapi_conn.cursor() as cur:
+                cur.execute(f"SET application_name = '{name}'")
+            dbapi_conn.commit()
+
+        store.engine.dispose()
+        killer = create_engine(base, isolation_level="AUTOCOMMIT")
+        cut = {"on": False, "n": 0}
+        stop = threading.Event()
+
+        def cutter():
+            while not stop.is_set():
+                if cut["on"]:
+                    with killer.connect() as c:
+                        cut["n"] += c.execute(text(
+                            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE application_name = :n AND pid <> pg_backend_pid()"), {"n": name}).scalar() or 0
+                time.sleep(0.02)
+
+        th = threading.Thread(target=cutter, daemon=True)
+        th.start()
+        eng = ScriptedEngine(every=4)
+        mon = _monitor(store, eng)
+        try:
+            assert wait_for(lambda: mon.health()["alerts_stored"] >= 3, 10), mon.health()
+            cut["on"] = True
+            time.sleep(3.0)
+            cut["on"] = False
+            assert cut["n"] > 0
+            eng.limit = sum(map(len, eng.emitted.values())) + 6
+            assert wait_for(lambda: sum(map(len, eng.emitted.values())) >= eng.limit, 15)
+            assert wait_for(lambda: mon.health()["store"]["pending"] == 0 and mon.health()["store"]["ok"], 15), mon.health()
+            h = mon.health()
+            assert h["status"] == "ok"
+            assert all(c["state"] in ("running", "finished") for c in h["components"].values()), h["components"]
+        finally:
+            stop.set()
+            mon.stop()
+            th.join(2)
+            killer.dispose()
+        try:
+            assert_every_alert_survived(store, eng)
+        finally:
+            store.close()
