@@ -163,7 +163,6 @@ def locate(
     data = read_readings(readings)
     t, power = data["t"], data["power"]
     n_no_fix = 0
-    gps_name = None
     if gps is not None:
         from detector.sources.gps import GpsTrack, parse_gps_spec
 
