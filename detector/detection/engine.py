@@ -26,6 +26,8 @@ than half its bandwidth (at least ``moved_min_hz``) since the last event, and at
 
 from __future__ import annotations
 
+import logging
+
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Callable
@@ -49,9 +51,12 @@ from detector.detection import (
 )
 from detector.detection._missing import MissingStations
 from detector.detection._track_event import center_moved, track_event
+from detector.detection._freq_error import FrequencyErrorConfig, FrequencyErrorEstimator
 from detector.detection.events import DetectionEvent, TrackEvent
 from detector.dsp import FrameStream, default_nfft, make_plan, power_to_db
 from detector.core.types import IQBlock, Spectrum
+
+log = logging.getLogger("examwatch.detection")
 
 __all__ = ["EngineConfig", "DetectionEngine", "default_nfft", "track_event"]  # default_nfft: from dsp
 
@@ -88,6 +93,11 @@ class EngineConfig:
     #: a surveyed steady emission (occupancy ≥ 0.5) at most this far over its p99 is taken out of
     #: the spectrum that tracks hold for classification (the alert rule's 3 dB over p99)
     explained_margin_db: float = 3.0
+    #: the receiver's frequency error estimated from the baseline's strong steady stations (or the
+    #: whitelisted channels) and corrected (``detection._freq_error``); None: not estimated
+    frequency_error: FrequencyErrorConfig | None = field(default_factory=FrequencyErrorConfig)
+    #: seconds of stream time between two estimates of the frequency error
+    frequency_error_interval_s: float = 1.0
 
 
 class DetectionEngine:
@@ -145,6 +155,11 @@ class DetectionEngine:
         self._missing_stations = MissingStations()  # surveyed stations gone silent: state and strong-station runs
         self._cache: dict = {}  # per-run derived values: Pfa per grid, detection configs, steady bins
         self._detection_cache = DetectionCache()  # per-grid and per-baseline constants of detect_stack
+        #: the receiver's frequency error, estimated and corrected while monitoring (None: off)
+        self.frequency_error = (FrequencyErrorEstimator(config.frequency_error)
+                                if config.frequency_error is not None else None)
+        self._fe_next_s = -np.inf
+        self._fe_advised = False
         self.all_tracks: dict[str, Track] = {}
         self._dbm_cache: tuple[Spectrum, Spectrum] | None = None  # (dBFS frame, its dBm copy)
         self.max_tracks_kept = 2000
@@ -199,13 +214,20 @@ class DetectionEngine:
         return self._cache[key]
 
     def _aligned_for(self, freqs_hz: np.ndarray, rbw_hz: float):
+        """The baseline on the grid ``freqs_hz`` (reported frequencies), shifted by the receiver's
+        error against the survey when it is known (cached per grid and shift)."""
         if self.baseline is None:
             return None
-        key = (freqs_hz.size, float(freqs_hz[0]), float(rbw_hz))
+        shift = 0.0
+        est = self.frequency_error
+        if est is not None and (est.baseline.known or est.whitelist.known):
+            shift = round(est.baseline_shift_hz(float(freqs_hz[freqs_hz.size // 2])), 1)
+        key = (freqs_hz.size, float(freqs_hz[0]), float(rbw_hz), shift)
         if key not in self._aligned:
             from detector.baseline import align
 
-            self._aligned[key] = align(self.baseline, freqs_hz, rbw_hz)
+            a = align(self.baseline, freqs_hz + shift if shift else freqs_hz, rbw_hz)
+            self._aligned[key] = replace(a, freqs_hz=freqs_hz) if shift else a
         return self._aligned[key]
 
     @property
@@ -256,6 +278,8 @@ class DetectionEngine:
                        unit="dBFS", start=None, gain_db=None) -> list[DetectionEvent]:
         cfg = self.config
         self.gain_db = gain_db
+        if self.frequency_error is not None and (self.baseline is not None or self.whitelist is not None):
+            freqs, center_hz = self._correct_frequency(freqs, db, lin, center_hz, rbw_hz, t_first)
         det_cfg = cfg.detection
         pfa = self._pfa(freqs.size, frame_s)
         if det_cfg.pfa_bin != pfa:
@@ -290,6 +314,45 @@ class DetectionEngine:
             events.extend(self._missing_stations.check(cfg, freqs, looks, frame_s, aligned, p_last, res, t_last,
                                                        center_hz=center_hz))
         return events
+
+    def _correct_frequency(self, freqs, db, lin, center_hz, rbw_hz, t_s: float):
+        """The stack's reported grid (and tuned center): lowered by the receiver's error against
+        the whitelisted channels when known. Every ``frequency_error_interval_s`` both errors are
+        measured again on this stack's mean spectrum; the baseline is aligned with the error
+        against the survey (:meth:`_aligned_for`), so known stations meet themselves."""
+        est = self.frequency_error
+        c = float(center_hz) if center_hz is not None else float(np.mean(freqs))
+        f = freqs - est.report_offset_hz(c) if est.whitelist.known else freqs
+        if t_s >= self._fe_next_s and freqs.size > 16:
+            self._fe_next_s = t_s + self.config.frequency_error_interval_s
+            stack = lin if lin is not None else np.power(np.float32(10.0), np.asarray(db, np.float32) / np.float32(10.0))
+            p_db = 10.0 * np.log10(np.maximum(stack.mean(axis=0, dtype=np.float64), 1e-30))
+            bin_hz = float(freqs[1] - freqs[0])
+            changed = False
+            if self.whitelist is not None:
+                chans = [ch.center_hz for ch in self.whitelist.channels
+                         if ch.bandwidth_hz <= 30e3 and ch.site in (None, self.site)]
+                r = est.residual_from_channels(f, p_db, chans, center_hz=c)
+                if r is not None and est.whitelist.update(r[0], center_hz=c, bin_hz=bin_hz, stations=r[1]):
+                    changed = True
+                    f = freqs - est.report_offset_hz(c)
+            if self.baseline is not None:
+                aligned = self._aligned_for(f, rbw_hz)
+                if aligned is not None:
+                    dc = np.abs(freqs - c) <= self.config.detection.dc_half_width_hz + 2 * bin_hz
+                    r = est.residual_from_baseline(p_db, aligned.median_db, aligned.occupancy, aligned.covered,
+                                                   center_hz=c, bin_hz=bin_hz, exclude=dc)
+                    if r is not None and est.baseline.update(r[0], center_hz=c, bin_hz=bin_hz, stations=r[1],
+                                                             correlation=r[2]):
+                        changed = True
+            ppm = est.ppm or 0.0
+            if changed and abs(ppm) >= est.config.advise_ppm and not self._fe_advised:
+                self._fe_advised = True
+                log.warning("receiver frequency error %+.1f ppm estimated from known stations (%s) and corrected; "
+                            "calibrate the dongle (examwatch calibrate ppm) or give --profile", ppm,
+                            "the whitelisted channels" if est.source == "whitelist" else "the survey's steady stations")
+        off = est.report_offset_hz(c) if est.whitelist.known else 0.0
+        return f, (None if center_hz is None else center_hz - off)
 
     def _unexplained(self, aligned, p_lin: np.ndarray, res, i: int) -> np.ndarray:
         """Frame ``i``'s linear spectrum for the tracks' max-hold, with the surveyed steady
