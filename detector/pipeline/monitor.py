@@ -194,6 +194,13 @@ class Monitor:
         corr = self.engine.correct
         status = getattr(corr, "status", None)  # a calibration correction reports itself; a bare callable not
         d["calibration"] = status() if status is not None else None
+        fe = getattr(self.engine, "frequency_error", None)
+        if fe is not None and fe.source is not None:
+            # the receiver's frequency error estimated from known stations (issue #18)
+            cal = dict(d["calibration"] or {})
+            cal["ppm_estimated"] = fe.status()["ppm_estimated"]
+            cal["frequency_error"] = fe.status()
+            d["calibration"] = cal
         stream = self.engine._stream  # noqa: SLF001
         d["fft_backend"] = stream.backend if stream is not None else self.engine.config.fft_backend
         d["psd_kernel"] = stream.kernel if stream is not None else None

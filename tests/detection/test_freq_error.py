@@ -111,3 +111,34 @@ def test_an_offset_confirms_a_change_before_applying_it():
     assert est.offset_hz == pytest.approx(7050.0)
     assert est.at(800e6) == pytest.approx(14100.0)  # the error is relative: twice the center, twice the Hz
     assert not est.update(100.0, center_hz=400e6, bin_hz=1000.0, stations=1)  # under a quarter bin
+
+
+def test_the_monitor_reports_the_estimate_in_health(baseline):
+    """``/health`` → ``calibration.ppm_estimated`` (issue #18 item 3), from a monitor run."""
+    from detector.core.types import IQBlock
+    from detector.pipeline import Monitor
+    from detector.sources import SourceInfo
+
+    x = band(3.0, shift_hz=SHIFT, seed=7)
+
+    class Recording:
+        info = SourceInfo(kind="raw", name="rec", center_hz=CENTER, sample_rate_hz=FS, n_samples=x.size)
+
+        def blocks(self, bs):
+            for i in range(0, x.size, bs):
+                yield IQBlock(x[i:i + bs], CENTER, FS, offset_s=i / FS, retuned=i == 0)
+
+        def close(self):
+            pass
+
+    seen = []
+    mon = Monitor(Recording, DetectionEngine(EngineConfig(), baseline=baseline, whitelist=whitelist()), block_samples=1 << 16)
+    mon.on_alert.append(lambda ev, alert: seen.append(ev))
+    mon.start()
+    try:
+        assert mon.finished.wait(30)
+        cal = mon.health()["calibration"]
+        assert cal["ppm_estimated"] == pytest.approx(PPM, abs=1.5)
+        assert cal["frequency_error"]["source"] == "whitelist" and seen == []
+    finally:
+        mon.stop()
