@@ -63,7 +63,7 @@ def test_a_peak_lies_within_5_khz_of_the_measured_carrier(manifest, spectra):
     has ``|freq_hz − center_hz − carrier| ≤ 5 kHz`` for any of the file's carriers.
 
     Measured: 37 of 37 measurable files (100 %); the strongest peak is the hit in 36 of them
-    (danfoss-CFR: the second). rtl_433's F1/F2, the old reference, is printed as context: 30 of
+    (door_bell-01: the second, after a stronger line at −15.9 kHz). rtl_433's F1/F2, the old reference, is printed as context: 30 of
     38 files.
     """
     measurable = hits = strongest = f1_hits = 0
