@@ -31,72 +31,173 @@ def _duration(real_dir, entry):
     return size / {"cu8": 2, "cs8": 2, "cs16": 4, "cf32": 8}[entry["dtype"]] / entry["sample_rate_hz"]
 
 
-def test_cfar_only_replay_against_rtl433_bursts(real_dir, manifest):
-    """Coverage of rtl_433's bursts ≥ 2 ms and what every unmatched track is.
+TOL_HZ = 5e3  # the issue's 5 kHz
 
-    Measured (this commit): 128 of 132 bursts covered (97.0 %); without modes1.bin (ADS-B PPM
-    replies at 2 MS/s, ~2 MHz wide, whose rtl_433 F1 is not a carrier) 109 of 113 (96.5 %).
-    43 of 104 tracks match an rtl_433 burst (41 %). Every other track is a real signal that
-    rtl_433's pulse analyser does not list, by category (asserted below): a steady emission on
-    for the whole recording (receiver spurs and carriers, e.g. the +80 kHz line in many 2015
-    rtl_433 captures), a by-product of the transmitter switching on and off with a listed burst
-    (harmonic lines and fragments of the keying sidebands), an emission in the outer 14 % of the
-    band (aliases through the RTL2832U's decimation filter), or a burst in a file whose rtl_433
-    times lie beyond its end (honda_remote-01: its reference burst starts at 0.407 s of a
-    0.262 s file). Three tracks fit none of these (UPM-01 at +84 kHz from the first frame,
-    15.7 dB, which ends before the file does; generic_remote-01 at −82 kHz, 5.4 dB, and
-    hyundai_remote-01 at −63 kHz, 5.1 dB, each a few frames): we count them as false alarms,
-    3 in the 21 s of recordings. The issue's targets are ≥ 95 % coverage
-    (met) and ≥ 80 % precision (not met: see the README).
-    """
-    covered = total = covered_no_adsb = total_no_adsb = 0
-    tracks = matched = 0
-    categories: dict[str, int] = {}
-    others: list = []
+
+def measured_bursts(entry):
+    """The bursts with a measured carrier: ``bursts_measured`` where the manifest has it (rtl_433's
+    windows were misplaced there), else ``bursts``; a burst whose ``carrier_offsets_hz`` is null
+    (under 30 % of its power near a carrier) is left out."""
+    return [b for b in entry.get("bursts_measured") or entry["bursts"] if b["carrier_offsets_hz"]]
+
+
+def covers(tr, b, fc, widen=TOL_HZ):
+    """A track covers a burst when their time spans overlap (``[first_seen_s, last_seen_s]``
+    against ``[start_s, start_s + width_s]``, no slack) and one of the burst's measured carriers
+    lies in the track's ``[f_lo_hz, f_hi_hz]`` widened by 5 kHz on each side."""
+    lo, hi = tr["f_lo_hz"] - fc - widen, tr["f_hi_hz"] - fc + widen
+    return (any(lo <= c <= hi for c in b["carrier_offsets_hz"])
+            and tr["first_seen_s"] <= b["start_s"] + b["width_s"] and tr["last_seen_s"] >= b["start_s"])
+
+
+def on_emission(tr, fc, emissions, kinds):
+    """A track is on a listed emission when its center lies within max(5 kHz, half the emission's
+    bandwidth) of the emission's ``offset_hz`` (no time condition: the manifest gives none)."""
+    off = tr["center_hz"] - fc
+    return any(e["kind"] in kinds and abs(off - e["offset_hz"]) <= max(TOL_HZ, e["bandwidth_hz"] / 2)
+               for e in emissions)
+
+
+@pytest.fixture(scope="module")
+def cfar_replays(real_dir, manifest):
+    """``examwatch replay --jsonl`` of every IQ file, CFAR-only (no baseline), run once for this module."""
+    return {entry["file"]: replay_jsonl([str(real_dir / entry["file"]), "--site", "bench", "--format", entry["dtype"],
+                                         "--rate", str(entry["sample_rate_hz"]), "--center", str(entry["center_hz"])])
+            for entry in manifest["iq"]}
+
+
+@pytest.fixture(scope="module")
+def judged(real_dir, manifest, cfar_replays):
+    """Every measured burst (covered or not) and every track (its end event), judged by the rules
+    of :func:`covers` and :func:`on_emission`. A track is *right* when it covers a measured burst
+    of its file, or is on a confirmed ``steady``/``other_real`` emission (``other_emissions``, or
+    ``weak_emissions``: both lists were confirmed by the manifest's band-power check). A track that
+    is neither, but is on a ``byproduct`` emission (either list), is *on a by-product*. Every other
+    wrong track gets the first category that fits: ``steady`` (from the first frame to the last,
+    an unlisted receiver spur), ``edge`` (center in the outer 14 % of the band, beyond ±0.36 fs:
+    aliases through the decimation filter), ``weak`` (SNR < 6 dB), ``sideband`` (overlaps a
+    measured burst in time and its span comes within 10 kHz of the burst's carrier: a keying
+    sideband the manifest does not list), else ``other``."""
+    bursts, tracks = [], []
     for entry in manifest["iq"]:
-        events = replay_jsonl([str(real_dir / entry["file"]), "--site", "bench", "--format", entry["dtype"],
-                               "--rate", str(entry["sample_rate_hz"]), "--center", str(entry["center_hz"])])
+        fc, fs = entry["center_hz"], entry["sample_rate_hz"]
+        events = cfar_replays[entry["file"]]
+        ends = [ev for ev in events if ev["event"] == "end"]
+        alerted = {ev["track_id"] for ev in events if ev["alert"]}
+        dur = _duration(real_dir, entry)
+        confirmed = entry["other_emissions"] + entry["weak_emissions"]
+        mb = measured_bursts(entry)
+        for b in mb:
+            hit = any(covers(tr, b, fc) for tr in ends)
+            cat = None if hit else "file_end" if b["start_s"] + b["width_s"] > dur - 0.0103 else "other"
+            bursts.append({"file": entry["file"], "start_s": b["start_s"], "carriers": b["carrier_offsets_hz"],
+                           "covered": hit, "category": cat})
+        for tr in ends:
+            off = tr["center_hz"] - fc
+            if any(covers(tr, b, fc) for b in mb):
+                verdict = "burst"
+            elif on_emission(tr, fc, confirmed, ("steady", "other_real")):
+                verdict = "emission" if on_emission(tr, fc, entry["other_emissions"], ("steady", "other_real")) \
+                    else "weak_emission"
+            elif on_emission(tr, fc, confirmed, ("byproduct",)):
+                verdict = "byproduct"
+            elif tr["first_seen_s"] <= 0.011 and tr["last_seen_s"] >= dur - 0.03:
+                verdict = "steady"
+            elif abs(off) > 0.36 * fs:
+                verdict = "edge"
+            elif tr["snr_db"] < 6.0:
+                verdict = "weak"
+            elif any(covers(tr, b, fc, widen=10e3) for b in mb):
+                verdict = "sideband"
+            else:
+                verdict = "other"
+            tracks.append({"file": entry["file"], "track_id": tr["track_id"], "offset_hz": round(off),
+                           "first_seen_s": tr["first_seen_s"], "last_seen_s": tr["last_seen_s"],
+                           "snr_db": tr["snr_db"], "alert": tr["track_id"] in alerted, "verdict": verdict,
+                           "right": verdict in ("burst", "emission", "weak_emission")})
+    return {"bursts": bursts, "tracks": tracks}
+
+
+def test_cfar_only_replay_events_of_every_real_file(cfar_replays):
+    for events in cfar_replays.values():
         for ev in events:
             assert JSONL_KEYS <= set(ev)
         ends = [ev for ev in events if ev["event"] == "end"]
         assert len({ev["track_id"] for ev in ends}) == len(ends)
-        dur = _duration(real_dir, entry)
-        late_reference = any(b["start_s"] > dur for b in entry["bursts"])
+        assert all(ev["snr_db"] >= 4.5 and ev["f_lo_hz"] <= ev["center_hz"] <= ev["f_hi_hz"] for ev in ends)
 
-        def holds(tr, b):
-            f = entry["center_hz"] + b["f1_offset_hz"]
-            lo = tr["center_hz"] - tr["bandwidth_hz"] / 2 - 5e3
-            hi = tr["center_hz"] + tr["bandwidth_hz"] / 2 + 5e3
-            return lo <= f <= hi and tr["first_seen_s"] - 0.05 <= b["start_s"] + b["width_s"] and \
-                tr["last_seen_s"] + 0.05 >= b["start_s"]
 
-        for b in (b for b in entry["bursts"] if b["width_s"] >= 0.002):
-            hit = any(holds(tr, b) for tr in ends)
-            covered += hit
-            total += 1
-            if "modes1" not in entry["file"]:
-                covered_no_adsb += hit
-                total_no_adsb += 1
-        for tr in ends:
-            tracks += 1
-            if any(holds(tr, b) for b in entry["bursts"]):
-                matched += 1
-                continue
-            steady = tr["first_seen_s"] <= 0.011 and tr["last_seen_s"] >= dur - 0.03
-            edge = abs(tr["center_hz"] - entry["center_hz"]) > 0.36 * entry["sample_rate_hz"]
-            during = any(tr["first_seen_s"] <= b["start_s"] + b["width_s"] + 0.05 and tr["last_seen_s"] >= b["start_s"] - 0.05
-                         for b in entry["bursts"])
-            cat = "steady" if steady else "edge" if edge else "transmitter" if during else "late_reference" if late_reference else "other"
-            categories[cat] = categories.get(cat, 0) + 1
-            if cat == "other":
-                others.append((entry["file"], round(tr["center_hz"] - entry["center_hz"]), tr["first_seen_s"], tr["snr_db"]))
-            assert tr["snr_db"] >= 4.5
-    print(f"coverage {covered}/{total}, without ADS-B {covered_no_adsb}/{total_no_adsb}, "
-          f"precision {matched}/{tracks}, unmatched {categories}, other {others}")
-    assert len(others) <= 3, others
-    assert covered / total >= 0.95
-    assert covered_no_adsb / total_no_adsb >= 0.95
-    assert matched / tracks >= 0.40
+def test_cfar_only_replay_recall_of_bursts_with_a_measured_carrier(judged):
+    """Issue #18 item 7: a track covers ≥ 95 % of the bursts with a measured carrier (rule:
+    :func:`covers`; bursts: :func:`measured_bursts`, of every width, ADS-B included).
+
+    Measured: 116 of 117 (99.1 %). The miss is enocean.complex's third telegram (0.0441 s,
+    3.5 ms) in the last 5 ms of a 0.0491 s file, shorter than one 10 ms frame: ``file_end``.
+    """
+    b = judged["bursts"]
+    covered = sum(x["covered"] for x in b)
+    misses = [(x["file"], x["start_s"], x["carriers"], x["category"]) for x in b if not x["covered"]]
+    print(f"recall {covered}/{len(b)} bursts with a measured carrier; misses {misses}")
+    assert len(b) >= 117
+    assert covered / len(b) >= 0.95, misses
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="measured 86 of 104 tracks right (82.7 %, issue target 85 %): 12 tracks "
+                   "sit on listed by-products (harmonics, images, clipping products of the listed device), "
+                   "which CFAR-only detection cannot tell from a new emission without a baseline or a "
+                   "by-product rule; 2 unlisted keying sidebands, 1 unlisted steady line, 1 band edge, 2 weak")
+def test_cfar_only_replay_precision_reaches_85_percent(judged):
+    """Issue #18 item 7: ≥ 85 % of the CFAR-only tracks are right (see :func:`judged`).
+
+    Measured: 86 of 104 (82.7 %): 42 cover a measured burst, 21 are on a confirmed steady or
+    other_real emission of ``other_emissions`` and 23 on one of ``weak_emissions`` (without
+    these 63 of 104, 60.6 %). The 18 wrong tracks are analysed by
+    :func:`test_cfar_only_replay_wrong_tracks_by_category`.
+    """
+    t = judged["tracks"]
+    right = sum(x["right"] for x in t)
+    assert right / len(t) >= 0.85, f"{right}/{len(t)}"
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="measured 10 of the 12 tracks on listed by-product emissions alert "
+                   "(the 2 silent ones are at 5.2 and 5.4 dB): CFAR-only detection has no rule that ties a "
+                   "harmonic/image/clipping product to the stronger emission it switches with")
+def test_cfar_only_replay_no_alert_on_a_byproduct(judged):
+    """Issue #18 item 7: no track on a ``byproduct`` emission alerts. A track is on a by-product
+    when :func:`on_emission` puts it on one and it is not right (it covers no measured burst and is
+    on no steady/other_real emission): waveman-01's track from −83 to +119 kHz, which holds both the
+    remote's burst and its by-product at +43.5 kHz, counts as a burst."""
+    alerting = [(x["file"], x["offset_hz"], x["snr_db"]) for x in judged["tracks"]
+                if x["verdict"] == "byproduct" and x["alert"]]
+    assert not alerting, alerting
+
+
+def test_cfar_only_replay_wrong_tracks_by_category(judged):
+    """What every wrong track is (categories of :func:`judged`), printed; asserted: the counts
+    of this commit do not grow (by-product 12, steady 1, edge 1, weak 2, sideband 2, other 0).
+
+    * by-product 12, each overlapping a burst of the listed device in time (acurite-02 +59 kHz, alectov1
+      +67.7 kHz, auriol-02 +31 kHz, lacrosse-01 −31.9 kHz, valeo-01 +69.7 kHz, …); 10 alert;
+    * edge 1: TFA-Twin-Plus-30.3049-01 at +103.3 kHz (0.41 fs);
+    * weak 2: hyundai_remote-01 −56.7 kHz (5.4 dB), oregon_scientific-01 −9.1 kHz (5.1 dB);
+    * sideband 2: acurite-01 +2.4…+28.8 kHz and dsc-01 −87.4…−2.4 kHz, each during the burst and
+      within 0.2 / 0.8 kHz of missing its carrier by the 5 kHz rule;
+    * steady 1: enocean.complex at −222.5 kHz (7.2 dB), from the first frame to 31 ms of the
+      49 ms file, in neither list;
+    * other 0.
+    """
+    wrong = [x for x in judged["tracks"] if not x["right"]]
+    by_cat: dict[str, list] = {}
+    for x in wrong:
+        by_cat.setdefault(x["verdict"], []).append((x["file"], x["offset_hz"], x["first_seen_s"], x["last_seen_s"],
+                                                    x["snr_db"], "alert" if x["alert"] else "silent"))
+    print(f"wrong tracks {len(wrong)}/{len(judged['tracks'])}:")
+    for cat, rows in sorted(by_cat.items()):
+        print(f"  {cat} {len(rows)}: {rows}")
+    bounds = {"byproduct": 12, "steady": 1, "edge": 1, "weak": 2, "sideband": 2, "other": 0}
+    assert set(by_cat) <= set(bounds)
+    for cat, rows in by_cat.items():
+        assert len(rows) <= bounds[cat], (cat, rows)
 
 
 def _write(path, x, **kw):
