@@ -160,7 +160,8 @@ def _worker(vehicles: list[tuple[str, str, str]], center_url: str, rate: float, 
         s.stop()
     for st in stores:
         st.close()
-    out.put({"written": sum(written), "versions": versions, "pending": pending, "req_lat": req_lat, "req_items": req_items, "e2e_lat": e2e_lat})
+    out.put({"written": sum(written), "versions": versions, "pending": pending, "req_lat": req_lat, "req_items": req_items,
+             "e2e_lat": e2e_lat})
 
 
 def main() -> int:

@@ -35,7 +35,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import socket
 import subprocess
 import sys
@@ -203,7 +202,8 @@ def bench_memory(hours: float) -> dict:
 
     sc = scene_from_spec("sim:scenes/evaluation-2h.toml") if os.path.exists("scenes/evaluation-2h.toml") else scene_from_spec("sim:default")
     span = hours * 3600.0
-    sc = sc.model_copy(update={"timeline": sc.timeline.model_copy(update={"exam": [(sc.timeline.exam[0][0], sc.timeline.exam[0][0] + span)]})})
+    exam = [(sc.timeline.exam[0][0], sc.timeline.exam[0][0] + span)]
+    sc = sc.model_copy(update={"timeline": sc.timeline.model_copy(update={"exam": exam})})
     psd = SimPsd(sc, nfft=1024, segments_per_frame=200, window="exam")  # 0.1 s frames
     eng = build_engine(EngineConfig(frame_s=psd.frame_s))
     warm = None

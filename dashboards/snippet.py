@@ -90,7 +90,8 @@ def alert_evidence_figures(store: Any, alert: Any, *, baseline: Any = None) -> d
     bw = float(a.get("bandwidth_hz") or 12500.0)
     track = {"track_id": a.get("track_id"), "f_lo_hz": a["center_hz"] - bw / 2, "f_hi_hz": a["center_hz"] + bw / 2,
              "first_seen_s": 0.0, "last_seen_s": dur, "alert": True}
-    spec = spectrum_baseline_figure(avg, baseline=baseline, alerts=[a], spectrum_label=f"max-hold of the snippet ({frame_s * 1e3:.0f} ms frames)",
+    spec = spectrum_baseline_figure(avg, baseline=baseline, alerts=[a],
+                                    spectrum_label=f"max-hold of the snippet ({frame_s * 1e3:.0f} ms frames)",
                                     title=f"{a['id']}: spectrum of the evidence snippet ({avg.duration_s:.2f} s of IQ)")
     wfall = waterfall_figure(wf, tracks=[track], title=f"{a['id']}: waterfall of the evidence snippet")
     return {"spectrum": spec, "waterfall": wfall}

@@ -129,7 +129,8 @@ def build_dashboard_router() -> APIRouter:
            tags=["figures"])
     def figure(name: str, ctx: Ctx,
                seconds: Annotated[float, Query(ge=5, le=3600, allow_inf_nan=False, description="Waterfall: seconds of history.")] = 300.0,
-               alert: Annotated[Optional[str], Query(max_length=100, description="Map: the alert to show (default: the latest located).")] = None
+               alert: Annotated[Optional[str], Query(max_length=100,
+                                                     description="Map: the alert to show (default: the latest located).")] = None
                ) -> Response:
         from dashboards import RENDER_LOCK
 

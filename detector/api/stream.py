@@ -92,9 +92,13 @@ def build_stream_router(*, poll_s: float = 0.5, gap_wait_s: float = 2.0, batch: 
                                  "description": "`event: ready` then `event: alert` per change; `id` = sequence number"}})
     async def stream(request: Request, ctx: Ctx,
                      last_event_id_header: Annotated[Optional[str], Header(alias="Last-Event-ID")] = None,
-                     last_event_id: Annotated[Optional[int], Query(ge=0, le=2**62, description="Resume after this event id (as the Last-Event-ID header).")] = None,
-                     replay: Annotated[int, Query(ge=0, le=100000, description="Without a Last-Event-ID: also send the events of the last N sequence numbers.")] = 0,
-                     site: Annotated[Optional[str], Query(max_length=200, description="Only alerts of this site (sequence numbers of others are skipped).")] = None):
+                     last_event_id: Annotated[Optional[int], Query(
+                         ge=0, le=2**62, description="Resume after this event id (as the Last-Event-ID header).")] = None,
+                     replay: Annotated[int, Query(
+                         ge=0, le=100000,
+                         description="Without a Last-Event-ID: also send the events of the last N sequence numbers.")] = 0,
+                     site: Annotated[Optional[str], Query(
+                         max_length=200, description="Only alerts of this site (sequence numbers of others are skipped).")] = None):
         store = ctx.store
         start = last_event_id
         if last_event_id_header is not None and last_event_id_header.strip():

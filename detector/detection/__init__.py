@@ -12,7 +12,8 @@ from detector.detection._whitelist import Channel, Whitelist, append_channel, lo
 
 __all__ = [
     "CLASSES", "classify_track", "CHEATING_BANDS_HZ", "DecisionConfig", "ExamSession", "decide", "score_track",
-    "DetectionCache", "DetectionConfig", "Emission", "FrameResult", "StackResult", "detect_frame", "detect_frames", "detect_stack", "batch_floor", "os_cfar_floor",
+    "DetectionCache", "DetectionConfig", "Emission", "FrameResult", "StackResult", "detect_frame", "detect_frames",
+    "detect_stack", "batch_floor", "os_cfar_floor",
     "noise_quantile_ratio", "pfa_for_alert_rate", "threshold_db", "threshold_ratio",
     "Reading", "Track", "Tracker", "TrackerConfig", "Channel", "Whitelist", "load_whitelist", "append_channel",
 ]

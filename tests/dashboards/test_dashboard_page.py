@@ -99,7 +99,8 @@ class TestRoutes:
         now = datetime.now(timezone.utc).replace(microsecond=0)
         site = SiteConfig.model_validate({"name": "S", "lat": 50.0, "lon": 10.0, "session": [
             {"name": "today", "start": (now - timedelta(hours=1)).isoformat(), "end": (now + timedelta(hours=1)).isoformat()},
-            {"name": "last year", "start": (now - timedelta(days=365)).isoformat(), "end": (now - timedelta(days=365, hours=-2)).isoformat()}]})
+            {"name": "last year", "start": (now - timedelta(days=365)).isoformat(),
+             "end": (now - timedelta(days=365, hours=-2)).isoformat()}]})
         store = open_store(None, data_dir=tmp_path)
         store.apply_event(located_event(), site="S", run_id="r")
         with TestClient(_app(store, site=site)) as c:

@@ -113,7 +113,8 @@ class TestGeoJSON:
         assert alerts_geojson([]) == {"type": "FeatureCollection", "features": [], "unlocated": 0}
         jsonschema.validate(alerts_geojson([]), GEOJSON_SCHEMA)
         one = {"id": "A-x", "site": "S", "status": "located", "severity": "high", "center_hz": 1e8, "classification": "carrier",
-               "location": {"lat": -33.9, "lon": 151.2, "status": "located", "error_ellipse_m": {"semi_major": 10, "semi_minor": 5, "angle_deg": 30}}}
+               "location": {"lat": -33.9, "lon": 151.2, "status": "located",
+                            "error_ellipse_m": {"semi_major": 10, "semi_minor": 5, "angle_deg": 30}}}
         gj = alerts_geojson([one], ellipses=False)
         jsonschema.validate(gj, GEOJSON_SCHEMA)
         assert [f["geometry"]["type"] for f in gj["features"]] == ["Point"]

@@ -118,7 +118,8 @@ def test_snippet_without_time_or_position_has_neither_and_a_retune_ends_the_run(
 
     r = RecentBlocks()
     t0 = datetime(2025, 6, 2, 9, 0, 0, tzinfo=timezone.utc)
-    for b in _dated(2, t0, center=446e6) + _dated(1, t0, center=433e6) + [replace(b, retuned=i == 0) for i, b in enumerate(_dated(2, t0, center=446e6))]:
+    later = [replace(b, retuned=i == 0) for i, b in enumerate(_dated(2, t0, center=446e6))]
+    for b in _dated(2, t0, center=446e6) + _dated(1, t0, center=433e6) + later:
         r.append(b)
     snip = r.snippet()
     assert snip.samples.size == 40_000  # only the 2 blocks since the retune back to 446 MHz

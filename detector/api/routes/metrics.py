@@ -28,9 +28,12 @@ def metrics_text(ctx) -> str:
     reg = CollectorRegistry()
     if ctx.monitor is not None:
         h = ctx.monitor.health()
-        for key, help_ in (("frames_processed", "Frames through detection"), ("frames_dropped", "Frames dropped when processing fell behind"),
+        for key, help_ in (("frames_processed", "Frames through detection"),
+                           ("frames_dropped", "Frames dropped when processing fell behind"),
                            ("blocks_read", "IQ blocks read from the source"), ("repeated_blocks", "Identical blocks ignored"),
-                           ("reopen_count", "Source reopen attempts"), ("alerts_stored", "Alerting track events written to the store"), ("alerts_raised", "Distinct alerts raised")):
+                           ("reopen_count", "Source reopen attempts"),
+                           ("alerts_stored", "Alerting track events written to the store"),
+                           ("alerts_raised", "Distinct alerts raised")):
             Gauge(f"examwatch_{key}", help_, registry=reg).set(h.get(key) or 0)
         for key, help_ in (("retunes", "Retunes of the source by the watch plan"),
                            ("nonfinite_samples", "IQ samples with a NaN or infinite I or Q (left out of the spectra)")):
@@ -38,7 +41,8 @@ def metrics_text(ctx) -> str:
         Gauge("examwatch_source_degraded", "1 while the source is degraded", registry=reg).set(1 if h.get("status") == "degraded" else 0)
         push = h.get("push")
         if isinstance(push, dict):
-            Gauge("examwatch_push_pending", "Alert changes queued for the command center", registry=reg).set(max(push.get("pending") or 0, 0))
+            Gauge("examwatch_push_pending", "Alert changes queued for the command center",
+                  registry=reg).set(max(push.get("pending") or 0, 0))
             Gauge("examwatch_push_failing", "1 while pushes to the command center fail", registry=reg).set(
                 1 if push.get("failing_for_s") is not None else 0)
         _supervision_metrics(reg, h)

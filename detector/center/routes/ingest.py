@@ -99,7 +99,8 @@ async def ingest_batch(request: Request, vehicle: Vehicle, center: Center) -> di
 
 
 @router.post("/heartbeat", summary="A vehicle is alive: health and a spectrum summary (vehicle token)",
-             response_model=HeartbeatAnswer, openapi_extra=_json_body({"type": "object", "description": "vehicle_id, site, at (UNIX s), health, push, spectrum"}))
+             response_model=HeartbeatAnswer,
+             openapi_extra=_json_body({"type": "object", "description": "vehicle_id, site, at (UNIX s), health, push, spectrum"}))
 async def heartbeat(request: Request, vehicle: Vehicle, center: Center) -> dict:
     hb = Heartbeat.parse(await _json(request))
     if hb.vehicle_id not in (None, vehicle):
