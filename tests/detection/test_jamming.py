@@ -148,3 +148,21 @@ def test_the_monitor_shows_the_gain_offset_in_health(baseline):
         assert mon.health()["gain_offset_db"] == pytest.approx(10.0, abs=1.0) and seen == []
     finally:
         mon.stop()
+
+
+def test_metrics_show_the_gain_offset():
+    from types import SimpleNamespace
+
+    from detector.api.routes.metrics import metrics_text
+
+    class Store:
+        def list(self, limit=1):
+            return [], 0
+
+        def open_alerts(self):
+            return []
+
+    text = metrics_text(SimpleNamespace(monitor=SimpleNamespace(health=lambda: {"gain_offset_db": 9.91}), store=Store()))
+    assert "examwatch_gain_offset_db 9.91" in text
+    text = metrics_text(SimpleNamespace(monitor=SimpleNamespace(health=lambda: {"gain_offset_db": None}), store=Store()))
+    assert "examwatch_gain_offset_db" not in text  # no baseline: no measurement
