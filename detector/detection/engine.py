@@ -9,10 +9,11 @@ aligned baseline cache) explicitly; it reads no files and no clock. The ``missin
 :mod:`detector.detection._missing`, the event of a track :mod:`detector.detection._track_event`.
 
 Events are typed (:mod:`detector.detection.events`): a :class:`TrackEvent` per ``new``, ``update``
-or ``end`` of a track and a :class:`MissingEvent` per surveyed station gone silent; their
+or ``end`` of a track, a :class:`MissingEvent` per surveyed station gone silent and a
+:class:`JammingEvent` per jamming episode (:mod:`detector.detection._jamming`); their
 :meth:`~TrackEvent.to_json` is the JSON line of ``examwatch replay --jsonl``::
 
-    {"event": "new"|"update"|"end"|"missing", "track_id", "alert", "center_hz", "bandwidth_hz",
+    {"event": "new"|"update"|"end"|"missing"|"jamming", "track_id", "alert", "center_hz", "bandwidth_hz",
      "first_seen_s", "last_seen_s", "peak_dbfs", "snr_db", "excess_db", "classification",
      "bursts", "reasons", "location", "peak_dbm", ...}
 
@@ -49,6 +50,7 @@ from detector.detection import (
     detect_stack,
     pfa_for_alert_rate,
 )
+from detector.detection._jamming import JammingConfig, JammingMonitor
 from detector.detection._missing import MissingStations
 from detector.detection._track_event import center_moved, track_event
 from detector.detection._freq_error import FrequencyErrorConfig, FrequencyErrorEstimator
@@ -98,6 +100,13 @@ class EngineConfig:
     frequency_error: FrequencyErrorConfig | None = field(default_factory=FrequencyErrorConfig)
     #: seconds of stream time between two estimates of the frequency error
     frequency_error_interval_s: float = 1.0
+    #: ``jamming`` (``detection._jamming``): the noise floor risen by ≥ ``jam_rise_db`` over
+    #: ≥ ``jam_band_share`` of the band while the surveyed strong stations changed by at most the
+    #: rise less ``jam_margin_db``, for ``jam_after_s`` of stream time; off with ``jam_after_s`` None
+    jam_rise_db: float = 6.0
+    jam_band_share: float = 0.5
+    jam_margin_db: float = 4.0
+    jam_after_s: float | None = 5.0
 
 
 class DetectionEngine:
@@ -153,6 +162,15 @@ class DetectionEngine:
         # track id → (time s, class, center Hz, bandwidth Hz) of its last reported event
         self._reported: dict[str, tuple[float, str, float, float]] = {}
         self._missing_stations = MissingStations()  # surveyed stations gone silent: state and strong-station runs
+        #: a floor risen while the surveyed carriers kept their levels (None: off)
+        self.jamming = (JammingMonitor(JammingConfig(
+            rise_db=config.jam_rise_db, band_share=config.jam_band_share, margin_db=config.jam_margin_db,
+            after_s=config.jam_after_s, station_occupancy=config.missing_occupancy,
+            dc_half_width_hz=config.detection.dc_half_width_hz, edge_crop=config.detection.edge_crop))
+            if config.jam_after_s is not None else None)
+        #: the level step common to the covered bins measured by the last stack (dB, compensated;
+        #: the stack's median), None before the first stack with a baseline
+        self.gain_offset_db: float | None = None
         self._cache: dict = {}  # per-run derived values: Pfa per grid, detection configs, steady bins
         self._detection_cache = DetectionCache()  # per-grid and per-baseline constants of detect_stack
         #: the receiver's frequency error, estimated and corrected while monitoring (None: off)
@@ -313,6 +331,9 @@ class DetectionEngine:
             p_last = res.power_lin[-1]
             events.extend(self._missing_stations.check(cfg, freqs, looks, frame_s, aligned, p_last, res, t_last,
                                                        center_hz=center_hz))
+            self.gain_offset_db = round(float(np.median(res.gain_offset_db)), 2)
+            if self.jamming is not None:
+                events.extend(self.jamming.check(freqs, aligned, res.power_lin, t_last, frame_s, center_hz=center_hz))
         return events
 
     def _correct_frequency(self, freqs, db, lin, center_hz, rbw_hz, t_s: float):

@@ -1,7 +1,8 @@
 """Typed detection events: what the engine reports about tracks and surveyed stations.
 
 The engine creates each event once (:class:`TrackEvent` for a track's ``new``/``update``/``end``,
-:class:`MissingEvent` for a surveyed station gone silent); the alert store applies it
+:class:`MissingEvent` for a surveyed station gone silent, :class:`JammingEvent` for a floor risen
+while the surveyed carriers kept their levels); the alert store applies it
 (``AlertStore.apply``), the monitor's callbacks, the console and the dashboards read its fields.
 JSON is made only at the edges, by :meth:`TrackEvent.to_json` (the lines of
 ``examwatch replay --jsonl``, the store's ``track`` column, ``/tracks``) and parsed back only where
@@ -26,10 +27,13 @@ from typing import Any, Literal, Union
 from detector.core.errors import InputError
 from detector.core.timefmt import parse_utc, utc_iso
 
-__all__ = ["TrackEvent", "MissingEvent", "DetectionEvent", "event_from_json", "json_safe", "MISSING_PREFIX"]
+__all__ = ["TrackEvent", "MissingEvent", "JammingEvent", "DetectionEvent", "event_from_json", "json_safe",
+           "MISSING_PREFIX", "JAMMING_PREFIX"]
 
 #: track ids of missing-station events start with this letter
 MISSING_PREFIX = "M"
+#: track ids of jamming events start with this letter
+JAMMING_PREFIX = "J"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +133,53 @@ class MissingEvent:
         return True
 
 
-DetectionEvent = Union[TrackEvent, MissingEvent]
+@dataclass(frozen=True, slots=True)
+class JammingEvent:
+    """The noise floor risen by ``rise_db`` over a large part of the band while the surveyed strong
+    stations changed by only ``carrier_change_db`` (a gain step lifts both): a jammer
+    (:mod:`detector.detection._jamming`). Always alerting, once per episode.
+
+    ``track_id`` is ``J`` + the jammed band's center in kHz; ``center_hz``/``bandwidth_hz`` the
+    jammed band; ``first_seen_s`` when the rise began, ``last_seen_s`` the frame that made the report."""
+
+    track_id: str
+    center_hz: float
+    bandwidth_hz: float
+    first_seen_s: float | None
+    last_seen_s: float | None
+    rise_db: float | None
+    carrier_change_db: float | None
+    reasons: tuple[str, ...]
+    kind: Literal["jamming"] = "jamming"
+    alert: bool = True
+    classification: str = "wideband"
+    bursts: int = 0
+    location: Mapping[str, Any] | None = None
+    peak_dbfs: float | None = None
+    peak_dbm: float | None = None
+    snr_db: float | None = None
+    excess_db: float | None = None
+    severity: str | None = "high"
+    score_terms: Mapping[str, float] = field(default_factory=dict)
+    first_seen_utc: datetime | None = None
+    last_seen_utc: datetime | None = None
+
+    def to_json(self) -> dict:
+        """The event as the JSON object of ``replay --jsonl``."""
+        return {
+            "event": "jamming", "track_id": self.track_id, "alert": True, "center_hz": self.center_hz,
+            "bandwidth_hz": self.bandwidth_hz, "first_seen_s": self.first_seen_s, "last_seen_s": self.last_seen_s,
+            "rise_db": self.rise_db, "carrier_change_db": self.carrier_change_db,
+            "peak_dbfs": None, "peak_dbm": None, "snr_db": None, "excess_db": None, "classification": self.classification,
+            "bursts": 0, "reasons": list(self.reasons), "location": None, "severity": self.severity,
+        }
+
+    @property
+    def is_missing(self) -> bool:
+        return False
+
+
+DetectionEvent = Union[TrackEvent, MissingEvent, JammingEvent]
 
 
 def _num(d: Mapping, key: str, *, required: bool = False) -> float | None:
@@ -212,6 +262,11 @@ def event_from_json(d: Mapping) -> DetectionEvent:
                   peak_dbm=_num(d, "peak_dbm"))
     if kind == "missing":
         return MissingEvent(**common)
+    if kind == "jamming":
+        common.pop("classification")
+        common["severity"] = common["severity"] or "high"
+        return JammingEvent(rise_db=_num(d, "rise_db"), carrier_change_db=_num(d, "carrier_change_db"),
+                            classification=str(d.get("classification") or "wideband"), **common)
     return TrackEvent(kind=kind, alert=d.get("alert") is True, f_lo_hz=_num(d, "f_lo_hz"), f_hi_hz=_num(d, "f_hi_hz"),
                       duty_cycle=_num(d, "duty_cycle"), **common)
 

@@ -201,6 +201,9 @@ class Monitor:
             cal["ppm_estimated"] = fe.status()["ppm_estimated"]
             cal["frequency_error"] = fe.status()
             d["calibration"] = cal
+        # the level step common to the covered bins, measured and compensated (a gain change; a
+        # jammer is told apart by the surveyed carriers: a ``jamming`` event), dB; None without a baseline
+        d["gain_offset_db"] = getattr(self.engine, "gain_offset_db", None)
         stream = self.engine._stream  # noqa: SLF001
         d["fft_backend"] = stream.backend if stream is not None else self.engine.config.fft_backend
         d["psd_kernel"] = stream.kernel if stream is not None else None

@@ -45,6 +45,10 @@ def metrics_text(ctx) -> str:
                   registry=reg).set(max(push.get("pending") or 0, 0))
             Gauge("examwatch_push_failing", "1 while pushes to the command center fail", registry=reg).set(
                 1 if push.get("failing_for_s") is not None else 0)
+        gain = h.get("gain_offset_db")
+        if isinstance(gain, (int, float)):
+            Gauge("examwatch_gain_offset_db", "Level step common to the baseline-covered bins, measured and compensated (dB)",
+                  registry=reg).set(float(gain))
         _supervision_metrics(reg, h)
     try:
         _, total = ctx.store.list(limit=1)
