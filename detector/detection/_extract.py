@@ -203,7 +203,7 @@ def _extract_stack(freqs_hz, p_db_all, p_lin, floor, flagged, valid, rows, gain_
             peak_hz=float(freqs_hz[kc]),
             peak_dbfs=float(peak[g]),
             snr_db=float(snr[g]),
-            excess_db=float(excess[g]) if has_base else None,
+            excess_db=float(excess[g]) if has_base and excess is not None else None,
             power_dbfs=float(10 * np.log10(power[g])),
             bins=col[gfirst[g]:gfirst[g] + sizes[g]],
             baseline_occupancy=float(occ_base[kc]) if has_base else None,

@@ -55,7 +55,7 @@ class MissingStations:
         floor = res.floor_lin[-1]
         thr = threshold_ratio(looks, 1e-6)  # a noise spike must not count as the station coming back
         present = power_lin > floor * thr
-        out = []
+        out: list[DetectionEvent] = []
         for lo, hi in runs:
             key = int(round(freqs_hz[(lo + hi) // 2] / 1000.0))
             st = self._state.setdefault(key, {"since": None, "reported": False})

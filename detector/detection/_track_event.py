@@ -5,6 +5,7 @@ rule's "the center moved" test). Re-exported by :mod:`detector.detection.engine`
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Literal
 
 import numpy as np
 
@@ -18,7 +19,7 @@ def _r(x, nd=2):
     return None if x is None or (isinstance(x, float) and not np.isfinite(x)) else round(float(x), nd)
 
 
-def track_event(kind: str, tr: Track, *, wall_start: datetime | None = None, location: dict | None = None,
+def track_event(kind: Literal["new", "update", "end"], tr: Track, *, wall_start: datetime | None = None, location: dict | None = None,
                 peak_dbm_offset_db: float | None = None) -> TrackEvent:
     """The event of a track now (see :class:`~detector.detection.events.TrackEvent`);
     ``peak_dbm_offset_db`` is dBm − dBFS at the track's frequency when a power calibration applies."""

@@ -31,7 +31,7 @@ import logging
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Callable
+from typing import Callable, Literal
 
 import numpy as np
 
@@ -157,7 +157,7 @@ class DetectionEngine:
         self._last_built: tuple | None = None
         self.gain_db: float | None = None  # tuner gain of the last frame (dB), for dBm conversion
         self._stream: FrameStream | None = None
-        self._stream_key = None
+        self._stream_key: tuple[float, float] | None = None
         self._aligned: dict = {}
         # track id → (time s, class, center Hz, bandwidth Hz) of its last reported event
         self._reported: dict[str, tuple[float, str, float, float]] = {}
@@ -309,6 +309,7 @@ class DetectionEngine:
         aligned = self._aligned_for(freqs, rbw_hz)
         res = detect_stack(freqs, db, power_lin=lin if db is None else None, looks=looks, center_hz=center_hz,
                            config=det_cfg, baseline=aligned, cache=self._detection_cache)
+        assert res.power_lin is not None  # detect_stack always hands back the linear stack
         events: list[DetectionEvent] = []
         self.frames_processed += n_frames
         self.tested_bins += res.n_tested_bins * n_frames
@@ -342,6 +343,7 @@ class DetectionEngine:
         measured again on this stack's mean spectrum; the baseline is aligned with the error
         against the survey (:meth:`_aligned_for`), so known stations meet themselves."""
         est = self.frequency_error
+        assert est is not None  # called only with an estimator
         c = float(center_hz) if center_hz is not None else float(np.mean(freqs))
         f = freqs - est.report_offset_hz(c) if est.whitelist.known else freqs
         if t_s >= self._fe_next_s and freqs.size > 16:
@@ -453,7 +455,7 @@ class DetectionEngine:
         are served by ``/alerts``), so that a poll of the list never runs the estimator."""
         return [self._event("update", tr, locate=False) for tr in list(self.tracker.open) if tr.confirmed]
 
-    def _event(self, kind: str, tr: Track, *, locate: bool = True) -> TrackEvent:
+    def _event(self, kind: Literal["new", "update", "end"], tr: Track, *, locate: bool = True) -> TrackEvent:
         loc = self.locate(tr) if (locate and self.locate is not None and tr.alert) else None
         off = self.dbm_offset(np.array([tr.center_hz]))
         return track_event(kind, tr, wall_start=self.wall_start, location=loc,
@@ -485,7 +487,7 @@ class DetectionEngine:
 
     def finish(self) -> list[DetectionEvent]:
         """End every open track (end of the timeline); returns their ``end`` events."""
-        out = []
+        out: list[DetectionEvent] = []
         for tr in self.tracker.close_all():
             self._judge(tr)
             out.append(self._event("end", tr))

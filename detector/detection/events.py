@@ -22,7 +22,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Union
+from typing import Any, Literal, Union, cast
 
 from detector.core.errors import InputError
 from detector.core.timefmt import parse_utc, utc_iso
@@ -267,6 +267,7 @@ def event_from_json(d: Mapping) -> DetectionEvent:
         common["severity"] = common["severity"] or "high"
         return JammingEvent(rise_db=_num(d, "rise_db"), carrier_change_db=_num(d, "carrier_change_db"),
                             classification=str(d.get("classification") or "wideband"), **common)
-    return TrackEvent(kind=kind, alert=d.get("alert") is True, f_lo_hz=_num(d, "f_lo_hz"), f_hi_hz=_num(d, "f_hi_hz"),
+    track_kind = cast(Literal["new", "update", "end"], kind)  # as given (the store records it in the cause)
+    return TrackEvent(kind=track_kind, alert=d.get("alert") is True, f_lo_hz=_num(d, "f_lo_hz"), f_hi_hz=_num(d, "f_hi_hz"),
                       duty_cycle=_num(d, "duty_cycle"), **common)
 
