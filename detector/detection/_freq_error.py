@@ -189,8 +189,11 @@ class FrequencyErrorEstimator:
             return None
         n_stations = int(np.count_nonzero(np.diff(np.concatenate(([0], steady.view(np.int8), [0]))) == 1))
         live = np.asarray(power_db, np.float64)
+        good = np.isfinite(live)  # a sweep's missing (NaN) bins are no line
+        if good.sum() < 16:
+            return None
         lag_max = self._max_lag(center_hz, bin_hz, live.size)
-        live_lines = np.clip(live - float(np.median(live)), 0.0, 30.0)
+        live_lines = np.clip(np.where(good, live - float(np.median(live[good])), 0.0), 0.0, 30.0)
         # the live lines that can match: within the search range of a steady survey line (other
         # emissions, a newcomer or a wideband link, neither help nor dilute the correlation)
         near = scipy.ndimage.maximum_filter1d(steady.view(np.int8), size=2 * lag_max + 1, mode="constant").astype(bool)
@@ -220,8 +223,12 @@ class FrequencyErrorEstimator:
         cfg = self.config
         f = np.asarray(freqs_hz, np.float64)
         p = np.asarray(power_db, np.float64)
+        good = np.isfinite(p)
+        if good.sum() < 16:
+            return None
+        p = np.where(good, p, -np.inf)  # a sweep's missing (NaN) bins are never a channel's peak
         tol = cfg.tolerance_ppm * 1e-6 * abs(center_hz)
-        floor = float(np.median(p))
+        floor = float(np.median(p[good]))
         offs = []
         for c in channels_hz:
             sel = np.flatnonzero(np.abs(f - c) <= tol)

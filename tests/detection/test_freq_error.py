@@ -142,3 +142,31 @@ def test_the_monitor_reports_the_estimate_in_health(baseline):
         assert cal["frequency_error"]["source"] == "whitelist" and seen == []
     finally:
         mon.stop()
+
+
+def test_missing_bins_of_a_sweep_do_not_break_the_estimate(baseline):
+    """NaN bins (a sweep's failed values) are no line: the estimate holds, with no NaN warning."""
+    import warnings
+
+    from detector.detection._freq_error import FrequencyErrorEstimator
+    from detector.baseline import align
+
+    eng = DetectionEngine(EngineConfig())
+    frames = eng.frames_of_block(_block(band(0.3, shift_hz=SHIFT, seed=9)))
+    f = frames[0].freqs_hz
+    p = 10 * np.log10(np.mean([10 ** (s.power / 10) for s in frames], axis=0))
+    p[::7] = np.nan
+    a = align(baseline, f, frames[0].rbw_hz)
+    est = FrequencyErrorEstimator()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = est.residual_from_baseline(p, a.median_db, a.occupancy, a.covered, center_hz=CENTER, bin_hz=f[1] - f[0])
+        w = est.residual_from_channels(f, p, [CENTER + s for s in STATIONS], center_hz=CENTER)
+    assert r is not None and r[0] == pytest.approx(SHIFT, abs=600)
+    assert w is not None and w[0] == pytest.approx(SHIFT, abs=1000)
+
+
+def _block(x):
+    from detector.core.types import IQBlock
+
+    return IQBlock(x, CENTER, FS, offset_s=0.0, retuned=True)
