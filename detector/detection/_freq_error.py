@@ -246,3 +246,32 @@ class FrequencyErrorEstimator:
         if len(agree) < 2:
             return None
         return float(np.median(agree)), len(agree)
+
+    # --- one measurement -----------------------------------------------------------------------
+    def measure(self, freqs_hz: NDArray, power_db: NDArray, *, center_hz: float, channels_hz: list[float],
+                aligned_for, dc_half_width_hz: float) -> bool:
+        """Measure both errors on one stack's mean spectrum and update them; True when a correction
+        changed.
+
+        ``freqs_hz`` (m,) is the grid as received, ``power_db`` (m,) the stack's mean level;
+        ``channels_hz`` the centers of the whitelisted narrow channels; ``aligned_for(grid)`` gives
+        the baseline on a reported grid, already shifted by the current error against the survey
+        (None: no baseline); the receiver's DC spike (``dc_half_width_hz`` about ``center_hz``) is
+        never a station."""
+        bin_hz = float(freqs_hz[1] - freqs_hz[0])
+        f = freqs_hz - self.report_offset_hz(center_hz) if self.whitelist.known else freqs_hz
+        changed = False
+        if channels_hz:
+            r = self.residual_from_channels(f, power_db, channels_hz, center_hz=center_hz)
+            if r is not None and self.whitelist.update(r[0], center_hz=center_hz, bin_hz=bin_hz, stations=r[1]):
+                changed = True
+                f = freqs_hz - self.report_offset_hz(center_hz)
+        aligned = aligned_for(f) if aligned_for is not None else None
+        if aligned is not None:
+            dc = np.abs(freqs_hz - center_hz) <= dc_half_width_hz + 2 * bin_hz
+            r2 = self.residual_from_baseline(power_db, aligned.median_db, aligned.occupancy, aligned.covered,
+                                             center_hz=center_hz, bin_hz=bin_hz, exclude=dc)
+            if r2 is not None and self.baseline.update(r2[0], center_hz=center_hz, bin_hz=bin_hz, stations=r2[1],
+                                                       correlation=r2[2]):
+                changed = True
+        return changed

@@ -1,7 +1,8 @@
 """The detection engine: IQ blocks (or spectra) → frames → emissions → tracks → events.
 
-Size: about 400 lines, kept whole: :class:`DetectionEngine` is one per-run state machine (framing,
-detection, tracking, event reporting) whose parts share its state.
+Size: about 480 lines, kept whole: :class:`DetectionEngine` is one per-run state machine (framing,
+detection, tracking, event reporting) whose parts share its state; the stages it drives live in
+their own modules (``_emissions``, ``_tracking``, ``_missing``, ``_freq_error``, ``_jamming``).
 
 Glue between the sources and the pure detection code; used by ``replay``, ``survey`` (framing
 only), the simulated demo and the monitor. It owns the per-run state (frame stream, tracker,
@@ -338,36 +339,20 @@ class DetectionEngine:
         return events
 
     def _correct_frequency(self, freqs, db, lin, center_hz, rbw_hz, t_s: float):
-        """The stack's reported grid (and tuned center): lowered by the receiver's error against
-        the whitelisted channels when known. Every ``frequency_error_interval_s`` both errors are
-        measured again on this stack's mean spectrum; the baseline is aligned with the error
-        against the survey (:meth:`_aligned_for`), so known stations meet themselves."""
+        """The stack's reported grid (and tuned center), corrected by the receiver's frequency
+        error (``detection._freq_error``), measured again every ``frequency_error_interval_s``."""
         est = self.frequency_error
         assert est is not None  # called only with an estimator
         c = float(center_hz) if center_hz is not None else float(np.mean(freqs))
-        f = freqs - est.report_offset_hz(c) if est.whitelist.known else freqs
         if t_s >= self._fe_next_s and freqs.size > 16:
             self._fe_next_s = t_s + self.config.frequency_error_interval_s
             stack = lin if lin is not None else np.power(np.float32(10.0), np.asarray(db, np.float32) / np.float32(10.0))
-            p_db = 10.0 * np.log10(np.maximum(stack.mean(axis=0, dtype=np.float64), 1e-30))
-            bin_hz = float(freqs[1] - freqs[0])
-            changed = False
-            if self.whitelist is not None:
-                chans = [ch.center_hz for ch in self.whitelist.channels
-                         if ch.bandwidth_hz <= 30e3 and ch.site in (None, self.site)]
-                r = est.residual_from_channels(f, p_db, chans, center_hz=c)
-                if r is not None and est.whitelist.update(r[0], center_hz=c, bin_hz=bin_hz, stations=r[1]):
-                    changed = True
-                    f = freqs - est.report_offset_hz(c)
-            if self.baseline is not None:
-                aligned = self._aligned_for(f, rbw_hz)
-                if aligned is not None:
-                    dc = np.abs(freqs - c) <= self.config.detection.dc_half_width_hz + 2 * bin_hz
-                    r = est.residual_from_baseline(p_db, aligned.median_db, aligned.occupancy, aligned.covered,
-                                                   center_hz=c, bin_hz=bin_hz, exclude=dc)
-                    if r is not None and est.baseline.update(r[0], center_hz=c, bin_hz=bin_hz, stations=r[1],
-                                                             correlation=r[2]):
-                        changed = True
+            channels = [] if self.whitelist is None else [
+                ch.center_hz for ch in self.whitelist.channels if ch.bandwidth_hz <= 30e3 and ch.site in (None, self.site)]
+            changed = est.measure(freqs, 10.0 * np.log10(np.maximum(stack.mean(axis=0, dtype=np.float64), 1e-30)),
+                                  center_hz=c, channels_hz=channels,
+                                  aligned_for=(lambda f: self._aligned_for(f, rbw_hz)) if self.baseline is not None else None,
+                                  dc_half_width_hz=self.config.detection.dc_half_width_hz)
             ppm = est.ppm or 0.0
             if changed and abs(ppm) >= est.config.advise_ppm and not self._fe_advised:
                 self._fe_advised = True
@@ -375,7 +360,7 @@ class DetectionEngine:
                             "calibrate the dongle (examwatch calibrate ppm) or give --profile", ppm,
                             "the whitelisted channels" if est.source == "whitelist" else "the survey's steady stations")
         off = est.report_offset_hz(c) if est.whitelist.known else 0.0
-        return f, (None if center_hz is None else center_hz - off)
+        return (freqs - off if off else freqs), (None if center_hz is None else center_hz - off)
 
     def _unexplained(self, aligned, p_lin: np.ndarray, res, i: int) -> np.ndarray:
         """Frame ``i``'s linear spectrum for the tracks' max-hold, with the surveyed steady
