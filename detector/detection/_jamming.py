@@ -51,7 +51,7 @@ class JammingConfig:
     quiet_occupancy: float = 0.1
     segments: int = 32
     min_bins_per_segment: int = 8
-    interval_s: float = 0.25
+    interval_s: float = 2.0
     dc_half_width_hz: float = 2000.0
     edge_crop: float = 0.02
 
@@ -146,10 +146,18 @@ class JammingMonitor:
         if ref.quiet.size == 0:
             return []
         p = np.atleast_2d(power_lin)
-        live = p[:, ref.quiet].mean(axis=0, dtype=np.float64) / ref.med_lin
+        mean_lin = p.mean(axis=0, dtype=np.float64)  # over the frames first: no copy of the stack
+        live = mean_lin[ref.quiet] / ref.med_lin
         rise = np.full(cfg.segments, np.nan)
-        for s in np.unique(ref.seg):
-            rise[s] = 10.0 * np.log10(max(float(np.median(live[ref.seg == s])), 1e-30))
+        # the median of each segment at once: sort by (segment, value), take the middle of each run
+        order = np.lexsort((live, ref.seg))
+        srt = live[order]
+        counts = np.bincount(ref.seg, minlength=cfg.segments)
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        has = np.flatnonzero(counts)
+        lo_mid = starts[has] + (counts[has] - 1) // 2
+        hi_mid = starts[has] + counts[has] // 2
+        rise[has] = 10.0 * np.log10(np.maximum(0.5 * (srt[lo_mid] + srt[hi_mid]), 1e-30))
         have = np.isfinite(rise)
         jammed = have & (rise >= cfg.rise_db)
         share = float(jammed.sum() / max(int(have.sum()), 1))
@@ -160,7 +168,7 @@ class JammingMonitor:
             mean_st = []
             for lo, hi, level in ref.stations:
                 a, b = max(lo - 1, 0), min(hi + 2, m)
-                lv = float(p[:, a:b].mean(axis=0, dtype=np.float64).max())
+                lv = float(mean_lin[a:b].max())
                 mean_st.append(10.0 * np.log10(max(lv, 1e-30)) - level)
             c_db = float(np.median(mean_st))
         verdict = (c_db is not None and share >= cfg.band_share and r_db >= cfg.rise_db

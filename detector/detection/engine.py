@@ -99,8 +99,9 @@ class EngineConfig:
     #: the receiver's frequency error estimated from the baseline's strong steady stations (or the
     #: whitelisted channels) and corrected (``detection._freq_error``); None: not estimated
     frequency_error: FrequencyErrorConfig | None = field(default_factory=FrequencyErrorConfig)
-    #: seconds of stream time between two estimates of the frequency error
-    frequency_error_interval_s: float = 1.0
+    #: seconds of stream time between two estimates of the frequency error (the first comes with the
+    #: first stack; a crystal drifts a few ppm over minutes of warm-up, far less in 5 s)
+    frequency_error_interval_s: float = 5.0
     #: ``jamming`` (``detection._jamming``): the noise floor risen by ≥ ``jam_rise_db`` over
     #: ≥ ``jam_band_share`` of the band while the surveyed strong stations changed by at most the
     #: rise less ``jam_margin_db``, for ``jam_after_s`` of stream time; off with ``jam_after_s`` None

@@ -69,9 +69,21 @@ def cf32_to_complex64(raw: NDArray[np.float32]) -> NDArray[np.complex64]:
     return f.view(np.complex64).copy() if f is raw else f.view(np.complex64)
 
 
+def _surely_finite(x: NDArray) -> bool:
+    """True when every value of ``x`` is finite, decided by one BLAS dot product (a NaN or ±inf
+    anywhere makes it non-finite; 0.1 ms for 2^19 complex64 against 0.7 ms for ``isfinite``);
+    False means "look closer" (it may also be a finite overflow)."""
+    if x.dtype == np.complex64 and x.flags.c_contiguous:
+        v = x.view(np.float32)
+        return bool(np.isfinite(np.dot(v, v)))
+    return False
+
+
 def count_nonfinite(samples: NDArray[np.complexfloating]) -> int:
     """Complex samples whose I or Q is NaN or ±inf (start-up garbage, a bad driver)."""
     x = np.asarray(samples)
+    if x.size and _surely_finite(x):
+        return 0
     if x.size == 0 or not np.iscomplexobj(x):
         return 0 if x.size == 0 else int(np.count_nonzero(~np.isfinite(x)))
     bad = ~np.isfinite(x.real)
@@ -84,7 +96,7 @@ def replace_nonfinite(samples: NDArray[np.complex64]) -> tuple[NDArray[np.comple
     the boolean mask of the replaced ones; the input itself and ``None`` when every sample is finite
     (the common case costs one :func:`numpy.isfinite` pass and no copy)."""
     x = np.asarray(samples)
-    if x.size == 0 or bool(np.isfinite(x).all()):  # isfinite of a complex is False when I or Q is not finite
+    if x.size == 0 or _surely_finite(x) or bool(np.isfinite(x).all()):  # complex: False when I or Q is not
         return x, None
     bad = ~np.isfinite(x)
     out = x.copy()
