@@ -189,7 +189,7 @@ def bench_alert_latency() -> dict:
         if onset_block_t is None and t0 + block / FS > onset:
             onset_block_t = time.perf_counter()
         events = eng.process_block(IQBlock(cu8_to_complex64(raw[i:i + 2 * block]), CENTER, FS, offset_s=t0))
-        if onset_block_t is not None and any(e["alert"] for e in events):
+        if onset_block_t is not None and any(e.alert for e in events):
             latency = time.perf_counter() - onset_block_t
             break
     persistence_s = cfg.decision.k * cfg.frame_s
