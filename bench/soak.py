@@ -8,8 +8,9 @@ paced to real time, for ``--minutes`` (default 20; ``--quick``: 2), with:
 
 * **retunes:** a watch plan of two hops (445.55–446.45 MHz at 1.024 MS/s, 2 s dwell each);
 * **a stream of alerts:** the ``sim:default`` scene stretched to the soak's length, its hidden
-  transmitter T1 on for 12 s every 40 s and a second one (T2, 445.7125 MHz, the other hop) on
-  for 8 s every 55 s; every burst is a new track and alert change, with its evidence files;
+  transmitter on for 10 s every 40 s, each burst on the next of ``--channels`` channels (10, on
+  both hops): every burst is a new track, mostly a new alert with its evidence files (SigMF, WAV);
+  ``--channels 1`` keeps every burst on one channel (one alert continued);
 * **API load:** a second process issuing GETs to ``/api/v1/alerts``, ``/api/v1/health`` and
   ``/api/v1/spectrum/latest`` at ``--rate`` requests/s (default 20) on 127.0.0.1;
 * **SSE clients:** ``--sse`` threads (default 4) connect to ``/api/v1/alerts/stream``, read for a
@@ -59,26 +60,35 @@ def rss_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
-def soak_scene(seconds: float):
+#: channels of the soak's transmitters (Hz): clear of the background stations (BEACON 445.6 MHz,
+#: LINK 445.675–445.825 MHz), on both hops of the plan
+CHANNELS = tuple(f * 1e3 for f in (445862.5, 445925.0, 445987.5, 446050.0, 446112.5, 446175.0, 446237.5,
+                                   446300.0, 446362.5, 445537.5))
+
+
+def soak_scene(seconds: float, channels: int = len(CHANNELS), period_s: float = 40.0, burst_s: float = 10.0):
     """``sim:default`` with an exam window of ``seconds`` after its survey, the background on all
-    the time, T1 on 12 s every 40 s and a second transmitter T2 on the other hop."""
+    the time and the licensed radios off; the hidden transmitter bursts for ``burst_s`` every
+    ``period_s``, each burst on the next of ``channels`` channels (each channel one emitter
+    ``T1-k``): a new track, and with ``channels`` > 1 mostly a new alert with its evidence, per burst."""
     from detector.sim.scene import scene_from_spec
 
     sc = scene_from_spec("sim:default")
     t0 = sc.timeline.exam[0][0]
     end = t0 + seconds + 60.0
     emitters = []
+    n_bursts = int(seconds // period_s) + 1
     for e in sc.emitters:
         if e.kind == "background":
-            e = e.model_copy(update={"schedule": [(0.0, end)]})
+            emitters.append(e.model_copy(update={"schedule": [(0.0, end)]}))
         elif e.id == "T1":
-            e = e.model_copy(update={"schedule": [(t0 + 20.0 + k * 40.0, t0 + 32.0 + k * 40.0)
-                                                  for k in range(int(seconds // 40) + 1)]})
-            emitters.append(e.model_copy(update={"id": "T2", "f_c_hz": 445.7125e6, "schedule": [
-                (t0 + 35.0 + k * 55.0, t0 + 43.0 + k * 55.0) for k in range(int(seconds // 55) + 1)]}))
+            for k in range(channels):
+                sched = [(t0 + 15.0 + b * period_s, t0 + 15.0 + b * period_s + burst_s) for b in range(n_bursts)
+                         if b % channels == k]
+                f = e.f_c_hz if channels == 1 else CHANNELS[k % len(CHANNELS)]
+                emitters.append(e.model_copy(update={"id": f"T1-{k}", "f_c_hz": f, "schedule": sched}))
         else:
-            e = e.model_copy(update={"schedule": [(a, b) for a, b in e.schedule if b <= t0]})
-        emitters.append(e)
+            emitters.append(e.model_copy(update={"schedule": [(a, b) for a, b in e.schedule if b <= t0]}))
     return sc.model_copy(update={"emitters": emitters,
                                  "timeline": sc.timeline.model_copy(update={"exam": [(t0, end)]})})
 
@@ -147,6 +157,8 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=20.0, help="API requests per second")
     ap.add_argument("--sse", type=int, default=4, help="SSE clients")
     ap.add_argument("--seed", type=int, default=24)
+    ap.add_argument("--channels", type=int, default=len(CHANNELS),
+                    help=f"channels the bursts cycle through (1: every burst on the same channel; default {len(CHANNELS)})")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     minutes = 2.0 if args.quick else args.minutes
@@ -161,7 +173,7 @@ def main() -> None:
     from detector.sim.sdr import SimSDR
 
     sys.setswitchinterval(0.001)  # as examwatch monitor does
-    sc = soak_scene(seconds)
+    sc = soak_scene(seconds, channels=max(1, args.channels))
     log(f"soak: {minutes:g} min; survey baseline ...")
     plan = WatchPlan(band=[Band(name="soak", start_hz=445.55e6, stop_hz=446.45e6, dwell_s=2.0, revisit_s=5.0)])
     sched = Scheduler(plan, sc.receiver.sample_rate_hz)
@@ -243,7 +255,7 @@ def main() -> None:
     start_mb, half_mb, end_mb = at(0.0), at(seconds / 2), samples[-1][1]
     quarter_mb = at(seconds / 4)
     res = {
-        "soak_minutes": minutes,
+        "soak_minutes": minutes, "channels": max(1, args.channels),
         "rss_start_mb": round(start_mb, 1), "rss_half_mb": round(half_mb, 1), "rss_end_mb": round(end_mb, 1),
         "rss_max_mb": round(max(r for _, r in samples), 1),
         "growth_first_half_pct": round(100 * (half_mb - start_mb) / start_mb, 2),

@@ -60,7 +60,7 @@ class ClockOffset:
     ``lr``: n_places·ln(s²(applied)/s²(τ)), the likelihood ratio of the fit at τ against the fit
     at the applied offset (≈ χ² with 1 dof under "no offset"); ``significant``: lr > 10.83;
     ``share``: the share of readings with a fix at τ; ``n_candidates``: offsets scanned;
-    ``runner_up_s``: the best offset away from τ (beyond 3 scan steps), and ``ambiguous`` when it
+    ``runner_up_s``: the best offset away from τ (beyond 3 scan steps and 4·d_c/speed), and ``ambiguous`` when it
     fits almost as well (likelihood ratio against τ ≤ 10.83): a route that repeats itself (a loop,
     a lawnmower) cannot tell offsets of one lap or leg apart.
     """
@@ -114,50 +114,66 @@ def estimate_clock_offset(t: ArrayLike, power_db: ArrayLike, positions: Position
     ``positions(t_gps)`` gives ENU (x, y) (m, NaN without a fix) at GPS times; a reading stamped t
     is placed at ``positions(t − τ)``. Offsets at which fewer than ``min_share`` of the readings
     have a fix are skipped. The scan step is half the shadowing decorrelation distance at the
-    vehicle's median ``speed_mps`` (0.25–5 s) unless ``step_s`` is given; the best step is refined
-    by ``scipy.optimize.minimize_scalar`` (bounded to ± one step). None when no offset has enough
-    readings with a fix.
+    vehicle's median ``speed_mps`` (0.25–5 s) unless ``step_s`` is given. The scan uses a cheap
+    cost (250 readings, a 21 × 21 position grid); its three best minima (at least 3 steps and 4·d_c/speed apart) are
+    refined with the full cost by ``scipy.optimize.minimize_scalar`` (bounded to ± one step). None
+    when no offset has enough readings with a fix.
     """
     from scipy.optimize import minimize_scalar
 
     model = model or PathLossModel()
     t = np.asarray(t, float).ravel()
     p = np.asarray(power_db, float).ravel()
+    v = speed_mps if speed_mps and math.isfinite(speed_mps) and speed_mps > 0 else 5.0
     if step_s is None:
-        v = speed_mps if speed_mps and math.isfinite(speed_mps) and speed_mps > 0 else 5.0
         step_s = float(np.clip(0.5 * max(model.decorrelation_m, 10.0) / v, 0.25, 5.0))
+    sep = max(3.0 * step_s, 4.0 * max(model.decorrelation_m, 10.0) / v)  # minima this far apart are distinct
 
-    def cost(tau: float) -> tuple[float, float, int]:
+    def cost(tau: float, fine: bool = True) -> tuple[float, float, int]:
         x, y = positions(t - tau)
         ok = np.isfinite(x) & np.isfinite(y)
         share = float(ok.mean()) if ok.size else 0.0
         if share < min_share:
             return math.inf, share, 0
-        v, n_places = _fit_var(x[ok], y[ok], p[ok], model)
+        kw = {} if fine else {"n_side": 21, "max_readings": 250}
+        v, n_places = _fit_var(x[ok], y[ok], p[ok], model, **kw)
         return v, share, n_places
 
+    # a cheap scan (fewer readings, a coarser position grid), then the three best separated minima
+    # refined with the full cost
     taus = applied_s + np.arange(-search_s, search_s + 0.5 * step_s, step_s)
-    vals = np.array([cost(float(tau))[0] for tau in taus])
+    vals = np.array([cost(float(tau), fine=False)[0] for tau in taus])
     if not np.any(np.isfinite(vals)):
         return None
-    k = int(np.nanargmin(vals))
-    best_tau, best_v = float(taus[k]), float(vals[k])
-    res = minimize_scalar(lambda tau: cost(float(tau))[0], bounds=(best_tau - step_s, best_tau + step_s),
-                          method="bounded", options={"xatol": 0.05})
-    if res.success and math.isfinite(res.fun) and res.fun < best_v:
-        best_tau, best_v = float(res.x), float(res.fun)
+    order = [int(i) for i in np.argsort(vals) if np.isfinite(vals[i])]
+    picks: list[int] = []
+    for i in order:
+        if all(abs(taus[i] - taus[j]) > sep for j in picks):
+            picks.append(i)
+        if len(picks) == 3:
+            break
+    refined: list[tuple[float, float]] = []
+    for i in picks:
+        tau0 = float(taus[i])
+        v0 = cost(tau0)[0]
+        res = minimize_scalar(lambda tau: cost(float(tau))[0], bounds=(tau0 - step_s, tau0 + step_s),
+                              method="bounded", options={"xatol": 0.05})
+        if res.success and math.isfinite(res.fun) and res.fun < v0:
+            refined.append((float(res.x), float(res.fun)))
+        else:
+            refined.append((tau0, v0))
+    refined.sort(key=lambda r: r[1])
+    best_tau, best_v = refined[0]
     v_best, share, n_places = cost(best_tau)
     v_applied, _, n_applied = cost(applied_s)
     if math.isfinite(v_applied) and v_best > 0:
         lr = max(min(n_places, n_applied), 1) * math.log(v_applied / v_best)
     else:
         lr = math.inf
-    away = np.abs(taus - best_tau) > 3.0 * step_s
     runner_up, ambiguous = None, False
-    if np.any(away & np.isfinite(vals)):
-        j = int(np.nanargmin(np.where(away, vals, np.inf)))
-        runner_up = float(taus[j])
-        ambiguous = bool(max(n_places, 1) * math.log(vals[j] / v_best) <= OFFSET_LR_THRESHOLD) if v_best > 0 else False
+    if len(refined) > 1 and math.isfinite(refined[1][1]):
+        runner_up = refined[1][0]
+        ambiguous = bool(v_best > 0 and max(n_places, 1) * math.log(refined[1][1] / v_best) <= OFFSET_LR_THRESHOLD)
     return ClockOffset(offset_s=best_tau, lr=float(max(lr, 0.0)), significant=bool(lr > OFFSET_LR_THRESHOLD),
                        share=share, resid_db=math.sqrt(v_best),
                        resid_applied_db=math.sqrt(v_applied) if math.isfinite(v_applied) else math.inf,

@@ -215,11 +215,13 @@ class GpsTrack:
         if not ok.any():
             return out
         k = np.clip(np.searchsorted(tt, t[ok], side="right") - 1, 0, tt.size - 2)
-        r = 6371008.8
+        a, e2 = 6378137.0, 6.69437999014e-3  # WGS84: meridian (M) and prime-vertical (N) radii
         la0, la1 = np.radians(self.lat[k]), np.radians(self.lat[k + 1])
+        phi = 0.5 * (la0 + la1)
+        w = 1.0 - e2 * np.sin(phi) ** 2
         dlo = np.radians((self.lon[k + 1] - self.lon[k] + 180.0) % 360.0 - 180.0)
-        dx = r * dlo * np.cos(0.5 * (la0 + la1))
-        dy = r * (la1 - la0)
+        dx = a / np.sqrt(w) * np.cos(phi) * dlo
+        dy = a * (1.0 - e2) / w ** 1.5 * (la1 - la0)
         out[ok] = np.hypot(dx, dy) / (tt[k + 1] - tt[k])
         return out
 
