@@ -28,7 +28,6 @@ Run from the repository root: ``.venv/bin/python bench/soak.py --quick``.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import platform

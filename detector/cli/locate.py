@@ -179,7 +179,6 @@ def locate(
     data = read_readings(readings)
     t, power = data["t"], data["power"]
     n_no_fix = 0
-    gps_name = None
     gps_info: dict = {}
     refusals: list[str] = []
     pos_sigma = None

@@ -53,8 +53,8 @@ def write_gpx(path, t0, t1):
     x = np.interp(ts, tt, xx)
     y = np.interp(ts, tt, yy)
     lat, lon = ORIGIN.to_geodetic(x, y)
-    pts = "\n".join(f'<trkpt lat="{a:.8f}" lon="{b:.8f}"><time>{datetime.fromtimestamp(T0 + s, tz=timezone.utc):%Y-%m-%dT%H:%M:%SZ}</time></trkpt>'
-                    for a, b, s in zip(lat, lon, ts))
+    stamp = [f"{datetime.fromtimestamp(T0 + v, tz=timezone.utc):%Y-%m-%dT%H:%M:%SZ}" for v in ts]
+    pts = "\n".join(f'<trkpt lat="{a:.8f}" lon="{b:.8f}"><time>{s}</time></trkpt>' for a, b, s in zip(lat, lon, stamp))
     path.write_text(f'<?xml version="1.0"?><gpx version="1.1" creator="t" xmlns="http://www.topografix.com/GPX/1/1">'
                     f"<trk><trkseg>{pts}</trkseg></trk></gpx>")
     return path
