@@ -281,5 +281,10 @@ def locate(
     else:
         typer.echo(f"coarse: within {est.radius_m:.0f} m of the strongest reading")
         typer.echo(f"reason: {est.reason}")
+    if clock is not None:
+        shown = "shown by the data" if clock.significant else "within chance"
+        typer.echo(f"clock: readings vs GPS best fit at {clock.offset_s:+.1f} s ({shown}, likelihood ratio {clock.lr:.1f}); "
+                   f"applied {clock_offset:+g} s; position uncertainty {gps_info['pos_sigma_m']:.1f} m RMS "
+                   f"(time resolution {gps_info['time_resolution_s']:g} s)")
     p0 = "" if est.p0_db is None else f", P0 {est.p0_db:.1f} {data['unit']} at 1 m"
     typer.echo(f"model: log-distance, n {n_txt} ({source}), shadowing {shadowing:g} dB, decorrelation {decorrelation:g} m{p0}")
