@@ -136,6 +136,11 @@ def locate(
     method: Annotated[str, typer.Option("--method", help="nls (default), grid, or centroid (baseline).")] = "nls",
     max_gps_age: Annotated[float, typer.Option("--max-gps-age-s", help="Use a GPS fix only within this many seconds of a reading.")] = 5.0,
     gps_date: Annotated[Optional[str], typer.Option("--gps-date", help="Date (YYYY-MM-DD, UTC) for NMEA logs whose sentences carry no date (GGA only).")] = None,
+    max_clock_offset: Annotated[float, typer.Option("--max-clock-offset-s", help="With --gps: refuse a location (not_localizable) when the readings fit the track best at a clock offset beyond this many seconds.")] = 2.0,
+    clock_offset: Annotated[float, typer.Option("--clock-offset-s", help="With --gps: the readings' clock minus the GPS clock, in s (a reading stamped t is placed where the track was at t minus this).")] = 0.0,
+    clock_search: Annotated[float, typer.Option("--clock-search-s", help="With --gps: clock offsets searched, ± this many seconds around --clock-offset-s.")] = 300.0,
+    min_overlap: Annotated[float, typer.Option("--min-gps-overlap", help="With --gps: least share (0-1) of readings with a GPS fix for a location.")] = 0.8,
+    gps_error: Annotated[float, typer.Option("--gps-error-m", help="With --gps: GPS position error (m, 1 sigma per axis), combined with speed × time resolution.")] = 3.0,
     json_out: JsonOpt = False,
 ) -> None:
     """Locate a transmitter from received power at GPS-tagged points (log-distance model, P0 unknown).
@@ -156,13 +161,28 @@ def locate(
         raise InputError(f"--decorrelation-m must be ≥ 0, got {decorrelation:g}")
     if not max_gps_age > 0:
         raise InputError(f"--max-gps-age-s must be > 0, got {max_gps_age:g}")
-    from detector.localization import METHODS, LocalFrame, PathLossModel, estimate_from_enu, locate_enu
+    if not max_clock_offset >= 0:
+        raise InputError(f"--max-clock-offset-s must be ≥ 0, got {max_clock_offset:g}")
+    if not (math.isfinite(clock_offset) and clock_search >= 0):
+        raise InputError("--clock-offset-s must be finite and --clock-search-s ≥ 0")
+    if not 0 <= min_overlap <= 1:
+        raise InputError(f"--min-gps-overlap must be in 0..1, got {min_overlap:g}")
+    if not gps_error >= 0:
+        raise InputError(f"--gps-error-m must be ≥ 0, got {gps_error:g}")
+    from dataclasses import replace
+
+    from detector.localization import (METHODS, LocalFrame, PathLossModel, estimate_clock_offset, estimate_from_enu,
+                                       locate_enu, position_sigma_m, refuse, time_resolution_s)
 
     if method not in METHODS:
         raise InputError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
     data = read_readings(readings)
     t, power = data["t"], data["power"]
     n_no_fix = 0
+    gps_info: dict = {}
+    refusals: list[str] = []
+    pos_sigma = None
+    clock = None
     if gps is not None:
         from detector.sources.gps import GpsTrack, parse_gps_spec
 
@@ -173,7 +193,9 @@ def locate(
             console_err.print("note: --gps given: the READINGS lat/lon columns are ignored", highlight=False)
         import numpy as np
 
-        lat_a, lon_a = track.interpolate(np.asarray(t, float), max_age_s=max_gps_age)
+        t_all, p_all = np.asarray(t, float), np.asarray(power, float)
+        t_gps = t_all - clock_offset  # where the track was when each reading was taken
+        lat_a, lon_a = track.interpolate(t_gps, max_age_s=max_gps_age)
         ok = np.isfinite(lat_a)
         if not ok.any():
             span = "" if track.is_fixed else f" ({_iso(track.t_s[0])} to {_iso(track.t_s[-1])})"
@@ -183,6 +205,43 @@ def locate(
         lat = lat_a[ok].tolist()
         lon = lon_a[ok].tolist()
         power = [p for p, k in zip(power, ok) if k]
+        gps_info["gps_fix_share"] = round(float(ok.mean()), 4)
+        speed = track.speed_mps(t_gps[ok], max_age_s=max_gps_age)
+        resolution = time_resolution_s(t_all)
+        pos_sigma = position_sigma_m(speed, resolution, gps_error)
+        gps_info.update(time_resolution_s=resolution, speed_median_mps=round(float(np.nanmedian(speed)), 2),
+                        pos_sigma_m=round(float(np.sqrt(np.mean(pos_sigma ** 2))), 2), clock_offset_applied_s=clock_offset)
+        if not track.is_fixed and ok.sum() >= 5:
+            frame0 = LocalFrame.around(lat, lon)
+
+            def positions(tg):
+                la, lo = track.interpolate(tg, max_age_s=max_gps_age)
+                return frame0.to_enu(la, lo)
+
+            model0 = PathLossModel(exponent=exponent, shadowing_db=shadowing, decorrelation_m=decorrelation)
+            clock = estimate_clock_offset(t_all, p_all, positions, model=model0, search_s=clock_search,
+                                          applied_s=clock_offset, speed_mps=float(np.nanmedian(speed)))
+            if clock is not None:
+                gps_info["clock_offset"] = {"estimate_s": round(clock.offset_s, 2), "likelihood_ratio": round(clock.lr, 2),
+                                            "significant": clock.significant, "fix_share_at_estimate": round(clock.share, 4),
+                                            "residual_db": round(clock.resid_db, 2),
+                                            "residual_at_applied_db": round(clock.resid_applied_db, 2),
+                                            "tolerance_s": max_clock_offset,
+                                            "runner_up_s": None if clock.runner_up_s is None else round(clock.runner_up_s, 2),
+                                            "ambiguous": clock.ambiguous}
+                if clock.significant and abs(clock.offset_s - clock_offset) > max_clock_offset:
+                    refusals.append(f"the readings fit the GPS track best with their clock {clock.offset_s:+.1f} s off the GPS clock "
+                                    f"(tolerance ±{max_clock_offset:g} s; model residual {clock.resid_applied_db:.1f} dB as paired, "
+                                    f"{clock.resid_db:.1f} dB at that offset): positions paired by time are wrong; correct the clock "
+                                    f"or pass --clock-offset-s {clock.offset_s:.1f}"
+                                    + (f" (an offset of {clock.runner_up_s:+.1f} s fits almost as well: the route repeats itself)"
+                                       if clock.ambiguous and clock.runner_up_s is not None else ""))
+        if ok.mean() < min_overlap:
+            span = "" if track.is_fixed else f" ({_iso(track.t_s[0])} to {_iso(track.t_s[-1])})"
+            refusals.insert(0, f"only {int(ok.sum())} of {ok.size} readings ({100 * ok.mean():.0f} %, "
+                               f"less than {100 * min_overlap:.0f} %) have a GPS fix within {max_gps_age:g} s: the readings "
+                               f"({_iso(min(t))} to {_iso(max(t))}) only partly overlap the GPS track{span}, as with a clock "
+                               "or time-zone offset")
         if track.report is not None and track.report.n_skipped:
             console_err.print(f"GPS: {track.report.summary()}", highlight=False)
     elif data["lat"] is not None:
@@ -192,12 +251,17 @@ def locate(
     model = PathLossModel(exponent=exponent, shadowing_db=shadowing, decorrelation_m=decorrelation)
     frame = LocalFrame.around(lat, lon)
     x, y = frame.to_enu(lat, lon)
-    sol = locate_enu(x, y, power, model=model, method=method)
+    sol = locate_enu(x, y, power, model=model, method=method, pos_sigma_m=pos_sigma)
+    if refusals:
+        sol = refuse(sol, x, y, power, "; ".join(refusals))
     est = estimate_from_enu(sol, frame)
+    if clock is not None:  # the estimate when the data show it beyond chance, else the offset applied
+        est = replace(est, time_offset_s=clock.offset_s if clock.significant else clock_offset)
     source = sol.exponent_source or "not used"
     model_info = {"path_loss_exponent": est.path_loss_exponent, "exponent_source": source,
                   "shadowing_db": shadowing, "decorrelation_m": decorrelation, "power_unit": data["unit"]}
     input_info = {"n_rows": data["n_rows"], "n_nan_rows": data["n_nan"], "n_without_gps_fix": n_no_fix}
+    input_info.update(gps_info)
     if json_out:
         out = est.to_dict()
         out["model"] = model_info
@@ -217,5 +281,10 @@ def locate(
     else:
         typer.echo(f"coarse: within {est.radius_m:.0f} m of the strongest reading")
         typer.echo(f"reason: {est.reason}")
+    if clock is not None:
+        shown = "shown by the data" if clock.significant else "within chance"
+        typer.echo(f"clock: readings vs GPS best fit at {clock.offset_s:+.1f} s ({shown}, likelihood ratio {clock.lr:.1f}); "
+                   f"applied {clock_offset:+g} s; position uncertainty {gps_info['pos_sigma_m']:.1f} m RMS "
+                   f"(time resolution {gps_info['time_resolution_s']:g} s)")
     p0 = "" if est.p0_db is None else f", P0 {est.p0_db:.1f} {data['unit']} at 1 m"
     typer.echo(f"model: log-distance, n {n_txt} ({source}), shadowing {shadowing:g} dB, decorrelation {decorrelation:g} m{p0}")

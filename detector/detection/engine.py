@@ -415,6 +415,7 @@ class DetectionEngine:
             self._judge(tr)
             events.append(self._event("end", tr))
             self._reported.pop(tr.track_id, None)
+            tr.spectrum_lin = None  # classified for the last time: its max-hold spectrum is not needed (issue #24)
         return events
 
     def _remember(self, tr: Track) -> None:

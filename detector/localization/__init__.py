@@ -44,7 +44,9 @@ from detector.localization._locate import (
     estimate_from_enu,
     locate,
     locate_enu,
+    refuse,
 )
+from detector.localization._timing import ClockOffset, estimate_clock_offset, position_sigma_m, time_resolution_s
 from detector.localization._model import (
     Cells,
     PathLossModel,
@@ -81,4 +83,9 @@ __all__ = [
     "ellipse_from_cov",
     "cep50_from_cov",
     "nearest_building",
+    "refuse",
+    "ClockOffset",
+    "estimate_clock_offset",
+    "position_sigma_m",
+    "time_resolution_s",
 ]

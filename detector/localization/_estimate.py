@@ -99,6 +99,8 @@ class LocationEstimate:
     p0_db: float | None = None
     area_m2: float | None = None
     radius_m: float | None = None
+    #: the offset (s) of the readings' clock from the GPS clock, when it was estimated (``locate --gps``)
+    time_offset_s: float | None = None
 
     @property
     def located(self) -> bool:
@@ -107,8 +109,8 @@ class LocationEstimate:
     def to_dict(self) -> dict:
         """The JSON shape: {"lat", "lon", "error_ellipse_m": {...}, "cep50_m", "crlb_rmse_m",
         "status", "method", "n_readings", "reason", "path_loss_exponent", "p0_db", "area_m2",
-        "radius_m"}; non-finite numbers become null."""
-        return {
+        "radius_m"} (and "time_offset_s" when it was estimated); non-finite numbers become null."""
+        out = {
             "lat": _r(self.lat, 7),
             "lon": _r(self.lon, 7),
             "error_ellipse_m": self.error_ellipse_m.to_dict(),
@@ -123,6 +125,9 @@ class LocationEstimate:
             "area_m2": _r(self.area_m2, 1),
             "radius_m": _r(self.radius_m, 2),
         }
+        if self.time_offset_s is not None:
+            out["time_offset_s"] = _r(self.time_offset_s, 2)
+        return out
 
     def ellipse_polygon(self, n_points: int = 72) -> list[tuple[float, float]]:
         """The 95 % region as a closed ring of (lat, lon) points."""

@@ -62,13 +62,18 @@ class FitResult:
 class RssProblem:
     """Whitened log-distance problem over cells (and optional bearings)."""
 
-    def __init__(self, cells: Cells, model: PathLossModel, bearings: BearingsEnu | None = None) -> None:
+    def __init__(self, cells: Cells, model: PathLossModel, bearings: BearingsEnu | None = None,
+                 extra_var_db2: NDArray | None = None) -> None:
+        """``extra_var_db2``: per-cell variance (dB²) added to the diagonal of the shadowing
+        covariance (the power error of the readings' position uncertainty, see :func:`position_var_db2`)."""
         from scipy.linalg import cholesky, solve_triangular
 
         self.cells, self.model = cells, model
         self.rx, self.ry, self.y = cells.x, cells.y, cells.power_db
         self.h = model.height_m
         cov = shadowing_cov(cells.x, cells.y, model, cells.count)
+        if extra_var_db2 is not None:
+            cov[np.diag_indices_from(cov)] += np.asarray(extra_var_db2, float)
         self.L = cholesky(cov, lower=True, check_finite=False)
         # L⁻¹ once: whitening is then a plain matrix product (a triangular solve per residual call
         # is slower, and OpenBLAS' threaded small solves stall badly on a busy machine).
@@ -315,3 +320,13 @@ def exponent_sd(F4: NDArray) -> float:
 
 __all__ = ["RssProblem", "BearingsEnu", "FitResult", "search_grid", "grid_minima", "weighted_centroid",
            "bearings_outliers", "exponent_sd", "likelihood_region", "distant_fit_margin", "LN10"]
+
+
+def position_var_db2(x: float, y: float, rx: NDArray, ry: NDArray, pos_var_m2: NDArray, exponent: float,
+                     height_m: float) -> NDArray[np.float64]:
+    """Power variance (dB²) that a position error of variance ``pos_var_m2`` (m², per axis) at each
+    reading ``(rx, ry)`` gives for a transmitter at ``(x, y)``: |∇μ|²·σ_pos² with
+    |∇μ| = 10·n / (ln 10 · d); d² includes h² and σ_pos² (finite when the route passes over it)."""
+    d2 = (x - rx) ** 2 + (y - ry) ** 2 + height_m ** 2 + pos_var_m2
+    k = 10.0 * exponent / math.log(10.0)
+    return k * k * pos_var_m2 / d2

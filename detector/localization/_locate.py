@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import numpy as np
@@ -29,6 +29,7 @@ from detector.localization._estimators import (
     exponent_sd,
     grid_minima,
     likelihood_region,
+    position_var_db2,
     search_grid,
     weighted_centroid,
 )
@@ -104,6 +105,7 @@ class EnuSolution:
     n_bearings: int = 0
     n_bearing_outliers: int = 0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    pos_sigma_m: float | None = None
 
     @property
     def crlb_rmse_m(self) -> float | None:
@@ -128,8 +130,15 @@ def _coarse(cells: Cells | None, x: NDArray, y: NDArray, p: NDArray, *, reason: 
 
 
 def locate_enu(x: ArrayLike, y: ArrayLike, power_db: ArrayLike, *, model: PathLossModel | None = None,
-               method: str = "nls", bearings: BearingsEnu | None = None, limits: Limits | None = None) -> EnuSolution:
+               method: str = "nls", bearings: BearingsEnu | None = None, limits: Limits | None = None,
+               pos_sigma_m: ArrayLike | float | None = None) -> EnuSolution:
     """Locate a transmitter from readings at ENU positions ``(x, y)`` (m) with powers ``power_db``.
+
+    ``pos_sigma_m``: the standard deviation (m, per axis) of each reading's position (GPS error,
+    and speed × time resolution when positions come from matching times to a track; one value or
+    one per reading). It enters the fit as extra power noise |∇μ|²·σ_pos² per cell (evaluated at
+    a first fit, then refitted), and the 95 % region as a common shift of the readings: the
+    readings' mean position variance is added to the region's covariance.
 
     Readings with a non-finite value are dropped, the rest averaged per cell (``model.cell_m``).
     ``method``: ``"nls"`` (robust multi-start NLS started from the grid ML), ``"grid"`` (the best
@@ -156,6 +165,14 @@ def locate_enu(x: ArrayLike, y: ArrayLike, power_db: ArrayLike, *, model: PathLo
     if not (x.size == y.size == p.size):
         raise ValueError("x, y and power_db must have the same length")
     ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(p)
+    s2: NDArray | None = None
+    if pos_sigma_m is not None:
+        sg = np.broadcast_to(np.asarray(pos_sigma_m, float), ok.shape).ravel()
+        if np.any(~np.isfinite(sg[ok])) or np.any(sg[ok] < 0):
+            raise ValueError("pos_sigma_m must be finite and ≥ 0")
+        s2 = sg[ok] ** 2
+        if not np.any(s2 > 0):
+            s2 = None
     x, y, p = x[ok], y[ok], p[ok]
     n = int(x.size)
     if n == 0:
@@ -190,8 +207,18 @@ def locate_enu(x: ArrayLike, y: ArrayLike, power_db: ArrayLike, *, model: PathLo
     along, across = math.sqrt(max(w[1], 0.0)), math.sqrt(max(w[0], 0.0))
     collinear = across < max(limits.collinear_ratio * along, limits.collinear_min_m) and bearings is None
 
+    cell_pos_var = None if s2 is None else bin_readings(x, y, s2, cell).power_db  # mean σ_pos² per cell
+    if s2 is not None:
+        base["pos_sigma_m"] = float(math.sqrt(np.mean(s2)))
     prob = RssProblem(cells, model, bearings)
     fit, grid_info = _fit(prob, cells, model, method)
+    extra = None
+    if fit is not None and cell_pos_var is not None:
+        extra = position_var_db2(fit.x, fit.y, cells.x, cells.y, cell_pos_var, fit.exponent, model.height_m)
+        prob = RssProblem(cells, model, bearings, extra)
+        fit2, grid_info2 = _fit(prob, cells, model, method, starts=[(fit.x, fit.y)])
+        if fit2 is not None:
+            fit, grid_info = fit2, grid_info2
     if fit is None:
         return _coarse(cells, x, y, p, radius=limits.coarse_radius_m, **base, reason="the model fit did not converge")
     n_out = 0
@@ -199,7 +226,7 @@ def locate_enu(x: ArrayLike, y: ArrayLike, power_db: ArrayLike, *, model: PathLo
         out = bearings_outliers(fit.x, fit.y, bearings)
         n_out = int(out.sum())
         if n_out and (~out).sum() >= 1:
-            prob = RssProblem(cells, model, bearings.subset(~out))
+            prob = RssProblem(cells, model, bearings.subset(~out), extra)
             fit2, grid_info2 = _fit(prob, cells, model, method, starts=[(fit.x, fit.y)])
             if fit2 is not None:
                 fit, grid_info = fit2, grid_info2
@@ -225,6 +252,8 @@ def locate_enu(x: ArrayLike, y: ArrayLike, power_db: ArrayLike, *, model: PathLo
         crlb = crlb_from_fisher(prob.fisher(px, py, fit.exponent, fit.exponent_free))
         d = np.array([px - fit.x, py - fit.y])
         cov = cov + np.outer(d, d)  # the centroid's bias toward the route, added to the region
+    if s2 is not None:
+        cov = cov + np.eye(2) * float(np.mean(s2))  # the readings' positions may all be off together
     if bearings is not None and method == "nls":
         method_name = "nls+bearings"
     else:
@@ -262,7 +291,8 @@ def locate_enu(x: ArrayLike, y: ArrayLike, power_db: ArrayLike, *, model: PathLo
     if margin < CHI2_2DOF_95:
         reason = ("assumes the transmitter is near the route: the readings alone also fit a distant transmitter "
                   f"(likelihood-ratio margin {max(margin, 0.0):.1f} < {CHI2_2DOF_95:.1f})")
-    return EnuSolution(px, py, cov, crlb, LOCATED, method_name, n, cells.n, n_places, reason=reason, **info)
+    return EnuSolution(px, py, cov, crlb, LOCATED, method_name, n, cells.n, n_places, reason=reason,
+                       pos_sigma_m=base.get("pos_sigma_m"), **info)
 
 
 def _fit(prob: RssProblem, cells: Cells, model: PathLossModel, method: str,
@@ -316,11 +346,12 @@ def _to_estimate(sol: EnuSolution, frame: LocalFrame) -> LocationEstimate:
 
 def locate(lat: ArrayLike, lon: ArrayLike, power_db: ArrayLike, *, model: PathLossModel | None = None,
            method: str = "nls", bearings: Bearings | None = None, frame: LocalFrame | None = None,
-           limits: Limits | None = None) -> LocationEstimate:
+           limits: Limits | None = None, pos_sigma_m: ArrayLike | float | None = None) -> LocationEstimate:
     """Locate a transmitter from readings (``lat``, ``lon`` in degrees, ``power_db`` in dBm or dBFS).
 
     The readings are converted to ENU metres around ``frame`` (default: their centre) and passed to
-    :func:`locate_enu`; the answer is a :class:`LocationEstimate`.
+    :func:`locate_enu` (with ``pos_sigma_m``, each reading's position uncertainty in m); the answer
+    is a :class:`LocationEstimate`.
     """
     lat = np.asarray(lat, float).ravel()
     lon = np.asarray(lon, float).ravel()
@@ -333,8 +364,28 @@ def locate(lat: ArrayLike, lon: ArrayLike, power_db: ArrayLike, *, model: PathLo
     frame = frame or LocalFrame.around(lat[ok], lon[ok])
     x, y = frame.to_enu(lat[ok], lon[ok])
     b = bearings.to_enu(frame) if bearings is not None else None
-    sol = locate_enu(x, y, p[ok], model=model, method=method, bearings=b, limits=limits)
+    ps = None if pos_sigma_m is None else np.broadcast_to(np.asarray(pos_sigma_m, float), ok.shape)[ok]
+    sol = locate_enu(x, y, p[ok], model=model, method=method, bearings=b, limits=limits, pos_sigma_m=ps)
     return _to_estimate(sol, frame)
+
+
+def refuse(sol: EnuSolution, x: ArrayLike, y: ArrayLike, power_db: ArrayLike, reason: str,
+           limits: Limits | None = None) -> EnuSolution:
+    """``sol`` turned into ``not_localizable`` for ``reason`` (found outside the estimator, e.g. a
+    clock offset between the readings and the GPS track): the strongest reading's position, with
+    a radius that holds the estimate (1.25 × its distance, at least ``limits.coarse_radius_m``)."""
+    limits = limits or Limits()
+    x = np.asarray(x, float).ravel()
+    y = np.asarray(y, float).ravel()
+    p = np.asarray(power_db, float).ravel()
+    k = int(np.nanargmax(p))
+    sx, sy = float(x[k]), float(y[k])
+    far = math.hypot(sol.x - sx, sol.y - sy) if math.isfinite(sol.x) and math.isfinite(sol.y) else 0.0
+    radius = float(min(max(1.25 * far, sol.radius_m or 0.0, limits.coarse_radius_m), limits.max_radius_m))
+    r95 = radius / math.sqrt(CHI2_2DOF_95)
+    return replace(sol, x=sx, y=sy, cov_xy=np.eye(2) * r95 * r95, status=NOT_LOCALIZABLE, method="strongest_reading",
+                   reason=reason if sol.reason is None or sol.status == LOCATED else f"{reason}; {sol.reason}",
+                   radius_m=radius)
 
 
 def estimate_from_enu(sol: EnuSolution, frame: LocalFrame) -> LocationEstimate:

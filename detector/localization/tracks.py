@@ -13,12 +13,13 @@ __all__ = ["track_locator"]
 
 
 def track_locator(lat0: float | None = None, lon0: float | None = None, *, min_readings: int = 20,
-                  every_s: float = 5.0, buildings=()) -> Callable:
+                  every_s: float = 5.0, buildings=(), max_cached: int = 256) -> Callable:
     """A locator that re-estimates a track at most every ``every_s`` seconds of its readings.
 
     With site ``buildings`` (polygons of (lat, lon)), the result names the nearest one:
-    ``"nearest_building": {"index", "distance_m", "inside"}``."""
-    cache: dict[str, tuple[float, dict | None]] = {}
+    ``"nearest_building": {"index", "distance_m", "inside"}``. The last estimates of at most
+    ``max_cached`` tracks are kept (hours of monitoring make thousands of tracks)."""
+    cache: dict[str, tuple[float, dict | None]] = {}  # the latest first: bounded (issue #24)
 
     def locate(track) -> dict | None:
         readings = [r for r in track.readings if r.lat is not None]
@@ -39,7 +40,10 @@ def track_locator(lat0: float | None = None, lon0: float | None = None, *, min_r
                     result["nearest_building"] = {"index": nb.index, "distance_m": round(nb.distance_m, 1), "inside": nb.inside}
         except ValueError:
             result = None
+        cache.pop(track.track_id, None)
         cache[track.track_id] = (last_t, result)
+        while len(cache) > max_cached:  # the longest unestimated first; an evicted track is estimated afresh
+            del cache[next(iter(cache))]
         return result
 
     return locate

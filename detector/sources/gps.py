@@ -198,6 +198,40 @@ class GpsTrack:
         lon[idx[ok]] = lo[ok]
         return lat, lon
 
+    def speed_mps(self, t_s: NDArray[np.float64] | Iterable[float], max_age_s: float = DEFAULT_MAX_AGE_S
+                  ) -> NDArray[np.float64]:
+        """Ground speed (m/s) at times ``t_s``: the distance between the two fixes around each time
+        over their time difference (the speed the interpolation assumes); 0 for a fixed track, NaN
+        where :meth:`interpolate` gives no position."""
+        t = np.atleast_1d(np.asarray(t_s, dtype=np.float64))
+        if self.is_fixed:
+            return np.zeros(t.shape)
+        out = np.full(t.shape, np.nan)
+        tt = self.t_s
+        if tt.size < 2:
+            return np.where((t == tt[0]), 0.0, np.nan)
+        lat, _ = self.interpolate(t, max_age_s)
+        ok = np.isfinite(lat)
+        if not ok.any():
+            return out
+        k = np.clip(np.searchsorted(tt, t[ok], side="right") - 1, 0, tt.size - 2)
+        a, e2 = 6378137.0, 6.69437999014e-3  # WGS84: meridian (M) and prime-vertical (N) radii
+        la0, la1 = np.radians(self.lat[k]), np.radians(self.lat[k + 1])
+        phi = 0.5 * (la0 + la1)
+        w = 1.0 - e2 * np.sin(phi) ** 2
+        dlo = np.radians((self.lon[k + 1] - self.lon[k] + 180.0) % 360.0 - 180.0)
+        dx = a / np.sqrt(w) * np.cos(phi) * dlo
+        dy = a * (1.0 - e2) / w ** 1.5 * (la1 - la0)
+        out[ok] = np.hypot(dx, dy) / (tt[k + 1] - tt[k])
+        return out
+
+    def fix_share(self, t_s: NDArray[np.float64] | Iterable[float], max_age_s: float = DEFAULT_MAX_AGE_S) -> float:
+        """The share (0–1) of the times ``t_s`` that :meth:`interpolate` gives a position for."""
+        t = np.atleast_1d(np.asarray(t_s, dtype=np.float64))
+        if t.size == 0:
+            return 0.0
+        return float(np.isfinite(self.interpolate(t, max_age_s)[0]).mean())
+
     def at(self, t_s: float | datetime, max_age_s: float = DEFAULT_MAX_AGE_S) -> tuple[float, float] | None:
         """Interpolated ``(lat, lon)`` at one time, or None (no fix within ``max_age_s``, or outside)."""
         if isinstance(t_s, datetime):

@@ -242,3 +242,20 @@ def test_gpsd_without_library_says_what_to_install(monkeypatch):
         parse_gps_spec("gpsd:")
     with pytest.raises(InputError, match="gpsd-py3"):
         parse_gps_spec("gpsd:localhost:2947")
+
+
+def test_speed_and_fix_share():
+    """Issue #24: the ground speed the interpolation assumes, and the share of times with a fix."""
+    import numpy as np
+
+    from detector.localization import LocalFrame
+    from detector.sources.gps import GpsTrack
+
+    fr = LocalFrame(50.0, 10.0)
+    t = 1715000000.0 + np.arange(0.0, 11.0)
+    lat, lon = fr.to_geodetic(20.0 * np.arange(11.0), np.zeros(11))  # 20 m/s east
+    tr = GpsTrack(t, lat, lon)
+    v = tr.speed_mps(t[0] + np.array([0.5, 3.2, 9.9, 20.0]))
+    assert np.allclose(v[:3], 20.0, rtol=1e-3) and np.isnan(v[3])
+    assert tr.fix_share(t[0] + np.array([1.0, 5.0, 30.0, 40.0])) == 0.5
+    assert GpsTrack.fixed_position(50.0, 10.0).speed_mps([1.0, 2.0]).tolist() == [0.0, 0.0]
