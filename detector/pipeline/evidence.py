@@ -52,15 +52,19 @@ class RecentBlocks:
         if not self._blocks:
             return None
         last = self._blocks[-1]
+        want = max(1, int(seconds * last.sample_rate_hz))
         run: list[IQBlock] = []
+        have = 0
         for b in reversed(self._blocks):
             if b.center_hz != last.center_hz or b.sample_rate_hz != last.sample_rate_hz:
                 break
             run.append(b)
-            if b.retuned:  # the first block after a retune: earlier samples are of another tuning
+            have += b.samples.size
+            if b.retuned or have >= want:  # a retune: earlier samples are of another tuning
                 break
         run.reverse()
-        want = max(1, int(seconds * last.sample_rate_hz))
+        # only the blocks that hold the last ``seconds`` are joined (not all the recent ones: the
+        # slice kept would hold the whole joined array in memory while the evidence is written)
         x = np.concatenate([b.samples for b in run])
         skip = max(0, x.size - want)
         x = x[skip:]
