@@ -156,8 +156,17 @@ def estimate_clock_offset(t: ArrayLike, power_db: ArrayLike, positions: Position
     for i in picks:
         tau0 = float(taus[i])
         v0 = cost(tau0)[0]
-        res = minimize_scalar(lambda tau: cost(float(tau))[0], bounds=(tau0 - step_s, tau0 + step_s),
-                              method="bounded", options={"xatol": 0.05})
+        if not math.isfinite(v0):
+            refined.append((tau0, v0))
+            continue
+        # offsets with too few fixes cost a finite penalty (an infinite one makes Brent's parabola NaN)
+        penalty = 4.0 * abs(v0) + 1.0
+
+        def objective(tau: float, penalty: float = penalty) -> float:
+            c = cost(float(tau))[0]
+            return c if math.isfinite(c) else penalty
+
+        res = minimize_scalar(objective, bounds=(tau0 - step_s, tau0 + step_s), method="bounded", options={"xatol": 0.05})
         if res.success and math.isfinite(res.fun) and res.fun < v0:
             refined.append((float(res.x), float(res.fun)))
         else:

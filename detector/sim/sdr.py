@@ -1,5 +1,8 @@
 """A simulated tunable RTL-SDR at the exam site, and its PSD-level fast path.
 
+Size: about 410 lines, kept whole: the IQ path and the PSD fast path share one receiver model and
+must agree within 0.5 dB (tested), which is easiest to check side by side.
+
 :class:`SimSDR` has the interface of :class:`detector.sources.rtlsdr.RtlSdrSource`: ``tune()``
 to a center frequency (settling samples discarded, scene time advancing), ``read(n)`` for a block
 of cu8-equivalent IQ at the current scene time, ``blocks()`` until the end of its window. Only
