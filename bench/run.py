@@ -277,7 +277,7 @@ def bench_api(seconds: float, rate: float = 200.0) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="examwatch-bench-"))
     src = SimSDR(sc, window="exam", realtime=True)
     src.t = 205.0  # the hidden transmitter starts at 210 s: alerts change in the store during the load
-    vehicle = MonitorApp.build(AppSettings(data_dir=tmp, token="bench", lock=False, resume=False, dismissals=False),
+    vehicle = MonitorApp.build(AppSettings(data_dir=tmp, token="bench-token-0123", lock=False, resume=False, dismissals=False),
                                source_factory=lambda: src, site="S", baseline=base, stream=False, realtime=True,
                                run_id="bench",
                                scheduler=Scheduler(single_band_plan(src.center_hz, src.sample_rate_hz), src.sample_rate_hz))

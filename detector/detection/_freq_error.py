@@ -13,7 +13,8 @@ spectrum (on the grid already corrected by the current estimate) and measures th
 * with a baseline that holds strong steady stations (occupancy ≥ ``steady_occupancy`` and a median
   ≥ ``strong_db`` over the band's median): the lag of the cross-correlation of the live and the
   survey spectra (levels above their band median, clipped to [0, 30] dB, so that the lines and not
-  the noise decide), searched within ± ``tolerance_ppm`` and refined to a fraction of a bin by a
+  the noise decide; computed directly over the few steady survey bins, lag by lag), searched within
+  ± ``tolerance_ppm`` and refined to a fraction of a bin by a
   parabola through the peak (the usual sub-sample peak interpolation of cross-correlation delay
   estimation, e.g. Jacovitt & Scarano, IEEE Trans. Signal Processing 41(2), 1993);
 * else with whitelisted narrow channels in the band: the offset of the strongest bin within the
@@ -47,8 +48,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.ndimage
-import scipy.signal
 from numpy.typing import NDArray
 
 __all__ = ["FrequencyErrorConfig", "FrequencyErrorEstimator", "OffsetTracker"]
@@ -132,6 +131,8 @@ class FrequencyErrorEstimator:
         self.config = config
         self.baseline = OffsetTracker(config)
         self.whitelist = OffsetTracker(config)
+        self._ref_key: tuple | None = None  # what _reference was made from (the arrays themselves)
+        self._ref: tuple | None = None
 
     @property
     def source(self) -> str | None:
@@ -176,34 +177,24 @@ class FrequencyErrorEstimator:
         ``covered`` (m,) the baseline on the same grid; ``exclude`` (m,) marks bins that are no
         station (the receiver's DC spike, which stays at the tuned center whatever the error)."""
         cfg = self.config
-        cov = np.asarray(covered, bool) & np.isfinite(median_db)
-        if exclude is not None:
-            cov &= ~np.asarray(exclude, bool)
-        if cov.sum() < 16:
-            return None
-        ref = np.where(cov, np.asarray(median_db, np.float64), np.nan)
-        ref_floor = float(np.nanmedian(ref))
-        ref_lines = np.clip(np.nan_to_num(ref - ref_floor, nan=0.0), 0.0, 30.0)
-        steady = cov & (np.nan_to_num(occupancy) >= cfg.steady_occupancy) & (ref_lines >= cfg.strong_db)
-        if not steady.any():
-            return None
-        n_stations = int(np.count_nonzero(np.diff(np.concatenate(([0], steady.view(np.int8), [0]))) == 1))
         live = np.asarray(power_db, np.float64)
+        lag_max = self._max_lag(center_hz, bin_hz, live.size)
+        ref = self._reference(median_db, occupancy, covered, exclude, lag_max)
+        if ref is None:
+            return None
+        cov, idx, ref_vals, near, lag_j, lag_ok, n_stations = ref
         good = np.isfinite(live)  # a sweep's missing (NaN) bins are no line
         if good.sum() < 16:
             return None
-        lag_max = self._max_lag(center_hz, bin_hz, live.size)
         live_lines = np.clip(np.where(good, live - float(np.median(live[good])), 0.0), 0.0, 30.0)
         # the live lines that can match: within the search range of a steady survey line (other
         # emissions, a newcomer or a wideband link, neither help nor dilute the correlation)
-        near = scipy.ndimage.maximum_filter1d(steady.view(np.int8), size=2 * lag_max + 1, mode="constant").astype(bool)
-        live_lines[~(near & cov)] = 0.0
-        ref_lines = np.where(steady, ref_lines, 0.0)  # only the steady lines are the reference
-        xc = scipy.signal.correlate(live_lines, ref_lines, mode="full", method="fft")
-        mid = ref_lines.size - 1  # index of lag 0
-        win = xc[mid - lag_max: mid + lag_max + 1]
+        live_lines[~near] = 0.0
+        # the cross-correlation at lags -lag_max … lag_max, over the few steady survey bins only:
+        # win[k] = Σ_i live[i + k − lag_max] · ref[i]
+        win = np.where(lag_ok, live_lines[lag_j], 0.0) @ ref_vals
         k = int(np.argmax(win))
-        norm = float(np.sqrt(np.dot(ref_lines, ref_lines) * np.dot(live_lines, live_lines)))
+        norm = float(np.sqrt(np.dot(ref_vals, ref_vals) * np.dot(live_lines, live_lines)))
         corr = float(win[k]) / norm if norm > 0 else 0.0
         if corr < cfg.min_correlation:
             return None
@@ -213,6 +204,37 @@ class FrequencyErrorEstimator:
             den = y0 - 2 * y1 + y2
             frac = 0.5 * (y0 - y2) / den if den != 0 else 0.0
         return (k - lag_max + frac) * bin_hz, n_stations, corr
+
+    def _reference(self, median_db, occupancy, covered, exclude, lag_max: int):
+        """The survey's side of the correlation, kept while the same baseline arrays, excluded bins
+        and search range come back: ``(covered, steady bin indices, their line levels, the mask of
+        live bins within reach, lag index table, its validity, number of stations)``, or None."""
+        key = self._ref_key
+        if (key is not None and key[0] is median_db and key[1] is occupancy and key[2] == lag_max
+                and (exclude is None) == (key[3] is None) and (exclude is None or np.array_equal(exclude, key[3]))):
+            return self._ref
+        cfg = self.config
+        cov = np.asarray(covered, bool) & np.isfinite(median_db)
+        if exclude is not None:
+            cov &= ~np.asarray(exclude, bool)
+        ref = None
+        if cov.sum() >= 16:
+            lvl = np.where(cov, np.asarray(median_db, np.float64), np.nan)
+            lines = np.clip(np.nan_to_num(lvl - float(np.nanmedian(lvl)), nan=0.0), 0.0, 30.0)
+            steady = cov & (np.nan_to_num(occupancy) >= cfg.steady_occupancy) & (lines >= cfg.strong_db)
+            if steady.any():
+                m = cov.size
+                idx = np.flatnonzero(steady)
+                lag_j = idx[None, :] + np.arange(-lag_max, lag_max + 1)[:, None]
+                lag_ok = (lag_j >= 0) & (lag_j < m)
+                lag_j = np.clip(lag_j, 0, m - 1)
+                near = np.zeros(m, dtype=bool)
+                near[lag_j[lag_ok]] = True
+                n_stations = int(np.count_nonzero(np.diff(np.concatenate(([0], steady.view(np.int8), [0]))) == 1))
+                ref = (cov, idx, lines[idx], near & cov, lag_j, lag_ok, n_stations)
+        self._ref_key = (median_db, occupancy, lag_max, None if exclude is None else np.array(exclude, bool))
+        self._ref = ref
+        return ref
 
     def residual_from_channels(self, freqs_hz: NDArray, power_db: NDArray, channels_hz: list[float], *,
                                center_hz: float) -> tuple[float, int] | None:

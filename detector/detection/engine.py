@@ -170,9 +170,7 @@ class DetectionEngine:
             after_s=config.jam_after_s, station_occupancy=config.missing_occupancy,
             dc_half_width_hz=config.detection.dc_half_width_hz, edge_crop=config.detection.edge_crop))
             if config.jam_after_s is not None else None)
-        #: the level step common to the covered bins measured by the last stack (dB, compensated;
-        #: the stack's median), None before the first stack with a baseline
-        self.gain_offset_db: float | None = None
+        self._gain_offsets: np.ndarray | None = None  # the last stack's per-frame gain offsets (dB)
         self._cache: dict = {}  # per-run derived values: Pfa per grid, detection configs, steady bins
         self._detection_cache = DetectionCache()  # per-grid and per-baseline constants of detect_stack
         #: the receiver's frequency error, estimated and corrected while monitoring (None: off)
@@ -249,6 +247,13 @@ class DetectionEngine:
             a = align(self.baseline, freqs_hz + shift if shift else freqs_hz, rbw_hz)
             self._aligned[key] = replace(a, freqs_hz=freqs_hz) if shift else a
         return self._aligned[key]
+
+    @property
+    def gain_offset_db(self) -> float | None:
+        """The level step common to the baseline-covered bins in the last stack (dB, its median over
+        the frames), compensated as a gain change; None without a baseline or before a stack."""
+        g = self._gain_offsets
+        return None if g is None or g.size == 0 else round(float(np.median(g)), 2)
 
     @property
     def last_spectrum(self) -> Spectrum | None:
@@ -334,7 +339,7 @@ class DetectionEngine:
             p_last = res.power_lin[-1]
             events.extend(self._missing_stations.check(cfg, freqs, looks, frame_s, aligned, p_last, res, t_last,
                                                        center_hz=center_hz))
-            self.gain_offset_db = round(float(np.median(res.gain_offset_db)), 2)
+            self._gain_offsets = res.gain_offset_db
             if self.jamming is not None:
                 events.extend(self.jamming.check(freqs, aligned, res.power_lin, t_last, frame_s, center_hz=center_hz))
         return events
