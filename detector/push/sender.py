@@ -21,14 +21,8 @@
     a row is delivered once the broker acknowledged it (PUBACK). Spectrum summaries go to
     ``…/spectrum`` and heartbeats to ``…/status`` every ``heartbeat_s``.
 
-Retries
-    Rows go out in ``seq`` order. A failure of the transport (connection refused, timeout, 5xx,
-    401/403/429, broker away) stops the pass and the sender waits, 0.5 s doubling up to
-    ``max_backoff_s`` (10 s), before trying again; a reachable center therefore gets a change
-    within seconds. A refusal of one particular row (another 4xx) puts that row, and so every
-    later version of the same alert, on its own backoff with the same cap; other alerts go on.
-    Rows are never dropped: a row the center keeps refusing stays pending (and visible in
-    ``pending()``/logs).
+Retries: see :mod:`detector.push._base` (in ``seq`` order, capped exponential backoff, rows never
+dropped).
 """
 
 from __future__ import annotations

@@ -47,7 +47,29 @@ def _blocks_from_offsets(
         pos += count
 
 
-class RawIQFile(IQSource):
+class _OpenFileSource(IQSource):
+    """A recording read through one open file handle ``_fh`` by ``_read(start, n)``."""
+
+    _fh = None
+    info: SourceInfo
+
+    def _read(self, start: int, n: int):  # pragma: no cover - every subclass reads its own format
+        raise NotImplementedError
+
+    def blocks(self, block_samples: int = DEFAULT_BLOCK_SAMPLES) -> Iterator[IQBlock]:
+        """Yield the file as :class:`IQBlock`s of ``block_samples`` (the last may be shorter)."""
+        try:
+            yield from _blocks_from_offsets(self._read, self.info.n_samples, block_samples, self.info)
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+class RawIQFile(_OpenFileSource):
     """A raw interleaved I/Q file (``cu8``, ``cs8``, ``cs16`` LE, ``cf32`` LE).
 
     Parameters
@@ -115,20 +137,9 @@ class RawIQFile(IQSource):
             raw = raw.astype(self._dtype.newbyteorder("="))
         return self._convert(raw)
 
-    def blocks(self, block_samples: int = DEFAULT_BLOCK_SAMPLES) -> Iterator[IQBlock]:
-        """Yield the file as :class:`IQBlock`s of ``block_samples`` (the last may be shorter)."""
-        try:
-            yield from _blocks_from_offsets(self._read, self.info.n_samples, block_samples, self.info)
-        finally:
-            self._close()
-
-    def _close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
 
 
-class WavIQFile(IQSource):
+class WavIQFile(_OpenFileSource):
     """A stereo WAV IQ recording (left = I, right = Q), int16, int32, uint8 or float32 (RIFF or RF64).
 
     The sample type and rate come from the WAV header, never from ``--format``. The center
@@ -196,16 +207,6 @@ class WavIQFile(IQSource):
             self.nonfinite_samples += count_nonfinite(chunk.view(np.complex64))
         return chunk.view(np.complex64)
 
-    def blocks(self, block_samples: int = DEFAULT_BLOCK_SAMPLES) -> Iterator[IQBlock]:
-        try:
-            yield from _blocks_from_offsets(self._read, self.info.n_samples, block_samples, self.info)
-        finally:
-            self._close()
-
-    def _close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
 
 
 def _parse_iso(text: str | None) -> datetime | None:
