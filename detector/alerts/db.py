@@ -11,6 +11,7 @@ with ``synchronous=NORMAL``: a committed transaction survives the process being 
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import threading
@@ -52,16 +53,37 @@ LOCKED_RETRY_S = 1.0
 
 
 def unavailable_reason(exc: BaseException) -> str | None:
-    """One line saying why the store cannot be written when ``exc`` means it is unavailable (locked,
+    """One line saying why the store cannot be used when ``exc`` means it is unavailable (locked,
     busy, read-only, full, I/O error, a lost or refused connection, an exhausted pool); None for
-    other errors (a bug, a constraint: those propagate as they are)."""
+    other errors (a bug, a constraint: those propagate as they are).
+
+    A full disk (SQLite's ``SQLITE_FULL`` "database or disk is full", PostgreSQL's ``53100
+    disk_full`` / "No space left on device") and a read-only SQLite database (``SQLITE_READONLY``)
+    are said in the operator's words, with the database's own message in parentheses, e.g.
+    ``the data folder is full: free space on its disk (database or disk is full)``.
+    """
     if isinstance(exc, IntegrityError):
         return None
     if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout, OSError)) or (
             isinstance(exc, DBAPIError) and exc.connection_invalidated):
         orig = getattr(exc, "orig", None) or exc
-        return " ".join(str(orig).split())[:300] or type(orig).__name__
+        msg = " ".join(str(orig).split())[:300] or type(orig).__name__
+        return _in_operator_words(orig, msg)
     return None
+
+
+def _in_operator_words(orig: BaseException, msg: str) -> str:
+    low = msg.lower()
+    sqlite = type(orig).__module__.startswith("sqlite3")
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if "disk is full" in low or "no space left" in low or code == "53100" or \
+            (isinstance(orig, OSError) and orig.errno == errno.ENOSPC):
+        where = "the PostgreSQL server's disk is full: free space on it" if code or "could not extend" in low \
+            else "the data folder is full: free space on its disk"
+        return f"{where} ({msg})"
+    if sqlite and "readonly database" in low:
+        return f"the data folder or the database file is read-only: make it writable ({msg})"
+    return msg
 
 
 def _locked(why: str) -> bool:
