@@ -11,6 +11,10 @@ request validation (query, body)       422     ``{"detail": [{"type", "loc", "ms
 :class:`~detector.core.errors.StoreUnavailable`  503  ``{"detail": reason}`` with ``Retry-After: 5``
                                                (the store is locked, read-only, full or away;
                                                nothing was changed)
+a database error of a read that means  503  ``{"detail": "the alert store cannot be read
+the store is unavailable (locked,              now: <reason>"}`` with ``Retry-After: 5``
+PostgreSQL away: ``unavailable_reason``)       (``/health`` still answers 200, ``store.ok``
+                                               false); any other database error stays a 500
 :class:`~detector.core.errors.InputError`,
 ``ValueError``                         422     ``{"detail": message}``
 =====================================  ======  ===========================================
@@ -28,7 +32,10 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-__all__ = ["add_error_handlers", "refused_as", "status_of"]
+__all__ = ["add_error_handlers", "refused_as", "status_of", "RETRY_AFTER_S"]
+
+#: seconds a client is asked to wait (``Retry-After``) when the store is unavailable (503)
+RETRY_AFTER_S = 5
 
 
 def status_of(exc: BaseException) -> int:
@@ -71,7 +78,24 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StoreUnavailable)
     async def store_unavailable(request: Request, exc: StoreUnavailable):
-        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    from detector.alerts.db import unavailable_reason
+
+    async def store_unreadable(request: Request, exc: Exception):
+        why = unavailable_reason(exc)
+        if why is None:
+            raise exc  # a bug, not an outage: the server error (500) it is, logged with its traceback
+        db = getattr(getattr(request.app.state.ctx, "store", None), "db", None)
+        what = getattr(db, "what", "store")
+        return JSONResponse({"detail": f"the {what} cannot be read now: {why}"}, status_code=503,
+                            headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    app.add_exception_handler(DBAPIError, store_unreadable)
+    app.add_exception_handler(PoolTimeout, store_unreadable)
 
     @app.exception_handler(ValueError)  # InputError, IngestError, InvalidTransition are ValueErrors
     async def domain_error(request: Request, exc: ValueError):

@@ -153,3 +153,56 @@ def test_postgres_connections_cut_by_the_server_lose_nothing(tmp_path):
             assert_every_alert_survived(store, eng)
         finally:
             store.close()
+
+
+def test_reads_get_503_while_another_program_holds_the_database_exclusively(tmp_path, monkeypatch):
+    """Another program (a backup script, the ``sqlite3`` shell) takes the database with
+    ``PRAGMA locking_mode=EXCLUSIVE``: in WAL mode that blocks the store's reads too, not only its
+    writes. The read routes answer 503 with the reason and ``Retry-After``, ``/health`` answers 200
+    with ``store.ok`` false within 5 s, and afterwards every alert is in the store with its history."""
+    from fastapi.testclient import TestClient
+
+    from detector.alerts import db as dbmod
+    from detector.api import ApiContext, create_app
+
+    monkeypatch.setattr(dbmod, "SQLITE_BUSY_TIMEOUT_S", 0.3)  # each blocked read waits this long
+    store = open_store(None, data_dir=tmp_path)
+    eng = ScriptedEngine(every=4)
+    mon = _monitor(store, eng)
+    client = TestClient(create_app(ApiContext(store=store, token="t", monitor=mon)))
+    other = None
+    try:
+        assert wait_for(lambda: mon.health()["alerts_stored"] >= 3, 10), mon.health()
+        a = store.find_by_track("site", "run", "T1")
+        assert a is not None
+        assert client.get("/api/v1/alerts").status_code == 200
+        # the other program opens the database while the store's pooled connections are idle (closed
+        # here: an exclusive lock cannot be taken while another connection holds the WAL index)
+        store.engine.dispose()
+        other = sqlite3.connect(tmp_path / "examwatch.db", isolation_level=None, timeout=5.0, check_same_thread=False)
+        other.execute("PRAGMA locking_mode=EXCLUSIVE")
+        other.execute("BEGIN EXCLUSIVE")
+        other.execute("COMMIT")  # the exclusive lock stays until the connection closes
+        t0 = time.monotonic()
+        assert wait_for(lambda: not client.get("/api/v1/health").json()["store"]["ok"], 5.0), mon.health()
+        assert time.monotonic() - t0 < 5.0
+        h = client.get("/api/v1/health")
+        assert h.status_code == 200 and h.json()["status"] == "degraded"
+        assert "database is locked" in h.json()["store"]["last_error"]
+        for path in ("/api/v1/alerts?limit=7", f"/api/v1/alerts/{a.id}", f"/api/v1/alerts/{a.id}/history"):
+            r = client.get(path)
+            assert r.status_code == 503, (path, r.status_code, r.text)
+            assert r.json()["detail"] == "the alert store cannot be read now: database is locked", r.text
+            assert r.headers["retry-after"] == "5"
+        f0 = mon.health()["frames_processed"]
+        assert wait_for(lambda: mon.health()["frames_processed"] > f0 + 20, 5)  # detection goes on
+        other.close()
+        other = None
+        assert wait_for(lambda: mon.health()["store"]["ok"] and mon.health()["store"]["pending"] == 0, 10), mon.health()
+        assert client.get(f"/api/v1/alerts/{a.id}").status_code == 200
+    finally:
+        if other is not None:
+            other.close()
+        mon.stop()
+    assert_every_alert_survived(store, eng)
+    store.close()
