@@ -14,7 +14,9 @@
   without progress while blocks wait) degrades ``/health`` naming the component, and the worker
   is restarted with backoff;
 * :mod:`~detector.pipeline.pending`: alert changes the store cannot take now wait, in order, in a
-  bounded queue (``/health`` → ``store``) and are written when it is back.
+  bounded queue (``/health`` → ``store``) and are written when it is back; what is still queued
+  at :meth:`Monitor.stop` is saved to a spill file and written first at the next
+  :meth:`Monitor.start` with the same store.
 
 When a finite source ends the monitor keeps serving (``finished``) until stopped. The clock is
 injected (``clock``) so tests can run it fast.
@@ -25,6 +27,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from pathlib import Path
 from typing import Callable, Iterable
 
 from detector.config.plan import Scheduler
@@ -33,6 +36,7 @@ from detector.pipeline._threads import END
 from detector.pipeline.capture import Capture, PositionProvider, Watchdog
 from detector.pipeline.evidence import EvidenceRecorder
 from detector.pipeline.live import LiveView
+from detector.pipeline.pending import default_state_dir, spill_paths
 from detector.pipeline.processing import Processing
 from detector.pipeline.status import MonitorState, MonitorStatus
 from detector.pipeline.supervisor import Supervisor
@@ -88,6 +92,12 @@ class Monitor:
         one for this long.
     pending_limit : int, optional
         Bound of the queue of alert changes waiting for an unavailable store (default 10 000).
+    spill : bool
+        Save the changes still queued at :meth:`stop` to a spill file, and write those of an
+        earlier stop first at :meth:`start` (:func:`~detector.pipeline.pending.spill_paths`).
+    state_dir : Path, optional
+        The spill file's folder when the store's own folder cannot take it, or for PostgreSQL
+        (default :func:`~detector.pipeline.pending.default_state_dir`, read here).
     """
 
     def __init__(self, source_factory: Callable[[], object], engine: DetectionEngine, *, store=None, site: str = "site",
@@ -96,7 +106,8 @@ class Monitor:
                  coalesce_samples: int = 1 << 19, worker_nice: int = 5,
                  evidence: bool = True, clock: Callable[[], float] = time.monotonic, resume: Iterable[str] = (),
                  positions: PositionProvider | None = None, supervisor: Supervisor | None = None,
-                 stall_s: float = 4.0, pending_limit: int | None = None) -> None:
+                 stall_s: float = 4.0, pending_limit: int | None = None, spill: bool = True,
+                 state_dir: Path | None = None) -> None:
         self.engine = engine
         self.store = store
         self.site = site
@@ -129,7 +140,9 @@ class Monitor:
                                      store=store, site=site, run_id=run_id, scheduler=scheduler,
                                      coalesce_samples=coalesce_samples, worker_nice=worker_nice, clock=clock,
                                      resume=resume, on_event=self.on_event, on_alert=self.on_alert,
-                                     pending_limit=pending_limit)
+                                     pending_limit=pending_limit,
+                                     spill_to=spill_paths(store, state_dir if state_dir is not None else default_state_dir())
+                                     if spill and store is not None else ())
         self.stall_s = stall_s
         #: the loop's workers under watch (``/health`` → ``components``)
         self.supervisor = supervisor if supervisor is not None else Supervisor()
@@ -138,7 +151,10 @@ class Monitor:
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def start(self) -> "Monitor":
+        """Start the threads; changes saved at an earlier stop with this store are queued first."""
         sup = self.supervisor
+        if self.processing.pending is not None:
+            self.processing.pending.restore()  # before any new event
         self.capture.spawn()
         self._threads.append(sup.spawn("processing", lambda: self.processing.run(self.finished),
                                        thread_name="examwatch-process", stall_s=self.stall_s,
@@ -152,7 +168,8 @@ class Monitor:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop capture, drain the queue into the store, end open tracks. Idempotent."""
+        """Stop capture, end open tracks, write the queued alert changes into the store (for the rest
+        of ``timeout``, seconds) and save to the spill file what it could not take. Idempotent."""
         if self._stop.is_set():
             return
         self._stop.set()

@@ -11,22 +11,44 @@ a backoff of 0.5 s doubling to 5 s, when the store is back. Writing an event twi
 (``AlertStore.apply`` with the same event and the same ``when`` bumps no version), so a write
 whose commit was not acknowledged can be retried.
 
-:meth:`health` is ``/health`` → ``store``: ``{"ok", "pending", "dropped", "last_error", "since"}``.
+Nothing queued is lost at stop either: what :meth:`PendingWrites.flush` could not write in its
+time is *spilled* (:meth:`PendingWrites.spill`) to a JSON-lines file, next to the SQLite file
+(``<store>.pending.jsonl``) or, when that folder cannot be written or the store is PostgreSQL, in
+the state folder (``$XDG_STATE_HOME/examwatch``, else ``~/.local/state/examwatch``:
+:func:`default_state_dir`) as ``pending-<hash of the store>.jsonl`` (:func:`spill_paths`). The next
+start with the same store loads it first (:meth:`PendingWrites.restore`, before any new event), and
+the writer writes those changes in order before the new ones; the file goes only once all of them
+are in the store. Progress is kept beside it (``<file>.done``: the file's id and the number of its
+changes written), so a process killed while writing them rewrites at most the last one, which
+changes nothing. See :func:`spill_line` for the format.
+
+:meth:`health` is ``/health`` → ``store``: ``{"ok", "pending", "dropped", "failed", "last_error",
+"since", "spilled", "restored", "restore_left", "spill_file"}``.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import logging
+import os
 import threading
 import time
+import uuid
 from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable
+from pathlib import Path, PurePath
+from typing import Any, Callable
 
-from detector.core.errors import StoreUnavailable
+from detector.core.errors import InputError, StoreUnavailable
 from detector.core.timefmt import utc_iso
+from detector.detection.events import event_from_json, json_safe
 
-__all__ = ["PendingWrites", "PENDING_LIMIT", "unavailable"]
+__all__ = ["PendingWrites", "PENDING_LIMIT", "unavailable", "default_state_dir", "spill_paths", "spill_line",
+           "parse_spill_line", "SPILL_SUFFIX"]
 
 log = logging.getLogger("examwatch.store")
 
@@ -51,17 +73,160 @@ def unavailable(exc: BaseException) -> str | None:
     return None if why is None else f"the alert store cannot be written: {why}"
 
 
+# ---- the spill file --------------------------------------------------------------------------------
+#: name ending of a spill file next to a SQLite store (``examwatch.db`` → ``examwatch.db.pending.jsonl``)
+SPILL_SUFFIX = ".pending.jsonl"
+#: version of the spill file's format (its header's ``examwatch_pending``)
+SPILL_FORMAT = 1
+# event fields some ``to_json`` leave out (MissingEvent, JammingEvent) that ``event_from_json`` reads
+_EXTRA_FIELDS = ("severity", "score_terms", "location", "first_seen_utc", "last_seen_utc", "peak_dbm")
+
+
+def default_state_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """The folder for state outside the data folder: ``$XDG_STATE_HOME/examwatch``, else
+    ``~/.local/state/examwatch`` (not created here)."""
+    base = environ.get("XDG_STATE_HOME")
+    return (Path(base) if base else Path.home() / ".local" / "state") / "examwatch"
+
+
+def spill_paths(store, state_dir: Path) -> tuple[Path, ...]:
+    """Where the changes queued for ``store`` are spilled at stop, in order of preference: next to a
+    SQLite file, then ``state_dir/pending-<sha256 of the store's path or URL, 12 hex>.jsonl`` (the
+    only place for PostgreSQL). Empty for a store without a file or URL (SQLite in memory: it does
+    not outlive the process either)."""
+    engine = getattr(store, "engine", None)
+    url = getattr(engine, "url", None)
+    if url is None:
+        return ()
+    if url.get_backend_name() == "sqlite":
+        db = url.database or ""
+        if db in ("", ":memory:") or db.startswith("file::memory:") or "mode=memory" in db:
+            return ()
+        f = Path(db).expanduser().absolute()
+        key = str(f)
+        first: tuple[Path, ...] = (f.with_name(f.name + SPILL_SUFFIX),)
+    else:
+        key = url.render_as_string(hide_password=True)
+        first = ()
+    tag = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return first + (Path(state_dir) / f"pending-{tag}.jsonl",)
+
+
+def _encode(v: Any) -> Any:
+    """A keyword argument of ``store.apply`` as JSON: datetimes (full precision, with their
+    offset), bytes, paths and sets tagged so that :func:`_decode` gives them back. Raises
+    ``TypeError`` for a value of another type."""
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, float):
+        return v if v == v and v not in (float("inf"), float("-inf")) else {"$float": repr(v)}
+    if isinstance(v, datetime):
+        return {"$datetime": v.isoformat()}
+    if isinstance(v, bytes):
+        return {"$bytes": base64.b64encode(v).decode("ascii")}
+    if isinstance(v, PurePath):
+        return {"$path": str(v)}
+    if isinstance(v, (set, frozenset)):
+        return {"$set": sorted((_encode(x) for x in v), key=repr)}
+    if isinstance(v, (list, tuple)):
+        return [_encode(x) for x in v]
+    if isinstance(v, Mapping):
+        return {str(k): _encode(x) for k, x in v.items()}
+    raise TypeError(f"a {type(v).__name__} cannot be written as JSON")
+
+
+def _decode(v: Any) -> Any:
+    if isinstance(v, list):
+        return [_decode(x) for x in v]
+    if isinstance(v, dict):
+        if len(v) == 1:
+            (tag, x), = v.items()
+            if tag == "$datetime":
+                return datetime.fromisoformat(x)
+            if tag == "$bytes":
+                return base64.b64decode(x)
+            if tag == "$path":
+                return Path(x)
+            if tag == "$set":
+                return {_decode(y) for y in x}
+            if tag == "$float":
+                return float(x)
+        return {k: _decode(x) for k, x in v.items()}
+    return v
+
+
+def spill_line(event, kw: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """One line of a spill file for a queued ``store.apply(event, **kw)``, and the keywords that
+    could not be written (left out of the line; the caller logs them).
+
+    The line is ``{"event": <event.to_json(), with the fields it leaves out>, "kw": {...}}``; in
+    ``kw``, ``when`` (a datetime) is ``{"$datetime": ISO 8601}`` with its microseconds, ``resume``
+    (a set of alert ids) ``{"$set": [...]}``; bytes, paths and non-finite floats are tagged alike.
+    Raises ``TypeError`` when the event itself has no JSON (no ``to_json``)."""
+    to_json = getattr(event, "to_json", None)
+    if to_json is None:
+        raise TypeError(f"a {type(event).__name__} has no JSON (no to_json)")
+    d = dict(to_json())
+    for name in _EXTRA_FIELDS:
+        v = getattr(event, name, None)
+        if name not in d and v is not None and v != {}:
+            d[name] = v
+    out: dict[str, Any] = {}
+    left_out = []
+    for k, v in kw.items():
+        try:
+            out[k] = _encode(v)
+        except TypeError as exc:
+            left_out.append(f"{k} ({exc})")
+    return json.dumps({"event": json_safe(d), "kw": out}, allow_nan=False, separators=(",", ":")), left_out
+
+
+def parse_spill_line(line: str) -> tuple[object, dict[str, Any]]:
+    """``(event, kw)`` from a line made by :func:`spill_line`. Raises :class:`InputError` for a line
+    that is not one."""
+    try:
+        d = json.loads(line)
+    except ValueError as exc:
+        raise InputError(f"not JSON: {exc}") from None
+    if not isinstance(d, dict) or not isinstance(d.get("event"), dict) or not isinstance(d.get("kw", {}), dict):
+        raise InputError("not a spilled alert change (no \"event\" object)")
+    kw = _decode(d.get("kw", {}))
+    return event_from_json(d["event"]), kw
+
+
+@dataclass
+class _Restored:
+    """A spill file loaded at start: its changes are at the head of the queue until written."""
+
+    path: Path
+    id: str
+    #: lines of changes in the file
+    total: int
+    #: the last line (1-based, after the header) whose change is in the store (or refused, logged)
+    done: int
+    #: changes of the file loaded and not yet in the store
+    left: int = 0
+
+    @property
+    def marker(self) -> Path:
+        return self.path.with_name(self.path.name + ".done")
+
+
 class PendingWrites:
     """The queue of alert changes waiting for the store (see the module docstring).
 
-    ``on_stored(event, alert)`` is called (by the writer thread) for each queued event once it is
-    in the store.
+    ``on_stored(event, alert)`` is called (by the writer thread) for each queued event of this
+    process once it is in the store (not for those restored from a spill file: they belong to an
+    earlier run). ``spill_to`` are the files to spill to at stop and to restore from at start, in
+    order of preference (:func:`spill_paths`; empty: nothing is spilled, what is left at stop is
+    lost, and logged). Backoffs are in seconds.
     """
 
     def __init__(self, store, *, limit: int = PENDING_LIMIT, on_stored: Callable[[object, object], None] | None = None,
                  initial_backoff_s: float = 0.5, max_backoff_s: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, spill_to: Sequence[Path] = ()) -> None:
         self.store = store
+        self.spill_to = tuple(Path(p) for p in spill_to)
         self.limit = int(limit)
         self.on_stored = on_stored
         self.initial_backoff_s = initial_backoff_s
@@ -85,6 +250,13 @@ class PendingWrites:
         self._logged: set[str] = set()
         #: progress for the supervisor: writes done
         self.writes = 0
+        #: changes written to a spill file at stop (:meth:`spill`)
+        self.spilled = 0
+        #: changes loaded from spill files at start (:meth:`restore`)
+        self.restored = 0
+        #: the spill file written at stop, or the last one restored from
+        self.spill_file: Path | None = None
+        self._restoring: list[_Restored] = []
 
     # ---- the processing side ----------------------------------------------------------------------
     def __len__(self) -> int:
@@ -131,7 +303,7 @@ class PendingWrites:
                 log.error("%d alert change(s) waiting for the store: the queue is full; %d newer change(s) "
                           "refused so far (track %s)", len(self._q), self.dropped, getattr(event, "track_id", "?"))
             return
-        self._q.append((event, kw))
+        self._q.append((event, kw, None))
 
     def _down(self, why: str) -> None:
         if self._down_since is None:
@@ -171,7 +343,7 @@ class PendingWrites:
             with self._lock:
                 if not self._q:
                     break
-                event, kw = self._q[0]
+                event, kw, src = self._q[0]
             try:
                 alert = self._apply(event, kw)
             except Exception as exc:  # noqa: BLE001 - sorted below: unavailable → retry; else dropped, logged
@@ -185,7 +357,9 @@ class PendingWrites:
                 alert = None
             with self._lock:
                 self._q.popleft()
-            if alert is not None:
+            if src is not None:
+                self._restored_one(*src)
+            elif alert is not None:
                 self.written_late += 1
                 if self.on_stored is not None:
                     self.on_stored(event, alert)
@@ -193,15 +367,167 @@ class PendingWrites:
         return True
 
     def flush(self, timeout: float) -> int:
-        """Give the queue up to ``timeout`` to be written (at stop); returns what is left (logged)."""
+        """Give the queue up to ``timeout`` seconds to be written (at stop), then :meth:`spill` what
+        is left; returns the number of changes not in the store (spilled or, when no spill file
+        could be written, lost: logged)."""
         end = time.monotonic() + timeout
         while self._q and time.monotonic() < end:
             if not self.drain():
                 time.sleep(min(0.2, max(0.0, end - time.monotonic())))
-        if self._q:
-            log.error("%d alert change(s) could not be written to the store before stopping (%s); they are lost",
-                      len(self._q), self.last_error)
-        return len(self._q)
+        left = len(self._q)
+        if left:
+            self.spill()
+        return left
+
+    # ---- spill at stop, restore at start -------------------------------------------------------------
+    def spill(self) -> Path | None:
+        """Write the queue, in order, to the first of ``spill_to`` that can be written (a new file
+        replacing any earlier one, written whole before it replaces it) and empty it; returns the
+        file, or None when there was nothing to spill or no file could be written (the changes are
+        then lost: logged, with the reasons). Changes restored at start and not yet written go
+        back to the file too, at its head: the earlier files they came from are removed."""
+        with self._drain_lock, self._lock:
+            items = list(self._q)
+            if not items:
+                return None
+            header = {"examwatch_pending": SPILL_FORMAT, "id": uuid.uuid4().hex,
+                      "store": str(getattr(getattr(self.store, "db", None), "url", "") or ""),
+                      "spilled_at": utc_iso(datetime.now(timezone.utc)), "count": 0,
+                      "supersedes": [r.id for r in self._restoring], "last_error": self.last_error}
+            lines = []
+            for event, kw, _src in items:
+                try:
+                    line, left_out = spill_line(event, kw)
+                except TypeError as exc:
+                    log.error("an alert change of track %s cannot be spilled (%s); it is lost",
+                              getattr(event, "track_id", "?"), exc)
+                    continue
+                if left_out:
+                    log.error("an alert change of track %s is spilled without %s", getattr(event, "track_id", "?"),
+                              ", ".join(left_out))
+                lines.append(line)
+            header["count"] = len(lines)
+            body = json.dumps(header, separators=(",", ":")) + "\n" + "".join(f"{line}\n" for line in lines)
+            errors = []
+            for path in self.spill_to:
+                try:
+                    _write_whole(path, body)
+                except OSError as exc:
+                    errors.append(f"{path}: {exc.strerror or exc}")
+                    continue
+                self._q.clear()
+                self.spilled += len(lines)
+                self.spill_file = path
+                for r in self._restoring:  # now in the new file
+                    _remove(r.marker)
+                    if r.path != path:
+                        _remove(r.path)
+                _remove(path.with_name(path.name + ".done"))
+                self._restoring = []
+                also = f" ({'; '.join(errors)})" if errors else ""
+                log.error("the alert store cannot take %d alert change(s) before stopping (%s): they are saved in %s%s "
+                          "and written first at the next start with this store", len(lines), self.last_error, path, also)
+                return path
+            log.error("%d alert change(s) could not be written to the store before stopping (%s), nor saved (%s); "
+                      "they are lost", len(items), self.last_error, "; ".join(errors) or "no spill file for this store")
+            return None
+
+    def restore(self) -> int:
+        """Load the changes spilled by an earlier stop with this store (every readable file of
+        ``spill_to``, oldest first, the changes already written skipped) at the head of the queue,
+        before any new one, and wake the writer; returns how many. A line that cannot be read is
+        logged and skipped. Call it before the processing starts."""
+        found = []
+        for path in self.spill_to:
+            try:
+                text_ = path.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                _remove(path.with_name(path.name + ".done"))  # a file gone with its marker left behind
+                continue
+            except OSError as exc:
+                log.error("cannot read the alert changes saved in %s (%s); they stay there", path, exc.strerror or exc)
+                continue
+            lines = text_.splitlines()
+            try:
+                header = json.loads(lines[0]) if lines else None
+            except ValueError:
+                header = None
+            if not isinstance(header, dict) or header.get("examwatch_pending") != SPILL_FORMAT:
+                log.error("%s is not a file of saved alert changes (format %s); left as it is", path, SPILL_FORMAT)
+                continue
+            found.append((str(header.get("spilled_at") or ""), path, header, lines[1:]))
+        superseded = {i for _, _, h, _ in found for i in (h.get("supersedes") or [])}
+        items: list = []
+        restoring = []
+        for _, path, header, lines in sorted(found, key=lambda f: f[0]):
+            fid = str(header.get("id") or "")
+            if fid in superseded:
+                log.info("%s was replaced by a newer file of saved alert changes; removed", path)
+                _remove(path)
+                _remove(path.with_name(path.name + ".done"))
+                continue
+            r = _Restored(path=path, id=fid, total=len(lines), done=_read_marker(path, fid))
+            n0 = len(items)
+            for i, line in enumerate(lines[r.done:], start=r.done + 1):
+                try:
+                    event, kw = parse_spill_line(line)
+                except InputError as exc:
+                    self.failed += 1
+                    log.error("%s line %d: %s; that alert change is skipped", path, i + 1, exc)
+                    continue
+                items.append((event, kw, (r, i)))
+            r.left = len(items) - n0
+            restoring.append(r)
+            log.warning("%d alert change(s) saved at the last stop (%s, %s) are written to the store first%s",
+                        len(items) - n0, header.get("spilled_at"), path,
+                        f" ({r.done} of the file were already written)" if r.done else "")
+            if len(items) == n0:
+                self._finished(r)
+        with self._lock:
+            self._q.extendleft(reversed(items))
+            self._restoring.extend(r for r in restoring if r.left)
+        self.restored += len(items)
+        if restoring:
+            self.spill_file = restoring[-1].path
+        if items:
+            self.wake.set()
+        return len(items)
+
+    @property
+    def restore_left(self) -> int:
+        """Restored changes not yet in the store."""
+        return sum(r.left for r in self._restoring)
+
+    def _restored_one(self, r: _Restored, line_no: int) -> None:
+        """Change ``line_no`` (1-based) of ``r`` is in the store: note it beside the file (so that a
+        kill now rewrites at most that one, which changes nothing); the file goes with the last."""
+        r.done = max(r.done, line_no)
+        r.left -= 1
+        if r.left <= 0:
+            self._finished(r)
+            return
+        try:
+            _write_whole(r.marker, f"{r.id} {r.done}\n", sync=False)
+        except OSError as exc:
+            key = f"marker {r.marker}"
+            if key not in self._logged:
+                self._logged.add(key)
+                log.warning("cannot note the progress in %s (%s): a kill now would write some of its changes "
+                            "again at the next start", r.marker, exc.strerror or exc)
+
+    def _finished(self, r: _Restored) -> None:
+        """Every change of ``r`` is in the store: the file goes first, then its marker (the other
+        order could make a kill between them write the file's changes again)."""
+        try:
+            r.path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.error("every alert change saved in %s is in the store, but the file cannot be removed (%s); "
+                      "remove it, or its changes are written again at the next start", r.path, exc.strerror or exc)
+            return
+        _remove(r.marker)
+        if r in self._restoring:
+            self._restoring.remove(r)
+        log.info("the alert change(s) saved in %s are in the store (%d line(s)); file removed", r.path, r.total)
 
     def stop(self) -> None:
         self._stop.set()
@@ -211,11 +537,48 @@ class PendingWrites:
     def health(self) -> dict:
         """``/health`` → ``store``."""
         why = self.last_error
-        ok = self._down_since is None and not self._q
+        restore_left = self.restore_left
+        # changes restored at start wait for no fault: the store works while it writes them
+        ok = self._down_since is None and (not self._q or restore_left > 0)
         t = self._in_flight
         if t is not None and self.clock() - t > SLOW_WRITE_S:
             ok = False
             why = why or f"a write has waited {self.clock() - t:.1f} s for the store (locked?)"
         return {"ok": ok, "pending": len(self._q), "dropped": self.dropped, "failed": self.failed,
                 "last_error": None if ok else why,
-                "since": None if self._down_since is None else utc_iso(self._down_since)}
+                "since": None if self._down_since is None else utc_iso(self._down_since),
+                "spilled": self.spilled, "restored": self.restored, "restore_left": restore_left,
+                "spill_file": None if self.spill_file is None else str(self.spill_file)}
+
+
+def _write_whole(path: Path, body: str, *, sync: bool = True) -> None:
+    """``body`` into ``path``, whole or not at all (a temporary file beside it, replacing it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(body)
+            if sync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        _remove(tmp)
+        raise
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("cannot remove %s: %s", path, exc.strerror or exc)
+
+
+def _read_marker(path: Path, fid: str) -> int:
+    """How many changes of the spill file ``path`` (id ``fid``) are already in the store."""
+    marker = path.with_name(path.name + ".done")
+    try:
+        got_id, _, n = marker.read_text(encoding="utf-8").strip().partition(" ")
+    except OSError:
+        return 0
+    return int(n) if got_id == fid and n.isdigit() else 0

@@ -17,7 +17,8 @@ import logging
 import queue
 from dataclasses import replace
 from datetime import timedelta, datetime, timezone
-from typing import Callable, Iterable
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -59,7 +60,7 @@ class Processing:
                  scheduler: Scheduler | None = None, coalesce_samples: int = 1 << 19, worker_nice: int = 5,
                  clock: Callable[[], float], resume: Iterable[str] = (),
                  on_event: list | None = None, on_alert: list | None = None,
-                 pending_limit: int | None = None) -> None:
+                 pending_limit: int | None = None, spill_to: Sequence[Path] = ()) -> None:
         self.engine = engine
         self.source = source
         self.status = status
@@ -76,7 +77,7 @@ class Processing:
         self.on_event: list[Callable[[dict], None]] = on_event if on_event is not None else []
         self.on_alert: list[Callable[[dict, object], None]] = on_alert if on_alert is not None else []
         #: the store's writes, queued in order while the store is unavailable (see pipeline.pending)
-        self.pending = (PendingWrites(store, on_stored=self._stored_late,
+        self.pending = (PendingWrites(store, on_stored=self._stored_late, spill_to=spill_to,
                                       **({"limit": pending_limit} if pending_limit else {}))
                         if store is not None else None)
         #: blocks taken off the queue and processed (the supervisor's progress of this stage)
@@ -164,8 +165,10 @@ class Processing:
             if len(self.pending):
                 if ev.track_id not in self._evidence_skipped and self.evidence is not None:
                     self._evidence_skipped.add(ev.track_id)
-                    log.warning("track %s: the store is unavailable; its change waits in memory, and its evidence "
-                                "is recorded at its next change once the store is back", ev.track_id)
+                    why = ("the store is unavailable" if self.pending.last_error
+                           else "the changes saved at the last stop are written first")
+                    log.warning("track %s: %s; its change waits in memory, and its evidence is recorded at its "
+                                "next change once the queue is written", ev.track_id, why)
             else:
                 self.status.alerts_stored += 1
             return None
