@@ -72,17 +72,24 @@ def test_a_held_sqlite_write_lock_loses_nothing(tmp_path):
         store.close()
 
 
-def test_a_read_only_database_loses_nothing(tmp_path):
+def _read_only(store) -> dict:
     """Root ignores file modes, so the fault is injected where SQLite itself refuses writes:
-    ``PRAGMA query_only`` on the store's connections (SQLITE_READONLY, "attempt to write a readonly
-    database", as for a read-only file or folder)."""
-    store = open_store(None, data_dir=tmp_path)
-    eng = ScriptedEngine(every=4)
-    ro = {"on": False}
+    ``PRAGMA query_only`` on every connection the store takes, before its BEGIN, while
+    ``flag["on"]`` (SQLITE_READONLY, "attempt to write a readonly database", as for a read-only
+    file or folder)."""
+    flag = {"on": False}
 
     @event.listens_for(store.engine.pool, "checkout")
-    def _query_only(dbapi_conn, _rec, _proxy):  # every connection the store takes, before its BEGIN
-        dbapi_conn.execute(f"PRAGMA query_only={'ON' if ro['on'] else 'OFF'}")
+    def _query_only(dbapi_conn, _rec, _proxy):
+        dbapi_conn.execute(f"PRAGMA query_only={'ON' if flag['on'] else 'OFF'}")
+
+    return flag
+
+
+def test_a_read_only_database_loses_nothing(tmp_path):
+    store = open_store(None, data_dir=tmp_path)
+    eng = ScriptedEngine(every=4)
+    ro = _read_only(store)
 
     def inject():
         ro["on"] = True
@@ -94,6 +101,58 @@ def test_a_read_only_database_loses_nothing(tmp_path):
         _run_fault(store, eng, inject, release)
     finally:
         store.close()
+
+
+def test_changes_queued_when_the_monitor_stops_are_written_first_at_its_next_start(tmp_path):
+    """The monitor stops while the database is read-only: what is queued is spilled next to the
+    store (``/health`` → ``store.spilled``); the next start with the same store restores it
+    (``store.restored``), writes it within 5 s and before any change of the new run, and removes
+    the file. Every alert of both runs is in the store with its full history, none twice."""
+    state = tmp_path / "state"
+    spill = tmp_path / "examwatch.db.pending.jsonl"
+    store = open_store(None, data_dir=tmp_path)
+    ro = _read_only(store)
+    eng = ScriptedEngine(every=4)
+    mon = _monitor(store, eng, state_dir=state)
+    try:
+        assert wait_for(lambda: mon.health()["alerts_stored"] >= 3, 10), mon.health()
+        ro["on"] = True
+        assert wait_for(lambda: mon.health()["store"]["pending"] >= 6, 10), mon.health()
+        eng.limit = sum(map(len, eng.emitted.values()))  # no more alerts: the counts below are exact
+    finally:
+        mon.stop(timeout=2.0)
+    emitted = sum(map(len, eng.emitted.values()))
+    in_store = sum(a.version for a in store.list(limit=1000)[0])
+    h = mon.health()["store"]
+    assert h["spilled"] == emitted - in_store and h["spilled"] >= 6, (h, emitted, in_store)
+    assert (h["pending"], h["dropped"], h["restored"], h["spill_file"]) == (0, 0, 0, str(spill))
+    assert len(spill.read_text().splitlines()) == h["spilled"] + 1  # the header, one line per change
+    assert not state.exists()
+    store.close()
+
+    store = open_store(None, data_dir=tmp_path)  # the next start, the data folder writable again
+    eng2 = ScriptedEngine(every=4)
+    t0 = time.monotonic()
+    mon2 = _monitor(store, eng2, run_id="run2", state_dir=state)
+    try:
+        assert mon2.health()["store"]["restored"] == h["spilled"]
+        assert wait_for(lambda: mon2.health()["store"]["restore_left"] == 0, 5.0), mon2.health()["store"]
+        assert time.monotonic() - t0 < 5.0
+        assert not spill.exists()
+        eng2.limit = 6
+        assert wait_for(lambda: sum(map(len, eng2.emitted.values())) >= 6, 10)
+        assert wait_for(lambda: mon2.health()["store"]["pending"] == 0, 5), mon2.health()["store"]
+        h2 = mon2.health()["store"]
+        assert (h2["ok"], h2["restored"], h2["restore_left"], h2["spilled"], h2["failed"]) == (True, h["spilled"], 0, 0, 0)
+    finally:
+        mon2.stop()
+    assert_every_alert_survived(store, eng, run_id="run")
+    assert_every_alert_survived(store, eng2, run_id="run2")
+    alerts = store.list(limit=1000)[0]
+    last_old = max(x.at for a in alerts if a.run_id == "run" for x in store.history(a.id))
+    first_new = min(x.at for a in alerts if a.run_id == "run2" for x in store.history(a.id))
+    assert last_old <= first_new  # the restored changes went first
+    store.close()
 
 
 def test_postgres_connections_cut_by_the_server_lose_nothing(tmp_path):
