@@ -22,15 +22,19 @@ def _monitor(store, engine, **kw):
 
 
 def _run_fault(store, eng, inject, release, *, fault_s=4.0):
-    """Run until the first alerts are stored, inject the fault, watch /health, release, and check."""
+    """Run until the first alerts are stored, inject the fault, watch /health, release, and check.
+    Returns the seconds until ``/health`` said ``store.ok`` false, the ``store.last_error`` it said
+    then, and the seconds until the queue was written once the fault was lifted."""
     mon = _monitor(store, eng)
     try:
         assert wait_for(lambda: mon.health()["alerts_stored"] >= 3, 10), mon.health()
         assert mon.health()["store"]["ok"] is True
         inject()
         t0 = time.monotonic()
-        assert wait_for(lambda: not mon.health()["store"]["ok"], 5.0), mon.health()
+        seen: list = []
+        assert wait_for(lambda: not (seen.append(mon.health()["store"]) or seen[-1])["ok"], 5.0), mon.health()
         took = time.monotonic() - t0
+        why = seen[-1]["last_error"]
         assert took < 5.0
         assert wait_for(lambda: mon.health()["store"]["pending"] > 0, 5.0), mon.health()
         h = mon.health()
@@ -53,7 +57,7 @@ def _run_fault(store, eng, inject, release, *, fault_s=4.0):
     finally:
         mon.stop()
     assert_every_alert_survived(store, eng)
-    return took, drained
+    return took, why, drained
 
 
 def test_a_held_sqlite_write_lock_loses_nothing(tmp_path):
@@ -65,8 +69,10 @@ def test_a_held_sqlite_write_lock_loses_nothing(tmp_path):
         other.execute("BEGIN IMMEDIATE")  # another connection holds the write lock
 
     try:
-        took, drained = _run_fault(store, eng, hold, lambda: other.execute("COMMIT"), fault_s=8.0)
+        took, why, drained = _run_fault(store, eng, hold, lambda: other.execute("COMMIT"), fault_s=8.0)
         assert took < 5.0 and drained < 10.0
+        assert why == "the alert store cannot be written: database is locked" or \
+            why.startswith("a write has waited"), why
     finally:
         other.close()
         store.close()
@@ -98,7 +104,40 @@ def test_a_read_only_database_loses_nothing(tmp_path):
         ro["on"] = False
 
     try:
-        _run_fault(store, eng, inject, release)
+        took, why, drained = _run_fault(store, eng, inject, release)
+        assert took < 5.0 and drained < 10.0
+        assert why == ("the alert store cannot be written: the data folder or the database file is read-only: make it "
+                       "writable (attempt to write a readonly database)"), why
+    finally:
+        store.close()
+
+
+def test_a_full_disk_loses_nothing(tmp_path):
+    """The data folder's disk fills up: ``PRAGMA max_page_count`` at the database's current size on
+    every connection the store takes makes SQLite refuse to grow the file (SQLITE_FULL, "database
+    or disk is full", as on a full disk). ``/health`` says the data folder is full within 5 s,
+    detection goes on, and once there is room again every alert is in the store with its history."""
+    store = open_store(None, data_dir=tmp_path)
+    eng = ScriptedEngine(every=4)
+    full = {"pages": None}
+
+    @event.listens_for(store.engine.pool, "checkout")
+    def _max_pages(dbapi_conn, _rec, _proxy):
+        pages = full["pages"]
+        dbapi_conn.execute(f"PRAGMA max_page_count={pages if pages is not None else 4294967294}")
+
+    def inject():
+        with store.engine.connect() as c:  # the file as it is now, not a page more
+            full["pages"] = c.exec_driver_sql("PRAGMA page_count").scalar()
+
+    def release():
+        full["pages"] = None
+
+    try:
+        took, why, drained = _run_fault(store, eng, inject, release)
+        assert took < 5.0 and drained < 10.0
+        assert why == ("the alert store cannot be written: the data folder is full: free space on its disk "
+                       "(database or disk is full)"), why
     finally:
         store.close()
 
