@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import uuid
 
 from sqlalchemy import event, text
 
@@ -195,63 +196,102 @@ def test_changes_queued_when_the_monitor_stops_are_written_first_at_its_next_sta
 
 
 def test_postgres_connections_cut_by_the_server_lose_nothing(tmp_path):
-    """For 3 s the loopback server terminates every connection of the store
-    (``pg_terminate_backend``, as at a server restart) while alerts are written."""
+    """The loopback server terminates every connection of the store (``pg_terminate_backend``, as
+    at a server restart), first for 3 s while it still accepts new ones (each write retries on a
+    fresh connection), then for 4 s while it refuses the store's logins too (the store connects as
+    a role of its own, made ``NOLOGIN``: the server is not back yet). ``/health`` says
+    ``store.ok`` false with the reason within 5 s of that, detection goes on, and after the server
+    accepts the store again every alert is in the store with its full history, none twice."""
     from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
 
     from tests.push import pg_base_url, pg_schema
 
-    base = pg_base_url()
+    base = pg_base_url()  # skips (fails under CI) when no PostgreSQL is reachable, saying why
+    role = f"ew_store_{uuid.uuid4().hex[:10]}"
+    killer = create_engine(base, isolation_level="AUTOCOMMIT")
     with pg_schema(base) as url:
-        store = open_store(url, data_dir=tmp_path)
-        name = "examwatch-store-under-test"
-
-        @event.listens_for(store.engine, "connect")
-        def _name(dbapi_conn, _rec):
-            with dbapi_conn.cursor() as cur:
-                cur.execute(f"SET application_name = '{name}'")
-            dbapi_conn.commit()
-
-        store.engine.dispose()
-        killer = create_engine(base, isolation_level="AUTOCOMMIT")
+        schema = make_url(url).query["options"].split("=", 1)[1]
+        with killer.connect() as c:
+            c.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+            c.execute(text(f'GRANT ALL ON SCHEMA "{schema}" TO "{role}"'))
+        store = open_store(make_url(url).set(username=role).render_as_string(hide_password=False), data_dir=tmp_path)
         cut = {"on": False, "n": 0}
         stop = threading.Event()
+
+        def terminate() -> int:
+            with killer.connect() as c:
+                return c.execute(text(
+                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE usename = :r AND pid <> pg_backend_pid()"), {"r": role}).scalar() or 0
 
         def cutter():
             while not stop.is_set():
                 if cut["on"]:
-                    with killer.connect() as c:
-                        cut["n"] += c.execute(text(
-                            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
-                            "WHERE application_name = :n AND pid <> pg_backend_pid()"), {"n": name}).scalar() or 0
+                    cut["n"] += terminate()
                 time.sleep(0.02)
+
+        def logins(on: bool) -> None:
+            with killer.connect() as c:
+                c.execute(text(f'ALTER ROLE "{role}" {"LOGIN" if on else "NOLOGIN"}'))
 
         th = threading.Thread(target=cutter, daemon=True)
         th.start()
         eng = ScriptedEngine(every=4)
-        mon = _monitor(store, eng)
+        mon = _monitor(store, eng, state_dir=tmp_path / "state")
         try:
             assert wait_for(lambda: mon.health()["alerts_stored"] >= 3, 10), mon.health()
             cut["on"] = True
             time.sleep(3.0)
             cut["on"] = False
             assert cut["n"] > 0
+            assert wait_for(lambda: mon.health()["store"]["ok"] and mon.health()["store"]["pending"] == 0, 10), \
+                mon.health()["store"]
+
+            # the server goes away: the store's connections cut, its logins refused
+            logins(False)
+            n = terminate()
+            t0 = time.monotonic()
+            seen: list = []
+            assert wait_for(lambda: not (seen.append(mon.health()["store"]) or seen[-1])["ok"], 5.0), mon.health()
+            took = time.monotonic() - t0
+            assert n >= 1 and took < 5.0
+            why = seen[-1]["last_error"]
+            assert why.startswith("the alert store cannot be written: ") and "127.0.0.1" in why, why
+            assert wait_for(lambda: mon.health()["store"]["pending"] > 0, 5.0), mon.health()["store"]
+            h = mon.health()
+            assert h["status"] == "degraded" and h["last_error"].startswith("store: the alert store cannot be written")
+            f0 = h["frames_processed"]
+            time.sleep(4.0)
+            h = mon.health()
+            assert h["frames_processed"] > f0 + 20  # detection goes on
+            assert h["store"]["ok"] is False and h["store"]["pending"] > 0 and h["store"]["dropped"] == 0
+
+            logins(True)  # the server is back
+            t1 = time.monotonic()
+            assert wait_for(lambda: mon.health()["store"]["ok"] and mon.health()["store"]["pending"] == 0, 10.0), \
+                mon.health()["store"]
+            assert time.monotonic() - t1 < 10.0
             eng.limit = sum(map(len, eng.emitted.values())) + 6
             assert wait_for(lambda: sum(map(len, eng.emitted.values())) >= eng.limit, 15)
             assert wait_for(lambda: mon.health()["store"]["pending"] == 0 and mon.health()["store"]["ok"], 15), mon.health()
             h = mon.health()
-            assert h["status"] == "ok"
+            assert h["status"] == "ok" and (h["store"]["spilled"], h["store"]["failed"]) == (0, 0)
             assert all(c["state"] in ("running", "finished") for c in h["components"].values()), h["components"]
         finally:
             stop.set()
             mon.stop()
             th.join(2)
-            killer.dispose()
         try:
             assert_every_alert_survived(store, eng)
         finally:
             store.close()
-
+            with killer.connect() as c:
+                c.execute(text(f'ALTER ROLE "{role}" LOGIN'))
+                terminate()
+                c.execute(text(f'DROP OWNED BY "{role}"'))
+                c.execute(text(f'DROP ROLE "{role}"'))
+            killer.dispose()
 
 def test_reads_get_503_while_another_program_holds_the_database_exclusively(tmp_path, monkeypatch):
     """Another program (a backup script, the ``sqlite3`` shell) takes the database with
