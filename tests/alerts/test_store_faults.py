@@ -73,3 +73,28 @@ def test_a_write_request_gets_503_with_the_reason_while_the_store_is_locked(tmp_
     assert r.status_code == 200 and r.json()["version"] == 2
     assert [h.version for h in store.history(a.id)] == [1, 2]  # the refused request wrote nothing
     store.close()
+
+
+def test_a_full_or_read_only_database_is_said_in_the_operators_words(tmp_path):
+    import errno
+
+    from sqlalchemy.exc import OperationalError
+
+    c = sqlite3.connect(tmp_path / "x.db")
+    c.execute("CREATE TABLE t (x)")
+    c.execute("PRAGMA max_page_count=2")  # the file may not grow: SQLITE_FULL, as on a full disk
+    with pytest.raises(sqlite3.OperationalError) as full:
+        c.execute("INSERT INTO t VALUES (randomblob(100000))")
+    c.execute("PRAGMA query_only=ON")  # SQLITE_READONLY, as for a read-only file (root ignores modes)
+    with pytest.raises(sqlite3.OperationalError) as ro:
+        c.execute("INSERT INTO t VALUES (1)")
+    c.close()
+    assert dbmod.unavailable_reason(OperationalError("INSERT", {}, full.value)) == \
+        "the data folder is full: free space on its disk (database or disk is full)"
+    assert dbmod.unavailable_reason(OperationalError("INSERT", {}, ro.value)) == \
+        "the data folder or the database file is read-only: make it writable (attempt to write a readonly database)"
+    assert dbmod.unavailable_reason(OSError(errno.ENOSPC, "No space left on device")) == \
+        "the data folder is full: free space on its disk ([Errno 28] No space left on device)"
+    assert dbmod.unavailable_reason(OperationalError("SELECT", {}, sqlite3.OperationalError("database is locked"))) == \
+        "database is locked"
+    assert dbmod.unavailable_reason(ValueError("a bug")) is None
