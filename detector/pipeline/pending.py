@@ -478,10 +478,11 @@ class PendingWrites:
                 items.append((event, kw, (r, i)))
             r.left = len(items) - n0
             restoring.append(r)
-            log.warning("%d alert change(s) saved at the last stop (%s, %s) are written to the store first%s",
-                        len(items) - n0, header.get("spilled_at"), path,
-                        f" ({r.done} of the file were already written)" if r.done else "")
-            if len(items) == n0:
+            if r.left:
+                log.warning("%d alert change(s) saved at the last stop (%s, %s) are written to the store first%s",
+                            r.left, header.get("spilled_at"), path,
+                            f" ({r.done} of the file were already written)" if r.done else "")
+            else:
                 self._finished(r)
         with self._lock:
             self._q.extendleft(reversed(items))
