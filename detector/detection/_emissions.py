@@ -150,6 +150,7 @@ def detect_stack(
     n, m = p_lin.shape
     bin_hz = float(freqs_hz[1] - freqs_hz[0]) if m > 1 else 1.0
     colmax = None
+    mean = None
     if n >= 4:
         # one floor for the stack, from its mean (n·L looks): the noise floor does not change within
         # a block of frames (a fraction of a second), the order statistic ignores emissions, and
@@ -244,4 +245,4 @@ def detect_stack(
     return StackResult(emissions=per_row, n_flagged=n_flag, rejected_dc=dc_rej, rejected_edge=edge_rej,
                        rejected_image=image_rej, rejected_baseline=base_rejected, noise_floor_dbfs=noise_all,
                        gain_offset_db=np.asarray(gain_offset, dtype=np.float64), floor_lin=floor, n_tested_bins=n_tested,
-                       power_lin=p_lin)
+                       power_lin=p_lin, stack_mean_lin=None if mean is None else mean[0])

@@ -28,6 +28,7 @@ Without a strong station there is no reference: no verdict (``status()["referenc
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,6 +68,9 @@ class _Reference:
     med_lin: NDArray[np.float64]  # survey median (linear) of the quiet bins
     floor_db: float  # survey floor: median of the quiet bins' survey medians
     stations: tuple[tuple[int, int, float], ...]  # (lo, hi) bins inclusive, survey level dB
+    #: the runs of ``seg`` (nondecreasing): counts per segment, run starts, segments that have
+    #: bins, and the lower and upper middle index of each such run
+    runs: tuple[NDArray[np.intp], ...] = ()
 
 
 @dataclass
@@ -107,8 +111,22 @@ def _reference(cfg: JammingConfig, freqs_hz: NDArray, aligned, center_hz: float 
         level = float(np.max(med[lo:hi + 1]))
         if np.isfinite(floor_db) and level - floor_db >= cfg.station_over_floor_db:
             stations.append((lo, hi, level))
+    counts = np.bincount(seg, minlength=cfg.segments)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    has = np.flatnonzero(counts)
+    runs = (counts, starts, has, starts[has] + (counts[has] - 1) // 2, starts[has] + counts[has] // 2)
     return _Reference(quiet=quiet, seg=seg, seg_lo_hz=seg_lo, seg_hi_hz=seg_hi,
-                      med_lin=10.0 ** (med[quiet] / 10.0), floor_db=floor_db, stations=tuple(stations))
+                      med_lin=10.0 ** (med[quiet] / 10.0), floor_db=floor_db, stations=tuple(stations), runs=runs)
+
+
+def _median(x: NDArray) -> float:
+    """The median of a short 1-D array (NaN when empty), without :func:`numpy.median`'s overhead."""
+    n = x.size
+    if n == 0:
+        return float("nan")
+    s = np.sort(x)
+    h = n // 2
+    return float(s[h]) if n % 2 else 0.5 * (float(s[h - 1]) + float(s[h]))
 
 
 class JammingMonitor:
@@ -128,9 +146,11 @@ class JammingMonitor:
         return dict(self.last) if self.last is not None else {"reference": None}
 
     def check(self, freqs_hz: NDArray, aligned, power_lin: NDArray, t_s: float, frame_s: float, *,
-              center_hz: float | None = None) -> list[JammingEvent]:
+              center_hz: float | None = None, mean_lin: NDArray | None = None) -> list[JammingEvent]:
         """The stack ``power_lin`` (linear, (n, m)) at stream time ``t_s`` (its last frame) against
-        the survey ``aligned`` on the grid ``freqs_hz``; the ``jamming`` events it gives (0 or 1)."""
+        the survey ``aligned`` on the grid ``freqs_hz``; the ``jamming`` events it gives (0 or 1).
+        ``mean_lin`` (m,): the stack's mean over its frames when the caller has it (detection forms
+        it for its floor), else it is computed here."""
         cfg = self.config
         if aligned is None or freqs_hz.size < 2 * cfg.segments:
             return []
@@ -145,32 +165,30 @@ class JammingMonitor:
             ref = self._refs[rkey] = _reference(cfg, freqs_hz, aligned, center_hz)
         if ref.quiet.size == 0:
             return []
-        p = np.atleast_2d(power_lin)
-        mean_lin = p.mean(axis=0, dtype=np.float64)  # over the frames first: no copy of the stack
+        if mean_lin is None:
+            mean_lin = np.atleast_2d(power_lin).mean(axis=0, dtype=np.float64)  # over the frames first: no copy
         live = mean_lin[ref.quiet] / ref.med_lin
         rise = np.full(cfg.segments, np.nan)
-        # the median of each segment at once: sort by (segment, value), take the middle of each run
-        order = np.lexsort((live, ref.seg))
-        srt = live[order]
-        counts = np.bincount(ref.seg, minlength=cfg.segments)
-        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-        has = np.flatnonzero(counts)
-        lo_mid = starts[has] + (counts[has] - 1) // 2
-        hi_mid = starts[has] + counts[has] // 2
+        # the median of each segment at once: the quiet bins are in segment order, so one sort of
+        # segment + value/scale (scale > every value: each segment stays in its unit interval)
+        # orders the values within their segments; take the middle of each run
+        scale = float(live.max()) * 1.000001 + 1e-300 if live.size else 1.0
+        srt = (np.sort(ref.seg + live / scale) - ref.seg) * scale
+        _, _, has, lo_mid, hi_mid = ref.runs
         rise[has] = 10.0 * np.log10(np.maximum(0.5 * (srt[lo_mid] + srt[hi_mid]), 1e-30))
         have = np.isfinite(rise)
         jammed = have & (rise >= cfg.rise_db)
         share = float(jammed.sum() / max(int(have.sum()), 1))
-        r_db = float(np.median(rise[jammed])) if jammed.any() else float(np.median(rise[have]))
+        r_db = _median(rise[jammed]) if jammed.any() else _median(rise[have])
         c_db = None
         if ref.stations:
-            m = p.shape[1]
+            m = mean_lin.shape[0]
             mean_st = []
             for lo, hi, level in ref.stations:
                 a, b = max(lo - 1, 0), min(hi + 2, m)
                 lv = float(mean_lin[a:b].max())
-                mean_st.append(10.0 * np.log10(max(lv, 1e-30)) - level)
-            c_db = float(np.median(mean_st))
+                mean_st.append(10.0 * math.log10(max(lv, 1e-30)) - level)
+            c_db = _median(np.asarray(mean_st))
         verdict = (c_db is not None and share >= cfg.band_share and r_db >= cfg.rise_db
                    and c_db <= r_db - cfg.margin_db)
         self.last = {"rise_db": round(r_db, 2), "carrier_change_db": None if c_db is None else round(c_db, 2),

@@ -103,10 +103,21 @@ class StackResult:
     #: the stack's power per bin, linear, (n, m) float32: the framer's output as given, or the
     #: conversion of the dB input (so that the caller need not convert again)
     power_lin: NDArray[np.float32] | None = field(default=None, repr=False)
+    #: the stack's mean power per bin, linear, (m,) float32, when detection formed it (stacks of
+    #: ≥ 4 frames, whose one floor comes from it); None otherwise (see :meth:`mean_lin`)
+    stack_mean_lin: NDArray[np.float32] | None = field(default=None, repr=False)
     _floor_db: NDArray[np.float32] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return int(self.n_flagged.size)
+
+    def mean_lin(self) -> NDArray[np.floating]:
+        """The stack's mean power per bin, linear, shape (m,): the one detection formed, else
+        computed from :attr:`power_lin` (float64)."""
+        if self.stack_mean_lin is not None:
+            return self.stack_mean_lin
+        assert self.power_lin is not None
+        return np.atleast_2d(self.power_lin).mean(axis=0, dtype=np.float64)
 
     def floor_db(self, i: int) -> NDArray[np.float32]:
         """Noise floor of frame ``i`` in dB, shape (m,), float32."""

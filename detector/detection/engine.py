@@ -341,7 +341,8 @@ class DetectionEngine:
                                                        center_hz=center_hz))
             self._gain_offsets = res.gain_offset_db
             if self.jamming is not None:
-                events.extend(self.jamming.check(freqs, aligned, res.power_lin, t_last, frame_s, center_hz=center_hz))
+                events.extend(self.jamming.check(freqs, aligned, res.power_lin, t_last, frame_s, center_hz=center_hz,
+                                                 mean_lin=res.stack_mean_lin))
         return events
 
     def _correct_frequency(self, freqs, db, lin, center_hz, rbw_hz, t_s: float):

@@ -20,8 +20,11 @@ concatenated stream. It is the hot path of examwatch (issue #10), so it differs 
   before windowing (:func:`~detector.dsp.replace_nonfinite`), counted in ``nonfinite_samples``,
   and every frame one of whose segments held one is flagged in ``last_flagged``: a NaN never
   reaches a frame (it would make the whole frame NaN), and callers that build floors or baselines
-  drop the flagged frames (their power is low by the share of zeroed samples). The check costs
-  one ``isfinite`` pass per block and no copy when every sample is finite.
+  drop the flagged frames (their power is low by the share of zeroed samples). The check is
+  optimistic: a non-finite sample makes its frame's |X|² non-finite, so one sum over the block's
+  frames (n × nfft values instead of the block's samples) shows it; only then is the block framed
+  again with its samples checked and replaced (the samples carried to the next block are
+  counted in ``nonfinite_samples`` when it is read or the stream is reset).
 * **FFT backend.** ``scipy.fft`` (pocketfft, in place), or pyFFTW when installed (``backend="auto"``
   or ``"pyfftw"``): FFTW plans measured once per batch size (``FFTW_MEASURE``), ≈ 2× faster here.
 
@@ -41,7 +44,7 @@ import numpy as np
 import scipy.fft
 from numpy.typing import NDArray
 
-from detector.dsp._convert import replace_nonfinite
+from detector.dsp._convert import count_nonfinite, replace_nonfinite
 from detector.dsp._kernels import power_sums_kernel
 from detector.dsp._psd import PsdPlan
 
@@ -151,8 +154,7 @@ class FrameStream:
         self._carry = np.empty(0, dtype=np.complex64)
         self._carry_bad: NDArray[np.bool_] | None = None  # non-finite samples in the carry (None: none)
         self.frames_out = 0
-        #: non-finite samples pushed since the stream was made (replaced by 0; not reset by reset())
-        self.nonfinite_samples = 0
+        self._nonfinite = 0  # counted non-finite samples (see nonfinite_samples)
         #: per frame of the last push: True when one of its segments held a non-finite sample
         self.last_flagged: NDArray[np.bool_] = np.zeros(0, dtype=bool)
         # (−1)ⁿ moves bin k to k + nfft/2: the FFT output comes out fft-shifted
@@ -176,7 +178,16 @@ class FrameStream:
         """Independent looks behind each frame bin."""
         return self.segments_per_frame * self.plan.looks_per_segment
 
+    @property
+    def nonfinite_samples(self) -> int:
+        """Non-finite samples pushed since the stream was made (replaced by 0 where they reach a
+        frame; not reset by :meth:`reset`), the carry included."""
+        unchecked = count_nonfinite(self._carry) if self._carry_bad is None and self._carry.size else 0
+        return self._nonfinite + unchecked
+
     def reset(self) -> None:
+        if self._carry_bad is None and self._carry.size:  # the carry may have been taken unchecked
+            self._nonfinite += count_nonfinite(self._carry)
         self._carry = np.empty(0, dtype=np.complex64)
         self._carry_bad = None
 
@@ -187,13 +198,34 @@ class FrameStream:
         s = np.asarray(samples)
         if s.dtype != np.complex64:
             s = s.astype(np.complex64)
+        if self._carry_bad is None:
+            # optimistic: a NaN/inf sample makes its segments' |X|² non-finite, so one sum over the
+            # frames (n × nfft values, far fewer than the samples) tells whether any sample was
+            # not finite; only then is the block done again with the samples checked
+            with np.errstate(invalid="ignore", over="ignore"):  # inf × window, inf − inf: NaN, seen below
+                out = self._frames(s, None, check=True)
+            if out is not None:
+                return out
+            carry, cbad = replace_nonfinite(self._carry)  # the carry was taken unchecked
+            if cbad is not None:
+                self._nonfinite += int(np.count_nonzero(cbad))
+                self._carry, self._carry_bad = carry, cbad
         s, bad = replace_nonfinite(s)
+        out = self._frames(s, bad, check=False)
+        assert out is not None  # check=False always gives the frames
+        return out
+
+    def _frames(self, s: NDArray[np.complex64], bad: NDArray[np.bool_] | None, *,
+                check: bool) -> tuple[NDArray[np.float32], int] | None:
+        """:meth:`push` of the samples ``s`` (``bad``: their non-finite marks, None when there are
+        none or, with ``check``, when they were not looked at). With ``check``, None (and the
+        stream unchanged) when a frame came out non-finite."""
         plan, spf = self.plan, self.segments_per_frame
         nfft, step = plan.nfft, plan.step
         c = self._carry.size
         all_bad = None  # non-finite marks over carry + block, only when there are some
         if bad is not None or self._carry_bad is not None:
-            self.nonfinite_samples += 0 if bad is None else int(np.count_nonzero(bad))
+            self._nonfinite += 0 if bad is None else int(np.count_nonzero(bad))
             all_bad = np.concatenate((self._carry_bad if self._carry_bad is not None else np.zeros(c, dtype=bool),
                                       bad if bad is not None else np.zeros(s.size, dtype=bool)))
         n_frames = plan.segments_in(c + s.size) // spf
@@ -239,6 +271,8 @@ class FrameStream:
                 np.multiply(bv[b0 - k_head:r1 - k_head], self._window, out=seg[b0 - r0:r1 - r0])  # type: ignore[index]  # bv: rows > k_head
             # |X|² = re² + im² (no sqrt as in np.abs), summed over each frame's segments
             self._power_sums(self._fft(r1 - r0), spf, frames[f0:f1])
+        if check and not np.isfinite(frames.sum()):
+            return None
         frames *= np.float32(plan.scale / spf)
         used = n_frames * self.advance
         self._carry = s[used - c:].copy() if used >= c else np.concatenate((self._carry[used:], s))
