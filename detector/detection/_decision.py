@@ -1,7 +1,7 @@
 """Alert decisions from tracks, with reasons and an explainable suspicion score.
 
 A track becomes an alert when it was flagged in K of the last M observed frames (persistence; frames
-left out of detection for NaN/inf samples are not counted, :meth:`Tracker.blind`) or repeats
+left out of detection for NaN/inf samples are not counted, :meth:`~detector.detection.Tracker.blind`) or repeats
 in bursts, unless a whitelisted channel explains it (and it is not far above its baseline level).
 Where the baseline covers it, its peak must exceed the survey's high quantile by ``min_excess_db``;
 on a channel that was on the air most of the survey (occupancy ≥ ``known_channel_occupancy``:

@@ -1,6 +1,6 @@
 """The detection engine: IQ blocks (or spectra) → frames → emissions → tracks → events.
 
-Size: about 480 lines, kept whole: :class:`DetectionEngine` is one per-run state machine (framing,
+Size: about 530 lines, kept whole: :class:`DetectionEngine` is one per-run state machine (framing,
 detection, tracking, event reporting) whose parts share its state; the stages it drives live in
 their own modules (``_emissions``, ``_tracking``, ``_missing``, ``_freq_error``, ``_jamming``).
 
@@ -24,7 +24,7 @@ gain (null otherwise); detection itself always works in dBFS.
 Frames cut from NaN/inf samples (flagged by the frame stream, or spectra with
 ``meta["nonfinite"]``) are left out of detection and counted in ``frames_excluded``: no CFAR floor,
 ``missing``, ``jamming`` or frequency-error estimate sees them, and for the tracker and the decision
-they are a gap with no observation (:meth:`Tracker.blind`), not silence. When no frame is flagged
+they are a gap with no observation (:meth:`~detector.detection.Tracker.blind`), not silence. When no frame is flagged
 this costs one ``any()`` over the block's few frame flags.
 
 ``update`` is emitted when a track's alert state or class changes, when its center moves by more

@@ -19,8 +19,9 @@ concatenated stream. It is the hot path of examwatch (issue #10), so it differs 
 * **Non-finite samples.** NaN or ±inf samples (start-up garbage, a bad driver) are replaced by 0
   before windowing (:func:`~detector.dsp.replace_nonfinite`), counted in ``nonfinite_samples``,
   and every frame one of whose segments held one is flagged in ``last_flagged``: a NaN never
-  reaches a frame (it would make the whole frame NaN), and callers that build floors or baselines
-  drop the flagged frames (their power is low by the share of zeroed samples). The check costs
+  reaches a frame (it would make the whole frame NaN), and the callers drop the flagged frames
+  (their power is low by the share of zeroed samples): the baseline builder, ``spectrum``, and
+  the detection engine, which counts them (``frames_excluded``) and treats them as a gap. The check costs
   one ``isfinite`` pass per block and no copy when every sample is finite.
 * **FFT backend.** ``scipy.fft`` (pocketfft, in place), or pyFFTW when installed (``backend="auto"``
   or ``"pyfftw"``): FFTW plans measured once per batch size (``FFTW_MEASURE``), ≈ 2× faster here.
