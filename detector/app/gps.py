@@ -3,7 +3,9 @@
 :func:`position_provider` turns a parsed ``--gps`` (:func:`detector.sources.gps.parse_gps_spec`: a
 fixed position, an NMEA/GPX log, or a gpsd client) into ``provider(block) -> Position | None``,
 which the monitor's capture asks for every block that carries no position of its own (a
-simulated receiver carries its own).
+simulated receiver carries its own). :func:`track_positions` gives the locator
+(:func:`detector.localization.tracks.track_locator`) the same log as a function of the engine's
+timeline, for its clock-offset check (a live gpsd keeps no track: there is none).
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import datetime
 from typing import Callable
+
+import numpy as np
 
 from detector.core.types import IQBlock, Position
 from detector.sources.gps import GpsTrack
 
-__all__ = ["position_provider", "follow_gpsd", "GPSD_MAX_AGE_S"]
+__all__ = ["position_provider", "follow_gpsd", "track_positions", "GPSD_MAX_AGE_S"]
 
 log = logging.getLogger("examwatch.monitor")
 
@@ -42,6 +47,17 @@ def position_provider(track, *, gpsd_retry_s: float = 5.0, component=None) -> Ca
         return from_log
     latest = follow_gpsd(track, retry_s=gpsd_retry_s, component=component)
     return lambda block: latest()
+
+
+def track_positions(track, wall_start: datetime | None):
+    """``positions(t_s) -> (lat, lon)`` (degrees, float64 arrays, NaN without a fix) of a recorded
+    GPS log at engine-timeline times ``t_s`` (s from ``wall_start``, the UTC time of timeline second
+    0), as :func:`position_provider` pairs blocks with it; None for a fixed position, a live gpsd
+    or an unknown start (nothing to check a clock against)."""
+    if not isinstance(track, GpsTrack) or track.is_fixed or wall_start is None:
+        return None
+    t0 = wall_start.timestamp()
+    return lambda t_s: track.interpolate(t0 + np.asarray(t_s, dtype=np.float64))
 
 
 def follow_gpsd(client, *, retry_s: float = 5.0, component=None) -> Callable[[], Position | None]:

@@ -13,6 +13,7 @@ import typer
 
 from detector.cli._common import JsonOpt, console_err
 from detector.core.errors import InputError
+from detector.localization._timing import DEFAULT_GPS_ERROR_M, DEFAULT_MAX_CLOCK_OFFSET_S, MIN_GPS_OVERLAP
 
 POWER_COLUMNS = ("power_dbm", "power_dbfs")
 #: Plausible ranges: a dBm reading outside them is another unit (W, mW, linear), not dBm/dBFS.
@@ -136,11 +137,11 @@ def locate(
     method: Annotated[str, typer.Option("--method", help="nls (default), grid, or centroid (baseline).")] = "nls",
     max_gps_age: Annotated[float, typer.Option("--max-gps-age-s", help="Use a GPS fix only within this many seconds of a reading.")] = 5.0,
     gps_date: Annotated[Optional[str], typer.Option("--gps-date", help="Date (YYYY-MM-DD, UTC) for NMEA logs whose sentences carry no date (GGA only).")] = None,
-    max_clock_offset: Annotated[float, typer.Option("--max-clock-offset-s", help="With --gps: refuse a location (not_localizable) when the readings fit the track best at a clock offset beyond this many seconds.")] = 2.0,
+    max_clock_offset: Annotated[float, typer.Option("--max-clock-offset-s", help="With --gps: refuse a location (not_localizable) when the readings fit the track best at a clock offset beyond this many seconds.")] = DEFAULT_MAX_CLOCK_OFFSET_S,
     clock_offset: Annotated[float, typer.Option("--clock-offset-s", help="With --gps: the readings' clock minus the GPS clock, in s (a reading stamped t is placed where the track was at t minus this).")] = 0.0,
     clock_search: Annotated[float, typer.Option("--clock-search-s", help="With --gps: clock offsets searched, ± this many seconds around --clock-offset-s.")] = 300.0,
-    min_overlap: Annotated[float, typer.Option("--min-gps-overlap", help="With --gps: least share (0-1) of readings with a GPS fix for a location.")] = 0.8,
-    gps_error: Annotated[float, typer.Option("--gps-error-m", help="With --gps: GPS position error (m, 1 sigma per axis), combined with speed × time resolution.")] = 3.0,
+    min_overlap: Annotated[float, typer.Option("--min-gps-overlap", help="With --gps: least share (0-1) of readings with a GPS fix for a location.")] = MIN_GPS_OVERLAP,
+    gps_error: Annotated[float, typer.Option("--gps-error-m", help="With --gps: GPS position error (m, 1 sigma per axis), combined with speed × time resolution.")] = DEFAULT_GPS_ERROR_M,
     json_out: JsonOpt = False,
 ) -> None:
     """Locate a transmitter from received power at GPS-tagged points (log-distance model, P0 unknown).

@@ -142,6 +142,7 @@ def monitor(
         for w in baseline_warnings(base, src.first, scheduler, site=site_cfg.name, plan_given=plan_path is not None):
             console_err.print(f"[yellow]warning:[/] {w}")
     from detector.app.correction import load_correction, profile_warnings
+    from detector.app.gps import track_positions
 
     correction = load_correction(profile, serial=info.serial, profiles_dir=profiles_dir, hardware_ppm=src.hardware_ppm,
                                  drift=drift)
@@ -153,7 +154,8 @@ def monitor(
         source_factory=src.factory, site=site_cfg.name, site_config=site_cfg,
         engine_config=EngineConfig(fft_backend=fft_backend), baseline=base, whitelist=site_cfg.whitelist_obj(),
         sessions=site_cfg.exam_sessions(wall_start), wall_start=wall_start,
-        locate=track_locator(site_cfg.lat, site_cfg.lon, buildings=site_cfg.buildings) if (scene is not None or gps) else None,
+        locate=track_locator(site_cfg.lat, site_cfg.lon, buildings=site_cfg.buildings,
+                             positions=track_positions(gps_track, wall_start)) if (scene is not None or gps) else None,
         calibration=correction, gps=gps_track,
         push=PushSettings(st.push_url, st.vehicle_id, st.push_token_file) if st.push_url else None, stream=True,
         scheduler=scheduler, realtime=live, watchdog_s=watchdog, say=say)

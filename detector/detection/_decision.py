@@ -1,6 +1,7 @@
 """Alert decisions from tracks, with reasons and an explainable suspicion score.
 
-A track becomes an alert when it was flagged in K of the last M frames (persistence) or repeats
+A track becomes an alert when it was flagged in K of the last M observed frames (persistence; frames
+left out of detection for NaN/inf samples are not counted, :meth:`~detector.detection.Tracker.blind`) or repeats
 in bursts, unless a whitelisted channel explains it (and it is not far above its baseline level).
 Where the baseline covers it, its peak must exceed the survey's high quantile by ``min_excess_db``;
 on a channel that was on the air most of the survey (occupancy ≥ ``known_channel_occupancy``:
@@ -115,7 +116,9 @@ def decide(
     score, terms, reasons = score_track(tr, sessions)
     tr.score_terms = terms
     if not tr.alert:
-        recent = [t for t in tr.recent if t >= tr.last_seen_s - (config.m - 0.5) * tr.frame_s]
+        # the last M observed frames (``recent`` is on the track's observed clock: blind frames,
+        # left out of detection, are no evidence either way)
+        recent = [t for t in tr.recent if t >= tr.last_seen_s - tr.blind_s - (config.m - 0.5) * tr.frame_s]
         persistent = len(recent) >= config.k
         repeated = tr.bursts >= config.min_bursts
         strong = tr.snr_db >= config.min_snr_db

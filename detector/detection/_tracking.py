@@ -8,7 +8,12 @@ Linking rules. An emission joins an open track when its span overlaps the track'
 by a gate of max(bandwidth/2, ``min_gate_hz``). Emissions that appear in the same frame, none of
 which joins an existing track, within ``join_hz`` of each other are one transmission (the keying
 sidebands of an OOK burst and the two tones of FSK switch on together), so they start one track.
-A track ends after ``gap_s`` without an emission; silences shorter than that split bursts.
+A track ends after ``gap_s`` without an emission; silences longer than ``burst_gap_s`` split bursts.
+
+Blind time. Frames left out of detection (cut from NaN/inf samples, :meth:`Tracker.blind`) are
+no observation, not silence: the time they cover is not counted in a track's gap (it neither ends
+a track nor splits a burst), in its duty cycle (``Track.blind_s``) or in the K-of-M window of the
+decision (``Track.recent`` is kept on the track's observed clock).
 
 Confirmation. A new track is tentative until it has been active in ``confirm_frames`` frames or
 has reached ``confirm_snr_db`` (a single strong frame: a burst of a few ms). Tentative tracks
@@ -19,7 +24,7 @@ most single-bin noise hits and the fragments of a burst's sidebands that show up
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,12 +49,24 @@ class TrackerConfig:
 
 @dataclass(frozen=True)
 class Reading:
-    """A power reading of a track for localization: time (s), power (dBFS or dBm), position or None."""
+    """A power reading of a track for localization.
+
+    ``t_s``: time of the frame (s, the engine's timeline); ``power_db``: the emission's power (dBFS
+    or dBm); ``lat``/``lon``: the receiver's position (degrees) or None; ``speed_mps``: the
+    vehicle's ground speed there (m/s) when the position source knows it (None: the locator
+    estimates it from the readings' own positions and times); ``time_res_s``: how far in time
+    (s) the reading may be from the moment the vehicle was at that position (the span of the IQ
+    block one position stands for; None: the locator takes the readings' time resolution). Both
+    enter the position's uncertainty, speed × time resolution
+    (:func:`detector.localization.position_sigma_m`).
+    """
 
     t_s: float
     power_db: float
     lat: float | None = None
     lon: float | None = None
+    speed_mps: float | None = None
+    time_res_s: float | None = None
 
 
 @dataclass
@@ -77,7 +94,9 @@ class Track:
     alert_reasons: list[str] = field(default_factory=list)
     score_terms: dict = field(default_factory=dict)
     severity: str = "info"
-    recent: list[float] = field(default_factory=list)  # times of recent active frames
+    #: times of recent active frames on the track's observed clock (t − ``blind_s`` then; the
+    #: decision's K-of-M window counts observed frames, blind ones are no evidence either way)
+    recent: list[float] = field(default_factory=list)
     bw_samples: list[float] = field(default_factory=list)
     bw_sorted: list[float] = field(default_factory=list, repr=False)  # bw_samples in ascending order
     n_runs_max: int = 1
@@ -85,6 +104,8 @@ class Track:
     confirmed: bool = False
     baseline_occupancy: float | None = None
     notes: list[str] = field(default_factory=list)
+    #: unobserved time (s) inside the track's span: frames left out of detection (NaN/inf samples)
+    blind_s: float = 0.0
     #: frames_active when the track was last classified (the engine re-classifies at +25 %)
     class_mark: int = 0
     _w: float = 0.0  # sum of linear peak power weights for center
@@ -103,7 +124,8 @@ class Track:
 
     @property
     def duty_cycle(self) -> float:
-        return min(1.0, self.on_time_s / max(self.span_s, self.frame_s))
+        """Share of the observed span (``span_s`` less ``blind_s``) the track was active."""
+        return min(1.0, self.on_time_s / max(self.span_s - self.blind_s, self.frame_s))
 
     @property
     def burst_period_s(self) -> float | None:
@@ -156,8 +178,50 @@ class Tracker:
         self.open: list[Track] = []
         self._next = 1
         self._prefix = id_prefix
+        # blind intervals [t0, t1) (s, ascending, disjoint) and the blind time up to each one's end
+        self._blind_t0: list[float] = []
+        self._blind_t1: list[float] = []
+        self._blind_cum: list[float] = []
 
     dropped: int = 0
+
+    def blind(self, t0_s: float, t1_s: float) -> None:
+        """Frames from ``t0_s`` to ``t1_s`` (s) were not observed (left out of detection: cut from
+        NaN/inf samples). Called in time order; for the open tracks and those still to come that
+        time is no observation: it neither ends a track, splits a burst nor lowers a duty cycle."""
+        if not t1_s > t0_s:
+            return
+        t1 = self._blind_t1
+        if t1 and t0_s <= t1[-1] + 1e-9:  # contiguous with (or inside) the last interval: extend it
+            if t1_s > t1[-1]:
+                self._blind_cum[-1] += t1_s - t1[-1]
+                t1[-1] = t1_s
+            return
+        if len(t1) >= 256:  # keep what the open tracks can still ask about (their last active frame on)
+            since = min((tr.last_seen_s for tr in self.open), default=t0_s)
+            k = bisect_left(t1, since)
+            del self._blind_t0[:k], t1[:k], self._blind_cum[:k]
+        self._blind_cum.append((self._blind_cum[-1] if self._blind_cum else 0.0) + t1_s - t0_s)
+        self._blind_t0.append(t0_s)
+        t1.append(t1_s)
+
+    def _blind_before(self, t_s: float) -> float:
+        """Blind time before ``t_s`` (from an arbitrary origin: only differences are meaningful)."""
+        k = bisect_right(self._blind_t0, t_s) - 1
+        if k < 0:
+            return self._blind_cum[0] - (self._blind_t1[0] - self._blind_t0[0])
+        return self._blind_cum[k] - max(0.0, self._blind_t1[k] - t_s)
+
+    def blind_between(self, t0_s: float, t1_s: float) -> float:
+        """Blind time (s) between ``t0_s`` and ``t1_s`` (0 when nothing was left out)."""
+        if not self._blind_t1 or not t1_s > t0_s:
+            return 0.0
+        return self._blind_before(t1_s) - self._blind_before(t0_s)
+
+    def _silent(self, tr: Track, t_s: float) -> bool:
+        """Whether ``tr`` has been observed silent for more than ``gap_s`` at ``t_s``."""
+        gap = t_s - tr.last_seen_s
+        return gap > self.config.gap_s and gap - self.blind_between(tr.last_seen_s, t_s) > self.config.gap_s
 
     def _new_id(self) -> str:
         tid = f"{self._prefix}{self._next:05d}"
@@ -173,11 +237,14 @@ class Tracker:
         position=None,
         spectrum: tuple[np.ndarray, np.ndarray] | None = None,
         allow_join: bool = True,
+        position_res_s: float | None = None,
     ) -> tuple[list[Track], list[Track], list[Track]]:
         """Process one frame starting at ``t_s`` (s) of length ``frame_s``.
 
         Returns ``(new, updated, ended)`` tracks of this frame. ``spectrum`` (freqs_hz, power_lin)
-        lets a track keep a max-hold of its own band for classification.
+        lets a track keep a max-hold of its own band for classification. ``position`` (an object
+        with ``lat``, ``lon`` and optionally ``speed_mps``) and ``position_res_s`` (s: the time
+        span one position stands for) go into the frame's :class:`Reading`.
         """
         cfg = self.config
         active: dict[int, list[Emission]] = {}
@@ -226,14 +293,16 @@ class Tracker:
             touched.append(tr)
             for e in group:
                 tr._absorb(e, t_s, position)
-            if not tr.burst_starts or t_s - (tr.last_seen_s + frame_s) > cfg.burst_gap_s:
+            unseen = self.blind_between(tr.last_seen_s + frame_s, t_s) if tr.burst_starts else 0.0
+            tr.blind_s += unseen
+            if not tr.burst_starts or t_s - (tr.last_seen_s + frame_s) - unseen > cfg.burst_gap_s:
                 if tr.burst_starts:
                     tr.burst_ends.append(tr.last_seen_s + frame_s)
                 tr.burst_starts.append(t_s)
                 tr.bursts += 1
             tr.last_seen_s = t_s
             tr.frames_active += 1
-            tr.recent.append(t_s)
+            tr.recent.append(t_s - tr.blind_s)
             if len(tr.recent) > 64:
                 del tr.recent[:-64]
             bw = float(sum(e.bandwidth_hz for e in group))
@@ -248,7 +317,8 @@ class Tracker:
                 p = float(10 * np.log10(sum(10 ** (e.power_dbfs / 10) for e in group)))
                 lat = getattr(position, "lat", None)
                 lon = getattr(position, "lon", None)
-                tr.readings.append(Reading(t_s, p, lat, lon))
+                tr.readings.append(Reading(t_s, p, lat, lon, getattr(position, "speed_mps", None),
+                                           position_res_s if lat is not None else None))
             if spectrum is not None:
                 self._hold(tr, *spectrum)
         self._absorb_overlaps()
@@ -263,7 +333,7 @@ class Tracker:
                 confirmed_now.append(tr)
             elif tr.confirmed:
                 updated.append(tr)
-        ended = [tr for tr in self.open if t_s - tr.last_seen_s > cfg.gap_s]
+        ended = [tr for tr in self.open if self._silent(tr, t_s)]
         for tr in ended:
             self._end(tr)
         return confirmed_now, updated, [tr for tr in ended if tr.confirmed]
@@ -282,14 +352,15 @@ class Tracker:
                     if young.last_seen_s > old.last_seen_s:
                         old.last_seen_s = young.last_seen_s
                         old.frames_active += 1
-                        old.recent.append(young.last_seen_s)
+                        old.recent.append(young.last_seen_s - old.blind_s)
                     young.ended = True
                     self.open.remove(young)
                     break
 
     def age(self, t_s: float) -> list[Track]:
-        """End the tracks silent for more than ``gap_s`` at time ``t_s``; returns the confirmed ones."""
-        ended = [tr for tr in self.open if t_s - tr.last_seen_s > self.config.gap_s]
+        """End the tracks silent for more than ``gap_s`` (blind time not counted) at time ``t_s``;
+        returns the confirmed ones."""
+        ended = [tr for tr in self.open if self._silent(tr, t_s)]
         for tr in ended:
             self._end(tr)
         return [tr for tr in ended if tr.confirmed]

@@ -1,6 +1,6 @@
 """The detection engine: IQ blocks (or spectra) → frames → emissions → tracks → events.
 
-Size: about 480 lines, kept whole: :class:`DetectionEngine` is one per-run state machine (framing,
+Size: about 530 lines, kept whole: :class:`DetectionEngine` is one per-run state machine (framing,
 detection, tracking, event reporting) whose parts share its state; the stages it drives live in
 their own modules (``_emissions``, ``_tracking``, ``_missing``, ``_freq_error``, ``_jamming``).
 
@@ -20,6 +20,12 @@ or ``end`` of a track, a :class:`MissingEvent` per surveyed station gone silent 
 
 ``peak_dbm`` is the peak in dBm when the calibration profile has a power table for the tuner's
 gain (null otherwise); detection itself always works in dBFS.
+
+Frames cut from NaN/inf samples (flagged by the frame stream, or spectra with
+``meta["nonfinite"]``) are left out of detection and counted in ``frames_excluded``: no CFAR floor,
+``missing``, ``jamming`` or frequency-error estimate sees them, and for the tracker and the decision
+they are a gap with no observation (:meth:`~detector.detection.Tracker.blind`), not silence. When no frame is flagged
+this costs one ``any()`` over the block's few frame flags.
 
 ``update`` is emitted when a track's alert state or class changes, when its center moves by more
 than half its bandwidth (at least ``moved_min_hz``) since the last event, and at most every
@@ -151,6 +157,9 @@ class DetectionEngine:
         self.correct = correct  # calibration of the dongle's samples (detector.app.correction)
         self.tracker = Tracker(config.tracker)
         self.frames_processed = 0
+        #: frames left out of detection: cut from NaN/inf samples (zero-filled by the frame stream,
+        #: their power is low by the share of zeroed samples); not in ``frames_processed``
+        self.frames_excluded = 0
         self.flagged_bins = 0
         self.tested_bins = 0
         self.cfar_flagged_bins = 0
@@ -290,17 +299,43 @@ class DetectionEngine:
             return []
         plan = stream.plan
         t_first = self.time_offset_s + block.offset_s - carried / block.sample_rate_hz
+        times = None
+        flagged = stream.last_flagged
+        if flagged.any():  # the fast path pays this check only
+            frames, times = self._exclude(flagged, frames, t_first, stream.frame_s)
+            if frames.shape[0] == 0:
+                return []
         return self._process_stack(block.center_hz + plan.offsets_hz, None, t_first, stream.frame_s,
-                                   stream.looks, block.center_hz, plan.rbw_hz, block.position, frames, gain_db=block.gain_db)
+                                   stream.looks, block.center_hz, plan.rbw_hz, block.position, frames, gain_db=block.gain_db,
+                                   times=times, position_res_s=block.duration_s)
+
+    def _exclude(self, flagged: np.ndarray, frames: np.ndarray, t_first: float, frame_s: float):
+        """The frames not ``flagged`` (bool (n,)) and their start times (s, float64 (k,)); the flagged
+        ones are counted in ``frames_excluded`` and given to the tracker as blind time."""
+        self.frames_excluded += int(np.count_nonzero(flagged))
+        d = np.diff(np.concatenate(([0], flagged.view(np.int8), [0])))
+        for i0, i1 in zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist()):
+            self.tracker.blind(t_first + i0 * frame_s, t_first + i1 * frame_s)
+        keep = np.flatnonzero(~flagged)
+        return frames[keep], t_first + keep * frame_s
 
     def process_spectrum(self, spec: Spectrum) -> list[DetectionEvent]:
-        """One frame through detection, tracking and decisions; returns the events."""
+        """One frame through detection, tracking and decisions; returns the events. A frame with
+        ``meta["nonfinite"]`` (cut from NaN/inf samples) is counted in ``frames_excluded`` and is
+        blind time for the tracker, not detected."""
+        if spec.meta.get("nonfinite"):
+            self.frames_excluded += 1
+            self.tracker.blind(spec.offset_s, spec.offset_s + (spec.duration_s or self.config.frame_s))
+            return []
         return self._process_stack(spec.freqs_hz, np.asarray(spec.power, dtype=np.float32)[None, :], spec.offset_s,
                                    spec.duration_s or self.config.frame_s, spec.n_looks, spec.center_hz, spec.rbw_hz,
-                                   spec.position, None, unit=spec.unit, start=spec.start, gain_db=spec.meta.get("gain_db"))
+                                   spec.position, None, unit=spec.unit, start=spec.start, gain_db=spec.meta.get("gain_db"),
+                                   position_res_s=spec.duration_s)
 
     def _process_stack(self, freqs, db, t_first, frame_s, looks, center_hz, rbw_hz, position, lin=None, *,
-                       unit="dBFS", start=None, gain_db=None) -> list[DetectionEvent]:
+                       unit="dBFS", start=None, gain_db=None, times=None, position_res_s=None) -> list[DetectionEvent]:
+        """Detection over a stack of frames on one grid; frame ``i`` starts at ``t_first + i·frame_s``
+        (s), or at ``times[i]`` when frames were left out (:meth:`_exclude`)."""
         cfg = self.config
         self.gain_db = gain_db
         if self.frequency_error is not None and (self.baseline is not None or self.whitelist is not None):
@@ -324,13 +359,14 @@ class DetectionEngine:
         for i in sorted(res.emissions):
             emissions = res.emissions[i]
             self.flagged_bins += sum(e.bins.size for e in emissions)
-            t = t_first + i * frame_s
+            t = t_first + i * frame_s if times is None else float(times[i])
             p_lin = res.power_lin[i]  # linear, as detection tested it (no dB → linear round trip)
             p_hold = self._unexplained(aligned, p_lin, res, i) if aligned is not None else p_lin
             new, updated, ended = self.tracker.update(emissions, t, frame_s, position=position, spectrum=(freqs, p_hold),
-                                                      allow_join=self.frames_processed - n_frames + i > 0)
+                                                      allow_join=self.frames_processed - n_frames + i > 0,
+                                                      position_res_s=position_res_s)
             events.extend(self._track_events(new, updated, ended, t))
-        t_last = t_first + (n_frames - 1) * frame_s
+        t_last = t_first + (n_frames - 1) * frame_s if times is None else float(times[-1])
         if self.tracker.open:
             events.extend(self._track_events([], [], self.tracker.age(t_last), t_last))
         self._last = (freqs, db, lin, res, dict(rbw_hz=rbw_hz, unit=unit, offset_s=t_last, duration_s=frame_s, n_looks=looks,

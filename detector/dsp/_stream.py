@@ -19,11 +19,12 @@ concatenated stream. It is the hot path of examwatch (issue #10), so it differs 
 * **Non-finite samples.** NaN or ±inf samples (start-up garbage, a bad driver) are replaced by 0
   before windowing (:func:`~detector.dsp.replace_nonfinite`), counted in ``nonfinite_samples``,
   and every frame one of whose segments held one is flagged in ``last_flagged``: a NaN never
-  reaches a frame (it would make the whole frame NaN), and callers that build floors or baselines
-  drop the flagged frames (their power is low by the share of zeroed samples). The check is
-  optimistic: a non-finite sample makes its frame's |X|² non-finite, so one sum over the block's
-  frames (n × nfft values instead of the block's samples) shows it; only then is the block framed
-  again with its samples checked and replaced (the samples carried to the next block are
+  reaches a frame (it would make the whole frame NaN), and the callers drop the flagged frames
+  (their power is low by the share of zeroed samples): the baseline builder, ``spectrum``, and
+  the detection engine, which counts them (``frames_excluded``) and treats them as a gap. The
+  check is optimistic: a non-finite sample makes its frame's |X|² non-finite, so one sum over the
+  block's frames (n × nfft values instead of the block's samples) shows it; only then is the block
+  framed again with its samples checked and replaced (the samples carried to the next block are
   counted in ``nonfinite_samples`` when it is read or the stream is reset).
 * **FFT backend.** ``scipy.fft`` (pocketfft, in place), or pyFFTW when installed (``backend="auto"``
   or ``"pyfftw"``): FFTW plans measured once per batch size (``FFTW_MEASURE``), ≈ 2× faster here.

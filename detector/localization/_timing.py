@@ -20,7 +20,16 @@ from numpy.typing import ArrayLike, NDArray
 
 from detector.localization._model import PathLossModel
 
-__all__ = ["ClockOffset", "time_resolution_s", "position_sigma_m", "estimate_clock_offset"]
+__all__ = ["ClockOffset", "time_resolution_s", "position_sigma_m", "estimate_clock_offset", "MIN_GPS_OVERLAP",
+           "DEFAULT_GPS_ERROR_M", "DEFAULT_MAX_CLOCK_OFFSET_S"]
+
+#: The least share of readings with a GPS fix for a location (``examwatch locate --min-gps-overlap``,
+#: the monitor's :func:`~detector.localization.tracks.track_locator`).
+MIN_GPS_OVERLAP = 0.8
+#: GPS position error (m, 1 σ per axis) combined with speed × time resolution (``--gps-error-m``).
+DEFAULT_GPS_ERROR_M = 3.0
+#: A clock offset (s) beyond which readings paired with a GPS track by time are refused (``--max-clock-offset-s``).
+DEFAULT_MAX_CLOCK_OFFSET_S = 2.0
 
 #: Likelihood-ratio threshold (χ², 1 dof, p = 0.001) for a clock offset to count as shown by the data.
 OFFSET_LR_THRESHOLD = 10.83

@@ -138,6 +138,7 @@ class Processing:
     def after(self, events: list[DetectionEvent], block: IQBlock | None) -> None:
         st = self.status
         st.frames_processed = self.engine.frames_processed
+        st.frames_excluded = getattr(self.engine, "frames_excluded", 0)
         if block is not None:
             st.scene_time_s = block.offset_s + block.duration_s
             wall = block.start + timedelta(seconds=block.duration_s) if block.start else datetime.now(timezone.utc)

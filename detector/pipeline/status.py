@@ -56,6 +56,9 @@ class MonitorStatus:
     scene_time_s: float | None = None
     #: samples read with a NaN or ±inf I or Q (zeroed before the FFT; their frames never reach a floor)
     nonfinite_samples: int = 0
+    #: frames left out of detection because their samples held a NaN or ±inf (a gap for the
+    #: tracker, never a floor, a ``missing`` station or a jamming estimate)
+    frames_excluded: int = 0
     #: retunes of a tunable source by the watch plan's hops this run
     retunes: int = 0
 

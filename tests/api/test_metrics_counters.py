@@ -1,4 +1,4 @@
-"""``/metrics`` counters added by issue #24: retunes and non-finite samples."""
+"""``/metrics`` counters added by issue #24: retunes, non-finite samples and the frames left out for them."""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ class _Store:
 
 
 def test_retunes_and_nonfinite_samples_are_counters():
-    st = MonitorStatus(retunes=7, nonfinite_samples=1234)
+    st = MonitorStatus(retunes=7, nonfinite_samples=1234, frames_excluded=56)
     ctx = SimpleNamespace(monitor=SimpleNamespace(health=st.as_dict), store=_Store())
     text = metrics_text(ctx)
     assert "# TYPE examwatch_retunes_total counter" in text or "# TYPE examwatch_retunes counter" in text
     assert "examwatch_retunes_total 7.0" in text
     assert "examwatch_nonfinite_samples_total 1234.0" in text
+    assert "examwatch_frames_excluded_total 56.0" in text and st.as_dict()["frames_excluded"] == 56
     assert "examwatch_reopen_count 0.0" in text  # the gauges are still there

@@ -86,6 +86,17 @@ def test_a_gps_log_gives_the_position_at_the_blocks_time():
     assert pos(IQBlock(np.zeros(16, np.complex64), 446e6, 1e6)) is None  # no wall clock: no position
 
 
+def test_a_gps_log_gives_the_locator_its_positions_on_the_engine_timeline():
+    from detector.app.gps import track_positions
+
+    t0 = datetime(2026, 6, 1, 8, 0, tzinfo=timezone.utc)
+    track = GpsTrack(t0.timestamp() + 10.0 + np.arange(3.0), 50.0 + np.arange(3) * 1e-4, np.full(3, 10.0))
+    positions = track_positions(track, t0)
+    lat, lon = positions(np.array([10.5, 12.0, 20.0]))  # timeline s: half-way, the last fix, past the log
+    assert np.allclose(lat[:2], [50.00005, 50.0002]) and np.allclose(lon[:2], 10.0) and np.isnan(lat[2])
+    assert track_positions(track, None) is None and track_positions(GpsTrack.fixed_position(50.1, 10.2), t0) is None
+
+
 def test_the_monitor_gives_blocks_without_a_position_the_gps_position():
     from detector.detection.engine import EngineConfig
     from detector.pipeline import Monitor

@@ -3,6 +3,8 @@ accuracy, update rate limit, ``finish``, framing, ``missing``, measured Pfa, tim
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -10,7 +12,7 @@ from detector.core.types import IQBlock
 from detector.detection.engine import DetectionEngine, EngineConfig
 from detector.detection._tracking import TrackerConfig
 from detector.sim import awgn, gate, nfm, tone
-from tests._helpers import run_iq, survey_iq
+from tests._helpers import iq_blocks, run_iq, survey_iq
 
 FS = 250e3
 CENTER = 446.05e6
@@ -213,3 +215,94 @@ def test_events_do_not_depend_on_how_the_iq_is_cut_into_blocks():
     for other in runs[1:]:
         assert [tuple(e[k] for k in key) for e in other] == [tuple(e[k] for k in key) for e in ref]
         assert [e["center_hz"] for e in other] == pytest.approx([e["center_hz"] for e in ref], abs=BIN / 4)
+
+
+def nan_bursts(n, *, every_s=1.0, length_s=0.05, first_s=0.5):
+    """Sample indices of NaN bursts of ``length_s`` every ``every_s`` from ``first_s`` (bool (n,))."""
+    bad = np.zeros(n, dtype=bool)
+    for t0 in np.arange(first_s, n / FS, every_s):
+        bad[int(t0 * FS):int((t0 + length_s) * FS)] = True
+    return bad
+
+
+def flagged_frames(bad):
+    """Frames (20 segments of 128 samples, 256-point FFTs) whose samples hold a bad one: exactly
+    those the frame stream flags, counted independently here."""
+    advance, span = 20 * 128, 19 * 128 + 256
+    n_frames = (bad.size - span) // advance + 1
+    cs = np.concatenate(([0], np.cumsum(bad)))
+    starts = np.arange(n_frames) * advance
+    return int(np.count_nonzero(cs[starts + span] > cs[starts])), n_frames
+
+
+def test_nan_bursts_are_left_out_of_detection_a_gap_not_silence(steady_baseline):
+    """A surveyed station at +50 kHz and a new steady −20 dBFS carrier at −30 kHz, with 50 ms of
+    NaN samples every second: the frames cut from them are counted and left out, so the station
+    is never 'missing' (its check sees only whole frames), the carrier keeps one track and one
+    burst, and the floor stays the noise floor (a zero-filled frame's floor is ≈ −300 dB)."""
+    rng = np.random.default_rng(5)
+    n = int(4 * FS)
+    clean = awgn(n, NOISE, rng) + tone(n, FS, 50e3, -40.0) + tone(n, FS, -30e3, -20.0)
+    bad = nan_bursts(n)
+    x = clean.copy()
+    x[bad] = np.complex64(complex(np.nan, np.nan))
+    # missing_after_s shorter than a burst: before the fix the zero-filled frames gave 'missing'
+    # (blocks of 16 ms: a block's last frame, where the check looks, is often inside a burst)
+    cfg = EngineConfig(missing_after_s=0.02)
+    ref = DetectionEngine(cfg, baseline=steady_baseline)
+    eng = DetectionEngine(cfg, baseline=steady_baseline)
+    ref_events, events, floors = [], [], []
+    for b_clean, b in zip(iq_blocks(clean, FS, CENTER, block=4096), iq_blocks(x, FS, CENTER, block=4096)):
+        ref_events += [e.to_json() for e in ref.process_block(b_clean)]
+        events += [e.to_json() for e in eng.process_block(b)]
+        if eng.last_result is not None:  # the floor /health and the live view report, after every block
+            floors.append((eng.last_result.noise_floor_dbfs, ref.last_result.noise_floor_dbfs))
+    events += [e.to_json() for e in eng.finish()]
+    n_bad, n_frames = flagged_frames(bad)
+    assert n_bad == 4 * 6  # 50 ms and a frame's 10.5 ms span over 10.24 ms frames: 6 frames a burst
+    assert eng.frames_excluded == n_bad and eng.frames_processed == n_frames - n_bad
+    assert eng._stream.nonfinite_samples == int(bad.sum()) == 4 * 12500  # noqa: SLF001
+    assert [e for e in events if e["event"] == "missing"] == []
+    tracks = {e["track_id"] for e in events if e["event"] in ("new", "update", "end")}
+    assert tracks == {"T00001"} == {e["track_id"] for e in ref_events}
+    end = events[-1]
+    assert end["event"] == "end" and end["center_hz"] - CENTER == pytest.approx(-30e3, abs=BIN)
+    assert end["bursts"] == 1 and end["classification"] == "carrier"
+    assert end["duty_cycle"] == pytest.approx(1.0, abs=0.01)  # the blind frames are not counted off
+    tr = eng.all_tracks["T00001"]
+    assert tr.blind_s == pytest.approx(n_bad * FRAME, abs=1e-9)
+    assert tr.frames_active == eng.frames_processed == ref.all_tracks["T00001"].frames_active - n_bad
+    floor, floor_ref = np.array(floors).T
+    assert floor.size == 4 * FS // 4096 + 1 and np.all(np.isfinite(floor)) and np.max(np.abs(floor - floor_ref)) <= 1.0
+
+
+def test_a_new_emission_inside_nan_bursts_is_still_detected():
+    """A carrier that starts 20 ms after a NaN burst began and lasts 1.18 s is found at its frequency;
+    without a baseline, CFAR alone."""
+    rng = np.random.default_rng(6)
+    n = int(2 * FS)
+    x = awgn(n, NOISE, rng) + gate(tone(n, FS, 30e3, -40.0), FS, [(0.52, 1.7)])
+    bad = nan_bursts(n, first_s=0.5, every_s=0.5)
+    x[bad] = np.complex64(complex(np.inf, 0.0))
+    eng = DetectionEngine(EngineConfig(tracker=TrackerConfig(gap_s=0.2)))
+    events = process(eng, x, size=8192) + [e.to_json() for e in eng.finish()]
+    assert eng.frames_excluded == flagged_frames(bad)[0] == 3 * 6
+    (tid,) = {e["track_id"] for e in events}
+    end = events[-1]
+    assert end["event"] == "end" and end["center_hz"] - CENTER == pytest.approx(30e3, abs=BIN)
+    assert end["alert"] and end["bursts"] == 1
+    # it starts after the first burst (its first observed frame) and ends at its true end
+    assert 0.55 - FRAME <= end["first_seen_s"] <= 0.56 + FRAME and abs(end["last_seen_s"] - 1.7) <= 2 * FRAME
+
+
+def test_process_spectrum_leaves_a_nonfinite_frame_out():
+    eng = DetectionEngine()
+    rng = np.random.default_rng(7)
+    x = awgn(int(0.2 * FS), NOISE, rng) + tone(int(0.2 * FS), FS, 30e3, -40.0)
+    frames = list(eng.frames_of_block(IQBlock(x, CENTER, FS)))
+    frames[3] = replace(frames[3], meta={"nonfinite": True})
+    other = DetectionEngine()
+    for f in frames:
+        other.process_spectrum(f)
+    assert other.frames_excluded == 1 and other.frames_processed == len(frames) - 1
+    assert other.tracker.blind_between(0.0, 1.0) == pytest.approx(frames[3].duration_s)

@@ -228,3 +228,53 @@ def test_spectrum_max_hold_of_the_track_band():
     assert t.spectrum_bin_hz == BIN and t.spectrum_f0_hz == pytest.approx(95e3 - 4 * BIN)
     k = int(round((100e3 - t.spectrum_f0_hz) / BIN))
     assert t.spectrum_lin[k] == 50.0 and t.spectrum_lin[k + 1] == 40.0 and t.spectrum_lin[k - 3] == 2.0
+
+
+def test_blind_time_neither_ends_a_track_nor_splits_a_burst():
+    """0.3 s of frames left out (NaN samples) in a steady emission, with gap_s 0.1 s and
+    burst_gap_s 0.05 s: without blind time the track would end and a new one start."""
+    def run(blind: bool):
+        tr = Tracker(TrackerConfig(gap_s=0.1, burst_gap_s=0.05))
+        ids = set()
+        for k in range(100):
+            t = k * FRAME
+            if 30 <= k < 60:
+                if blind and k == 30:
+                    tr.blind(30 * FRAME, 60 * FRAME)
+                tr.age(t)  # as the engine ages the open tracks after each block
+                continue
+            n, u, _ = tr.update([em(100e3)], t, FRAME)
+            ids |= {x.track_id for x in n + u}
+        return tr, ids
+
+    tr, ids = run(blind=True)
+    assert ids == {"T00001"} and len(tr.open) == 1
+    t = tr.open[0]
+    assert t.bursts == 1 and t.frames_active == 70 and t.blind_s == pytest.approx(0.3)
+    assert t.duty_cycle == pytest.approx(1.0) and t.span_s == pytest.approx(1.0)
+    # the decision's window holds the last observed frames: the five before the gap are recent
+    # on the track's observed clock
+    assert t.recent[-1] - t.recent[-2] == pytest.approx(FRAME)
+    tr, ids = run(blind=False)
+    assert ids == {"T00001", "T00002"}
+    assert tr.blind_between(0.0, 10.0) == 0.0
+
+
+def test_blind_between_sums_intervals_and_merges_contiguous_ones():
+    tr = Tracker()
+    tr.blind(1.0, 1.5)
+    tr.blind(1.5, 2.0)  # contiguous: one interval
+    tr.blind(3.0, 3.25)
+    assert len(tr._blind_t0) == 2  # noqa: SLF001
+    assert tr.blind_between(0.0, 10.0) == pytest.approx(1.25)
+    assert tr.blind_between(1.25, 3.1) == pytest.approx(0.75 + 0.1)
+    assert tr.blind_between(2.0, 3.0) == 0.0 and tr.blind_between(5.0, 4.0) == 0.0
+
+
+def test_a_reading_carries_the_position_time_resolution_and_speed():
+    tr = Tracker()
+    pos = SimpleNamespace(lat=35.0, lon=135.0, speed_mps=12.5)
+    tr.update([em(100e3)], 0.0, FRAME, position=pos, position_res_s=0.25)
+    tr.update([em(100e3)], FRAME, FRAME, position=None, position_res_s=0.25)
+    assert tr.open[0].readings == [Reading(0.0, pytest.approx(-37.0), 35.0, 135.0, 12.5, 0.25),
+                                   Reading(FRAME, pytest.approx(-37.0), None, None, None, None)]

@@ -152,3 +152,14 @@ def test_an_alert_extends_the_dwell_of_a_hopping_plan():
     eng = FakeEngine(script=[[track_event("T1", 1.0, snr=20.0, center_hz=446.05e6)]])
     run(eng, [blk(0.0)], coalesce_samples=0, scheduler=sch)
     assert extended == [(446.05e6, 30.0)]
+
+
+def test_the_frames_the_engine_left_out_reach_the_status():
+    from detector.detection.engine import DetectionEngine
+
+    eng = DetectionEngine()
+    x = (np.random.default_rng(1).standard_normal(50_000) * 0.01).astype(np.complex64)
+    x[10_000:12_000] = np.nan  # inside frames 3 and 4 (frames start every 2560 samples, span 2688)
+    _, st = run(eng, [IQBlock(x, 446e6, 250e3, offset_s=0.0, retuned=True)], coalesce_samples=0)
+    assert (eng.frames_excluded, eng.frames_processed) == (2, 17) and st.frames_excluded == 2
+    assert st.as_dict()["frames_excluded"] == eng.frames_excluded and st.frames_processed == eng.frames_processed

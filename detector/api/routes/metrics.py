@@ -36,7 +36,9 @@ def metrics_text(ctx) -> str:
                            ("alerts_raised", "Distinct alerts raised")):
             Gauge(f"examwatch_{key}", help_, registry=reg).set(h.get(key) or 0)
         for key, help_ in (("retunes", "Retunes of the source by the watch plan"),
-                           ("nonfinite_samples", "IQ samples with a NaN or infinite I or Q (left out of the spectra)")):
+                           ("nonfinite_samples", "IQ samples with a NaN or infinite I or Q (left out of the spectra)"),
+                           ("frames_excluded", "Frames left out of detection because their samples held a NaN or infinite "
+                                               "value (a gap, not silence)")):
             Counter(f"examwatch_{key}", help_, registry=reg).inc(max(h.get(key) or 0, 0))  # exposed as examwatch_<key>_total
         Gauge("examwatch_source_degraded", "1 while the source is degraded", registry=reg).set(1 if h.get("status") == "degraded" else 0)
         push = h.get("push")
