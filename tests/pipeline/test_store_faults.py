@@ -5,6 +5,7 @@ with its full history: one version per event, in order, none twice."""
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 import threading
 import time
@@ -316,11 +317,29 @@ def test_reads_get_503_while_another_program_holds_the_database_exclusively(tmp_
         assert client.get("/api/v1/alerts").status_code == 200
         # the other program opens the database while the store's pooled connections are idle (closed
         # here: an exclusive lock cannot be taken while another connection holds the WAL index)
-        store.engine.dispose()
-        other = sqlite3.connect(tmp_path / "examwatch.db", isolation_level=None, timeout=5.0, check_same_thread=False)
-        other.execute("PRAGMA locking_mode=EXCLUSIVE")
-        other.execute("BEGIN EXCLUSIVE")
-        other.execute("COMMIT")  # the exclusive lock stays until the connection closes
+        # (the monitor writes an alert change every few frames and would reopen one: its processing
+        # is held while the other program takes the database, after the write under way, if any, is
+        # done: a connection checked out during dispose() stays open in the discarded pool)
+        eng.hold.clear()
+        try:
+            time.sleep(0.5)
+            for _ in range(100):
+                store.engine.dispose()
+                gc.collect()  # discarded pools close their connections when collected
+                other = sqlite3.connect(tmp_path / "examwatch.db", isolation_level=None, timeout=0.2,
+                                        check_same_thread=False)
+                try:
+                    other.execute("PRAGMA locking_mode=EXCLUSIVE")
+                    other.execute("BEGIN EXCLUSIVE")
+                    other.execute("COMMIT")  # the exclusive lock stays until the connection closes
+                    break
+                except sqlite3.OperationalError:
+                    other.close()
+                    other = None
+                    time.sleep(0.05)
+        finally:
+            eng.hold.set()
+        assert other is not None, "the database could not be taken exclusively in 100 tries"
         t0 = time.monotonic()
         assert wait_for(lambda: not client.get("/api/v1/health").json()["store"]["ok"], 5.0), mon.health()
         assert time.monotonic() - t0 < 5.0
