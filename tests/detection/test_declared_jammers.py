@@ -219,3 +219,19 @@ def test_declared_jammer_event_json_round_trip_and_store(tmp_path):
     # a restarted run continues the same jammer's alert; no track takes it over
     later = store.apply(ev, site="s1", run_id="r2", resume={alert.id})
     assert later is not None and later.id == alert.id
+
+
+def test_the_monitor_shows_the_declared_jammers_in_health(baseline):
+    from detector.app.monitor_app import MonitorApp
+    from detector.config.site import JammerEntry, SiteConfig
+
+    cfg = SiteConfig(name="s1", session_seconds=[(0.0, 100.0)],
+                     jammers=[JammerEntry(name="room 101", f_lo_hz=float(FREQS[JAM[0]]), f_hi_hz=float(FREQS[JAM[1] - 1]))])
+    app = MonitorApp.build(None, source_factory=lambda: None, site="s1", site_config=cfg, baseline=baseline,
+                           sessions=cfg.exam_sessions(None), engine_config=EngineConfig(frame_s=FRAME_S))
+    rng = np.random.default_rng(9)
+    for i in range(20):
+        app.engine.process_spectrum(frame(rng, i, jam=JAM))
+    (st,) = app.monitor.health()["declared_jammers"]
+    assert st["name"] == "room 101" and st["state"] == "on" and st["expected"] == "on"
+    assert st["f_lo_hz"] == FREQS[JAM[0]] and st["level_db"] == pytest.approx(15.0, abs=1.5)
