@@ -165,7 +165,8 @@ class TrackEventMixin:
                                                    AlertRow.track_id == track_id).with_for_update()).one_or_none()
             now = _utcnow()
             if row is None and resume:
-                row = self._resumable(s, ev, site=site, ids=resume, track_id=track_id, missing=kind in ("missing", "jamming", "declared_jammer"))
+                row = self._resumable(s, ev, site=site, ids=resume, track_id=track_id,
+                                      missing=kind in ("missing", "jamming", "declared_jammer"))
                 if row is not None:
                     old_key = f"run {row.run_id}, track {row.track_id}"
                     row.run_id, row.track_id = run_id, track_id
@@ -181,7 +182,8 @@ class TrackEventMixin:
     def _resumable(s: Session, ev: dict, *, site: str, ids: Collection[str], track_id: str, missing: bool) -> AlertRow | None:
         """The open alert among ``ids`` of this site that the event continues, locked for update:
         for a ``missing`` event the same surveyed station (same key), for a ``jamming`` event the
-        same band (same key), for a ``declared_jammer`` event the same jammer (same key), else the track alert nearest in frequency within tolerance."""
+        same band (same key), for a ``declared_jammer`` event the same jammer (same key), else the
+        track alert nearest in frequency within tolerance."""
         rows = s.scalars(select(AlertRow).where(AlertRow.id.in_(list(ids)), AlertRow.site == site,
                                                 AlertRow.status.not_in(FINAL_STATUSES)).with_for_update()).all()
         if missing:
