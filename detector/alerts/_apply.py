@@ -21,7 +21,14 @@ from detector.alerts._schemas import AUTO_STATUSES, FINAL_STATUSES, AlertPublic
 from detector.alerts.db import Database
 from detector.core.errors import InputError
 from detector.core.timefmt import utc_iso
-from detector.detection.events import JAMMING_PREFIX, MISSING_PREFIX, DetectionEvent, event_from_json, json_safe
+from detector.detection.events import (
+    DECLARED_JAMMER_PREFIX,
+    JAMMING_PREFIX,
+    MISSING_PREFIX,
+    DetectionEvent,
+    event_from_json,
+    json_safe,
+)
 
 __all__ = ["TrackEventMixin", "RESUME_TOLERANCE_HZ"]
 
@@ -106,8 +113,10 @@ class TrackEventMixin:
         """Create or update the alert of a detection event; ``None`` for an event that does not alert.
 
         Alerting events are tracks with ``alert`` true and every
-        :class:`~detector.detection.events.MissingEvent` and
-        :class:`~detector.detection.events.JammingEvent`. The alert is keyed by ``(site, run_id,
+        :class:`~detector.detection.events.MissingEvent`,
+        :class:`~detector.detection.events.JammingEvent` and
+        :class:`~detector.detection.events.DeclaredJammerEvent` (its ``ended`` event updates the
+        same alert: ``last_seen`` and the reasons say when the jammer came back). The alert is keyed by ``(site, run_id,
         track_id)``. Returns the alert after the event (unchanged, with no version bump, when the
         event changes nothing). ``when`` (default: now) is the wall-clock time of the event's
         ``last_seen_s``; it dates the alert when the event has no ``first_seen_utc``/``last_seen_utc``.
@@ -156,7 +165,8 @@ class TrackEventMixin:
                                                    AlertRow.track_id == track_id).with_for_update()).one_or_none()
             now = _utcnow()
             if row is None and resume:
-                row = self._resumable(s, ev, site=site, ids=resume, track_id=track_id, missing=kind in ("missing", "jamming"))
+                row = self._resumable(s, ev, site=site, ids=resume, track_id=track_id,
+                                      missing=kind in ("missing", "jamming", "declared_jammer"))
                 if row is not None:
                     old_key = f"run {row.run_id}, track {row.track_id}"
                     row.run_id, row.track_id = run_id, track_id
@@ -172,14 +182,15 @@ class TrackEventMixin:
     def _resumable(s: Session, ev: dict, *, site: str, ids: Collection[str], track_id: str, missing: bool) -> AlertRow | None:
         """The open alert among ``ids`` of this site that the event continues, locked for update:
         for a ``missing`` event the same surveyed station (same key), for a ``jamming`` event the
-        same band (same key), else the track alert nearest in frequency within tolerance."""
+        same band (same key), for a ``declared_jammer`` event the same jammer (same key), else the
+        track alert nearest in frequency within tolerance."""
         rows = s.scalars(select(AlertRow).where(AlertRow.id.in_(list(ids)), AlertRow.site == site,
                                                 AlertRow.status.not_in(FINAL_STATUSES)).with_for_update()).all()
         if missing:
             return next((r for r in rows if r.track_id == track_id), None)
         best, best_d = None, math.inf
         for r in rows:
-            if r.track_id.startswith((MISSING_PREFIX, JAMMING_PREFIX)):
+            if r.track_id.startswith((MISSING_PREFIX, JAMMING_PREFIX, DECLARED_JAMMER_PREFIX)):
                 continue
             tol = max(RESUME_TOLERANCE_HZ, (r.bandwidth_hz or 0.0) / 2, (ev["bandwidth_hz"] or 0.0) / 2)
             d = abs(r.center_hz - ev["center_hz"])

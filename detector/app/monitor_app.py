@@ -68,12 +68,14 @@ class AppSettings:
 
 
 def build_engine(config=None, *, baseline=None, whitelist=None, site: str = "site", sessions=(), wall_start=None,
-                 locate=None, calibration=None):
-    """The detection engine of a run (``config``: an ``EngineConfig``, default settings when None)."""
+                 locate=None, calibration=None, jammers=()):
+    """The detection engine of a run (``config``: an ``EngineConfig``, default settings when None;
+    ``jammers``: the site's declared jammers, ``SiteConfig.jammers_obj()``)."""
     from detector.detection.engine import DetectionEngine, EngineConfig
 
     return DetectionEngine(config if config is not None else EngineConfig(), baseline=baseline, whitelist=whitelist,
-                           site=site, sessions=sessions, wall_start=wall_start, locate=locate, correct=calibration)
+                           site=site, sessions=sessions, wall_start=wall_start, locate=locate, correct=calibration,
+                           jammers=tuple(jammers))
 
 
 def lock_data_dir(data_dir: Path):
@@ -184,8 +186,9 @@ class MonitorApp:
                 whitelist, n = with_added_whitelist(whitelist, added_wl, site)
                 if n:
                     say(f"{n} channel(s) whitelisted by dismissals reloaded from {added_wl}")
+            jammers = site_config.jammers_obj() if hasattr(site_config, "jammers_obj") else ()
             app.engine = build_engine(engine_config, baseline=baseline, whitelist=whitelist, site=site, sessions=sessions,
-                                      wall_start=wall_start, locate=locate, calibration=calibration)
+                                      wall_start=wall_start, locate=locate, calibration=calibration, jammers=jammers)
             positions = None
             supervisor = Supervisor()  # the monitor's threads, GPS and push report to it (/health → components)
             if gps is not None:
@@ -196,6 +199,9 @@ class MonitorApp:
                                   scheduler=scheduler, realtime=realtime, watchdog_s=watchdog_s,
                                   resume=[a.id for a in app.reopened], positions=positions, supervisor=supervisor,
                                   **(monitor_options or {}))
+            declared = getattr(app.engine, "declared_jammers", None)
+            if declared is not None:  # /health → declared_jammers: name, band, state, level, since
+                app.monitor.health_sections["declared_jammers"] = declared.status
             if settings is not None:
                 app._compose_api(settings, site_config, baseline, site, added_wl, push, stream, say)
             sender = app.sender

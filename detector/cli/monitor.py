@@ -36,7 +36,7 @@ def _settings(config: Path | None) -> MonitorSettings:
 
 def monitor(
     source: Annotated[str, typer.Argument(help="sim:default, sim:SCENE.toml, rtlsdr:0, or a recording (any format of `spectrum`).")],
-    site: Annotated[str, typer.Option("--site", help="Site name (looked up in --sites-dir) or a site TOML path.")],
+    site: Annotated[str, typer.Option("--site", help="Site name (looked up in --sites-dir) or a site TOML path: sessions, whitelist, declared exam-room jammers ([[jammer]]).")],
     baseline: Annotated[Optional[Path], typer.Option("--baseline", help="Site baseline from `examwatch survey`.")] = None,
     plan: Annotated[Optional[Path], typer.Option("--plan", help="Watch plan TOML (bands, priority, dwell, revisit). Default: the site's plan, else dwell on --center (or the default exam-band plan for rtlsdr: without --center).")] = None,
     gps: Annotated[Optional[str], typer.Option("--gps", help="Receiver position: fixed:LAT,LON, an NMEA/GPX log, or gpsd: (sim: sources carry their own).")] = None,

@@ -20,9 +20,22 @@ Example ``sites/school-7.toml``::
     bandwidth_hz = "12.5k"
     name = "school security repeater"
 
+    [[jammer]]                          # the exam rooms' own jammers (optional)
+    name = "building A jammer"
+    room = "A-101"
+    f_lo_hz = "430M"                    # or center_hz + bandwidth_hz, as a whitelist channel
+    f_hi_hz = "440M"
+    sessions = ["Chinese"]              # names of [[session]]; default: every session
+    off_after_s = 10                    # off this long in a session (or on outside) → alert
+    grace_s = 900                       # before a session's start / after its end: on or off
+
     [receiver]
     serial = "00000001"
     gain_db = 30
+
+A declared jammer's band is expected to be jammed in its sessions: no alert and no ``jamming``
+event comes from it; off during a session is an alert (the exam's protection failed), on outside its
+sessions and grace time a low-severity one (``detector.detection._declared_jammers``).
 """
 
 from __future__ import annotations
@@ -32,14 +45,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from detector.detection import Channel, ExamSession, Whitelist
+from detector.detection import Channel, DeclaredJammer, ExamSession, Whitelist
 from detector.core.errors import InputError
 from detector.core.textfile import read_text
 from detector.core.units import parse_hz
 
-__all__ = ["SiteConfig", "Session", "ReceiverConfig", "load_site", "resolve_site", "list_sites"]
+__all__ = ["SiteConfig", "Session", "ReceiverConfig", "JammerEntry", "load_site", "resolve_site", "list_sites"]
 
 
 class Session(BaseModel):
@@ -68,6 +81,62 @@ class WhitelistEntry(BaseModel):
         return parse_hz(v, name="frequency") if isinstance(v, str) else float(v)
 
 
+class JammerEntry(BaseModel):
+    """A declared exam-room jammer (``[[jammer]]``): its band as ``f_lo_hz``/``f_hi_hz`` or as
+    ``center_hz``/``bandwidth_hz`` (Hz; strings such as ``"430M"`` accepted), ``name``, ``room``,
+    ``sessions`` (names of the site's sessions; None: all), ``off_after_s`` and ``grace_s`` (s)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1)
+    room: Optional[str] = None
+    f_lo_hz: Optional[float] = None
+    f_hi_hz: Optional[float] = None
+    center_hz: Optional[float] = None
+    bandwidth_hz: Optional[float] = None
+    sessions: Optional[list[str]] = None
+    off_after_s: float = Field(default=10.0, gt=0, le=3600)
+    grace_s: float = Field(default=900.0, ge=0, le=86400)
+
+    @field_validator("f_lo_hz", "f_hi_hz", "center_hz", "bandwidth_hz", mode="before")
+    @classmethod
+    def _hz(cls, v):
+        return parse_hz(v, name="frequency") if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _band(self) -> "JammerEntry":
+        edges = self.f_lo_hz is not None or self.f_hi_hz is not None
+        center = self.center_hz is not None or self.bandwidth_hz is not None
+        if edges and center:
+            raise ValueError(f"jammer {self.name!r}: give its band as f_lo_hz and f_hi_hz or as center_hz and "
+                             f"bandwidth_hz, not both")
+        if edges and (self.f_lo_hz is None or self.f_hi_hz is None):
+            raise ValueError(f"jammer {self.name!r}: f_lo_hz and f_hi_hz go together")
+        if center and (self.center_hz is None or self.bandwidth_hz is None):
+            raise ValueError(f"jammer {self.name!r}: center_hz and bandwidth_hz go together")
+        if not (edges or center):
+            raise ValueError(f"jammer {self.name!r}: needs its band (f_lo_hz and f_hi_hz, or center_hz and bandwidth_hz)")
+        lo, hi = self.band_hz
+        if not (0 < lo < hi <= 10e9):
+            raise ValueError(f"jammer {self.name!r}: its band {lo:g}–{hi:g} Hz must have 0 < f_lo_hz < f_hi_hz ≤ 10 GHz")
+        if self.sessions is not None and not self.sessions:
+            raise ValueError(f"jammer {self.name!r}: sessions is empty (leave it out for every session)")
+        return self
+
+    @property
+    def band_hz(self) -> tuple[float, float]:
+        """(f_lo_hz, f_hi_hz) of the band, Hz."""
+        if self.f_lo_hz is not None and self.f_hi_hz is not None:
+            return float(self.f_lo_hz), float(self.f_hi_hz)
+        c, bw = float(self.center_hz or 0.0), float(self.bandwidth_hz or 0.0)
+        return c - bw / 2, c + bw / 2
+
+    def declared(self) -> DeclaredJammer:
+        lo, hi = self.band_hz
+        return DeclaredJammer(name=self.name, f_lo_hz=lo, f_hi_hz=hi, room=self.room,
+                              sessions=None if self.sessions is None else tuple(self.sessions),
+                              off_after_s=self.off_after_s, grace_s=self.grace_s)
+
+
 class ReceiverConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     serial: Optional[str] = None
@@ -89,6 +158,32 @@ class SiteConfig(BaseModel):
     #: sessions in timeline seconds (sim: scenes), used instead of ``sessions`` when set
     session_seconds: list[tuple[float, float]] = Field(default_factory=list)
     source: Optional[str] = Field(default=None, exclude=True)
+    #: the exam rooms' own jammers (``[[jammer]]``, also ``[[jammers]]``)
+    jammers: list[JammerEntry] = Field(default_factory=list, validation_alias=AliasChoices("jammer", "jammers"))
+
+    def session_names(self) -> list[str]:
+        """The names of the exam sessions (``exam session N`` for scene seconds)."""
+        if self.session_seconds:
+            return [f"exam session {i + 1}" for i in range(len(self.session_seconds))]
+        return [s.name for s in self.sessions]
+
+    @model_validator(mode="after")
+    def _jammer_sessions(self) -> "SiteConfig":
+        names = self.session_names()
+        seen: set[str] = set()
+        for j in self.jammers:
+            if j.name in seen:
+                raise ValueError(f"two jammers are named {j.name!r}: give each its own name")
+            seen.add(j.name)
+            for s in j.sessions or ():
+                if s not in names:
+                    known = ", ".join(repr(n) for n in names) if names else "none declared"
+                    raise ValueError(f"jammer {j.name!r}: unknown session {s!r} (the site's sessions: {known})")
+        return self
+
+    def jammers_obj(self) -> tuple[DeclaredJammer, ...]:
+        """The declared jammers, for the engine (``DetectionEngine(jammers=...)``)."""
+        return tuple(j.declared() for j in self.jammers)
 
     def whitelist_obj(self) -> Whitelist:
         return Whitelist(tuple(Channel(w.center_hz, w.bandwidth_hz, w.name, self.name) for w in self.whitelist))
@@ -105,7 +200,10 @@ class SiteConfig(BaseModel):
     def summary(self) -> dict:
         return {"name": self.name, "lat": self.lat, "lon": self.lon, "timezone": self.timezone,
                 "buildings": len(self.buildings), "sessions": [s.model_dump(mode="json") for s in self.sessions],
-                "whitelist": [w.model_dump() for w in self.whitelist], "plan": self.plan, "source": self.source}
+                "whitelist": [w.model_dump() for w in self.whitelist], "plan": self.plan, "source": self.source,
+                "jammers": [{"name": j.name, "room": j.room, "f_lo_hz": j.band_hz[0], "f_hi_hz": j.band_hz[1],
+                             "sessions": j.sessions, "off_after_s": j.off_after_s, "grace_s": j.grace_s}
+                            for j in self.jammers]}
 
 
 def load_site(path: str | Path) -> SiteConfig:
@@ -119,7 +217,9 @@ def load_site(path: str | Path) -> SiteConfig:
         raise InputError(f"{p}: not valid TOML ({exc})") from None
     except ValidationError as exc:
         e = exc.errors()[0]
-        raise InputError(f"{p}: invalid site: {'.'.join(map(str, e['loc']))}: {e['msg']}") from None
+        where = ".".join(map(str, e["loc"]))
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        raise InputError(f"{p}: invalid site: {where + ': ' if where else ''}{msg}") from None
     site.source = str(p)
     if site.plan and not Path(site.plan).is_absolute():
         site.plan = str(p.parent / site.plan)

@@ -4,6 +4,7 @@ frames, classification, whitelist and alert decisions. Theory: ``THEORY.md`` §1
 from detector.detection._classify import CLASSES, classify_track
 from detector.detection._cfar import DetectionCache, batch_floor, os_cfar_floor
 from detector.detection._decision import CHEATING_BANDS_HZ, DecisionConfig, ExamSession, decide, score_track
+from detector.detection._declared_jammers import DeclaredJammer
 from detector.detection._emissions import detect_frame, detect_frames, detect_stack
 from detector.detection._results import DetectionConfig, Emission, FrameResult, StackResult
 from detector.detection._thresholds import noise_quantile_ratio, pfa_for_alert_rate, threshold_db, threshold_ratio
@@ -15,5 +16,5 @@ __all__ = [
     "DetectionCache", "DetectionConfig", "Emission", "FrameResult", "StackResult", "detect_frame", "detect_frames",
     "detect_stack", "batch_floor", "os_cfar_floor",
     "noise_quantile_ratio", "pfa_for_alert_rate", "threshold_db", "threshold_ratio",
-    "Reading", "Track", "Tracker", "TrackerConfig", "Channel", "Whitelist", "load_whitelist", "append_channel",
+    "DeclaredJammer", "Reading", "Track", "Tracker", "TrackerConfig", "Channel", "Whitelist", "load_whitelist", "append_channel",
 ]

@@ -24,6 +24,10 @@ Jamming: ≥ ``band_share`` of the segments jammed and ``C ≤ R − margin_db``
 per episode (the episode ends once the condition has been clear for ``after_s``).
 
 Without a strong station there is no reference: no verdict (``status()["reference"]`` is False).
+
+The bands of ``JammingConfig.exclude_hz`` (the site's declared exam-room jammers,
+:mod:`detector.detection._declared_jammers`, which have their own rule) are left out of the
+floor rise: a declared jammer never gives a ``jamming`` event, a jammer beside it still does.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ class JammingConfig:
     interval_s: float = 2.0
     dc_half_width_hz: float = 2000.0
     edge_crop: float = 0.02
+    #: (lo, hi) Hz bands left out of the floor rise (declared jammers)
+    exclude_hz: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,8 @@ def _reference(cfg: JammingConfig, freqs_hz: NDArray, aligned, center_hz: float 
     if center_hz is not None:
         valid &= np.abs(freqs_hz - center_hz) > cfg.dc_half_width_hz + bin_hz
     quiet_mask = covered & valid & (occ < cfg.quiet_occupancy)
+    for ex_lo, ex_hi in cfg.exclude_hz:
+        quiet_mask &= ~((freqs_hz >= ex_lo) & (freqs_hz <= ex_hi))
     quiet = np.flatnonzero(quiet_mask)
     lo_i, hi_i = crop, max(crop + 1, m - crop)
     edges = np.linspace(lo_i, hi_i, cfg.segments + 1)

@@ -11,10 +11,12 @@ aligned baseline cache) explicitly; it reads no files and no clock. The ``missin
 
 Events are typed (:mod:`detector.detection.events`): a :class:`TrackEvent` per ``new``, ``update``
 or ``end`` of a track, a :class:`MissingEvent` per surveyed station gone silent and a
-:class:`JammingEvent` per jamming episode (:mod:`detector.detection._jamming`); their
+:class:`JammingEvent` per jamming episode (:mod:`detector.detection._jamming`), a
+:class:`DeclaredJammerEvent` per episode of a declared jammer off in its session (or on outside it,
+:mod:`detector.detection._declared_jammers`); their
 :meth:`~TrackEvent.to_json` is the JSON line of ``examwatch replay --jsonl``::
 
-    {"event": "new"|"update"|"end"|"missing"|"jamming", "track_id", "alert", "center_hz", "bandwidth_hz",
+    {"event": "new"|"update"|"end"|"missing"|"jamming"|"declared_jammer", "track_id", "alert", "center_hz", "bandwidth_hz",
      "first_seen_s", "last_seen_s", "peak_dbfs", "snr_db", "excess_db", "classification",
      "bursts", "reasons", "location", "peak_dbm", ...}
 
@@ -57,6 +59,7 @@ from detector.detection import (
     detect_stack,
     pfa_for_alert_rate,
 )
+from detector.detection._declared_jammers import DeclaredJammer, DeclaredJammerConfig, DeclaredJammers, excluded_bands
 from detector.detection._jamming import JammingConfig, JammingMonitor
 from detector.detection._missing import MissingStations
 from detector.detection._track_event import center_moved, track_event
@@ -133,6 +136,9 @@ class DetectionEngine:
         UTC time of timeline second 0 (adds ``*_utc`` fields to events).
     locate : callable, optional
         ``locate(track) -> dict | None`` giving a ``LocationEstimate`` dict for events.
+    jammers : tuple of DeclaredJammer
+        The site's exam-room jammers (:mod:`detector.detection._declared_jammers`): their bands are
+        expected to be jammed in their sessions (no alert, no ``jamming``), off is an alert.
     """
 
     def __init__(
@@ -146,6 +152,7 @@ class DetectionEngine:
         wall_start: datetime | None = None,
         locate: Callable[[Track], dict | None] | None = None,
         correct: Callable[[IQBlock], IQBlock] | None = None,
+        jammers: tuple[DeclaredJammer, ...] = (),
     ) -> None:
         self.config = config
         self.baseline = baseline
@@ -177,8 +184,13 @@ class DetectionEngine:
         self.jamming = (JammingMonitor(JammingConfig(
             rise_db=config.jam_rise_db, band_share=config.jam_band_share, margin_db=config.jam_margin_db,
             after_s=config.jam_after_s, station_occupancy=config.missing_occupancy,
-            dc_half_width_hz=config.detection.dc_half_width_hz, edge_crop=config.detection.edge_crop))
+            dc_half_width_hz=config.detection.dc_half_width_hz, edge_crop=config.detection.edge_crop,
+            exclude_hz=excluded_bands(tuple(jammers))))
             if config.jam_after_s is not None else None)
+        #: the site's declared exam-room jammers: state, rules, in-band suppression (None: none declared)
+        self.declared_jammers = (DeclaredJammers(tuple(jammers), self.sessions, DeclaredJammerConfig(
+            dc_half_width_hz=config.detection.dc_half_width_hz, edge_crop=config.detection.edge_crop))
+            if jammers else None)
         self._gain_offsets: np.ndarray | None = None  # the last stack's per-frame gain offsets (dB)
         self._cache: dict = {}  # per-run derived values: Pfa per grid, detection configs, steady bins
         self._detection_cache = DetectionCache()  # per-grid and per-baseline constants of detect_stack
@@ -353,11 +365,17 @@ class DetectionEngine:
                            config=det_cfg, baseline=aligned, cache=self._detection_cache)
         assert res.power_lin is not None  # detect_stack always hands back the linear stack
         events: list[DetectionEvent] = []
+        declared = self.declared_jammers
+        if declared is not None:  # before tracking: the emissions of a jammer measured on are not tracked
+            events.extend(declared.check(freqs, aligned, res.mean_lin(), t_first + (n_frames - 1) * frame_s, frame_s,
+                                         center_hz=center_hz))
         self.frames_processed += n_frames
         self.tested_bins += res.n_tested_bins * n_frames
         self.cfar_flagged_bins += int(res.n_flagged.sum() + res.rejected_baseline.sum())
         for i in sorted(res.emissions):
-            emissions = res.emissions[i]
+            emissions = res.emissions[i] if declared is None else declared.keep(res.emissions[i])
+            if not emissions:
+                continue
             self.flagged_bins += sum(e.bins.size for e in emissions)
             t = t_first + i * frame_s if times is None else float(times[i])
             p_lin = res.power_lin[i]  # linear, as detection tested it (no dB → linear round trip)
@@ -373,8 +391,9 @@ class DetectionEngine:
                                                 center_hz=center_hz, position=position, start=start))
         if aligned is not None:
             p_last = res.power_lin[-1]
-            events.extend(self._missing_stations.check(cfg, freqs, looks, frame_s, aligned, p_last, res, t_last,
-                                                       center_hz=center_hz))
+            missing = self._missing_stations.check(cfg, freqs, looks, frame_s, aligned, p_last, res, t_last,
+                                                   center_hz=center_hz)
+            events.extend(missing if declared is None else declared.filter_events(missing))
             self._gain_offsets = res.gain_offset_db
             if self.jamming is not None:
                 events.extend(self.jamming.check(freqs, aligned, res.power_lin, t_last, frame_s, center_hz=center_hz,

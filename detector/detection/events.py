@@ -2,7 +2,8 @@
 
 The engine creates each event once (:class:`TrackEvent` for a track's ``new``/``update``/``end``,
 :class:`MissingEvent` for a surveyed station gone silent, :class:`JammingEvent` for a floor risen
-while the surveyed carriers kept their levels); the alert store applies it
+while the surveyed carriers kept their levels, :class:`DeclaredJammerEvent` for a jammer the site
+declared that is off during its session or on outside it); the alert store applies it
 (``AlertStore.apply``), the monitor's callbacks, the console and the dashboards read its fields.
 JSON is made only at the edges, by :meth:`TrackEvent.to_json` (the lines of
 ``examwatch replay --jsonl``, the store's ``track`` column, ``/tracks``) and parsed back only where
@@ -27,13 +28,16 @@ from typing import Any, Literal, Union, cast
 from detector.core.errors import InputError
 from detector.core.timefmt import parse_utc, utc_iso
 
-__all__ = ["TrackEvent", "MissingEvent", "JammingEvent", "DetectionEvent", "event_from_json", "json_safe",
-           "MISSING_PREFIX", "JAMMING_PREFIX"]
+__all__ = ["TrackEvent", "MissingEvent", "JammingEvent", "DeclaredJammerEvent", "DetectionEvent", "event_from_json",
+           "json_safe", "MISSING_PREFIX", "JAMMING_PREFIX", "DECLARED_JAMMER_PREFIX"]
 
 #: track ids of missing-station events start with this letter
 MISSING_PREFIX = "M"
 #: track ids of jamming events start with this letter
 JAMMING_PREFIX = "J"
+#: track ids of declared-jammer events start with this letter (``D`` + kHz: off during a session;
+#: ``DO`` + kHz: on outside its sessions)
+DECLARED_JAMMER_PREFIX = "D"
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +183,66 @@ class JammingEvent:
         return False
 
 
-DetectionEvent = Union[TrackEvent, MissingEvent, JammingEvent]
+@dataclass(frozen=True, slots=True)
+class DeclaredJammerEvent:
+    """A jammer the site declared (``[[jammer]]`` of the site TOML) not doing what its sessions say
+    (:mod:`detector.detection._declared_jammers`). Always alerting, once per episode, then once
+    more with ``ended`` True when the episode ends (the same ``track_id``, so the same alert).
+
+    ``state``: ``"off"`` — the jammer's band back at the quiet level for ``off_after_s`` during one
+    of its sessions (the exam's protection failed; severity high); ``"on_outside_session"`` — the
+    jammer on for ``off_after_s`` outside its sessions and their grace time (severity low).
+    ``track_id`` is ``D`` (off) or ``DO`` (outside) + the band's center in kHz; ``center_hz`` /
+    ``bandwidth_hz`` the declared band; ``jammer`` its name, ``room`` its room, ``session`` the
+    session's name (None outside); ``first_seen_s`` when the episode began, ``last_seen_s`` the
+    frame that made the report (the end, when ``ended``); ``level_db`` the band's level over its
+    quiet level (dB) then, ``on_level_db`` its level when on (from the survey or the session's
+    first measurement; None when not known)."""
+
+    track_id: str
+    center_hz: float
+    bandwidth_hz: float
+    first_seen_s: float | None
+    last_seen_s: float | None
+    jammer: str
+    state: Literal["off", "on_outside_session"]
+    reasons: tuple[str, ...]
+    session: str | None = None
+    room: str | None = None
+    ended: bool = False
+    level_db: float | None = None
+    on_level_db: float | None = None
+    kind: Literal["declared_jammer"] = "declared_jammer"
+    alert: bool = True
+    classification: str = "wideband"
+    bursts: int = 0
+    location: Mapping[str, Any] | None = None
+    peak_dbfs: float | None = None
+    peak_dbm: float | None = None
+    snr_db: float | None = None
+    excess_db: float | None = None
+    severity: str | None = None
+    score_terms: Mapping[str, float] = field(default_factory=dict)
+    first_seen_utc: datetime | None = None
+    last_seen_utc: datetime | None = None
+
+    def to_json(self) -> dict:
+        """The event as the JSON object of ``replay --jsonl``."""
+        return {
+            "event": "declared_jammer", "track_id": self.track_id, "alert": True, "center_hz": self.center_hz,
+            "bandwidth_hz": self.bandwidth_hz, "first_seen_s": self.first_seen_s, "last_seen_s": self.last_seen_s,
+            "jammer": self.jammer, "room": self.room, "session": self.session, "state": self.state,
+            "ended": self.ended, "level_db": self.level_db, "on_level_db": self.on_level_db,
+            "peak_dbfs": None, "peak_dbm": None, "snr_db": None, "excess_db": None, "classification": self.classification,
+            "bursts": 0, "reasons": list(self.reasons), "location": None, "severity": self.severity,
+        }
+
+    @property
+    def is_missing(self) -> bool:
+        return False
+
+
+DetectionEvent = Union[TrackEvent, MissingEvent, JammingEvent, DeclaredJammerEvent]
 
 
 def _num(d: Mapping, key: str, *, required: bool = False) -> float | None:
@@ -267,6 +330,17 @@ def event_from_json(d: Mapping) -> DetectionEvent:
         common["severity"] = common["severity"] or "high"
         return JammingEvent(rise_db=_num(d, "rise_db"), carrier_change_db=_num(d, "carrier_change_db"),
                             classification=str(d.get("classification") or "wideband"), **common)
+    if kind == "declared_jammer":
+        common.pop("classification")
+        state = d.get("state")
+        if state not in ("off", "on_outside_session"):
+            raise InputError(f"Track event field 'state' must be 'off' or 'on_outside_session', not {state!r}.")
+        common["severity"] = common["severity"] or ("high" if state == "off" else "low")
+        opt = lambda k: None if d.get(k) in (None, "") else str(d.get(k))  # noqa: E731
+        return DeclaredJammerEvent(jammer=str(d.get("jammer") or ""), state=state, session=opt("session"),
+                                   room=opt("room"), ended=d.get("ended") is True, level_db=_num(d, "level_db"),
+                                   on_level_db=_num(d, "on_level_db"),
+                                   classification=str(d.get("classification") or "wideband"), **common)
     track_kind = cast(Literal["new", "update", "end"], kind)  # as given (the store records it in the cause)
     return TrackEvent(kind=track_kind, alert=d.get("alert") is True, f_lo_hz=_num(d, "f_lo_hz"), f_hi_hz=_num(d, "f_hi_hz"),
                       duty_cycle=_num(d, "duty_cycle"), **common)
