@@ -74,7 +74,7 @@ from detector.config.plan import Hop, Scheduler, WatchPlan
 
 __all__ = ["ReceiverModel", "DwellLog", "Dwell", "BandCatch", "PlanCatch", "p_burst_periodic", "catch_from_windows",
            "periodic_catch", "hop_revisits", "assign", "plan_catch", "measured_catch", "min_on_time_s",
-           "DEFAULT_BURST_S", "DEFAULT_PERIOD_S", "DEFAULT_SESSION_S"]
+           "revisit_summary", "InterceptHealth", "DEFAULT_BURST_S", "DEFAULT_PERIOD_S", "DEFAULT_SESSION_S"]
 
 #: the figures ``plan check`` and ``/health`` quote by default: a 2 s burst every 3 minutes over a
 #: 150-minute exam session
@@ -224,7 +224,14 @@ def _split(hops: list[Hop], k: int, model: ReceiverModel) -> list[list[Hop]]:
 @dataclass
 class _Layout:
     receivers: list[list[Hop]]
-    stare: set[str] = field(default_factory=set)  # bands given receivers of their own
+    dedicated: set[str] = field(default_factory=set)  # bands given receivers of their own by the greedy step
+
+    @property
+    def stare(self) -> set[str]:
+        """Bands every hop of which is alone on its receiver (never retuned)."""
+        alone = {id(hs[0]) for hs in self.receivers if len(hs) == 1}
+        bands = {h.band for hs in self.receivers for h in hs}
+        return {b for b in bands if all(id(h) in alone for hs in self.receivers for h in hs if h.band == b)}
 
 
 def _layout(hops: list[Hop], n: int, stare_bands: Sequence[str], model: ReceiverModel) -> _Layout | None:
@@ -419,13 +426,20 @@ class DwellLog:
 
 
 def measured_catch(plan: WatchPlan, dwells: Sequence[Dwell], *, burst_s: float = DEFAULT_BURST_S,
-                   model: ReceiverModel = ReceiverModel(), receivers: int = 1) -> dict:
-    """Per band: the nominal P(one burst) (the plan on ``receivers``) beside the one achieved in
-    ``dwells`` (exact, :func:`catch_from_windows` over the log's span), and the revisit times
-    (the worst hop's mean gap between visits). None where the log is shorter than a burst."""
-    nominal = {b.name: b for b in plan_catch(plan, receivers, burst_s=burst_s, model=model).bands}
+                   model: ReceiverModel = ReceiverModel(), receivers: int = 1,
+                   nominal: PlanCatch | None = None) -> dict:
+    """Per band: the nominal P(one burst) (the plan on ``receivers``, or ``nominal``) beside the one
+    achieved in ``dwells`` (exact, :func:`catch_from_windows` over the log's span), and the revisit
+    times (the worst hop's mean gap between visits; None: a hop visited at most once). P achieved
+    is None while the log is shorter than a burst."""
+    if nominal is None:
+        nominal = plan_catch(plan, receivers, burst_s=burst_s, model=model)
+    nom = {b.name: b for b in nominal.bands}
     hops = plan_hops(plan, model)
     half = model.hop_width_hz / 2
+    by_center: dict[float, list[tuple[float, float]]] = {}
+    for d in dwells:
+        by_center.setdefault(d.center_hz, []).append((d.start_s, d.end_s))
     if dwells:
         t0, t1 = min(d.start_s for d in dwells), max(d.end_s for d in dwells)
     else:
@@ -437,16 +451,16 @@ def measured_catch(plan: WatchPlan, dwells: Sequence[Dwell], *, burst_s: float =
         gaps: list[float] = []
         visits = 0
         for h in (h for h in hops if h.band == b.name):
-            ws = [(d.start_s, d.end_s) for d in dwells if abs(d.center_hz - h.center_hz) < half]
+            ws = [w for c, cw in by_center.items() if abs(c - h.center_hz) < half for w in cw]
             visits += len(ws)
             if span > burst_s:
                 ps.append(catch_from_windows(ws, burst_s, model.tau, t0, t1 - burst_s)[0])
             starts = sorted(a for a, _ in ws)
             if len(starts) >= 2:
                 gaps.append((starts[-1] - starts[0]) / (len(starts) - 1))
-            elif span > 0 and len(ws) < 2 and not (len(ws) == 1 and ws[0][1] - ws[0][0] >= 0.99 * span):
-                gaps.append(math.inf)  # seen at most once in the log: not revisited
-        nb = nominal[b.name]
+            elif not (len(ws) == 1 and ws[0][1] - ws[0][0] >= 0.99 * span):  # one dwell over the whole log: staring
+                gaps.append(math.inf)
+        nb = nom[b.name]
         achieved = max(gaps) if gaps else 0.0
         bands.append({"name": b.name, "priority": b.priority,
                       "p_burst_nominal": round(nb.p_burst, 6),
@@ -456,3 +470,27 @@ def measured_catch(plan: WatchPlan, dwells: Sequence[Dwell], *, burst_s: float =
                       "revisit_s": b.revisit_s, "dwells": visits})
     return {"burst_s": burst_s, "min_on_s": model.tau, "log_s": round(span, 3), "dwells": len(dwells),
             "receivers": receivers, "bands": bands}
+
+
+def revisit_summary(pc: PlanCatch) -> str | None:
+    """One line for the monitor's start: the bands revisited more slowly than their revisit_s."""
+    late = [b for b in pc.bands if not b.stare and b.revisit_achieved_s > b.revisit_s * (1 + 1e-9)]
+    if not late:
+        return None
+    parts = ", ".join(f"{b.name} {b.revisit_achieved_s:.1f} s (revisit_s {b.revisit_s:g})" for b in late)
+    return (f"{pc.receivers} receiver(s) cannot revisit {len(late)} of the plan's {len(pc.bands)} band(s) within "
+            f"their revisit_s: {parts}; `examwatch plan check` prints the catch rates")
+
+
+class InterceptHealth:
+    """``/health`` → ``intercept``: the running plan's catch rate, nominal and achieved from the
+    capture's :class:`DwellLog` (a 2 s burst by default)."""
+
+    def __init__(self, plan: WatchPlan, log: DwellLog, model: ReceiverModel, *, receivers: int = 1,
+                 burst_s: float = DEFAULT_BURST_S) -> None:
+        self.plan, self.log, self.model, self.receivers, self.burst_s = plan, log, model, receivers, burst_s
+        self.nominal = plan_catch(plan, receivers, burst_s=burst_s, model=model)
+
+    def __call__(self) -> dict:
+        return measured_catch(self.plan, self.log.dwells(), burst_s=self.burst_s, model=self.model,
+                              receivers=self.receivers, nominal=self.nominal)
