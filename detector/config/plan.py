@@ -94,11 +94,12 @@ def default_plan() -> WatchPlan:
 
     return WatchPlan(name="default-exam", band=[
         b("PMR446", 446.0, 446.2, 5, 2.0, 10.0, "licence-free PMR446 walkie-talkies: the commonest voice link of cheating"),
-        b("SRD433", 433.05, 434.79, 4, 1.0, 10.0, "433 MHz ISM/SRD: cheap FSK/LoRa data modules, remote controls, 'cheating earpiece' kits"),
+        b("SRD433", 433.05, 434.79, 4, 1.0, 10.0, "433 MHz ISM/SRD: cheap FSK/LoRa data modules and remote controls"),
         b("SRD868", 863.0, 870.0, 4, 0.5, 20.0, "868 MHz SRD: LoRa and FSK data links, alarm and telemetry modules"),
         b("VHF-two-way", 150.0, 174.0, 3, 0.1, 30.0, "VHF land-mobile hand-helds, MURS, marine; the cheap dual-band radios' VHF range"),
-        b("VHF-220", 220.0, 240.0, 3, 0.1, 30.0, "220–240 MHz data-transmission radios and cheap data links found with cheating devices"),
-        b("UHF-300", 300.0, 400.0, 3, 0.1, 30.0, "300–400 MHz: 315/330 MHz remote links and covert earpiece transmitters; 300–470 MHz is where cheating devices are found"),
+        b("VHF-220", 220.0, 240.0, 3, 0.1, 30.0,
+          "220–240 MHz: data-transmission radios and the cheap data links of cheating devices (issue #19)"),
+        b("UHF-300", 300.0, 400.0, 3, 0.1, 30.0, "315/330 MHz remote links; 300–470 MHz is where cheating devices are found (issue #19)"),
         b("UHF-400", 400.0, 433.05, 3, 0.1, 30.0, "UHF land-mobile and trunked hand-helds (400–430 MHz)"),
         b("UHF-434", 434.79, 446.0, 3, 0.1, 30.0, "70 cm amateur and land-mobile hand-helds"),
         b("UHF-446", 446.2, 470.0, 3, 0.1, 30.0, "UHF land-mobile hand-helds, FRS/GMRS 462/467 MHz"),

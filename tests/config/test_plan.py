@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from detector.core.errors import InputError
-from detector.config.plan import Scheduler, WatchPlan, default_plan, load_plan, single_band_plan
+from detector.config.plan import Scheduler, WatchPlan, load_plan, single_band_plan
 
 
 def write(tmp_path, text):
