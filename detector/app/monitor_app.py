@@ -283,9 +283,11 @@ class MonitorApp:
 def attach_intercept(monitor, scheduler) -> None:
     """Keep the capture's dwell log and report the plan's catch rate in ``/health`` → ``intercept``
     (issue #19: nominal from the plan, achieved from the windows actually observed)."""
+    import time
+
     from detector.config.intercept import DwellLog, InterceptHealth, ReceiverModel
 
     log = DwellLog()
     monitor.capture.dwell_log = log
     model = ReceiverModel(sample_rate_hz=scheduler.sample_rate_hz, usable_fraction=scheduler.usable_fraction)
-    monitor.health_sections["intercept"] = InterceptHealth(scheduler.plan, log, model)
+    monitor.health_sections["intercept"] = InterceptHealth(scheduler.plan, log, model, clock=time.monotonic)

@@ -66,9 +66,10 @@ ties break on the plan's order.
 from __future__ import annotations
 
 import math
+import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from detector.config.plan import Hop, Scheduler, WatchPlan
 
@@ -393,16 +394,20 @@ class Dwell:
 class DwellLog:
     """The windows the capture loop actually observed (center, start, end; the source's sample
     clock), merged from contiguous blocks at one center; bounded to the last ``keep_s`` seconds
-    and ``max_dwells`` entries. Not thread-safe beyond single appends (one capture thread writes,
-    ``/health`` reads a copy)."""
+    and ``max_dwells`` entries. The capture thread writes, ``/health`` reads a copy (under a lock)."""
 
     def __init__(self, keep_s: float = 3600.0, max_dwells: int = 200_000) -> None:
         self.keep_s = keep_s
         self._done: deque[Dwell] = deque(maxlen=max_dwells)
         self._open: dict[int, list[float]] = {}  # receiver → [center, start, end]
+        self._lock = threading.Lock()
 
     def add_block(self, center_hz: float, start_s: float, duration_s: float, receiver: int = 0) -> None:
         """A block of ``duration_s`` seconds at ``center_hz`` seen from ``start_s``."""
+        with self._lock:
+            self._add(center_hz, start_s, duration_s, receiver)
+
+    def _add(self, center_hz: float, start_s: float, duration_s: float, receiver: int) -> None:
         cur = self._open.get(receiver)
         end = start_s + duration_s
         tol = max(1e-3, 0.5 * duration_s)
@@ -417,8 +422,9 @@ class DwellLog:
 
     def dwells(self) -> list[Dwell]:
         """All dwells of the log, the open ones included (a copy)."""
-        out = list(self._done)
-        out += [Dwell(c, s, e, r) for r, (c, s, e) in list(self._open.items())]
+        with self._lock:
+            out = list(self._done)
+            out += [Dwell(c, s, e, r) for r, (c, s, e) in self._open.items()]
         return out
 
     def __len__(self) -> int:
@@ -487,10 +493,21 @@ class InterceptHealth:
     capture's :class:`DwellLog` (a 2 s burst by default)."""
 
     def __init__(self, plan: WatchPlan, log: DwellLog, model: ReceiverModel, *, receivers: int = 1,
-                 burst_s: float = DEFAULT_BURST_S) -> None:
+                 burst_s: float = DEFAULT_BURST_S, clock: Callable[[], float] | None = None,
+                 min_interval_s: float = 5.0) -> None:
         self.plan, self.log, self.model, self.receivers, self.burst_s = plan, log, model, receivers, burst_s
         self.nominal = plan_catch(plan, receivers, burst_s=burst_s, model=model)
+        self.clock, self.min_interval_s = clock, min_interval_s
+        self._last: tuple[float, dict] | None = None
 
     def __call__(self) -> dict:
-        return measured_catch(self.plan, self.log.dwells(), burst_s=self.burst_s, model=self.model,
-                              receivers=self.receivers, nominal=self.nominal)
+        """The figures, recomputed at most every ``min_interval_s`` of ``clock`` (an hour's log of
+        the default plan takes ≈ 70 ms)."""
+        now = self.clock() if self.clock is not None else None
+        if now is not None and self._last is not None and now - self._last[0] < self.min_interval_s:
+            return self._last[1]
+        out = measured_catch(self.plan, self.log.dwells(), burst_s=self.burst_s, model=self.model,
+                             receivers=self.receivers, nominal=self.nominal)
+        if now is not None:
+            self._last = (now, out)
+        return out
