@@ -48,3 +48,28 @@ def test_the_capture_logs_the_windows_it_observed_and_health_reports_the_catch_r
     a = next(b for b in h["bands"] if b["name"] == "A")
     assert {"p_burst_nominal", "p_burst_achieved", "revisit_nominal_s", "revisit_achieved_s", "revisit_s", "dwells"} <= set(a)
     assert a["dwells"] >= 2 and a["revisit_achieved_s"] is not None
+
+
+def test_a_monitor_whose_plan_hops_reports_intercept_in_health():
+    from detector.app.monitor_app import MonitorApp
+
+    plan = WatchPlan(band=[Band(name="A", start_hz=446.0e6, stop_hz=446.2e6, priority=2, dwell_s=0.001, revisit_s=1.0),
+                           Band(name="B", start_hz=433.8e6, stop_hz=434.0e6, priority=1, dwell_s=0.001, revisit_s=1.0)])
+    sch = Scheduler(plan, FS)
+    app = MonitorApp.build(None, source_factory=lambda: Hopping([1 << 14] * 12, []), site="S", scheduler=sch)
+    try:
+        app.start()
+        assert app.monitor.finished.wait(30)
+        h = app.monitor.health()
+    finally:
+        app.stop()
+    ic = h["intercept"]
+    assert [b["name"] for b in ic["bands"]] == ["A", "B"] and ic["dwells"] >= 2
+    assert sum(b["dwells"] for b in ic["bands"]) == ic["dwells"] and h["retunes"] >= 2
+    # a dwell plan (one hop) keeps no log and reports no intercept
+    one = MonitorApp.build(None, source_factory=lambda: Hopping([1 << 14] * 2, []), site="S",
+                           scheduler=Scheduler(WatchPlan(band=[plan.bands[0]]), FS))
+    try:
+        assert "intercept" not in one.monitor.health() and one.monitor.capture.dwell_log is None
+    finally:
+        one.stop()
