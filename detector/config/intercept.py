@@ -1,7 +1,7 @@
 """Catch rate of a watch plan: will a burst on a random channel be seen long enough to detect?
 
 The planner of issue #19 (``examwatch plan check``, ``/health`` → ``intercept``). Pure arithmetic
-over dwell windows; no clock, no I/O.
+over dwell windows; no I/O, and no clock of its own (:class:`InterceptHealth` is given one).
 
 Model
 -----
@@ -13,8 +13,9 @@ first ``settle_s`` of the dwell are discarded while the tuner settles
 ``d = dwell_s − settle_s`` per visit. The detector alerts after K flagged frames of M (the K-of-M
 rule, :class:`~detector.detection._decision.DecisionConfig`) of ``frame_s`` each, so a burst is
 *caught* when one dwell on its hop overlaps it for at least the minimum on-time
-``τ = K · frame_s`` (30 ms with the defaults). Bursts that straddle a retune are not joined
-(issue #19 item 4 is not modelled here).
+``τ = K · frame_s`` (30 ms with the defaults; optimistic by up to one frame, since frames are
+not aligned with the burst: pass ``min_on_s=(K + 1) · frame_s`` for the pessimistic figure).
+Bursts that straddle a retune are not joined (issue #19 item 4 is not modelled here).
 
 One burst (closed form). Let a hop be observed in windows ``[kC, kC + d]`` (period C, the hop's
 revisit time) and a burst of duration D start at a uniformly random time t. Its overlap with the
