@@ -6,6 +6,8 @@
  * - Figures: PNGs of /api/v1/figures/{name}.png, refreshed every few seconds; a 404 shows its reason.
  * - Acknowledge / dismiss: PATCH /api/v1/alerts/{id} {"status", "reason"} with the bearer token,
  *   asked once and kept in localStorage; a 401 says so clearly.
+ * - Catch rate: GET /api/v1/health → intercept (a vehicle whose plan hops), per band the plan's
+ *   P(one burst) beside the one achieved by the hops actually made, every few seconds.
  * - Language: navigator.language (zh* → zh-CN, else en); ?lang=zh-CN or ?lang=en overrides.
  */
 (function () {
@@ -35,7 +37,9 @@
       sev_high: "high", sev_medium: "medium", sev_low: "low",
       st_new: "new", st_updated: "updated", st_located: "located", st_acknowledged: "acknowledged", st_dismissed: "dismissed", st_closed: "closed",
       cls_nfm_voice: "NFM voice", cls_fsk_data: "FSK data", cls_ook_pulses: "OOK pulses", cls_pulsed: "pulsed", cls_carrier: "carrier",
-      cls_wideband: "wideband", cls_unknown: "unknown"
+      cls_wideband: "wideband", cls_unknown: "unknown",
+      catch_title: "Catch rate", catch_band: "band", catch_nominal: "plan", catch_achieved: "achieved",
+      catch_revisit: "revisit s", catch_note: "P(a {d} s burst on a random channel is seen long enough to detect), over the last {m} min of hops"
     },
     "zh-CN": {
       title: "考场无线电监测 — 实时", conn_wait: "正在连接…", conn_live: "实时", conn_poll: "每 {s} 秒刷新",
@@ -60,7 +64,9 @@
       sev_high: "高", sev_medium: "中", sev_low: "低",
       st_new: "新告警", st_updated: "已更新", st_located: "已定位", st_acknowledged: "已确认", st_dismissed: "已排除", st_closed: "已关闭",
       cls_nfm_voice: "窄带调频语音", cls_fsk_data: "FSK 数据", cls_ook_pulses: "OOK 脉冲", cls_pulsed: "脉冲", cls_carrier: "载波",
-      cls_wideband: "宽带", cls_unknown: "未知"
+      cls_wideband: "宽带", cls_unknown: "未知",
+      catch_title: "截获概率", catch_band: "频段", catch_nominal: "计划", catch_achieved: "实际",
+      catch_revisit: "重访 秒", catch_note: "随机信道上 {d} 秒突发被检测到的概率（最近 {m} 分钟的跳频）"
     }
   };
 
@@ -357,6 +363,34 @@
     document.querySelectorAll("[data-figure]").forEach(function (el) { loadFigure(el.getAttribute("data-figure")); });
   }
 
+  // --- catch rate (GET /api/v1/health → intercept) ---------------------------------------------
+  function pct(p) { return p === null || p === undefined ? "—" : (100 * p).toFixed(p < 0.1 ? 1 : 0) + " %"; }
+  function loadCatch() {
+    if (document.hidden) return;
+    var box = document.getElementById("catch");
+    if (!box) return;
+    fetch("/api/v1/health", { cache: "no-store" }).then(function (r) { return r.ok ? r.json() : null; }).then(function (h) {
+      var ic = h && h.intercept;
+      if (!ic || !ic.bands) { box.classList.add("hidden"); return; }
+      var rows = document.getElementById("catch-rows");
+      rows.textContent = "";
+      ic.bands.forEach(function (b) {
+        var tr = document.createElement("tr");
+        [b.name, pct(b.p_burst_nominal), pct(b.p_burst_achieved),
+         b.revisit_achieved_s === null || b.revisit_achieved_s === undefined ? "—" : b.revisit_achieved_s.toFixed(1)
+        ].forEach(function (v, i) {
+          var td = document.createElement("td");
+          td.textContent = v;
+          if (i === 2 && b.p_burst_achieved !== null && b.p_burst_achieved < 0.8 * b.p_burst_nominal) td.className = "low";
+          tr.appendChild(td);
+        });
+        rows.appendChild(tr);
+      });
+      document.getElementById("catch-note").textContent = t("catch_note", { d: ic.burst_s, m: Math.round((ic.log_s || 0) / 60) });
+      box.classList.remove("hidden");
+    }).catch(function () { /* the alerts list reports the connection */ });
+  }
+
   // --- start ----------------------------------------------------------------------------------
   applyI18n();
   setConn("wait");
@@ -367,6 +401,8 @@
   connectStream(0);
   loadFigures();
   setInterval(loadFigures, REFRESH_MS);
+  loadCatch();
+  setInterval(loadCatch, 2 * REFRESH_MS);
   setInterval(function () { if (streamLive) loadAlerts(); }, 15000);  // safety net while live
   document.addEventListener("visibilitychange", loadFigures);
 })();

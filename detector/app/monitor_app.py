@@ -26,7 +26,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from detector.core.errors import InputError
 
-__all__ = ["build_engine", "MonitorApp", "AppSettings", "MonitorSettings", "lock_data_dir", "with_added_whitelist"]
+__all__ = ["build_engine", "MonitorApp", "AppSettings", "MonitorSettings", "lock_data_dir", "with_added_whitelist", "attach_intercept"]
 
 log = logging.getLogger("examwatch.monitor")
 
@@ -202,6 +202,8 @@ class MonitorApp:
             declared = getattr(app.engine, "declared_jammers", None)
             if declared is not None:  # /health → declared_jammers: name, band, state, level, since
                 app.monitor.health_sections["declared_jammers"] = declared.status
+            if scheduler is not None and not scheduler.single:
+                attach_intercept(app.monitor, scheduler)
             if settings is not None:
                 app._compose_api(settings, site_config, baseline, site, added_wl, push, stream, say)
             sender = app.sender
@@ -282,3 +284,16 @@ class MonitorApp:
     def threads_alive(self) -> list[str]:
         return self.monitor.threads_alive() if self.monitor is not None else []
 
+
+
+def attach_intercept(monitor, scheduler) -> None:
+    """Keep the capture's dwell log and report the plan's catch rate in ``/health`` → ``intercept``
+    (issue #19: nominal from the plan, achieved from the windows actually observed)."""
+    import time
+
+    from detector.config.intercept import DwellLog, InterceptHealth, ReceiverModel
+
+    log = DwellLog()
+    monitor.capture.dwell_log = log
+    model = ReceiverModel(sample_rate_hz=scheduler.sample_rate_hz, usable_fraction=scheduler.usable_fraction)
+    monitor.health_sections["intercept"] = InterceptHealth(scheduler.plan, log, model, clock=time.monotonic)

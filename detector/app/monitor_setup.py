@@ -13,7 +13,7 @@ from typing import Callable
 
 from detector.core.errors import InputError
 
-__all__ = ["MonitorSource", "open_monitor_source", "resolve_monitor_site", "watch_scheduler", "check_drift_in_plan",
+__all__ = ["MonitorSource", "open_monitor_source", "resolve_monitor_site", "watch_scheduler", "revisit_warning", "check_drift_in_plan",
            "baseline_warnings"]
 
 
@@ -103,6 +103,17 @@ def watch_scheduler(kind: str, plan_path: Path | None, center_hz: float | None, 
     if kind == "rtlsdr" and center_hz is None:
         return Scheduler(default_plan(), info.sample_rate_hz)
     return Scheduler(single_band_plan(info.center_hz, info.sample_rate_hz), info.sample_rate_hz)
+
+
+def revisit_warning(scheduler) -> str | None:
+    """The bands the receiver cannot revisit within their revisit_s, with the achieved figures
+    (one line; None for a dwell or a plan that keeps up)."""
+    if scheduler.single:
+        return None
+    from detector.config.intercept import ReceiverModel, plan_catch, revisit_summary
+
+    model = ReceiverModel(sample_rate_hz=scheduler.sample_rate_hz, usable_fraction=scheduler.usable_fraction)
+    return revisit_summary(plan_catch(scheduler.plan, 1, model=model))
 
 
 def check_drift_in_plan(drift, scheduler, sample_rate_hz: float) -> None:

@@ -37,6 +37,7 @@ from detector.cli.locate import locate  # noqa: E402
 from detector.cli.calibrate import calibrate_app  # noqa: E402
 from detector.cli.report import report  # noqa: E402
 from detector.cli.serve import serve  # noqa: E402
+from detector.cli.plan import plan_app  # noqa: E402
 
 app.command()(spectrum)
 app.command()(survey)
@@ -48,6 +49,7 @@ app.command()(locate)
 app.add_typer(calibrate_app, name="calibrate")
 app.command()(report)
 app.command()(serve)
+app.add_typer(plan_app, name="plan")
 
 
 @app.callback()

@@ -72,7 +72,7 @@ def monitor(
 
     from detector.app.monitor_app import AppSettings, MonitorApp
     from detector.app.monitor_setup import (baseline_warnings, check_drift_in_plan, open_monitor_source,
-                                            resolve_monitor_site, watch_scheduler)
+                                            resolve_monitor_site, revisit_warning, watch_scheduler)
     from detector.app.push import PushSettings
     from detector.detection.engine import EngineConfig
     from detector.localization.tracks import track_locator
@@ -133,6 +133,9 @@ def monitor(
     info = src.info
     plan_path = plan or (Path(site_cfg.plan) if site_cfg.plan else None)
     scheduler = watch_scheduler(kind, plan_path, center_hz, info)
+    late = revisit_warning(scheduler)
+    if late:
+        console_err.print(f"[yellow]warning:[/] {late}", highlight=False)
     check_drift_in_plan(drift, scheduler, info.sample_rate_hz)
     base = None
     if baseline is not None:

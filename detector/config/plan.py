@@ -9,6 +9,7 @@ A plan is TOML::
     priority = 3        # higher: visited more often
     dwell_s = 2.0       # seconds per visit of each hop
     revisit_s = 10.0    # the longest acceptable time between visits
+    reason = "licence-free hand-helds"   # optional: why the band is watched
 
 :func:`default_plan` watches the bands favoured by exam-cheating devices within the RTL-SDR's
 24–1766 MHz (PMR446, the 433 MHz SRD band, VHF and UHF two-way radio, 868 MHz SRD); dwelling on
@@ -49,6 +50,8 @@ class Band(BaseModel):
     priority: int = Field(default=1, ge=1, le=10)
     dwell_s: float = Field(default=1.0, gt=0, le=3600)
     revisit_s: float = Field(default=30.0, gt=0)
+    #: why the band is watched (the plan's documentation; shown by ``examwatch plan check``)
+    reason: str = ""
 
     @field_validator("start_hz", "stop_hz", mode="before")
     @classmethod
@@ -80,13 +83,37 @@ class WatchPlan(BaseModel):
 
 
 def default_plan() -> WatchPlan:
-    """Bands favoured by exam-cheating devices within 24–1766 MHz."""
+    """The plan of ``rtlsdr:`` without ``--center``: 30 MHz–1 GHz, where hand-held and hidden
+    transmitters work, with priority on the bands of exam-cheating devices and cheap data links
+    (each band's ``reason``). Wide coverage bands are swept with short dwells (0.1 s: 73 ms seen
+    after the tuner settles, enough for the detector's 30 ms), the licence-free voice and data
+    bands dwelt on; ``examwatch plan check default`` prints what it catches."""
+    def b(name, lo, hi, priority, dwell_s, revisit_s, reason):
+        return Band(name=name, start_hz=lo * 1e6, stop_hz=hi * 1e6, priority=priority, dwell_s=dwell_s,
+                    revisit_s=revisit_s, reason=reason)
+
     return WatchPlan(name="default-exam", band=[
-        Band(name="PMR446", start_hz=446.0e6, stop_hz=446.2e6, priority=5, dwell_s=2.0, revisit_s=10.0),
-        Band(name="SRD433", start_hz=433.05e6, stop_hz=434.79e6, priority=4, dwell_s=2.0, revisit_s=10.0),
-        Band(name="UHF-two-way", start_hz=400e6, stop_hz=470e6, priority=2, dwell_s=0.2, revisit_s=60.0),
-        Band(name="VHF-two-way", start_hz=150e6, stop_hz=174e6, priority=2, dwell_s=0.2, revisit_s=60.0),
-        Band(name="SRD868", start_hz=863e6, stop_hz=870e6, priority=3, dwell_s=1.0, revisit_s=20.0),
+        b("PMR446", 446.0, 446.2, 5, 2.0, 10.0, "licence-free PMR446 walkie-talkies: the commonest voice link of cheating"),
+        b("SRD433", 433.05, 434.79, 4, 1.0, 10.0, "433 MHz ISM/SRD: cheap FSK/LoRa data modules and remote controls"),
+        b("SRD868", 863.0, 870.0, 4, 0.5, 20.0, "868 MHz SRD: LoRa and FSK data links, alarm and telemetry modules"),
+        b("VHF-two-way", 150.0, 174.0, 3, 0.1, 30.0, "VHF land-mobile hand-helds, MURS, marine; the cheap dual-band radios' VHF range"),
+        b("VHF-220", 220.0, 240.0, 3, 0.1, 30.0,
+          "220–240 MHz: data-transmission radios and the cheap data links of cheating devices (issue #19)"),
+        b("UHF-300", 300.0, 400.0, 3, 0.1, 30.0, "315/330 MHz remote links; 300–470 MHz is where cheating devices are found (issue #19)"),
+        b("UHF-400", 400.0, 433.05, 3, 0.1, 30.0, "UHF land-mobile and trunked hand-helds (400–430 MHz)"),
+        b("UHF-434", 434.79, 446.0, 3, 0.1, 30.0, "70 cm amateur and land-mobile hand-helds"),
+        b("UHF-446", 446.2, 470.0, 3, 0.1, 30.0, "UHF land-mobile hand-helds, FRS/GMRS 462/467 MHz"),
+        b("ISM915", 902.0, 928.0, 2, 0.1, 60.0, "902–928 MHz ISM (Americas): LoRa and FSK data links"),
+        b("VHF-2m", 137.0, 150.0, 2, 0.1, 60.0, "2 m amateur hand-helds (144–148 MHz), the cheap dual-band radios"),
+        b("VHF-low", 30.0, 88.0, 1, 0.1, 300.0, "low-band land mobile, 40/49 MHz-class wireless links and radio control"),
+        b("FM-broadcast", 88.0, 108.0, 1, 0.1, 300.0, "cheap FM 'bug' and earpiece transmitters beside the broadcast stations"),
+        b("Airband", 108.0, 137.0, 1, 0.1, 300.0, "aviation: coverage only"),
+        b("Band-III", 174.0, 220.0, 1, 0.1, 300.0, "DAB/TV Band III and wireless microphones: coverage of 174–400 MHz"),
+        b("VHF-240", 240.0, 300.0, 1, 0.1, 300.0, "government and military: coverage of 174–400 MHz"),
+        b("UHF-TV", 470.0, 790.0, 1, 0.1, 300.0, "DVB-T, with wireless microphones and in-ear monitors between TV channels"),
+        b("UHF-790", 790.0, 863.0, 1, 0.1, 300.0, "LTE 800 and the 823–832 MHz wireless microphones: coverage"),
+        b("UHF-870", 870.0, 902.0, 1, 0.1, 300.0, "GSM-R and GSM/LTE 900 uplink, 870–876 MHz SRD: coverage"),
+        b("UHF-928", 928.0, 1000.0, 1, 0.1, 300.0, "GSM/LTE 900 downlink and aviation DME: coverage to 1 GHz"),
     ])
 
 

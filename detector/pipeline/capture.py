@@ -87,6 +87,9 @@ class Capture:
         self.clock = clock
         self.positions = positions
         self.backoff = 0.5
+        #: the windows actually observed, for the catch rate of ``/health`` → ``intercept`` (issue #19;
+        #: a :class:`~detector.config.intercept.DwellLog` set by the composition, None: not kept)
+        self.dwell_log = None
         self._lock = threading.Lock()
         self._generation = 0
 
@@ -209,7 +212,8 @@ class Capture:
             self.backoff = 0.5
             st.center_hz = block.center_hz
             st.sample_rate_hz = block.sample_rate_hz
-            self._put(self._with_position(block))
+            if self._put(self._with_position(block)) and self.dwell_log is not None:
+                self.dwell_log.add_block(block.center_hz, block.offset_s, block.samples.size / block.sample_rate_hz)
 
     def _with_position(self, block: IQBlock) -> IQBlock:
         if block.position is None and self.positions is not None:
@@ -218,20 +222,23 @@ class Capture:
                 return replace(block, position=pos)
         return block
 
-    def _put(self, block: IQBlock) -> None:
+    def _put(self, block: IQBlock) -> bool:
+        """Queue the block; False when it was dropped (or the monitor stopped)."""
         if self.realtime:
             try:
                 self.out.put_nowait(block)
             except queue.Full:
                 self.status.blocks_dropped += 1
                 self.status.frames_dropped += max(1, self.frames_of(block.samples.size))
-            return
+                return False
+            return True
         while not self.stop_event.is_set():
             try:
                 self.out.put(block, timeout=0.5)
-                return
+                return True
             except queue.Full:
                 continue
+        return False
 
 
 class Watchdog:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from detector.core.errors import InputError
-from detector.config.plan import Scheduler, WatchPlan, default_plan, load_plan, single_band_plan
+from detector.config.plan import Scheduler, WatchPlan, load_plan, single_band_plan
 
 
 def write(tmp_path, text):
@@ -52,13 +52,24 @@ def test_hops_cover_each_band_with_the_usable_width():
     assert Scheduler(single_band_plan(446.1e6, 1e6), 1e6).single
 
 
+def exam_bands() -> WatchPlan:
+    """The five exam bands (the default plan before issue #19)."""
+    return WatchPlan(name="exam-bands", band=[
+        dict(name="PMR446", start_hz=446.0e6, stop_hz=446.2e6, priority=5, dwell_s=2.0, revisit_s=10.0),
+        dict(name="SRD433", start_hz=433.05e6, stop_hz=434.79e6, priority=4, dwell_s=2.0, revisit_s=10.0),
+        dict(name="UHF-two-way", start_hz=400e6, stop_hz=470e6, priority=2, dwell_s=0.2, revisit_s=60.0),
+        dict(name="VHF-two-way", start_hz=150e6, stop_hz=174e6, priority=2, dwell_s=0.2, revisit_s=60.0),
+        dict(name="SRD868", start_hz=863e6, stop_hz=870e6, priority=3, dwell_s=1.0, revisit_s=20.0),
+    ])
+
+
 def test_priority_and_revisit_decide_the_order_and_an_open_track_extends_the_dwell():
-    s = Scheduler(default_plan(), sample_rate_hz=2.4e6)
+    s = Scheduler(exam_bands(), sample_rate_hz=2.4e6)
     names = [s.next_hop(float(t)).band for t in range(0, 600)]
     # every hop is visited once first (57 hops, one a second here); then PMR446 (priority 5,
     # revisit 10 s) comes back far more often than a UHF hop (priority 2, revisit 60 s)
     first_round = len(s.hops)
-    assert len(set(map(id, s.hops))) == first_round and set(names[:first_round]) == {b.name for b in default_plan().bands}
+    assert len(set(map(id, s.hops))) == first_round and set(names[:first_round]) == {b.name for b in exam_bands().bands}
     pmr = [t for t, n in enumerate(names) if n == "PMR446" and t >= first_round]
     assert len(pmr) > 50 and max(b - a for a, b in zip(pmr, pmr[1:])) <= 10
     uhf = sum(n == "UHF-two-way" for n in names) / len([h for h in s.hops if h.band == "UHF-two-way"])
@@ -67,3 +78,9 @@ def test_priority_and_revisit_decide_the_order_and_an_open_track_extends_the_dwe
     assert s.dwell_for(hop, 700.0) == 2.0
     s.extend(446.1e6, 730.0)
     assert s.dwell_for(hop, 700.0) == 10.0 and s.dwell_for(hop, 731.0) == 2.0
+
+
+def test_a_band_may_say_why_it_is_watched(tmp_path):
+    plan = load_plan(write(tmp_path, '[[band]]\nstart_hz = "446.0M"\nstop_hz = "446.2M"\nreason = "PMR446 hand-helds"\n'))
+    assert plan.bands[0].reason == "PMR446 hand-helds"
+    assert load_plan(write(tmp_path, '[[band]]\nstart_hz = "446.0M"\nstop_hz = "446.2M"\n')).bands[0].reason == ""
