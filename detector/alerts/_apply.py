@@ -21,7 +21,8 @@ from detector.alerts._schemas import AUTO_STATUSES, FINAL_STATUSES, AlertPublic
 from detector.alerts.db import Database
 from detector.core.errors import InputError
 from detector.core.timefmt import utc_iso
-from detector.detection.events import JAMMING_PREFIX, MISSING_PREFIX, DetectionEvent, event_from_json, json_safe
+from detector.detection.events import (JAMMING_PREFIX, MISSING_PREFIX, OVERLOAD_PREFIX, DetectionEvent, event_from_json,
+                                       json_safe)
 
 __all__ = ["TrackEventMixin", "RESUME_TOLERANCE_HZ"]
 
@@ -107,6 +108,7 @@ class TrackEventMixin:
 
         Alerting events are tracks with ``alert`` true and every
         :class:`~detector.detection.events.MissingEvent` and
+        an :class:`~detector.detection.events.OverloadEvent` and
         :class:`~detector.detection.events.JammingEvent`. The alert is keyed by ``(site, run_id,
         track_id)``. Returns the alert after the event (unchanged, with no version bump, when the
         event changes nothing). ``when`` (default: now) is the wall-clock time of the event's
@@ -156,7 +158,7 @@ class TrackEventMixin:
                                                    AlertRow.track_id == track_id).with_for_update()).one_or_none()
             now = _utcnow()
             if row is None and resume:
-                row = self._resumable(s, ev, site=site, ids=resume, track_id=track_id, missing=kind in ("missing", "jamming"))
+                row = self._resumable(s, ev, site=site, ids=resume, track_id=track_id, missing=kind in ("missing", "jamming", "overload"))
                 if row is not None:
                     old_key = f"run {row.run_id}, track {row.track_id}"
                     row.run_id, row.track_id = run_id, track_id
@@ -179,7 +181,7 @@ class TrackEventMixin:
             return next((r for r in rows if r.track_id == track_id), None)
         best, best_d = None, math.inf
         for r in rows:
-            if r.track_id.startswith((MISSING_PREFIX, JAMMING_PREFIX)):
+            if r.track_id.startswith((MISSING_PREFIX, JAMMING_PREFIX, OVERLOAD_PREFIX)):
                 continue
             tol = max(RESUME_TOLERANCE_HZ, (r.bandwidth_hz or 0.0) / 2, (ev["bandwidth_hz"] or 0.0) / 2)
             d = abs(r.center_hz - ev["center_hz"])

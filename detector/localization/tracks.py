@@ -2,7 +2,8 @@
 
 :func:`track_locator` returns ``locate(track) -> dict | None`` for the engine: the track's
 readings with positions go to :mod:`detector.localization`; the result is the ``LocationEstimate``
-JSON of ``DESIGN.md`` or None while there are too few readings.
+JSON of ``DESIGN.md`` or None while there are too few readings. Readings taken while the receiver
+was overloaded (``Reading.overload``, issue #18 item 1: their levels are compressed) are left out.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ def track_locator(lat0: float | None = None, lon0: float | None = None, *, min_r
     cache: dict[str, tuple[float, dict | None]] = {}  # the latest first: bounded (issue #24)
 
     def locate(track) -> dict | None:
-        readings = [r for r in track.readings if r.lat is not None]
+        # readings taken while the receiver was overloaded (``Reading.overload``) have compressed levels: left out
+        readings = [r for r in track.readings if r.lat is not None and not getattr(r, "overload", False)]
         if len(readings) < min_readings:
             return None
         last_t = readings[-1].t_s
