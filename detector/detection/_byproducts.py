@@ -9,13 +9,14 @@ center (their peak bins), the frequencies below, folded (aliased) into the captu
 
 * ``image``: −f, the IQ image about the tuned center (gain/phase imbalance of the I and Q paths;
   under clipping the image is strong too). Always predicted, overloaded or not.
-* ``clipping``: k·f for k = −3, 5, −7: I and Q clipped each on its own (the cu8 rails) are an odd
+* ``clipping``: k·f for k = −3, 5 (−7, … beyond the default ``single_k``): I and Q clipped each on its own (the cu8 rails) are an odd
   memoryless nonlinearity of cos and sin apart, whose complex output holds the terms
   e^{jkωt} with k ≡ 1 (mod 4) (an odd function of cos ωt has harmonics at odd k; combined as
   I + jQ, only k = 1, −3, 5, −7, … survive).
-* ``harmonic``: k·f for the other k with 2 ≤ |k| ≤ ``max_order`` (the even and the remaining odd
-  orders: DC offset and asymmetric clipping).
-* ``intermodulation``: a·f₁ + b·f₂ of two parents, a, b ≠ 0, |a| + |b| ≤ ``max_order``,
+* ``harmonic``: k·f for the other k of ``single_k`` (2 and 3 by default: the even and the other
+  odd orders, from a DC offset and asymmetric clipping). Higher orders fit the real recordings
+  no better and cover ever more of the band (each prediction holds a few kHz).
+* ``intermodulation``: a·f₁ + b·f₂ of two parents (both within ``pair_within_db`` of the strongest), a, b ≠ 0, |a| + |b| ≤ ``max_order``,
   a + b odd: the odd-order products 2f₁ − f₂, 2f₂ − f₁, 3f₁ − 2f₂, … (a + b = 1, the in-band
   products of a compressing front end, Razavi, *RF Microelectronics*, 2nd ed., §2.2) and those the
   I/Q clipping adds (a + b = −3, 5, …, e.g. −2f₁ − f₂).
@@ -61,10 +62,12 @@ class ByproductConfig:
     max_parents: int = 3
     parent_min_snr_db: float = 20.0
     #: one parent's products k·f predicted while overloaded (the image, k = −1, always)
-    single_k: tuple[int, ...] = (-3, 2, 3)
+    single_k: tuple[int, ...] = (-3, 5, -7, 9, -11, 2, 3)
     #: two parents' products a·f₁ + b·f₂ predicted while overloaded: |a| + |b| ≤ ``max_order``
-    #: and a + b in ``pair_sums``
+    #: and a + b in ``pair_sums``, of parents within ``pair_within_db`` of the strongest (a product of
+    #: a product and a tone is a higher-order product of the tones: predicted from the tones)
     max_order: int = 7
+    pair_within_db: float = 15.0
     pair_sums: tuple[int, ...] = (1, -3, 5, -7)
     tol_bins: float = 2.0
     max_width_hz: float = 10e3
@@ -122,22 +125,26 @@ def mark_byproducts(emissions: list, *, center_hz: float | None, sample_rate_hz:
     if not parents:
         return 0
     strongest = parents[0].peak_dbfs
+    # the parents of clipping, harmonic and intermodulation products: within ``pair_within_db`` of
+    # the strongest (a product of a product is a higher-order product of the strong ones); the
+    # image is predicted for every parent
+    strong = [p for p in parents if p.peak_dbfs >= strongest - c.pair_within_db]
     # (frequency offset, tolerance, weakest parent's peak, kind, order, reason)
     preds: list[tuple[float, float, float, str, int, str]] = []
     singles = single_products(c.single_k, overloaded=overloaded)
     for p in parents:
         fp = p.peak_hz - center_hz
-        for k, kind in singles:
+        for k, kind in (singles if any(p is q for q in strong) else singles[:1]):
             f = _fold(k * fp, fs)
             width = min(abs(k) * p.bandwidth_hz, c.max_width_hz)
             what = (f"image of {_mhz(p.peak_hz)} (mirrored about the tuned center {_mhz(center_hz)})" if k == -1
                     else f"{kind} {_coef(k, 'f')} of {_mhz(p.peak_hz)}")
             preds.append((f, c.tol_bins * bin_hz + width / 2, p.peak_dbfs, kind, abs(k), what))
-    if overloaded and len(parents) >= 2:
+    if overloaded and len(strong) >= 2:
         pairs = pair_products(c.max_order, c.pair_sums)
-        for i in range(len(parents)):
-            for j in range(i + 1, len(parents)):
-                p, q = parents[i], parents[j]
+        for i in range(len(strong)):
+            for j in range(i + 1, len(strong)):
+                p, q = strong[i], strong[j]
                 f1, f2 = p.peak_hz - center_hz, q.peak_hz - center_hz
                 for a, b in pairs:
                     f = _fold(a * f1 + b * f2, fs)
@@ -174,7 +181,7 @@ def note_frame(tr, group: list) -> None:
         tr.artefact_frames += 1
         tr.clean_run = 0
         if tr.artefact is None and not tr.alert:
-            first = next(e for e in group if e.artefact)
+            first = max((e for e in group if e.artefact), key=lambda e: e.peak_dbfs)  # the strongest names it
             tr.artefact, tr.artefact_of = first.artefact, first.artefact_of
     else:
         tr.clean_run += 1
