@@ -14,7 +14,7 @@ or ``end`` of a track, a :class:`MissingEvent` per surveyed station gone silent 
 :class:`JammingEvent` per jamming episode (:mod:`detector.detection._jamming`); their
 :meth:`~TrackEvent.to_json` is the JSON line of ``examwatch replay --jsonl``::
 
-    {"event": "new"|"update"|"end"|"missing"|"jamming", "track_id", "alert", "center_hz", "bandwidth_hz",
+    {"event": "new"|"update"|"end"|"missing"|"jamming"|"overload", "track_id", "alert", "center_hz", "bandwidth_hz",
      "first_seen_s", "last_seen_s", "peak_dbfs", "snr_db", "excess_db", "classification",
      "bursts", "reasons", "location", "peak_dbm", ...}
 
