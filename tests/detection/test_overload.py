@@ -218,3 +218,103 @@ def test_mark_byproducts_names_the_product_and_needs_the_margin():
     p, h = em(100e3, -3.0), em(50e3, -40.0, 10.0)
     assert mark_byproducts([p, h], center_hz=CENTER, sample_rate_hz=FS, bin_hz=976.6, overloaded=True) == 1
     assert h.artefact == "harmonic" and "3f" in h.artefact_of
+
+
+# --- the edges: the monitor's /health, /metrics, the store ---------------------------------------
+
+def test_the_monitor_shows_the_overload_in_health_and_metrics():
+    from types import SimpleNamespace
+
+    from detector.api.routes.metrics import metrics_text
+    from detector.core.types import IQBlock
+    from detector.pipeline import Monitor
+    from detector.sources import SourceInfo
+
+    x = two_tones(LEVEL, seconds=1.5)
+
+    class Recording:
+        info = SourceInfo(kind="raw", name="rec", center_hz=CENTER, sample_rate_hz=FS, n_samples=x.size)
+
+        def blocks(self, bs):
+            for i in range(0, x.size, bs):
+                yield IQBlock(x[i:i + bs], CENTER, FS, offset_s=i / FS, retuned=i == 0)
+
+        def close(self):
+            pass
+
+    seen = []
+    mon = Monitor(Recording, DetectionEngine(), block_samples=1 << 16)
+    mon.on_alert.append(lambda ev, alert: seen.append(ev))
+    mon.start()
+    try:
+        assert mon.finished.wait(30)
+        h = mon.health()
+    finally:
+        mon.stop()
+    ov = h["overload"]
+    assert ov["state"] == "overload" and 0.15 < ov["rails_share"] < 0.25 and ov["since_s"] == 0.0
+    assert sorted(round((s["center_hz"] - CENTER) / 1e3) for s in ov["strongest"]) == [F1 / 1e3, F2 / 1e3]
+    # the loop may join waiting blocks into one stack: every block processed was overloaded
+    assert ov["advice"].startswith("lower the gain") and ov["overloaded_blocks"] == ov["blocks"] >= 1
+    assert [ev.kind for ev in seen].count("overload") <= 1  # the loop reports the one episode at most once
+
+    class Store:
+        def list(self, limit=1):
+            return [], 0
+
+        def open_alerts(self):
+            return []
+
+    text = metrics_text(SimpleNamespace(monitor=SimpleNamespace(health=lambda: h), store=Store()))
+    assert "examwatch_overload 1.0" in text and f"examwatch_rails_share {ov['rails_share']}" in text
+    assert f"examwatch_overloaded_blocks_total {float(ov['overloaded_blocks'])}" in text
+
+
+def test_the_overload_event_round_trips_and_is_stored_like_a_jamming_event(tmp_path):
+    from detector.alerts import open_store
+    from detector.detection.events import OverloadEvent, TrackEvent, event_from_json
+    from tests._helpers import iq_blocks
+
+    eng = DetectionEngine()
+    evs = [e for b in iq_blocks(two_tones(LEVEL, seconds=1.0), FS, CENTER) for e in eng.process_block(b)]
+    evs += eng.finish()
+    ev = next(e for e in evs if isinstance(e, OverloadEvent))
+    back = event_from_json(ev.to_json())
+    assert isinstance(back, OverloadEvent) and back.to_json() == ev.to_json()
+    assert back.strongest == ev.strongest and back.rails_share == ev.rails_share and back.advice == ev.advice
+    marked = [e for e in evs if isinstance(e, TrackEvent) and e.artefact]
+    assert marked and all(event_from_json(e.to_json()).to_json() == e.to_json() for e in marked)
+    store = open_store(None, data_dir=tmp_path)
+    try:
+        alert = store.apply(ev, site="s1", run_id="r1")
+        assert alert is not None and alert.severity == "medium" and alert.center_hz == ev.center_hz
+        assert any("lower the gain" in r for r in alert.reasons)
+        assert all(store.apply(e, site="s1", run_id="r1") is None for e in marked)  # artefacts never alert
+        # a restarted run's overload continues the same alert; no track alert takes it over
+        later = store.apply(ev, site="s1", run_id="r2", resume={alert.id})
+        assert later is not None and later.id == alert.id
+    finally:
+        store.close()
+
+
+def test_frames_say_overload_and_overloaded_readings_are_left_out_of_localization():
+    from detector.core.types import IQBlock
+    from detector.detection import Reading, Track
+    from detector.localization.tracks import track_locator
+
+    eng = DetectionEngine()
+    clipped = IQBlock(two_tones(LEVEL, seconds=0.3), CENTER, FS, retuned=True)
+    quiet = IQBlock(two_tones(LEVEL - 20.0, seconds=0.3), CENTER, FS, retuned=True)
+    assert all(f.meta.get("overload") for f in eng.frames_of_block(clipped))
+    assert not any(f.meta.get("overload") for f in eng.frames_of_block(quiet))
+
+    rng = np.random.default_rng(9)
+    lat, lon = 52.0 + rng.normal(0, 1e-3, 40), 13.0 + rng.normal(0, 1e-3, 40)
+    tr = Track("T00001", 446e6, 446.01e6, 0.0, 40.0, 1.0)
+    tr.readings = [Reading(float(i), -40.0 - 10 * np.log10(1 + i), float(lat[i]), float(lon[i]), overload=True)
+                   for i in range(40)]
+    locate = track_locator(min_readings=20)
+    assert locate(tr) is None  # every reading overloaded: none left
+    tr.readings = [Reading(r.t_s, r.power_db, r.lat, r.lon) for r in tr.readings]
+    tr.track_id = "T00002"
+    assert locate(tr) is not None
