@@ -329,7 +329,7 @@ class DetectionEngine:
         assert res.power_lin is not None  # detect_stack always hands back the linear stack
         t_last = t_first + (n_frames - 1) * frame_s
         events: list[DetectionEvent] = []
-        if unit == "dBFS":
+        if rails is not None:  # IQ blocks (spectra have no samples, and no tuned band to fold products into)
             events.extend(overload_stage(self.overload, res, share=rails, t_first_s=t_first, t_last_s=t_last + frame_s,
                                          center_hz=center_hz, sample_rate_hz=sample_rate_hz,
                                          bin_hz=float(freqs[1] - freqs[0]) if freqs.size > 1 else 1.0,
