@@ -25,6 +25,7 @@ from detector.detection.events import (
     DECLARED_JAMMER_PREFIX,
     JAMMING_PREFIX,
     MISSING_PREFIX,
+    OVERLOAD_PREFIX,
     DetectionEvent,
     event_from_json,
     json_safe,
@@ -114,7 +115,8 @@ class TrackEventMixin:
 
         Alerting events are tracks with ``alert`` true and every
         :class:`~detector.detection.events.MissingEvent`,
-        :class:`~detector.detection.events.JammingEvent` and
+        :class:`~detector.detection.events.JammingEvent`,
+        :class:`~detector.detection.events.OverloadEvent` and
         :class:`~detector.detection.events.DeclaredJammerEvent` (its ``ended`` event updates the
         same alert: ``last_seen`` and the reasons say when the jammer came back). The alert is keyed by ``(site, run_id,
         track_id)``. Returns the alert after the event (unchanged, with no version bump, when the
@@ -166,7 +168,7 @@ class TrackEventMixin:
             now = _utcnow()
             if row is None and resume:
                 row = self._resumable(s, ev, site=site, ids=resume, track_id=track_id,
-                                      missing=kind in ("missing", "jamming", "declared_jammer"))
+                                      missing=kind in ("missing", "jamming", "overload", "declared_jammer"))
                 if row is not None:
                     old_key = f"run {row.run_id}, track {row.track_id}"
                     row.run_id, row.track_id = run_id, track_id
@@ -190,7 +192,7 @@ class TrackEventMixin:
             return next((r for r in rows if r.track_id == track_id), None)
         best, best_d = None, math.inf
         for r in rows:
-            if r.track_id.startswith((MISSING_PREFIX, JAMMING_PREFIX, DECLARED_JAMMER_PREFIX)):
+            if r.track_id.startswith((MISSING_PREFIX, JAMMING_PREFIX, OVERLOAD_PREFIX, DECLARED_JAMMER_PREFIX)):
                 continue
             tol = max(RESUME_TOLERANCE_HZ, (r.bandwidth_hz or 0.0) / 2, (ev["bandwidth_hz"] or 0.0) / 2)
             d = abs(r.center_hz - ev["center_hz"])

@@ -212,7 +212,7 @@ def replay(
                 alerts[ev["track_id"]] = ev
             if jsonl:
                 typer.echo(json.dumps(ev))
-            elif ev["alert"] and ev["event"] in ("new", "update", "missing", "jamming", "declared_jammer"):
+            elif ev["alert"] and ev["event"] in ("new", "update", "missing", "jamming", "overload", "declared_jammer"):
                 # one ALERT line per track, when it starts to alert; later lines only when the class
                 # changes or the track's center moves by more than half its bandwidth (then or now; an
                 # emission that switched on with it joined the track); every alert's final state

@@ -49,7 +49,9 @@ class Emission:
     floor, ITU-R SM.328);
     ``f_lo_hz``/``f_hi_hz`` the flagged span; ``peak_dbfs`` strongest bin; ``snr_db`` over the
     frame's noise floor; ``excess_db`` over the baseline's high quantile (None without baseline);
-    ``bins`` the flagged bin indices; ``n_runs`` contiguous runs joined into it.
+    ``bins`` the flagged bin indices; ``n_runs`` contiguous runs joined into it; ``artefact`` and
+    ``artefact_of`` mark a by-product of a stronger emission of the same frame (kind and reason,
+    :mod:`detector.detection._byproducts`; None for an emission of its own).
     """
 
     center_hz: float
@@ -64,6 +66,8 @@ class Emission:
     bins: NDArray[np.intp] = field(repr=False)
     n_runs: int = 1
     baseline_occupancy: float | None = None
+    artefact: str | None = None
+    artefact_of: str | None = None
 
 
 @dataclass

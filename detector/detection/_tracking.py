@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from detector.detection._byproducts import note_frame
 from detector.detection._emissions import Emission
 
 __all__ = ["Track", "TrackerConfig", "Tracker", "Reading"]
@@ -58,7 +59,8 @@ class Reading:
     (s) the reading may be from the moment the vehicle was at that position (the span of the IQ
     block one position stands for; None: the locator takes the readings' time resolution). Both
     enter the position's uncertainty, speed × time resolution
-    (:func:`detector.localization.position_sigma_m`).
+    (:func:`detector.localization.position_sigma_m`). ``overload``: taken while the receiver was
+    overloaded (its level is compressed: localization leaves it out).
     """
 
     t_s: float
@@ -67,6 +69,7 @@ class Reading:
     lon: float | None = None
     speed_mps: float | None = None
     time_res_s: float | None = None
+    overload: bool = False
 
 
 @dataclass
@@ -113,6 +116,13 @@ class Track:
     spectrum_lin: np.ndarray | None = field(default=None, repr=False)
     spectrum_f0_hz: float = 0.0
     spectrum_bin_hz: float = 0.0
+    #: a by-product of a stronger emission (kind and reason, ``detection._byproducts``), None if not
+    artefact: str | None = None
+    artefact_of: str | None = None
+    artefact_frames: int = 0
+    clean_run: int = 0
+    #: the receiver was overloaded during the track's last frame
+    overload: bool = False
 
     @property
     def on_time_s(self) -> float:
@@ -238,24 +248,31 @@ class Tracker:
         spectrum: tuple[np.ndarray, np.ndarray] | None = None,
         allow_join: bool = True,
         position_res_s: float | None = None,
+        overload: bool = False,
     ) -> tuple[list[Track], list[Track], list[Track]]:
         """Process one frame starting at ``t_s`` (s) of length ``frame_s``.
 
         Returns ``(new, updated, ended)`` tracks of this frame. ``spectrum`` (freqs_hz, power_lin)
         lets a track keep a max-hold of its own band for classification. ``position`` (an object
         with ``lat``, ``lon`` and optionally ``speed_mps``) and ``position_res_s`` (s: the time
-        span one position stands for) go into the frame's :class:`Reading`.
+        span one position stands for) go into the frame's :class:`Reading`. ``overload``: the
+        receiver is overloaded in this frame (its readings are flagged). Emissions marked as
+        by-products (``artefact``) start tracks only with each other, never with unmarked ones.
         """
         cfg = self.config
         active: dict[int, list[Emission]] = {}
         orphans: list[Emission] = []
         for e in emissions:
-            hit = None
+            hit = alt = None
             for i, tr in enumerate(self.open):
                 gate = cfg.min_gate_hz
                 if e.f_hi_hz >= tr.f_lo_hz - gate and e.f_lo_hz <= tr.f_hi_hz + gate:
-                    hit = i
-                    break
+                    if (e.artefact is None) == (tr.artefact is None):
+                        hit = i
+                        break
+                    if e.artefact is None and alt is None:
+                        alt = i  # an unmarked emission on a marked track: it may have outlived its parent
+            hit = alt if hit is None else hit  # a by-product never joins an emission's own track
             if hit is None:
                 orphans.append(e)
             else:
@@ -268,20 +285,23 @@ class Tracker:
             rest = []
             for e in orphans:
                 near = [i for i in young if e.f_lo_hz <= self.open[i].f_hi_hz + cfg.onset_span_hz / 2
-                        and e.f_hi_hz >= self.open[i].f_lo_hz - cfg.onset_span_hz / 2]
+                        and e.f_hi_hz >= self.open[i].f_lo_hz - cfg.onset_span_hz / 2
+                        and (e.artefact is None) == (self.open[i].artefact is None)]
                 if near:
                     active.setdefault(near[0], []).append(e)
                 else:
                     rest.append(e)
             orphans = rest
         groups: list[list[Emission]] = []
-        for e in sorted(orphans, key=lambda x: x.f_lo_hz):
-            span = cfg.onset_span_hz if allow_join else cfg.join_hz
-            if groups and e.f_lo_hz - groups[-1][-1].f_hi_hz <= cfg.join_hz or \
-                    groups and allow_join and e.f_hi_hz - groups[-1][0].f_lo_hz <= span:
-                groups[-1].append(e)
-            else:
-                groups.append([e])
+        for part in ([e for e in orphans if e.artefact is None], [e for e in orphans if e.artefact is not None]):
+            first = len(groups)
+            for e in sorted(part, key=lambda x: x.f_lo_hz):
+                span = cfg.onset_span_hz if allow_join else cfg.join_hz
+                if len(groups) > first and (e.f_lo_hz - groups[-1][-1].f_hi_hz <= cfg.join_hz or
+                                            allow_join and e.f_hi_hz - groups[-1][0].f_lo_hz <= span):
+                    groups[-1].append(e)
+                else:
+                    groups.append([e])
         for g in groups:
             tr = Track(track_id="", f_lo_hz=g[0].f_lo_hz, f_hi_hz=g[0].f_hi_hz,
                        first_seen_s=t_s, last_seen_s=t_s, frame_s=frame_s)
@@ -293,6 +313,8 @@ class Tracker:
             touched.append(tr)
             for e in group:
                 tr._absorb(e, t_s, position)
+            note_frame(tr, group)
+            tr.overload = overload
             unseen = self.blind_between(tr.last_seen_s + frame_s, t_s) if tr.burst_starts else 0.0
             tr.blind_s += unseen
             if not tr.burst_starts or t_s - (tr.last_seen_s + frame_s) - unseen > cfg.burst_gap_s:
@@ -318,7 +340,7 @@ class Tracker:
                 lat = getattr(position, "lat", None)
                 lon = getattr(position, "lon", None)
                 tr.readings.append(Reading(t_s, p, lat, lon, getattr(position, "speed_mps", None),
-                                           position_res_s if lat is not None else None))
+                                           position_res_s if lat is not None else None, overload))
             if spectrum is not None:
                 self._hold(tr, *spectrum)
         self._absorb_overlaps()
@@ -342,7 +364,8 @@ class Tracker:
         """Absorb each tentative track into an older open track whose span overlaps it."""
         for young in [t for t in self.open if not t.confirmed]:
             for old in self.open:
-                if old is young or old.ended or old.first_seen_s > young.first_seen_s:
+                if old is young or old.ended or old.first_seen_s > young.first_seen_s or \
+                        (old.artefact is None) != (young.artefact is None):
                     continue
                 if young.f_lo_hz <= old.f_hi_hz and young.f_hi_hz >= old.f_lo_hz:
                     old.f_lo_hz = min(old.f_lo_hz, young.f_lo_hz)

@@ -16,7 +16,7 @@ or ``end`` of a track, a :class:`MissingEvent` per surveyed station gone silent 
 :mod:`detector.detection._declared_jammers`); their
 :meth:`~TrackEvent.to_json` is the JSON line of ``examwatch replay --jsonl``::
 
-    {"event": "new"|"update"|"end"|"missing"|"jamming"|"declared_jammer", "track_id", "alert", "center_hz", "bandwidth_hz",
+    {"event": "new"|"update"|"end"|"missing"|"jamming"|"overload"|"declared_jammer", "track_id", "alert", "center_hz", "bandwidth_hz",
      "first_seen_s", "last_seen_s", "peak_dbfs", "snr_db", "excess_db", "classification",
      "bursts", "reasons", "location", "peak_dbm", ...}
 
@@ -59,8 +59,10 @@ from detector.detection import (
     detect_stack,
     pfa_for_alert_rate,
 )
+from detector.detection._byproducts import ByproductConfig, artefact_gate
 from detector.detection._declared_jammers import DeclaredJammer, DeclaredJammerConfig, DeclaredJammers, excluded_bands
 from detector.detection._jamming import JammingConfig, JammingMonitor
+from detector.detection._overload import OverloadConfig, OverloadMonitor, overload_stage, rails_share
 from detector.detection._missing import MissingStations
 from detector.detection._track_event import center_moved, track_event
 from detector.detection._freq_error import FrequencyErrorConfig, FrequencyErrorEstimator
@@ -118,6 +120,10 @@ class EngineConfig:
     jam_band_share: float = 0.5
     jam_margin_db: float = 4.0
     jam_after_s: float | None = 5.0
+    #: receiver overload (``detection._overload``) and by-products of stronger emissions marked as
+    #: artefacts (``detection._byproducts``; None: not marked)
+    overload: OverloadConfig = field(default_factory=OverloadConfig)
+    byproducts: ByproductConfig | None = field(default_factory=ByproductConfig)
 
 
 class DetectionEngine:
@@ -192,6 +198,7 @@ class DetectionEngine:
             dc_half_width_hz=config.detection.dc_half_width_hz, edge_crop=config.detection.edge_crop))
             if jammers else None)
         self._gain_offsets: np.ndarray | None = None  # the last stack's per-frame gain offsets (dB)
+        self.overload = OverloadMonitor(config.overload)  # ADC rails / near full scale (``/health`` → overload)
         self._cache: dict = {}  # per-run derived values: Pfa per grid, detection configs, steady bins
         self._detection_cache = DetectionCache()  # per-grid and per-baseline constants of detect_stack
         #: the receiver's frequency error, estimated and corrected while monitoring (None: off)
@@ -233,11 +240,12 @@ class DetectionEngine:
         out = []
         db = power_to_db(frames)
         flagged = stream.last_flagged  # frames whose segments held NaN/inf samples (zeroed by the stream)
+        over = rails_share(block.samples) >= self.config.overload.on_share if frames.shape[0] else False
         for i in range(frames.shape[0]):
             out.append(Spectrum(freqs_hz=freqs, power=db[i], rbw_hz=plan.rbw_hz, unit="dBFS",
                                 offset_s=t_first + i * stream.frame_s, duration_s=stream.frame_s,
                                 n_looks=stream.looks, center_hz=block.center_hz, position=block.position,
-                                meta={"nonfinite": True} if flagged[i] else {}))
+                                meta={**({"nonfinite": True} if flagged[i] else {}), **({"overload": True} if over else {})}))
         return out
 
     # --- detection -----------------------------------------------------------------------------
@@ -302,6 +310,7 @@ class DetectionEngine:
 
         The block's frames are tested as one stack (vectorised); only frames with flagged bins
         reach the tracker, and open tracks are aged once per block."""
+        share = rails_share(block.samples)  # the raw samples: before a calibration moves them off the rails
         if self.correct is not None:
             block = self.correct(block)
         stream = self._ensure_stream(block)
@@ -319,7 +328,8 @@ class DetectionEngine:
                 return []
         return self._process_stack(block.center_hz + plan.offsets_hz, None, t_first, stream.frame_s,
                                    stream.looks, block.center_hz, plan.rbw_hz, block.position, frames, gain_db=block.gain_db,
-                                   times=times, position_res_s=block.duration_s)
+                                   times=times, position_res_s=block.duration_s, rails=share,
+                                   sample_rate_hz=block.sample_rate_hz)
 
     def _exclude(self, flagged: np.ndarray, frames: np.ndarray, t_first: float, frame_s: float):
         """The frames not ``flagged`` (bool (n,)) and their start times (s, float64 (k,)); the flagged
@@ -345,9 +355,11 @@ class DetectionEngine:
                                    position_res_s=spec.duration_s)
 
     def _process_stack(self, freqs, db, t_first, frame_s, looks, center_hz, rbw_hz, position, lin=None, *,
-                       unit="dBFS", start=None, gain_db=None, times=None, position_res_s=None) -> list[DetectionEvent]:
+                       unit="dBFS", start=None, gain_db=None, times=None, position_res_s=None, rails=None,
+                       sample_rate_hz=None) -> list[DetectionEvent]:
         """Detection over a stack of frames on one grid; frame ``i`` starts at ``t_first + i·frame_s``
-        (s), or at ``times[i]`` when frames were left out (:meth:`_exclude`)."""
+        (s), or at ``times[i]`` when frames were left out (:meth:`_exclude`). ``rails``: the block's
+        share of I/Q values at the ADC rails (IQ blocks only; the overload stage runs then)."""
         cfg = self.config
         self.gain_db = gain_db
         if self.frequency_error is not None and (self.baseline is not None or self.whitelist is not None):
@@ -364,11 +376,16 @@ class DetectionEngine:
         res = detect_stack(freqs, db, power_lin=lin if db is None else None, looks=looks, center_hz=center_hz,
                            config=det_cfg, baseline=aligned, cache=self._detection_cache)
         assert res.power_lin is not None  # detect_stack always hands back the linear stack
+        t_last = t_first + (n_frames - 1) * frame_s if times is None else float(times[-1])
         events: list[DetectionEvent] = []
+        if rails is not None:  # IQ blocks (spectra have no samples, and no tuned band to fold products into)
+            events.extend(overload_stage(self.overload, res, share=rails, t_first_s=t_first, t_last_s=t_last + frame_s,
+                                         center_hz=center_hz, sample_rate_hz=sample_rate_hz,
+                                         bin_hz=float(freqs[1] - freqs[0]) if freqs.size > 1 else 1.0,
+                                         byproducts=cfg.byproducts))
         declared = self.declared_jammers
         if declared is not None:  # before tracking: the emissions of a jammer measured on are not tracked
-            events.extend(declared.check(freqs, aligned, res.mean_lin(), t_first + (n_frames - 1) * frame_s, frame_s,
-                                         center_hz=center_hz))
+            events.extend(declared.check(freqs, aligned, res.mean_lin(), t_last, frame_s, center_hz=center_hz))
         self.frames_processed += n_frames
         self.tested_bins += res.n_tested_bins * n_frames
         self.cfar_flagged_bins += int(res.n_flagged.sum() + res.rejected_baseline.sum())
@@ -382,13 +399,13 @@ class DetectionEngine:
             p_hold = self._unexplained(aligned, p_lin, res, i) if aligned is not None else p_lin
             new, updated, ended = self.tracker.update(emissions, t, frame_s, position=position, spectrum=(freqs, p_hold),
                                                       allow_join=self.frames_processed - n_frames + i > 0,
-                                                      position_res_s=position_res_s)
+                                                      position_res_s=position_res_s, overload=self.overload.on)
             events.extend(self._track_events(new, updated, ended, t))
-        t_last = t_first + (n_frames - 1) * frame_s if times is None else float(times[-1])
         if self.tracker.open:
             events.extend(self._track_events([], [], self.tracker.age(t_last), t_last))
         self._last = (freqs, db, lin, res, dict(rbw_hz=rbw_hz, unit=unit, offset_s=t_last, duration_s=frame_s, n_looks=looks,
-                                                center_hz=center_hz, position=position, start=start))
+                                                center_hz=center_hz, position=position, start=start,
+                                                meta={"overload": self.overload.on, "rails_share": rails}))
         if aligned is not None:
             p_last = res.power_lin[-1]
             missing = self._missing_stations.check(cfg, freqs, looks, frame_s, aligned, p_last, res, t_last,
@@ -493,8 +510,9 @@ class DetectionEngine:
         if tr.frames_active <= 20 or tr.frames_active >= mark * 1.25 or tr.ended:
             tr.classification = classify_track(tr)
             tr.class_mark = tr.frames_active
-        decide(tr, config=self.config.decision, whitelist=self.whitelist, site=self.site,
-               sessions=self.sessions, baseline_used=False)
+        if not artefact_gate(tr):  # a by-product of a stronger emission never alerts (``_byproducts``)
+            decide(tr, config=self.config.decision, whitelist=self.whitelist, site=self.site,
+                   sessions=self.sessions, baseline_used=False)
 
 
     def open_tracks(self) -> list[TrackEvent]:

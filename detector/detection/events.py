@@ -2,8 +2,9 @@
 
 The engine creates each event once (:class:`TrackEvent` for a track's ``new``/``update``/``end``,
 :class:`MissingEvent` for a surveyed station gone silent, :class:`JammingEvent` for a floor risen
-while the surveyed carriers kept their levels, :class:`DeclaredJammerEvent` for a jammer the site
-declared that is off during its session or on outside it); the alert store applies it
+while the surveyed carriers kept their levels, :class:`OverloadEvent` for a receiver driven to its
+ADC rails, :class:`DeclaredJammerEvent` for a jammer the site declared that is off during its
+session or on outside it); the alert store applies it
 (``AlertStore.apply``), the monitor's callbacks, the console and the dashboards read its fields.
 JSON is made only at the edges, by :meth:`TrackEvent.to_json` (the lines of
 ``examwatch replay --jsonl``, the store's ``track`` column, ``/tracks``) and parsed back only where
@@ -28,16 +29,22 @@ from typing import Any, Literal, Union, cast
 from detector.core.errors import InputError
 from detector.core.timefmt import parse_utc, utc_iso
 
-__all__ = ["TrackEvent", "MissingEvent", "JammingEvent", "DeclaredJammerEvent", "DetectionEvent", "event_from_json",
-           "json_safe", "MISSING_PREFIX", "JAMMING_PREFIX", "DECLARED_JAMMER_PREFIX"]
+__all__ = ["TrackEvent", "MissingEvent", "JammingEvent", "OverloadEvent", "DeclaredJammerEvent", "DetectionEvent",
+           "event_from_json", "json_safe", "MISSING_PREFIX", "JAMMING_PREFIX", "OVERLOAD_PREFIX", "DECLARED_JAMMER_PREFIX",
+           "ARTEFACT_KINDS"]
 
 #: track ids of missing-station events start with this letter
 MISSING_PREFIX = "M"
 #: track ids of jamming events start with this letter
 JAMMING_PREFIX = "J"
+#: track ids of receiver-overload events start with this letter
+OVERLOAD_PREFIX = "O"
 #: track ids of declared-jammer events start with this letter (``D`` + kHz: off during a session;
 #: ``DO`` + kHz: on outside its sessions)
 DECLARED_JAMMER_PREFIX = "D"
+#: the ``artefact`` of a track event: a by-product of a stronger emission in the same capture
+#: (:mod:`detector.detection._byproducts`), or None for an emission of its own
+ARTEFACT_KINDS = ("intermodulation", "image", "harmonic", "clipping")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +54,11 @@ class TrackEvent:
     ``location`` is the ``LocationEstimate`` JSON of DESIGN.md (with ``nearest_building`` when the
     site has buildings), or None while the track is not (yet) located. ``reasons`` is empty and
     ``severity`` None unless ``alert``.
+
+    ``artefact`` (one of :data:`ARTEFACT_KINDS`, or None) marks a track that is a by-product of a
+    stronger emission present in the same frames (its reason in ``artefact_of``); such a track
+    never alerts. ``overload`` is True when the receiver was overloaded (ADC rails or an emission
+    near full scale, :mod:`detector.detection._overload`) during the track's last frame.
     """
 
     kind: Literal["new", "update", "end"]
@@ -71,6 +83,9 @@ class TrackEvent:
     first_seen_utc: datetime | None = None
     last_seen_utc: datetime | None = None
     peak_dbm: float | None = None
+    artefact: str | None = None
+    artefact_of: str | None = None
+    overload: bool = False
 
     def to_json(self) -> dict:
         """The event as the JSON object of ``replay --jsonl`` (key order as documented)."""
@@ -88,6 +103,9 @@ class TrackEvent:
         if self.last_seen_utc is not None:
             d["last_seen_utc"] = utc_iso(self.last_seen_utc)
         d["peak_dbm"] = self.peak_dbm
+        d["artefact"] = self.artefact
+        d["artefact_of"] = self.artefact_of
+        d["overload"] = self.overload
         return d
 
     @property
@@ -184,6 +202,56 @@ class JammingEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class OverloadEvent:
+    """The receiver overloaded (:mod:`detector.detection._overload`): a share ``rails_share`` of the
+    block's I/Q values at the ADC rails, or an emission near full scale. Once per episode; it
+    alerts (the crew must lower the gain: while overloaded, by-products of the strong emissions
+    fill the band and readings are left out of localization).
+
+    ``track_id`` is ``O`` + the strongest emission's center in kHz; ``center_hz`` that emission's
+    center (the tuned center when none was found); ``strongest`` the strong emissions that cause
+    it, ``({"center_hz", "peak_dbfs"}, ...)`` strongest first; ``advice`` what to do."""
+
+    track_id: str
+    center_hz: float
+    bandwidth_hz: float
+    first_seen_s: float | None
+    last_seen_s: float | None
+    rails_share: float | None
+    strongest: tuple[Mapping[str, float], ...]
+    advice: str
+    reasons: tuple[str, ...]
+    kind: Literal["overload"] = "overload"
+    alert: bool = True
+    classification: str = "unknown"
+    bursts: int = 0
+    location: Mapping[str, Any] | None = None
+    peak_dbfs: float | None = None
+    peak_dbm: float | None = None
+    snr_db: float | None = None
+    excess_db: float | None = None
+    severity: str | None = "medium"
+    score_terms: Mapping[str, float] = field(default_factory=dict)
+    first_seen_utc: datetime | None = None
+    last_seen_utc: datetime | None = None
+
+    def to_json(self) -> dict:
+        """The event as the JSON object of ``replay --jsonl``."""
+        return {
+            "event": "overload", "track_id": self.track_id, "alert": True, "center_hz": self.center_hz,
+            "bandwidth_hz": self.bandwidth_hz, "first_seen_s": self.first_seen_s, "last_seen_s": self.last_seen_s,
+            "rails_share": self.rails_share, "strongest": [dict(s) for s in self.strongest], "advice": self.advice,
+            "peak_dbfs": self.peak_dbfs, "peak_dbm": None, "snr_db": None, "excess_db": None,
+            "classification": self.classification, "bursts": 0, "reasons": list(self.reasons), "location": None,
+            "severity": self.severity,
+        }
+
+    @property
+    def is_missing(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
 class DeclaredJammerEvent:
     """A jammer the site declared (``[[jammer]]`` of the site TOML) not doing what its sessions say
     (:mod:`detector.detection._declared_jammers`). Always alerting, once per episode, then once
@@ -242,7 +310,7 @@ class DeclaredJammerEvent:
         return False
 
 
-DetectionEvent = Union[TrackEvent, MissingEvent, JammingEvent, DeclaredJammerEvent]
+DetectionEvent = Union[TrackEvent, MissingEvent, JammingEvent, OverloadEvent, DeclaredJammerEvent]
 
 
 def _num(d: Mapping, key: str, *, required: bool = False) -> float | None:
@@ -341,7 +409,16 @@ def event_from_json(d: Mapping) -> DetectionEvent:
                                    room=opt("room"), ended=d.get("ended") is True, level_db=_num(d, "level_db"),
                                    on_level_db=_num(d, "on_level_db"),
                                    classification=str(d.get("classification") or "wideband"), **common)
+    if kind == "overload":
+        common.pop("classification")
+        common["severity"] = common["severity"] or "medium"
+        strongest = tuple(json_safe(dict(x)) for x in (d.get("strongest") or []) if isinstance(x, Mapping))
+        return OverloadEvent(rails_share=_num(d, "rails_share"), strongest=strongest, advice=str(d.get("advice") or ""),
+                             classification=str(d.get("classification") or "unknown"), **common)
+    artefact = d.get("artefact")
     track_kind = cast(Literal["new", "update", "end"], kind)  # as given (the store records it in the cause)
     return TrackEvent(kind=track_kind, alert=d.get("alert") is True, f_lo_hz=_num(d, "f_lo_hz"), f_hi_hz=_num(d, "f_hi_hz"),
-                      duty_cycle=_num(d, "duty_cycle"), **common)
+                      duty_cycle=_num(d, "duty_cycle"), artefact=str(artefact) if artefact else None,
+                      artefact_of=str(d["artefact_of"]) if d.get("artefact_of") else None,
+                      overload=d.get("overload") is True, **common)
 

@@ -22,6 +22,8 @@ readings. As ``examwatch locate --gps`` does for recorded readings (issue #24 it
   a few thousand readings) runs inside a re-estimate only, and again only once the track's
   readings have grown by half since the last scan; the GPS track is converted to ENU once per scan.
   A live gpsd gives no ``positions(t)``: there only the overlap is checked.
+* **Overload.** Readings taken while the receiver was overloaded (``Reading.overload``, issue #18
+  item 1: their levels are compressed) are left out, before the overlap share is taken.
 """
 
 from __future__ import annotations
@@ -96,7 +98,8 @@ def track_locator(lat0: float | None = None, lon0: float | None = None, *, min_r
     clocks: dict[str, tuple[int, ClockOffset | None]] = {}
 
     def locate(track) -> dict | None:
-        everything = list(track.readings)
+        # readings taken while the receiver was overloaded (``Reading.overload``) have compressed levels: left out
+        everything = [r for r in track.readings if not getattr(r, "overload", False)]
         readings = [r for r in everything if r.lat is not None]
         if len(readings) < min_readings:
             return None

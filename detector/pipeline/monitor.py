@@ -221,6 +221,9 @@ class Monitor:
         # the level step common to the covered bins, measured and compensated (a gain change; a
         # jammer is told apart by the surveyed carriers: a ``jamming`` event), dB; None without a baseline
         d["gain_offset_db"] = getattr(self.engine, "gain_offset_db", None)
+        # receiver overload (issue #18 item 1): state, rails share, the strong emissions, advice
+        ov = getattr(self.engine, "overload", None)
+        d["overload"] = ov.status() if ov is not None else None
         stream = self.engine._stream  # noqa: SLF001
         d["fft_backend"] = stream.backend if stream is not None else self.engine.config.fft_backend
         d["psd_kernel"] = stream.kernel if stream is not None else None

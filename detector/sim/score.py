@@ -32,7 +32,7 @@ def first_alerts(events: list[dict]) -> dict[str, dict]:
     """Per alerting track: the first alerting event (time of decision) and the last one (final state)."""
     out: dict[str, dict] = {}
     for ev in events:
-        if not ev.get("alert") or ev.get("event") in ("missing", "jamming", "declared_jammer"):
+        if not ev.get("alert") or ev.get("event") in ("missing", "jamming", "overload", "declared_jammer"):
             continue
         tid = ev["track_id"]
         if tid not in out:

@@ -77,7 +77,9 @@ def judged(real_dir, manifest, cfar_replays):
     an unlisted receiver spur), ``edge`` (center in the outer 14 % of the band, beyond ±0.36 fs:
     aliases through the decimation filter), ``weak`` (SNR < 6 dB), ``sideband`` (overlaps a
     measured burst in time and its span comes within 10 kHz of the burst's carrier: a keying
-    sideband the manifest does not list), else ``other``."""
+    sideband the manifest does not list), else ``other``. ``artefact`` is the track's mark as a
+    by-product of a stronger emission of the same recording (issue #18 items 1–2: reported as an
+    artefact, never alerting), None for a track reported as an emission of its own."""
     bursts, tracks = [], []
     for entry in manifest["iq"]:
         fc, fs = entry["center_hz"], entry["sample_rate_hz"]
@@ -114,6 +116,7 @@ def judged(real_dir, manifest, cfar_replays):
             tracks.append({"file": entry["file"], "track_id": tr["track_id"], "offset_hz": round(off),
                            "first_seen_s": tr["first_seen_s"], "last_seen_s": tr["last_seen_s"],
                            "snr_db": tr["snr_db"], "alert": tr["track_id"] in alerted, "verdict": verdict,
+                           "artefact": tr.get("artefact"),
                            "right": verdict in ("burst", "emission", "weak_emission")})
     return {"bursts": bursts, "tracks": tracks}
 
@@ -142,51 +145,69 @@ def test_cfar_only_replay_recall_of_bursts_with_a_measured_carrier(judged):
     assert covered / len(b) >= 0.95, misses
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="measured 86 of 104 tracks right (82.7 %, issue target 85 %): 12 tracks "
-                   "sit on listed by-products (harmonics, images, clipping products of the listed device), "
-                   "which CFAR-only detection cannot tell from a new emission without a baseline or a "
-                   "by-product rule; 2 unlisted keying sidebands, 1 unlisted steady line, 1 band edge, 2 weak")
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="measured 81 of the 97 tracks reported as emissions right "
+                   "(83.5 %, issue target 85 %): 5 sit on listed by-products that the by-product rule does not "
+                   "tie to a stronger emission (3 of them show up in frames where no parent is detected), "
+                   "3 steady, 2 edge, 4 weak, 2 other (ADS-B fragments that the old merged tracks hid)")
 def test_cfar_only_replay_precision_reaches_85_percent(judged):
-    """Issue #18 item 7: ≥ 85 % of the CFAR-only tracks are right (see :func:`judged`).
+    """Issue #18 item 7: ≥ 85 % of the CFAR-only tracks reported as emissions are right (see
+    :func:`judged`). Tracks marked as by-products of a stronger emission of the same recording
+    (``artefact``, issue #18 items 1–2) are reported as artefacts, not as emissions, and never
+    alert: they are left out of the count.
 
-    Measured: 86 of 104 (82.7 %): 42 cover a measured burst, 21 are on a confirmed steady or
-    other_real emission of ``other_emissions`` and 23 on one of ``weak_emissions`` (without
-    these 63 of 104, 60.6 %). The 18 wrong tracks are analysed by
-    :func:`test_cfar_only_replay_wrong_tracks_by_category`.
+    Measured: 81 of the 97 unmarked tracks (83.5 %), 149 tracks in all (52 marked, 21 of which
+    cover a measured burst or sit on a confirmed emission). Before the by-product rule: 86 of 104
+    (82.7 %), in fewer tracks: the rule keeps the products out of the emissions' tracks, which no
+    longer merge into one wide track (one track ±350 kHz around ADS-B's bursts covered them). The
+    wrong tracks are analysed by :func:`test_cfar_only_replay_wrong_tracks_by_category`.
     """
-    t = judged["tracks"]
+    t = [x for x in judged["tracks"] if not x["artefact"]]
     right = sum(x["right"] for x in t)
+    print(f"precision {right}/{len(t)} unmarked tracks ({len(judged['tracks']) - len(t)} marked as artefacts)")
     assert right / len(t) >= 0.85, f"{right}/{len(t)}"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="measured 10 of the 12 tracks on listed by-product emissions alert "
-                   "(the 2 silent ones are at 5.2 and 5.4 dB): CFAR-only detection has no rule that ties a "
-                   "harmonic/image/clipping product to the stronger emission it switches with")
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="measured 3 of the 11 tracks on listed by-product emissions "
+                   "alert (acurite-02 +74.8 kHz, ambient_weather-01 +16.8 kHz, valeo-01 +77.5 kHz; 10 of 12 before "
+                   "the by-product rule): each is seen in frames where its parent is not detected (acurite-02's "
+                   "+82 kHz line is on alone for the first 80 ms) or sits 8–10 kHz off the predicted product, so "
+                   "the rule cannot tie it to the stronger emission it switches with")
 def test_cfar_only_replay_no_alert_on_a_byproduct(judged):
     """Issue #18 item 7: no track on a ``byproduct`` emission alerts. A track is on a by-product
     when :func:`on_emission` puts it on one and it is not right (it covers no measured burst and is
     on no steady/other_real emission): waveman-01's track from −83 to +119 kHz, which holds both the
-    remote's burst and its by-product at +43.5 kHz, counts as a burst."""
+    remote's burst and its by-product at +43.5 kHz, counts as a burst.
+
+    Measured with the by-product rule (issue #18 items 1–2): 11 such tracks, 7 marked as artefacts
+    (clipping −3f, image) and silent, 4 unmarked of which 3 alert (see the xfail reason)."""
     alerting = [(x["file"], x["offset_hz"], x["snr_db"]) for x in judged["tracks"]
                 if x["verdict"] == "byproduct" and x["alert"]]
     assert not alerting, alerting
 
 
 def test_cfar_only_replay_wrong_tracks_by_category(judged):
-    """What every wrong track is (categories of :func:`judged`), printed; asserted: the counts
-    of this commit do not grow (by-product 12, steady 1, edge 1, weak 2, sideband 2, other 0).
+    """What every wrong track reported as an emission is (categories of :func:`judged`; tracks
+    marked as artefacts are left out, as in the precision), printed; asserted: the counts of this
+    commit do not grow (by-product 5, steady 3, edge 2, weak 4, sideband 0, other 2).
 
-    * by-product 12, each overlapping a burst of the listed device in time (acurite-02 +59 kHz, alectov1
-      +67.7 kHz, auriol-02 +31 kHz, lacrosse-01 −31.9 kHz, valeo-01 +69.7 kHz, …); 10 alert;
-    * edge 1: TFA-Twin-Plus-30.3049-01 at +103.3 kHz (0.41 fs);
-    * weak 2: hyundai_remote-01 −56.7 kHz (5.4 dB), oregon_scientific-01 −9.1 kHz (5.1 dB);
-    * sideband 2: acurite-01 +2.4…+28.8 kHz and dsc-01 −87.4…−2.4 kHz, each during the burst and
-      within 0.2 / 0.8 kHz of missing its carrier by the 5 kHz rule;
-    * steady 1: enocean.complex at −222.5 kHz (7.2 dB), from the first frame to 31 ms of the
-      49 ms file, in neither list;
-    * other 0.
+    Before the by-product rule (issue #18 items 1–2): by-product 12 (10 alerting), steady 1, edge 1,
+    weak 2, sideband 2, other 0, in 104 tracks. The rule marks 7 of the by-product tracks; it keeps
+    by-products out of the emissions' tracks, so the wide merged tracks that hid fragments split:
+    the two sideband tracks are now right or marked, and weak, steady, edge and other fragments that
+    a merged track covered are tracks of their own:
+
+    * by-product 5, each overlapping a burst of the listed device in time: acurite-02 +74.8 kHz,
+      ambient_weather-01 +16.8 kHz and valeo-01 +77.5 kHz alert (parent not detected in their first
+      frames, or 8–10 kHz off the predicted product), alectov1 +79.6 kHz and rubicson-01 −84.9 kHz
+      (5.4–5.7 dB) do not;
+    * edge 2: TFA-Twin-Plus-30.3049-01 at +103.3 kHz (0.41 fs), modes1 +937.8 kHz;
+    * weak 4: auriol-01 −50.9 kHz, dsc-01 −78.2 kHz, hyundai_remote-01 −56.7 kHz, oregon_scientific-01
+      −9.1 kHz (4.9–5.4 dB);
+    * steady 3: enocean.complex at −222.5 and −111.8 kHz (7.2, 5.3 dB), from the first frame to
+      31 ms of the 49 ms file; auriol-02 +73.8 kHz (11.9 dB), the whole file;
+    * other 2: modes1 +287.3 and −308.7 kHz (10.1, 10.6 dB), during the ADS-B replies.
     """
-    wrong = [x for x in judged["tracks"] if not x["right"]]
+    wrong = [x for x in judged["tracks"] if not x["right"] and not x["artefact"]]
     by_cat: dict[str, list] = {}
     for x in wrong:
         by_cat.setdefault(x["verdict"], []).append((x["file"], x["offset_hz"], x["first_seen_s"], x["last_seen_s"],
@@ -194,7 +215,7 @@ def test_cfar_only_replay_wrong_tracks_by_category(judged):
     print(f"wrong tracks {len(wrong)}/{len(judged['tracks'])}:")
     for cat, rows in sorted(by_cat.items()):
         print(f"  {cat} {len(rows)}: {rows}")
-    bounds = {"byproduct": 12, "steady": 1, "edge": 1, "weak": 2, "sideband": 2, "other": 0}
+    bounds = {"byproduct": 5, "steady": 3, "edge": 2, "weak": 4, "sideband": 0, "other": 2}
     assert set(by_cat) <= set(bounds)
     for cat, rows in by_cat.items():
         assert len(rows) <= bounds[cat], (cat, rows)

@@ -51,6 +51,14 @@ def metrics_text(ctx) -> str:
         if isinstance(gain, (int, float)):
             Gauge("examwatch_gain_offset_db", "Level step common to the baseline-covered bins, measured and compensated (dB)",
                   registry=reg).set(float(gain))
+        ov = h.get("overload")
+        if isinstance(ov, dict):  # issue #18 item 1
+            Gauge("examwatch_overload", "1 while the receiver is overloaded (ADC rails or an emission near full scale)",
+                  registry=reg).set(1 if ov.get("state") == "overload" else 0)
+            Gauge("examwatch_rails_share", "Share of the last block's I/Q values at the ADC rails (0-1)",
+                  registry=reg).set(float(ov.get("rails_share") or 0.0))
+            Counter("examwatch_overloaded_blocks", "IQ blocks processed while the receiver was overloaded",
+                    registry=reg).inc(max(ov.get("overloaded_blocks") or 0, 0))
         _supervision_metrics(reg, h)
     try:
         _, total = ctx.store.list(limit=1)
