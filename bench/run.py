@@ -11,7 +11,10 @@ Keys (``--json`` prints one object on one line with exactly these, plus a few mo
   its queue); ``realtime_factor`` = pipeline_msps ÷ 2.4 MS/s. The signal is the same at every
   duration: noise, three licensed stations that the baseline survey also holds, and two new NFM
   transmitters on for a sixth of the time each (a third of the frames hold an emission). ``pipeline_msps_2e18`` and
-  ``ratio_2e18``: the same with 2^18-sample blocks.
+  ``ratio_2e18``: the same with 2^18-sample blocks. ``pipeline_core_msps`` and ``ratio_core``:
+  the same chain with the checks added after the redesign of issue #17 switched off (frequency
+  error and jamming of #18, overload and by-products of #18 items 1–2), i.e. the chain the code
+  before the redesign (79e862a) ran; ``checks_cost`` = 1 − pipeline_msps ÷ pipeline_core_msps.
 * ``fft_welch_msps``: the bare framed Welch (the same ``FrameStream``: FFT backend, |X|² kernel,
   sizes, buffers, cu8 conversion) in the same run; ``ratio`` = bare time ÷ pipeline time (1.0 = detection costs
   nothing), the median over 15 back-to-back pairs (``ratio_range`` their spread, ``ratio_of_best``
@@ -32,6 +35,7 @@ Run from the repository root: ``.venv/bin/python bench/run.py --quick``.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import json
 import os
 import platform
@@ -100,8 +104,10 @@ def baseline_for(raw: np.ndarray, cfg: EngineConfig):
     return builder.build()
 
 
-def bench_pipeline(seconds: float, block: int = STACK) -> dict:
+def bench_pipeline(seconds: float, block: int = STACK, *, checks: bool = True) -> dict:
     cfg = EngineConfig(fft_backend="auto")  # as the monitor runs: pyFFTW when installed
+    if not checks:  # the chain of 79e862a (before issues #18 and #24): no frequency-error, jamming or overload checks
+        cfg = replace(cfg, frequency_error=None, jam_after_s=None, overload=None, byproducts=None)
     base = baseline_for(synthetic_cu8(4.0, 1, stations=STATIONS), cfg)
     # the monitored signal, the same at every duration: the site's stations (explained by the
     # baseline) and two new NFM transmitters, on for 1/6 of the time each (a third of the frames
@@ -321,6 +327,11 @@ def main() -> None:
     small = bench_pipeline(6.0 if q else 20.0, BLOCK)
     out.update({"pipeline_msps_2e18": small["pipeline_msps"], "ratio_2e18": small["ratio"]})
     log(f"  with {BLOCK}-sample blocks: {small['pipeline_msps']} MS/s, ratio {small['ratio']}")
+    core = bench_pipeline(6.0 if q else 20.0, checks=False)
+    out.update({"pipeline_core_msps": core["pipeline_msps"], "ratio_core": core["ratio"],
+                "checks_cost": round(1.0 - out["pipeline_msps"] / core["pipeline_msps"], 3)})
+    log(f"  without the frequency-error, jamming and overload checks: {core['pipeline_msps']} MS/s, ratio {core['ratio']} "
+        f"(the checks cost {100 * out['checks_cost']:.1f} %)")
     log("hop overhead (simulated SDR paced to real time) …")
     out.update(bench_hops(20 if q else 60))
     log(f"  {out['hop_overhead']}")

@@ -120,9 +120,10 @@ class EngineConfig:
     jam_band_share: float = 0.5
     jam_margin_db: float = 4.0
     jam_after_s: float | None = 5.0
-    #: receiver overload (``detection._overload``) and by-products of stronger emissions marked as
+    #: receiver overload (``detection._overload``; None: the rails share is not measured and the
+    #: receiver never counts as overloaded) and by-products of stronger emissions marked as
     #: artefacts (``detection._byproducts``; None: not marked)
-    overload: OverloadConfig = field(default_factory=OverloadConfig)
+    overload: OverloadConfig | None = field(default_factory=OverloadConfig)
     byproducts: ByproductConfig | None = field(default_factory=ByproductConfig)
 
 
@@ -198,7 +199,7 @@ class DetectionEngine:
             dc_half_width_hz=config.detection.dc_half_width_hz, edge_crop=config.detection.edge_crop))
             if jammers else None)
         self._gain_offsets: np.ndarray | None = None  # the last stack's per-frame gain offsets (dB)
-        self.overload = OverloadMonitor(config.overload)  # ADC rails / near full scale (``/health`` → overload)
+        self.overload = OverloadMonitor(config.overload or OverloadConfig())  # ADC rails / near full scale (``/health`` → overload)
         self._cache: dict = {}  # per-run derived values: Pfa per grid, detection configs, steady bins
         self._detection_cache = DetectionCache()  # per-grid and per-baseline constants of detect_stack
         #: the receiver's frequency error, estimated and corrected while monitoring (None: off)
@@ -240,7 +241,8 @@ class DetectionEngine:
         out = []
         db = power_to_db(frames)
         flagged = stream.last_flagged  # frames whose segments held NaN/inf samples (zeroed by the stream)
-        over = rails_share(block.samples) >= self.config.overload.on_share if frames.shape[0] else False
+        over = (self.config.overload is not None and frames.shape[0] > 0
+                and rails_share(block.samples) >= self.config.overload.on_share)
         for i in range(frames.shape[0]):
             out.append(Spectrum(freqs_hz=freqs, power=db[i], rbw_hz=plan.rbw_hz, unit="dBFS",
                                 offset_s=t_first + i * stream.frame_s, duration_s=stream.frame_s,
@@ -310,7 +312,8 @@ class DetectionEngine:
 
         The block's frames are tested as one stack (vectorised); only frames with flagged bins
         reach the tracker, and open tracks are aged once per block."""
-        share = rails_share(block.samples)  # the raw samples: before a calibration moves them off the rails
+        # the raw samples: before a calibration moves them off the rails
+        share = rails_share(block.samples) if self.config.overload is not None else None
         if self.correct is not None:
             block = self.correct(block)
         stream = self._ensure_stream(block)

@@ -22,8 +22,8 @@ concatenated stream. It is the hot path of examwatch (issue #10), so it differs 
   reaches a frame (it would make the whole frame NaN), and the callers drop the flagged frames
   (their power is low by the share of zeroed samples): the baseline builder, ``spectrum``, and
   the detection engine, which counts them (``frames_excluded``) and treats them as a gap. The
-  check is optimistic: a non-finite sample makes its frame's |X|² non-finite, so one sum over the
-  block's frames (n × nfft values instead of the block's samples) shows it; only then is the block
+  check is optimistic: a non-finite sample makes every bin of its frame's |X|² non-finite, so one sum
+  over one bin of the block's frames (n values instead of the block's samples) shows it; only then is the block
   framed again with its samples checked and replaced (the samples carried to the next block are
   counted in ``nonfinite_samples`` when it is read or the stream is reset).
 * **FFT backend.** ``scipy.fft`` (pocketfft, in place), or pyFFTW when installed (``backend="auto"``
@@ -272,7 +272,9 @@ class FrameStream:
                 np.multiply(bv[b0 - k_head:r1 - k_head], self._window, out=seg[b0 - r0:r1 - r0])  # type: ignore[index]  # bv: rows > k_head
             # |X|² = re² + im² (no sqrt as in np.abs), summed over each frame's segments
             self._power_sums(self._fft(r1 - r0), spf, frames[f0:f1])
-        if check and not np.isfinite(frames.sum()):
+        # a non-finite sample makes every bin of its frame non-finite (the FFT spreads it over all
+        # outputs, and no arithmetic turns inf or NaN finite again): one column tells
+        if check and not np.isfinite(frames[:, 0].sum()):
             return None
         frames *= np.float32(plan.scale / spf)
         used = n_frames * self.advance
