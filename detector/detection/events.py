@@ -67,6 +67,8 @@ class TrackEvent:
     first_seen_utc: datetime | None = None
     last_seen_utc: datetime | None = None
     peak_dbm: float | None = None
+    #: seconds of integration that found the track (``detection._integration``); None: the 10 ms frames did
+    integration_s: float | None = None
 
     def to_json(self) -> dict:
         """The event as the JSON object of ``replay --jsonl`` (key order as documented)."""
@@ -84,6 +86,7 @@ class TrackEvent:
         if self.last_seen_utc is not None:
             d["last_seen_utc"] = utc_iso(self.last_seen_utc)
         d["peak_dbm"] = self.peak_dbm
+        d["integration_s"] = self.integration_s
         return d
 
     @property
@@ -269,5 +272,5 @@ def event_from_json(d: Mapping) -> DetectionEvent:
                             classification=str(d.get("classification") or "wideband"), **common)
     track_kind = cast(Literal["new", "update", "end"], kind)  # as given (the store records it in the cause)
     return TrackEvent(kind=track_kind, alert=d.get("alert") is True, f_lo_hz=_num(d, "f_lo_hz"), f_hi_hz=_num(d, "f_hi_hz"),
-                      duty_cycle=_num(d, "duty_cycle"), **common)
+                      duty_cycle=_num(d, "duty_cycle"), integration_s=_num(d, "integration_s"), **common)
 

@@ -1,0 +1,386 @@
+"""Sensitivity by integration (issue #18 item 5): the frames' linear power accumulated over several
+time scales, and a channel energy detector on each completed window.
+
+The 10 ms frames catch bursts; an emission that persists is found far weaker by integrating for
+seconds (THEORY §1.2: the required SNR falls as 5·log10(N), N ≈ η·T·B looks). The stage:
+
+* :class:`Integrator` — per grid (reset on a retune or a grid change) it adds every frame stack's
+  power per bin (NaN-flagged frames left out) into a base block of ``base_s``; each scale of
+  ``scales_s`` sums its whole number of base blocks into non-overlapping windows and hands the
+  completed window on (mean power per bin and its number of looks = frames × looks per frame).
+* :func:`detect_integrated` — on one window: the order-statistic CFAR floor of the integrated
+  spectrum itself (:func:`~detector.detection._cfar.batch_floor` with the window's looks), then a
+  *matched-bandwidth* test: the sum of the power over every run of K = ``width_hz``/bin bins
+  against the sum of the floor there. Under noise that ratio is Gamma(N, 1)/N with
+  N = frames·looks·K / v_K (v_K: the variance growth from the correlation of adjacent bins, 1.944
+  for Hann-windowed bins, 1 for independent ones) and the floor's own estimation spread folded in
+  (1/N_eff = 1/N + σ_F²), so the threshold is ``gamma.isf(Pfa, N_eff)/N_eff`` as everywhere else
+  (:func:`~detector.detection._thresholds.threshold_ratio`). This is the ideal energy detector of
+  THEORY §1.2 for B = ``width_hz``, except for the CFAR loss and the look-elsewhere over the band.
+* Per-window Pfa: the alert needs the same channel (centers within half the matched width) in 2
+  consecutive windows of a scale (2-of-2), so
+  :func:`~detector.detection._thresholds.pfa_for_alert_rate` with k = m = 2 over
+  ``3600/window_s`` windows per hour; the tests are the sliding sums' excursions over the
+  threshold (``CROSSINGS``/√K per position, Rice) and, for the second window, those within the
+  K positions of the first hit;
+  ``fa_per_hour`` is split evenly over the scales and widths, so that their sum stays within it.
+* Baseline: a surveyed station must not alert because it is seen better now. The survey's mean
+  level per bin is taken from its median (÷ the median/mean ratio of a noise bin of the frames'
+  looks); bins the survey saw on the air (occupancy > 1 %, or a channel of them over the survey's
+  own floor by ``survey_excess_db``) are *surveyed*: a window over them must exceed the survey's
+  level there (times the gain offset measured on the covered bins) by ``baseline_margin_db``,
+  for intermittent ones their p99. Elsewhere the concurrent CFAR floor alone decides: comparing a
+  noise-only bin with its survey level would put the SNR wall of a fraction of a dB of gain drift
+  (THEORY §1.2 item 7) in the way.
+
+Emissions found here join the engine's tracker like the frames' (a transmitter seen in both is one
+track); :func:`integration_decide` alerts a track found in 2 consecutive windows of one scale,
+unless a whitelisted channel holds it. Pure code: arrays in, :class:`Emission` lists out.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from detector.detection._cfar import DetectionCache, batch_floor
+from detector.detection._emissions import _valid_mask
+from detector.detection._results import DetectionConfig, Emission
+from detector.detection._thresholds import noise_quantile_ratio, pfa_for_alert_rate, threshold_ratio
+
+__all__ = ["IntegrationConfig", "Integrator", "IntegratedWindow", "detect_integrated", "integration_decide",
+           "integration_pfa", "channel_looks"]
+
+#: excursions of a k-bin sliding sum over a high threshold: about z/√(πk) per position and per
+#: exceedance probability (Rice's up-crossing rate for the sum's lag-1 correlation 1 − 1/k), with
+#: z ≈ 3 … 5.5 here; ``CROSSINGS`` = 3 is the conservative middle
+CROSSINGS = 3.0
+
+
+@dataclass(frozen=True)
+class IntegrationConfig:
+    """Knobs of the integration stage (see the module docstring).
+
+    ``scales_s``: window lengths (s), each a whole number of ``base_s`` blocks; ``widths_hz``:
+    bandwidths of the channel energy detector (12.5 kHz: an NFM channel); ``fa_per_hour``: false
+    alerts per hour from noise for all scales and widths together; ``baseline_margin_db``: over a
+    surveyed station's integrated level; ``survey_excess_db``: a channel of the survey's mean this far
+    over the survey's own floor is a surveyed station; ``persist``: consecutive windows to alert."""
+
+    scales_s: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0)
+    base_s: float = 1.0
+    widths_hz: tuple[float, ...] = (12500.0,)
+    fa_per_hour: float = 0.2
+    baseline_margin_db: float = 0.5
+    survey_excess_db: float = 0.15
+    persist: int = 2
+
+
+@dataclass(frozen=True)
+class IntegratedWindow:
+    """A completed window of one scale: mean linear power per bin, looks behind each bin, span."""
+
+    scale_s: float
+    t_start_s: float
+    t_end_s: float
+    mean_lin: NDArray[np.float64]
+    looks: float
+    n_frames: int
+
+
+class Integrator:
+    """Running sums of the frames' power over the scales of an :class:`IntegrationConfig`.
+
+    :meth:`push` takes a stack's power summed over its usable frames; blocks of about ``base_s``
+    are closed at stack boundaries (no frame is split), and each scale emits a window every
+    ``round(scale_s / base_s)`` blocks. :meth:`reset` (also on a new grid key) drops everything."""
+
+    def __init__(self, config: IntegrationConfig) -> None:
+        self.config = config
+        self._n_blocks = tuple(max(1, int(round(s / config.base_s))) for s in config.scales_s)
+        self.key: tuple | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        self._base: NDArray[np.float64] | None = None
+        self._base_frames = 0
+        self._base_t0 = 0.0
+        self._acc: list[NDArray[np.float64] | None] = [None] * len(self._n_blocks)
+        self._acc_frames = [0] * len(self._n_blocks)
+        self._acc_blocks = [0] * len(self._n_blocks)
+        self._acc_t0 = [0.0] * len(self._n_blocks)
+        self._t_end = -math.inf
+        self.resets = getattr(self, "resets", -1) + 1
+
+    def push(self, key: tuple, sum_lin: NDArray | None, n_frames: int, t_start_s: float, t_end_s: float,
+             looks: float) -> list[IntegratedWindow]:
+        """Add a stack (``sum_lin``: its power summed over its ``n_frames`` usable frames, or None
+        when none was) spanning [``t_start_s``, ``t_end_s``); returns the windows it completed."""
+        if key != self.key or t_start_s < self._t_end - 1e-6 or t_start_s > self._t_end + self.config.base_s:
+            # another grid or tuning, a timeline that went back, or a gap longer than a block
+            if self.key is not None or self._base is not None:
+                self.reset()
+            self.key = key
+            self._base_t0 = t_start_s
+        self._t_end = t_end_s
+        if sum_lin is not None and n_frames > 0:
+            if self._base is None:
+                self._base = np.array(sum_lin, dtype=np.float64)
+            else:
+                self._base += sum_lin
+            self._base_frames += n_frames
+        if t_end_s - self._base_t0 < self.config.base_s - 1e-9:
+            return []
+        base, frames, t0 = self._base, self._base_frames, self._base_t0
+        self._base, self._base_frames, self._base_t0 = None, 0, t_end_s
+        out: list[IntegratedWindow] = []
+        for i, nb in enumerate(self._n_blocks):
+            if self._acc_blocks[i] == 0:
+                self._acc_t0[i] = t0
+            if base is not None:
+                acc = self._acc[i]
+                if acc is None:
+                    self._acc[i] = base.copy() if i < len(self._n_blocks) - 1 else base
+                else:
+                    acc += base
+            self._acc_frames[i] += frames
+            self._acc_blocks[i] += 1
+            if self._acc_blocks[i] >= nb:
+                acc, f = self._acc[i], self._acc_frames[i]
+                if acc is not None and f > 0:
+                    out.append(IntegratedWindow(self.config.scales_s[i], self._acc_t0[i], t_end_s, acc / f,
+                                                float(looks) * f, f))
+                self._acc[i], self._acc_frames[i], self._acc_blocks[i] = None, 0, 0
+        return out
+
+
+# --- the statistics of a channel sum -------------------------------------------------------------------
+
+def _bin_correlations(enbw_bins: float) -> tuple[float, ...]:
+    """|ρ_d|² of the power of bins d = 1, 2 apart for white noise: Hann-windowed bins (ENBW 1.5
+    bins: ρ₁ = −2/3, ρ₂ = 1/6) or independent ones (a rectangular window, or spectra whose RBW
+    is the bin width)."""
+    return (4.0 / 9.0, 1.0 / 36.0) if enbw_bins > 1.25 else ()
+
+
+def _variance_factor(k: int, enbw_bins: float) -> float:
+    """Var(Σ of k adjacent bins) ÷ (k · Var(one bin)) for white noise."""
+    rho2 = _bin_correlations(enbw_bins)
+    return 1.0 + 2.0 * sum((1.0 - d / k) * r for d, r in enumerate(rho2, start=1) if d < k)
+
+
+def channel_looks(looks: float, k: int, enbw_bins: float) -> float:
+    """Independent looks behind the sum of ``k`` adjacent bins of ``looks`` looks each."""
+    return float(looks) * k / _variance_factor(k, enbw_bins)
+
+
+@functools.lru_cache(maxsize=64)
+def _floor_spread(m: int, window_bins: int, quantile: float) -> float:
+    """Relative standard deviation of :func:`batch_floor` on unit-mean noise of 10⁴ independent
+    looks per bin (a seeded draw; it scales as 1/√looks in this Gaussian regime)."""
+    looks0 = 1.0e4
+    rng = np.random.default_rng(4321)
+    noise = rng.gamma(looks0, 1.0 / looks0, size=(48, m))
+    fl = batch_floor(noise, looks0, window_bins=window_bins, quantile=quantile)
+    inner = fl[:, m // 8: m - m // 8] if m >= 16 else fl
+    return float(np.std(inner / np.mean(inner)))
+
+
+def integration_pfa(fa_per_hour: float, *, window_s: float, n_positions: int, k_bins: int, n_tests: int,
+                    persist: int = 2) -> float:
+    """Per-window, per-position false-alarm probability of one scale and width.
+
+    ``fa_per_hour`` is this stage's whole budget, shared by its ``n_tests`` scale × width pairs;
+    the ``n_positions`` sliding sums of ``k_bins`` bins cross a threshold of exceedance probability
+    p about ``CROSSINGS``/√k·p times per position; ``persist`` consecutive windows make an alert,
+    each later one within the k positions of the first hit."""
+    k = max(int(k_bins), 1)
+    rate = min(1.0, CROSSINGS / math.sqrt(k))  # excursions per position, per unit exceedance probability
+    tests = max(1.0, n_positions * rate) * max(1.0, k * rate) ** (persist - 1)
+    return pfa_for_alert_rate(fa_per_hour / n_tests, n_bins=max(1, int(round(tests))),
+                              frames_per_hour=3600.0 / window_s, k=persist, m=persist)
+
+
+# --- detection on one window ---------------------------------------------------------------------------
+
+def _survey_levels(baseline, looks: float, k: int, floor_fn, config: IntegrationConfig):
+    """Per bin: the survey's integrated level (linear; the median over the median/mean ratio of a
+    noise bin; the p99 where the survey saw the bin on the air) and whether it is a surveyed
+    station (occupied, or a k-bin channel of it over the survey's own floor by ``survey_excess_db``)."""
+    cov = np.asarray(baseline.covered, dtype=bool)
+    med = np.asarray(baseline.median_db, dtype=np.float64)
+    med_lin = np.where(cov, 10.0 ** (np.nan_to_num(med, nan=-300.0) / 10.0), 0.0) / noise_quantile_ratio(looks, 0.5)
+    occ = np.nan_to_num(np.asarray(baseline.occupancy, dtype=np.float64), nan=0.0)
+    p99 = np.where(cov, 10.0 ** (np.nan_to_num(np.asarray(baseline.p99_db, np.float64), nan=-300.0) / 10.0), 0.0)
+    level = np.where(occ > 0.01, np.fmax(med_lin, p99), med_lin)
+    # a channel of the survey's mean over its own floor: the survey integrated it already
+    surveyed = occ > 0.01
+    if cov.sum() >= 16:
+        fill = np.where(cov, med_lin, np.median(med_lin[cov]))
+        fl = floor_fn(fill, 1.0e5)  # the survey's mean: many looks
+        s, f = _sliding(fill, k), _sliding(fl, k)
+        hit = (s > f * 10.0 ** (config.survey_excess_db / 10.0)) & (_sliding(cov.astype(np.float64), k) >= k - 0.5)
+        surveyed |= _spread(hit, k, fill.size)
+    # a little drift between survey and exam: the neighbours' levels count too
+    size = 3
+    level = np.where(cov, _maxfilter(level, size), 0.0)
+    surveyed = _maxfilter(surveyed.astype(np.float64), size) > 0
+    return level, surveyed & cov, cov
+
+
+def _maxfilter(x: NDArray, size: int) -> NDArray:
+    import scipy.ndimage
+
+    return scipy.ndimage.maximum_filter1d(x, size)
+
+
+def _sliding(x: NDArray, k: int) -> NDArray[np.float64]:
+    """Sums of ``k`` adjacent values: out[j] = x[j] + … + x[j+k−1], shape (m − k + 1,)."""
+    c = np.concatenate(([0.0], np.cumsum(x, dtype=np.float64)))
+    return c[k:] - c[:-k]
+
+
+def _spread(hit: NDArray[np.bool_], k: int, m: int) -> NDArray[np.bool_]:
+    """The bins covered by the flagged k-bin windows (window j covers bins j … j+k−1)."""
+    d = np.zeros(m + 1, dtype=np.int64)
+    idx = np.flatnonzero(hit)
+    np.add.at(d, idx, 1)
+    np.add.at(d, idx + k, -1)
+    return np.cumsum(d[:m]) > 0
+
+
+def detect_integrated(
+    freqs_hz: NDArray[np.float64],
+    window: IntegratedWindow,
+    *,
+    looks_per_frame: float,
+    center_hz: float | None,
+    rbw_hz: float,
+    pfa_of: "callable",
+    config: IntegrationConfig = IntegrationConfig(),
+    detection: DetectionConfig = DetectionConfig(),
+    baseline=None,
+    cache: DetectionCache | None = None,
+) -> list[Emission]:
+    """Emissions of one integrated window (see the module docstring).
+
+    ``pfa_of(n_positions, k_bins)`` gives the per-window Pfa for this window's scale (the engine's
+    :func:`integration_pfa` with its budget); ``baseline`` an aligned baseline on this grid, or None."""
+    cache = DetectionCache() if cache is None else cache
+    p = window.mean_lin
+    m = p.size
+    if m < 8:
+        return []
+    bin_hz = float(freqs_hz[1] - freqs_hz[0])
+    enbw = float(rbw_hz) / bin_hz if bin_hz > 0 else 1.0
+    looks = float(window.looks)
+    looks_q = float(f"{looks:.2g}")  # the floor's normalisation is memoised per looks: 2 digits suffice
+    valid, _, _ = cache.get(("valid", m, float(freqs_hz[0]), bin_hz, center_hz, detection.dc_half_width_hz,
+                             detection.edge_crop), lambda: _valid_mask(freqs_hz, center_hz, detection, bin_hz))
+
+    def floor_fn(x, lk=looks_q):
+        return batch_floor(np.asarray(x, dtype=np.float32)[None, :], lk, window_bins=detection.cfar_window_bins,
+                           quantile=detection.cfar_quantile, cache=cache)[0]
+
+    floor = floor_fn(p)
+    spread_f = _floor_spread(m, detection.cfar_window_bins, detection.cfar_quantile)
+    # the floor of correlated bins is a quantile of fewer independent values
+    spread_f *= math.sqrt(_variance_factor(3, enbw) if enbw > 1.25 else 1.0) * math.sqrt(1.0e4 / looks_q)
+    if baseline is not None:
+        level, surveyed, covered = cache.for_object(
+            baseline, ("integration", round(looks_per_frame, 2), config.survey_excess_db, tuple(config.widths_hz)),
+            lambda: _survey_levels(baseline, looks_per_frame, max(1, int(round(max(config.widths_hz) / bin_hz))),
+                                   floor_fn, config))
+        ok = covered & valid & ~surveyed & (level > 0)
+        gain = float(np.median(p[ok] / level[ok])) if ok.sum() >= 8 else 1.0
+    out: list[Emission] = []
+    taken = np.zeros(m, dtype=bool)
+    for width in sorted(config.widths_hz, reverse=True):
+        k = max(1, min(m // 4, int(round(width / bin_hz))))
+        s = _sliding(p, k)
+        f = _sliding(floor, k)
+        ok_win = _sliding((~valid).astype(np.float64), k) < 0.5
+        n_pos = int(ok_win.sum())
+        if n_pos == 0:
+            continue
+        n_eff = 1.0 / (1.0 / channel_looks(looks, k, enbw) + spread_f ** 2)
+        thr = threshold_ratio(n_eff, pfa_of(n_pos, k))
+        ratio = s / np.maximum(f, 1e-300)
+        hit = ok_win & (ratio > thr)
+        if not hit.any():
+            continue
+        lim = None
+        if baseline is not None:
+            sv = _sliding(surveyed.astype(np.float64), k) > 0.5
+            if sv.any():
+                expl = np.where(surveyed, level * gain, floor)
+                lim = _sliding(expl, k) * 10.0 ** (config.baseline_margin_db / 10.0)
+                hit &= ~sv | (s > lim)
+        for j0, j1 in _runs(hit, gap=max(1, k // 2)):
+            lo, hi = j0, j1 + k - 1  # bins of the flagged windows
+            if taken[lo:hi + 1].any():
+                continue  # a wider channel already holds it
+            taken[lo:hi + 1] = True
+            seg = slice(lo, hi + 1)
+            jj = j0 + int(np.argmax(np.where(hit[j0:j1 + 1], ratio[j0:j1 + 1], -np.inf)))
+            # the matched window's excess over the floor places the center; at the low SNR
+            # integration works at, the occupied bandwidth is not measurable: the matched width
+            # (or the flagged span, when wider) is reported
+            win = slice(jj, jj + k)
+            exc = np.maximum(p[win] - floor[win], 0.0)
+            tot = float(exc.sum())
+            fr = freqs_hz[seg]
+            center = float((exc * freqs_hz[win]).sum() / tot) if tot > 0 else float(freqs_hz[jj] + (k - 1) * bin_hz / 2)
+            bw = max(k, j1 - j0 + 1) * bin_hz
+            excess = None
+            occ = None
+            if baseline is not None and covered[seg].all():
+                ref = float(_sliding(level * gain, k)[jj])
+                excess = round(10.0 * math.log10(max(float(s[jj]), 1e-300) / max(ref, 1e-300)), 2)
+                occ = float(np.max(np.nan_to_num(np.asarray(baseline.occupancy[seg], dtype=np.float64))))
+            out.append(Emission(
+                center_hz=center, bandwidth_hz=bw, f_lo_hz=center - bw / 2, f_hi_hz=center + bw / 2,
+                peak_hz=float(fr[int(np.argmax(p[seg]))]), peak_dbfs=float(10.0 * np.log10(max(float(p[seg].max()), 1e-30))),
+                snr_db=float(10.0 * math.log10(max(float(ratio[jj]) - 1.0, 1e-9))),
+                excess_db=excess, power_dbfs=float(10.0 * math.log10(max(float(s[jj]), 1e-30))),
+                bins=np.arange(lo, hi + 1), n_runs=1, baseline_occupancy=occ))
+    return out
+
+
+def _runs(hit: NDArray[np.bool_], gap: int) -> list[tuple[int, int]]:
+    """(first, last) indices of the runs of ``hit``, runs fewer than ``gap`` apart joined."""
+    idx = np.flatnonzero(hit)
+    if idx.size == 0:
+        return []
+    cut = np.flatnonzero(np.diff(idx) > gap)
+    starts = np.concatenate(([idx[0]], idx[cut + 1]))
+    ends = np.concatenate((idx[cut], [idx[-1]]))
+    return list(zip(starts.tolist(), ends.tolist()))
+
+
+# --- decision ------------------------------------------------------------------------------------------
+
+def integration_decide(tr, *, persist: int = 2, whitelist=None, site: str | None = None) -> bool:
+    """Alert a track found by integration in ``persist`` consecutive windows of one scale, at
+    centers within half the matched width of each other (``tr.integration_hits``: scale → list of
+    (window end s, center Hz, width Hz)), unless a whitelisted channel holds it.
+    Sets ``tr.alert``, ``tr.integration_s`` and the first reason; returns whether it newly alerted."""
+    if tr.alert or not tr.integration_hits:
+        return False
+    for scale, hits in sorted(tr.integration_hits.items()):
+        if len(hits) < persist:
+            continue
+        last = hits[-persist:]
+        if all(abs((b[0] - a[0]) - scale) <= 0.5 * scale and abs(b[1] - a[1]) <= 0.5 * min(a[2], b[2])
+               for a, b in zip(last, last[1:])):
+            if whitelist is not None and whitelist.match(tr.center_hz, site=site) is not None:
+                return False
+            tr.alert = True
+            tr.integration_s = scale
+            tr.alert_reasons = [f"persistent: integrated over {scale:g} s, found in {persist} consecutive windows"]
+            return True
+    return False
