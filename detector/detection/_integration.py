@@ -52,8 +52,8 @@ from detector.detection._emissions import _valid_mask
 from detector.detection._results import DetectionConfig, Emission
 from detector.detection._thresholds import noise_quantile_ratio, pfa_for_alert_rate, threshold_ratio
 
-__all__ = ["IntegrationConfig", "Integrator", "IntegratedWindow", "detect_integrated", "integration_decide",
-           "integration_pfa", "channel_looks"]
+__all__ = ["IntegrationConfig", "Integrator", "IntegratedWindow", "IntegrationStage", "detect_integrated",
+           "integration_decide", "integration_pfa", "channel_looks"]
 
 #: excursions of a k-bin sliding sum over a high threshold: about z/√(πk) per position and per
 #: exceedance probability (Rice's up-crossing rate for the sum's lag-1 correlation 1 − 1/k), with
@@ -156,6 +156,83 @@ class Integrator:
                                                 float(looks) * f, f))
                 self._acc[i], self._acc_frames[i], self._acc_blocks[i] = None, 0, 0
         return out
+
+
+class IntegrationStage:
+    """What the engine owns: the :class:`Integrator`, the per-scale Pfa and counters.
+
+    :meth:`process` adds a stack (its NaN-flagged frames left out) and returns each completed
+    window with its emissions; :meth:`record_hits` notes on the tracks those emissions joined which
+    window found them (for :func:`integration_decide`)."""
+
+    def __init__(self, config: IntegrationConfig) -> None:
+        self.config = config
+        self.integrator = Integrator(config)
+        self.windows = 0  #: windows tested
+        self.found: dict[float, int] = {}  #: emissions found, per scale (s)
+        self._pfa: dict[tuple[float, int, int], float] = {}
+
+    def pfa(self, scale_s: float, n_positions: int, k_bins: int) -> float:
+        key = (scale_s, n_positions, k_bins)
+        if key not in self._pfa:
+            c = self.config
+            self._pfa[key] = integration_pfa(c.fa_per_hour, window_s=scale_s, n_positions=n_positions, k_bins=k_bins,
+                                             n_tests=len(c.scales_s) * len(c.widths_hz), persist=c.persist)
+        return self._pfa[key]
+
+    def process(self, freqs_hz, res, flagged, t_start_s: float, t_end_s: float, looks: float, center_hz, rbw_hz: float,
+                baseline, detection: DetectionConfig, cache: DetectionCache) -> list[tuple[IntegratedWindow, list[Emission]]]:
+        """The stack of ``res`` (a :class:`StackResult`, its linear power and stack mean) into the
+        integrator; the windows it completed, each with what :func:`detect_integrated` found."""
+        p = res.power_lin
+        n = p.shape[0]
+        if flagged is not None and len(flagged) == n and bool(np.any(flagged)):
+            good = ~np.asarray(flagged, dtype=bool)
+            n_used = int(good.sum())
+            total = np.add.reduce(p[good], axis=0, dtype=np.float64) if n_used else None
+        else:
+            n_used = n
+            mean = res.stack_mean_lin
+            total = mean * np.float32(n) if mean is not None else np.add.reduce(p, axis=0, dtype=np.float64)
+        m = freqs_hz.size
+        bin_hz = float(freqs_hz[1] - freqs_hz[0]) if m > 1 else 1.0
+        # a retune, another grid or a frequency correction of more than 1/8 bin starts afresh
+        key = (m, round(bin_hz, 3), round(float(freqs_hz[0]) / bin_hz * 4), round(float(looks), 2))
+        out = []
+        for w in self.integrator.push(key, total, n_used, t_start_s, t_end_s, looks):
+            found = detect_integrated(freqs_hz, w, looks_per_frame=looks, center_hz=center_hz, rbw_hz=rbw_hz,
+                                      pfa_of=lambda n_pos, k, s=w.scale_s: self.pfa(s, n_pos, k), config=self.config,
+                                      detection=detection, baseline=baseline, cache=cache)
+            self.windows += 1
+            if found:
+                self.found[w.scale_s] = self.found.get(w.scale_s, 0) + len(found)
+                out.append((w, found))
+        return out
+
+    @staticmethod
+    def unheld(tracks, found: list[Emission], gate_hz: float) -> list[Emission]:
+        """The emissions that no open track of the frames holds (those go to the tracker; the
+        others are only noted on the frames' track by :meth:`record_hits`)."""
+        return [e for e in found if not any(not tr.by_integration and _holds(tr, e, gate_hz) for tr in tracks)]
+
+    @staticmethod
+    def record_hits(tracks, window: IntegratedWindow, found: list[Emission], gate_hz: float) -> None:
+        """On the open track holding each emission: (window end, center, matched width) under its
+        scale; a track opened by one of these windows is marked ``by_integration``."""
+        for e in found:
+            for tr in tracks:
+                if _holds(tr, e, gate_hz):
+                    if not tr.integration_hits and tr.frames_active <= 1:
+                        tr.by_integration = True
+                    hits = tr.integration_hits.setdefault(window.scale_s, [])
+                    if not hits or hits[-1][0] != window.t_end_s:
+                        hits.append((window.t_end_s, e.center_hz, e.bandwidth_hz))
+                        del hits[:-4]
+                    break
+
+
+def _holds(tr, e: Emission, gate_hz: float) -> bool:
+    return tr.f_lo_hz - gate_hz <= e.center_hz <= tr.f_hi_hz + gate_hz
 
 
 # --- the statistics of a channel sum -------------------------------------------------------------------

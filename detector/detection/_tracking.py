@@ -91,6 +91,8 @@ class Track:
     integration_s: float | None = None
     #: integration scale (s) → (window end s, center Hz, matched width Hz) of its last windows that found the track
     integration_hits: dict[float, list[tuple[float, float, float]]] = field(default_factory=dict)
+    #: opened by an integration window (not by the frames)
+    by_integration: bool = False
     _w: float = 0.0  # sum of linear peak power weights for center
     _wf: float = 0.0
     spectrum_lin: np.ndarray | None = field(default=None, repr=False)

@@ -28,7 +28,6 @@ than half its bandwidth (at least ``moved_min_hz``) since the last event, and at
 
 from __future__ import annotations
 
-import functools
 import logging
 
 from dataclasses import dataclass, field, replace
@@ -52,7 +51,7 @@ from detector.detection import (
     detect_stack,
     pfa_for_alert_rate,
 )
-from detector.detection._integration import IntegrationConfig, Integrator, detect_integrated, integration_decide, integration_pfa
+from detector.detection._integration import IntegrationConfig, IntegrationStage, integration_decide
 from detector.detection._jamming import JammingConfig, JammingMonitor
 from detector.detection._missing import MissingStations
 from detector.detection._track_event import center_moved, track_event
@@ -158,8 +157,6 @@ class DetectionEngine:
         self.flagged_bins = 0
         self.tested_bins = 0
         self.cfar_flagged_bins = 0
-        self.integration_windows = 0  #: windows the integration stage tested
-        self.integration_found: dict[float, int] = {}  #: emissions it found, per scale (s)
         self.time_offset_s = 0.0
         self._last: tuple | None = None  # what last_spectrum and last_result are built from, on demand
         self._last_built: tuple | None = None
@@ -187,8 +184,8 @@ class DetectionEngine:
         self.all_tracks: dict[str, Track] = {}
         self._dbm_cache: tuple[Spectrum, Spectrum] | None = None  # (dBFS frame, its dBm copy)
         self.max_tracks_kept = 2000
-        #: running sums of the frames over the integration scales (None: off)
-        self.integrator = Integrator(config.integration) if config.integration is not None else None
+        #: running sums of the frames over the integration scales, and their tests (None: off)
+        self.integration = IntegrationStage(config.integration) if config.integration is not None else None
 
     # --- framing -------------------------------------------------------------------------------
     def _ensure_stream(self, block: IQBlock) -> FrameStream:
@@ -353,59 +350,16 @@ class DetectionEngine:
             if self.jamming is not None:
                 events.extend(self.jamming.check(freqs, aligned, res.power_lin, t_last, frame_s, center_hz=center_hz,
                                                  mean_lin=res.stack_mean_lin))
-        if self.integrator is not None:
-            events.extend(self._integrate(freqs, res, flagged, t_first, t_last, frame_s, looks, center_hz, rbw_hz,
-                                          aligned, position))
-        return events
-
-    def _integrate(self, freqs, res, flagged, t_first, t_last, frame_s, looks, center_hz, rbw_hz, aligned,
-                   position) -> list[DetectionEvent]:
-        """The stack into the integrator (``detection._integration``); each window it completes is
-        tested, and what it finds joins the tracker (its decision: :func:`integration_decide`)."""
-        integ = self.integrator
-        assert integ is not None and res.power_lin is not None
-        p = res.power_lin
-        n = p.shape[0]
-        bad = flagged is not None and len(flagged) == n and bool(np.any(flagged))
-        if bad:
-            good = ~np.asarray(flagged, dtype=bool)
-            n_used = int(good.sum())
-            total = np.add.reduce(p[good], axis=0, dtype=np.float64) if n_used else None
-        else:
-            n_used = n
-            total = res.stack_mean_lin * np.float32(n) if res.stack_mean_lin is not None else \
-                np.add.reduce(p, axis=0, dtype=np.float64)
-        bin_hz = float(freqs[1] - freqs[0]) if freqs.size > 1 else 1.0
-        key = (freqs.size, round(bin_hz, 3), round(float(freqs[0]) / bin_hz * 4), round(float(looks), 2))
-        windows = integ.push(key, total, n_used, t_first, t_last + frame_s, looks)
-        events: list[DetectionEvent] = []
-        icfg = integ.config
-        for w in windows:
-            pkey = ("integration_pfa", w.scale_s)
-            if pkey not in self._cache:
-                n_tests = len(icfg.scales_s) * len(icfg.widths_hz)
-                self._cache[pkey] = functools.lru_cache(maxsize=32)(
-                    lambda n_pos, k, s=w.scale_s: integration_pfa(icfg.fa_per_hour, window_s=s, n_positions=n_pos, k_bins=k,
-                                                                  n_tests=n_tests, persist=icfg.persist))
-            ems = detect_integrated(freqs, w, looks_per_frame=looks, center_hz=center_hz, rbw_hz=rbw_hz,
-                                    pfa_of=self._cache[pkey], config=icfg, detection=self.config.detection,
-                                    baseline=aligned, cache=self._detection_cache)
-            self.integration_windows += 1
-            if not ems:
-                continue
-            self.integration_found[w.scale_s] = self.integration_found.get(w.scale_s, 0) + len(ems)
-            new, updated, ended = self.tracker.update(ems, t_last, frame_s, position=position, spectrum=(freqs, w.mean_lin),
-                                                      allow_join=False)
-            gate = self.config.tracker.min_gate_hz
-            for e in ems:
-                for tr in self.tracker.open:
-                    if tr.f_lo_hz - gate <= e.center_hz <= tr.f_hi_hz + gate:
-                        hits = tr.integration_hits.setdefault(w.scale_s, [])
-                        if not hits or hits[-1][0] != w.t_end_s:
-                            hits.append((w.t_end_s, e.center_hz, e.bandwidth_hz))
-                            del hits[:-4]
-                        break
-            events.extend(self._track_events(new, updated, ended, t_last))
+        if self.integration is not None:  # long integration (detection._integration): its windows' finds join the tracker
+            for w, found in self.integration.process(freqs, res, flagged, t_first, t_last + frame_s, looks, center_hz, rbw_hz,
+                                                     aligned, cfg.detection, self._detection_cache):
+                # what a frames' track holds is only noted on it (its bursts, duty cycle and readings
+                # stay the frames'); the rest opens or extends a track of its own
+                fresh = self.integration.unheld(self.tracker.open, found, cfg.tracker.min_gate_hz)
+                new, updated, ended = self.tracker.update(fresh, t_last, frame_s, position=position,
+                                                          spectrum=(freqs, w.mean_lin), allow_join=False) if fresh else ([], [], [])
+                self.integration.record_hits(self.tracker.open, w, found, cfg.tracker.min_gate_hz)
+                events.extend(self._track_events(new, updated, ended, t_last))
         return events
 
     def _correct_frequency(self, freqs, db, lin, center_hz, rbw_hz, t_s: float):
@@ -503,8 +457,8 @@ class DetectionEngine:
             tr.class_mark = tr.frames_active
         decide(tr, config=self.config.decision, whitelist=self.whitelist, site=self.site,
                sessions=self.sessions, baseline_used=False)
-        if tr.integration_hits and not tr.alert and self.integrator is not None:
-            integration_decide(tr, persist=self.integrator.config.persist, whitelist=self.whitelist, site=self.site)
+        if tr.integration_hits and not tr.alert and self.integration is not None:
+            integration_decide(tr, persist=self.integration.config.persist, whitelist=self.whitelist, site=self.site)
 
 
     def open_tracks(self) -> list[TrackEvent]:
