@@ -75,10 +75,10 @@ def test_pfa_grows_with_the_window_and_the_budget_is_shared():
 
 
 def test_noise_frames_for_hours_give_no_false_alert_and_the_window_hits_the_thresholds_allow():
-    """(a) 3 h of PSD frames drawn from Gamma(L)/L (0.5 s frames, independent bins): ≤ 1 false
+    """(a) 3 h of PSD frames drawn from Gamma(L)/L (1 s frames, independent bins): ≤ 1 false
     alert per hour, and per scale no more single-window hits than the thresholds were set for
     (a threshold 0.1 dB low would give thousands)."""
-    m, bin_hz, frame_s, hours = 256, 1000.0, 0.5, 3.0
+    m, bin_hz, frame_s, hours = 256, 1000.0, 1.0, 3.0
     looks = 1000.0 * frame_s
     freqs = CENTER + (np.arange(m) - m // 2) * bin_hz
     eng = DetectionEngine(EngineConfig(frequency_error=None, jam_after_s=None))
@@ -109,7 +109,7 @@ def test_noise_iq_through_the_impaired_receiver_gives_no_alert():
     eng = DetectionEngine(EngineConfig())
     first, alerts = alert_time(eng, awgn(int(60.0 * FS), NOISE, rng), stop=False)
     assert alerts == []
-    assert eng.integration is not None and eng.integration.windows >= 75  # 1.05 s blocks: 57 + 19 + 5 windows
+    assert eng.integration is not None and eng.integration.windows == 15 + 5 + 1  # 4, 12 and 36 s windows
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -162,14 +162,15 @@ def test_a_retune_resets_the_integrator():
     eng = DetectionEngine(EngineConfig())
     assert eng.integration is not None
     rng = np.random.default_rng(3)
-    x = awgn(int(2.5 * FS), NOISE, rng)
+    x = awgn(int(9.0 * FS), NOISE, rng)
     for i in range(0, x.size, BLOCK):
         eng.process_block(IQBlock(x[i:i + BLOCK], CENTER, FS, offset_s=i / FS, retuned=i == 0))
     integ = eng.integration.integrator
     assert integ.resets == 0 and eng.integration.windows == 2
     for i in range(0, x.size, BLOCK):
-        eng.process_block(IQBlock(x[i:i + BLOCK], CENTER + 1e6, FS, offset_s=2.5 + i / FS, retuned=i == 0))
-    assert integ.resets == 1 and eng.integration.windows == 4  # 2 more 1 s windows, no 3 s window across the retune
+        eng.process_block(IQBlock(x[i:i + BLOCK], CENTER + 1e6, FS, offset_s=9.0 + i / FS, retuned=i == 0))
+    # 2 more 4 s windows, and no 12 s window across the retune (18 s of signal in all)
+    assert integ.resets == 1 and eng.integration.windows == 4
 
 
 def test_integrator_windows_count_frames_and_leave_out_flagged_ones():
