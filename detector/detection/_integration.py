@@ -44,6 +44,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -226,7 +227,7 @@ class IntegrationStage:
         out = []
         for w in self.integrator.push(key, total, n_used, t_start_s, t_end_s, looks):
             found = detect_integrated(freqs_hz, w, looks_per_frame=looks, center_hz=center_hz, rbw_hz=rbw_hz,
-                                      pfa_of=lambda n_pos, k, s=w.scale_s: self.pfa(s, n_pos, k), config=self.config,
+                                      pfa_of=functools.partial(self.pfa, w.scale_s), config=self.config,
                                       detection=detection, baseline=baseline, cache=cache)
             self.windows += 1
             if found:
@@ -380,7 +381,7 @@ def detect_integrated(
     looks_per_frame: float,
     center_hz: float | None,
     rbw_hz: float,
-    pfa_of: "callable",
+    pfa_of: Callable[[int, int], float],
     config: IntegrationConfig = IntegrationConfig(),
     detection: DetectionConfig = DetectionConfig(),
     baseline=None,
@@ -438,7 +439,7 @@ def detect_integrated(
             0.5 * (floor[k // 2 - 1: k // 2 - 1 + s.size] + floor[k // 2: k // 2 + s.size]) * float(k)
         ok_win, n_pos = cache.get(("integration_ok", m, float(freqs_hz[0]), bin_hz, center_hz, k,
                                    detection.dc_half_width_hz, detection.edge_crop),
-                                  lambda: _ok_windows(valid, k))
+                                  lambda k=k: _ok_windows(valid, k))
         if n_pos == 0:
             continue
         n_eff = 1.0 / (1.0 / channel_looks(looks, k, enbw) + spread_f ** 2)
