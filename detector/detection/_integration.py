@@ -61,6 +61,8 @@ __all__ = ["IntegrationConfig", "Integrator", "IntegratedWindow", "IntegrationSt
 #: exceedance probability (Rice's up-crossing rate for the sum's lag-1 correlation 1 − 1/k), with
 #: z ≈ 3 … 5.5 here; ``CROSSINGS`` = 3 is the conservative middle
 CROSSINGS = 3.0
+#: the share of the CFAR floor's own spread that is not common to the channel sum (see detect_integrated)
+FLOOR_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -407,12 +409,24 @@ def detect_integrated(
         return batch_floor(np.asarray(x, dtype=np.float32)[None, :], lk, window_bins=detection.cfar_window_bins,
                            quantile=detection.cfar_quantile, cache=cache)[0]
 
-    # the frames' own floors averaged over the window (each an unbiased noise-mean estimate for its
-    # looks) or, for a window without them, the order statistic of the integrated spectrum
+    # the frames' own floors averaged over the window, or, for a window without them, the order
+    # statistic of the integrated spectrum; then scaled to the window's median power over it. The
+    # frames' floors are normalised for independent bins of their claimed looks: on Hann-windowed
+    # bins they sit ~0.3 % low, nothing in a 10 ms frame but 0.6 σ of a 4 s window's channel sum.
+    # The median (robust while emissions hold < half the band) removes any such common bias.
     floor = window.floor_lin if window.floor_lin is not None else floor_fn(p)
-    spread_f = _floor_spread(m, detection.cfar_window_bins, detection.cfar_quantile)
-    # the floor of correlated bins is a quantile of fewer independent values
-    spread_f *= math.sqrt(_variance_factor(3, enbw) if enbw > 1.25 else 1.0) * math.sqrt(1.0e4 / looks_q)
+    vidx = cache.get(("integration_vidx", m, float(freqs_hz[0]), bin_hz, center_hz, detection.dc_half_width_hz,
+                      detection.edge_crop), lambda: np.flatnonzero(valid))
+    if vidx.size >= 16:
+        floor = floor * (float(np.median(p[vidx] / floor[vidx])) / noise_quantile_ratio(looks_q, 0.5))
+    corr = _variance_factor(3, enbw) if enbw > 1.25 else 1.0  # correlated bins: fewer independent values
+    # the floor's local error, halved: its window holds the channel's own bins, so part of its error
+    # is the channel sum's and cancels in their ratio (on 400 s of noise through the impaired
+    # receiver the ratio's spread was 1.01× the channel sum's alone; this keeps a margin over that)
+    spread_f = FLOOR_SHARE * _floor_spread(m, detection.cfar_window_bins, detection.cfar_quantile) \
+        * math.sqrt(corr * 1.0e4 / looks_q)
+    # and the median's own spread (≈ 1.2533 σ/√n of n independent values)
+    spread_f = math.hypot(spread_f, 1.2533 * math.sqrt(corr / max(vidx.size, 1) / looks_q))
     if baseline is not None:
         level, surveyed, covered = cache.for_object(
             baseline, ("integration", round(looks_per_frame, 2), config.survey_excess_db, tuple(config.widths_hz)),

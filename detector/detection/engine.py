@@ -2,7 +2,8 @@
 
 Size: about 480 lines, kept whole: :class:`DetectionEngine` is one per-run state machine (framing,
 detection, tracking, event reporting) whose parts share its state; the stages it drives live in
-their own modules (``_emissions``, ``_tracking``, ``_missing``, ``_freq_error``, ``_jamming``).
+their own modules (``_emissions``, ``_tracking``, ``_missing``, ``_freq_error``, ``_jamming``,
+``_integration``: the frames summed over 4–36 s windows for emissions too weak for any one frame).
 
 Glue between the sources and the pure detection code; used by ``replay``, ``survey`` (framing
 only), the simulated demo and the monitor. It owns the per-run state (frame stream, tracker,
@@ -16,7 +17,7 @@ or ``end`` of a track, a :class:`MissingEvent` per surveyed station gone silent 
 
     {"event": "new"|"update"|"end"|"missing"|"jamming", "track_id", "alert", "center_hz", "bandwidth_hz",
      "first_seen_s", "last_seen_s", "peak_dbfs", "snr_db", "excess_db", "classification",
-     "bursts", "reasons", "location", "peak_dbm", ...}
+     "bursts", "reasons", "location", "peak_dbm", ..., "integration_s"}
 
 ``peak_dbm`` is the peak in dBm when the calibration profile has a power table for the tuner's
 gain (null otherwise); detection itself always works in dBFS.
