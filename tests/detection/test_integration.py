@@ -110,6 +110,9 @@ def test_noise_iq_through_the_impaired_receiver_gives_no_alert():
     first, alerts = alert_time(eng, awgn(int(60.0 * FS), NOISE, rng), stop=False)
     assert alerts == []
     assert eng.integration is not None and eng.integration.windows == 15 + 5 + 1  # 4, 12 and 36 s windows
+    # single-window hits: the thresholds allow ~1.6 here (0–3 seen over 8 seeds); a floor 0.3 % low
+    # (the frames' floors on Hann bins, uncorrected) gives ~5, most in the 36 s window
+    assert sum(eng.integration.found.values()) <= 4, eng.integration.found
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
