@@ -77,7 +77,8 @@ def ideal_snr_min_db(t_s: float, pfa: float, pd: float = 0.9, b_hz: float = B_HZ
 
 
 def snr_at(pd_curve: list[tuple[float, float]], target: float = 0.9) -> float | None:
-    """The lowest SNR from which Pd stays ≥ target, interpolated linearly; None if never."""
+    """The lowest SNR from which Pd stays ≥ target, interpolated linearly; None if never (the
+    sweep's lowest SNR when Pd ≥ target there already: a bound, the curve goes no lower)."""
     pts = sorted(pd_curve)
     for i in range(len(pts) - 1, -1, -1):
         if pts[i][1] < target:
@@ -224,7 +225,7 @@ def main() -> None:
     q = args.quick
     t0 = time.perf_counter()
     seeds = 5 if q else 20
-    snrs = [float(s) for s in (range(-19, -9) if q else range(-21, -7))]
+    snrs = [float(s) for s in (range(-21, -9) if q else range(-21, -7))]
     out: dict = {"fs_hz": FS, "b_hz": B_HZ, "t_max_s": T_MAX, "seeds": seeds}
     cfg = EngineConfig().integration
     assert cfg is not None
