@@ -244,12 +244,15 @@ class IntegrationStage:
         return [e for e in found if not any(not tr.by_integration and _holds(tr, e, gate_hz) for tr in tracks)]
 
     @staticmethod
-    def record_hits(tracks, window: IntegratedWindow, found: list[Emission], gate_hz: float) -> None:
+    def record_hits(tracks, window: IntegratedWindow, found: list[Emission], gate_hz: float) -> list:
         """On the open track holding each emission: (window end, center, matched width) under its
-        scale; a track opened by one of these windows is marked ``by_integration``."""
+        scale; a track opened by one of these windows is marked ``by_integration``. Returns the
+        tracks noted."""
+        noted = []
         for e in found:
             for tr in tracks:
                 if _holds(tr, e, gate_hz):
+                    noted.append(tr)
                     if not tr.integration_hits and tr.frames_active <= 1:
                         tr.by_integration = True
                     hits = tr.integration_hits.setdefault(window.scale_s, [])
@@ -257,6 +260,7 @@ class IntegrationStage:
                         hits.append((window.t_end_s, e.center_hz, e.bandwidth_hz))
                         del hits[:-4]
                     break
+        return noted
 
 
 def _holds(tr, e: Emission, gate_hz: float) -> bool:

@@ -359,7 +359,9 @@ class DetectionEngine:
                 fresh = self.integration.unheld(self.tracker.open, found, cfg.tracker.min_gate_hz)
                 new, updated, ended = self.tracker.update(fresh, t_last, frame_s, position=position,
                                                           spectrum=(freqs, w.mean_lin), allow_join=False) if fresh else ([], [], [])
-                self.integration.record_hits(self.tracker.open, w, found, cfg.tracker.min_gate_hz)
+                noted = self.integration.record_hits(self.tracker.open, w, found, cfg.tracker.min_gate_hz)
+                # a confirmed track noted here is judged now (its alert may be due), not at its next frame
+                updated += [tr for tr in noted if tr.confirmed and tr not in new and tr not in updated]
                 events.extend(self._track_events(new, updated, ended, t_last))
         return events
 
