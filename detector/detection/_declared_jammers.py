@@ -158,6 +158,8 @@ class DeclaredJammers:
         self._bins: dict = {}
         self._state = [_State() for _ in self.jammers]
         self._on_bands: list[tuple[float, float, float]] = []  # (lo, hi, mean level dB) of the jammers on now
+        #: per jammer measured on at least once: (lo, hi, mean level dB, stream time s) when last on
+        self._last_on: dict[int, tuple[float, float, float, float]] = {}
 
     # --- measurement ---------------------------------------------------------------------------
     def _bins_for(self, freqs_hz: NDArray, aligned, center_hz: float | None) -> list[_Bins | None]:
@@ -246,8 +248,10 @@ class DeclaredJammers:
             st.level_db, st.measured_s = round(level, 2), t_s
             session = self._session(j, t_s)
             if on:
-                self._on_bands.append((j.f_lo_hz - self.config.guard_hz, j.f_hi_hz + self.config.guard_hz,
-                                       _db(float(np.mean(mean_lin[b.inside], dtype=np.float64)))))
+                band = (j.f_lo_hz - self.config.guard_hz, j.f_hi_hz + self.config.guard_hz,
+                        _db(float(np.mean(mean_lin[b.inside], dtype=np.float64))))
+                self._on_bands.append(band)
+                self._last_on[id(j)] = (*band, t_s)
                 if survey_on and b.survey_db is not None:
                     st.on_level_db = round(b.survey_db, 2)
                 elif session is not None and st.on_level_session != session.name:
@@ -313,6 +317,16 @@ class DeclaredJammers:
         thr = self.config.through_db
         return [e for e in emissions
                 if not any(lo <= e.center_hz <= hi and e.peak_dbfs < level + thr for lo, hi, level in self._on_bands)]
+
+    def keep_since(self, emissions: list[Emission], t_start_s: float) -> list[Emission]:
+        """:meth:`keep` for what a long window (``detection._integration``) found over stream time
+        from ``t_start_s``: less the emissions of a jammer measured on at any time since then (the
+        window mixes its on and off frames), by the level it had when last on."""
+        bands = [(lo, hi, level) for lo, hi, level, t in self._last_on.values() if t >= t_start_s]
+        if not bands or not emissions:
+            return emissions
+        thr = self.config.through_db
+        return [e for e in emissions if not any(lo <= e.center_hz <= hi and e.peak_dbfs < level + thr for lo, hi, level in bands)]
 
     def filter_events(self, events: list[DetectionEvent]) -> list[DetectionEvent]:
         """``events`` less the ``missing`` events of surveyed stations inside a jammer measured on."""

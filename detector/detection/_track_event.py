@@ -36,6 +36,7 @@ def track_event(kind: Literal["new", "update", "end"], tr: Track, *, wall_start:
         last_seen_utc=None if wall_start is None else wall_start + timedelta(seconds=tr.last_seen_s + tr.frame_s),
         peak_dbm=None if peak is None or peak_dbm_offset_db is None else round(peak + peak_dbm_offset_db, 2),
         artefact=tr.artefact, artefact_of=tr.artefact_of, overload=bool(tr.overload),
+        integration_s=tr.integration_s,
     )
 
 

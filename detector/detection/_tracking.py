@@ -111,6 +111,12 @@ class Track:
     blind_s: float = 0.0
     #: frames_active when the track was last classified (the engine re-classifies at +25 %)
     class_mark: int = 0
+    #: the shortest integration (s) that alerted the track (``detection._integration``); None: the frames did
+    integration_s: float | None = None
+    #: integration scale (s) → (window end s, center Hz, matched width Hz) of its last windows that found the track
+    integration_hits: dict[float, list[tuple[float, float, float]]] = field(default_factory=dict)
+    #: opened by an integration window (not by the frames)
+    by_integration: bool = False
     _w: float = 0.0  # sum of linear peak power weights for center
     _wf: float = 0.0
     spectrum_lin: np.ndarray | None = field(default=None, repr=False)

@@ -2,7 +2,8 @@
 
 Size: about 530 lines, kept whole: :class:`DetectionEngine` is one per-run state machine (framing,
 detection, tracking, event reporting) whose parts share its state; the stages it drives live in
-their own modules (``_emissions``, ``_tracking``, ``_missing``, ``_freq_error``, ``_jamming``).
+their own modules (``_emissions``, ``_tracking``, ``_missing``, ``_freq_error``, ``_jamming``,
+``_integration``: the frames summed over 4–36 s windows for emissions too weak for any one frame).
 
 Glue between the sources and the pure detection code; used by ``replay``, ``survey`` (framing
 only), the simulated demo and the monitor. It owns the per-run state (frame stream, tracker,
@@ -18,7 +19,7 @@ or ``end`` of a track, a :class:`MissingEvent` per surveyed station gone silent 
 
     {"event": "new"|"update"|"end"|"missing"|"jamming"|"overload"|"declared_jammer", "track_id", "alert", "center_hz", "bandwidth_hz",
      "first_seen_s", "last_seen_s", "peak_dbfs", "snr_db", "excess_db", "classification",
-     "bursts", "reasons", "location", "peak_dbm", ...}
+     "bursts", "reasons", "location", "peak_dbm", ..., "integration_s"}
 
 ``peak_dbm`` is the peak in dBm when the calibration profile has a power table for the tuner's
 gain (null otherwise); detection itself always works in dBFS.
@@ -61,6 +62,7 @@ from detector.detection import (
 )
 from detector.detection._byproducts import ByproductConfig, artefact_gate
 from detector.detection._declared_jammers import DeclaredJammer, DeclaredJammerConfig, DeclaredJammers, excluded_bands
+from detector.detection._integration import IntegrationConfig, IntegrationStage, integration_decide
 from detector.detection._jamming import JammingConfig, JammingMonitor
 from detector.detection._overload import OverloadConfig, OverloadMonitor, overload_stage, rails_share
 from detector.detection._missing import MissingStations
@@ -125,6 +127,8 @@ class EngineConfig:
     #: artefacts (``detection._byproducts``; None: not marked)
     overload: OverloadConfig | None = field(default_factory=OverloadConfig)
     byproducts: ByproductConfig | None = field(default_factory=ByproductConfig)
+    #: long integration for persistent emissions (``detection._integration``); None: the frames only
+    integration: IntegrationConfig | None = field(default_factory=IntegrationConfig)
 
 
 class DetectionEngine:
@@ -210,6 +214,8 @@ class DetectionEngine:
         self.all_tracks: dict[str, Track] = {}
         self._dbm_cache: tuple[Spectrum, Spectrum] | None = None  # (dBFS frame, its dBm copy)
         self.max_tracks_kept = 2000
+        #: running sums of the frames over the integration scales, and their tests (None: off)
+        self.integration = IntegrationStage(config.integration) if config.integration is not None else None
 
     # --- framing -------------------------------------------------------------------------------
     def _ensure_stream(self, block: IQBlock) -> FrameStream:
@@ -359,10 +365,12 @@ class DetectionEngine:
 
     def _process_stack(self, freqs, db, t_first, frame_s, looks, center_hz, rbw_hz, position, lin=None, *,
                        unit="dBFS", start=None, gain_db=None, times=None, position_res_s=None, rails=None,
-                       sample_rate_hz=None) -> list[DetectionEvent]:
+                       sample_rate_hz=None, flagged=None) -> list[DetectionEvent]:
         """Detection over a stack of frames on one grid; frame ``i`` starts at ``t_first + i·frame_s``
         (s), or at ``times[i]`` when frames were left out (:meth:`_exclude`). ``rails``: the block's
-        share of I/Q values at the ADC rails (IQ blocks only; the overload stage runs then)."""
+        share of I/Q values at the ADC rails (IQ blocks only; the overload stage runs then).
+        ``flagged``: frames the integration stage must leave out (None: none; the IQ path has
+        removed them already)."""
         cfg = self.config
         self.gain_db = gain_db
         if self.frequency_error is not None and (self.baseline is not None or self.whitelist is not None):
@@ -418,6 +426,23 @@ class DetectionEngine:
             if self.jamming is not None:
                 events.extend(self.jamming.check(freqs, aligned, res.power_lin, t_last, frame_s, center_hz=center_hz,
                                                  mean_lin=res.stack_mean_lin))
+        if self.integration is not None:  # long integration (detection._integration): its windows' finds join the tracker
+            for w, found in self.integration.process(freqs, res, flagged, t_first, t_last + frame_s, looks, center_hz, rbw_hz,
+                                                     aligned, cfg.detection, self._detection_cache):
+                if declared is not None:  # a declared jammer on during the window: its band's finds are expected
+                    found = declared.keep_since(found, w.t_start_s)
+                    if not found:
+                        continue
+                # what a frames' track holds is only noted on it (its bursts, duty cycle and readings
+                # stay the frames'); the rest opens or extends a track of its own
+                fresh = self.integration.unheld(self.tracker.open, found, cfg.tracker.min_gate_hz)
+                new, updated, ended = self.tracker.update(fresh, t_last, frame_s, position=position,
+                                                          spectrum=(freqs, w.mean_lin), allow_join=False,
+                                                          overload=self.overload.on) if fresh else ([], [], [])
+                noted = self.integration.record_hits(self.tracker.open, w, found, cfg.tracker.min_gate_hz)
+                # a confirmed track noted here is judged now (its alert may be due), not at its next frame
+                updated += [tr for tr in noted if tr.confirmed and tr not in new and tr not in updated]
+                events.extend(self._track_events(new, updated, ended, t_last))
         return events
 
     def _correct_frequency(self, freqs, db, lin, center_hz, rbw_hz, t_s: float):
@@ -516,6 +541,8 @@ class DetectionEngine:
         if not artefact_gate(tr):  # a by-product of a stronger emission never alerts (``_byproducts``)
             decide(tr, config=self.config.decision, whitelist=self.whitelist, site=self.site,
                    sessions=self.sessions, baseline_used=False)
+            if tr.integration_hits and not tr.alert and self.integration is not None:
+                integration_decide(tr, persist=self.integration.config.persist, whitelist=self.whitelist, site=self.site)
 
 
     def open_tracks(self) -> list[TrackEvent]:

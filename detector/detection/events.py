@@ -86,6 +86,8 @@ class TrackEvent:
     artefact: str | None = None
     artefact_of: str | None = None
     overload: bool = False
+    #: seconds of integration that found the track (``detection._integration``); None: the 10 ms frames did
+    integration_s: float | None = None
 
     def to_json(self) -> dict:
         """The event as the JSON object of ``replay --jsonl`` (key order as documented)."""
@@ -106,6 +108,7 @@ class TrackEvent:
         d["artefact"] = self.artefact
         d["artefact_of"] = self.artefact_of
         d["overload"] = self.overload
+        d["integration_s"] = self.integration_s
         return d
 
     @property
@@ -420,5 +423,5 @@ def event_from_json(d: Mapping) -> DetectionEvent:
     return TrackEvent(kind=track_kind, alert=d.get("alert") is True, f_lo_hz=_num(d, "f_lo_hz"), f_hi_hz=_num(d, "f_hi_hz"),
                       duty_cycle=_num(d, "duty_cycle"), artefact=str(artefact) if artefact else None,
                       artefact_of=str(d["artefact_of"]) if d.get("artefact_of") else None,
-                      overload=d.get("overload") is True, **common)
+                      overload=d.get("overload") is True, integration_s=_num(d, "integration_s"), **common)
 

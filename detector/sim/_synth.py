@@ -10,7 +10,7 @@ import numpy as np
 import scipy.signal
 from numpy.typing import NDArray
 
-__all__ = ["awgn", "tone", "nfm", "gate", "iq_imbalance", "cu8_bytes"]
+__all__ = ["awgn", "tone", "nfm", "gate", "iq_imbalance", "cu8_bytes", "rtl_receiver", "rtl_noise_dbfs"]
 
 
 def awgn(n: int, level_dbfs: float, rng: np.random.Generator) -> NDArray[np.complex64]:
@@ -63,3 +63,21 @@ def cu8_bytes(x: NDArray, *, dc_lsb: tuple[float, float] = (0.0, 0.0)) -> NDArra
     inter[0::2] = x.real * 127.5 + 127.5 + dc_lsb[0]
     inter[1::2] = x.imag * 127.5 + 127.5 + dc_lsb[1]
     return np.clip(np.round(inter), 0, 255).astype(np.uint8)
+
+
+def rtl_noise_dbfs(sample_rate_hz: float, gain_db: float = 40.0) -> float:
+    """Thermal noise (dBFS, total over ``sample_rate_hz``) of the simulated RTL-SDR at ``gain_db``: kTB
+    with NF(G) = 3.7 + 0.8·(49.6 − G) dB (floor 3.7 dB) over the full scale of −22 − G dBm
+    (SCENES.md §3.6; the same as :class:`~detector.sim.sdr.SimSDR`)."""
+    nf = max(3.7, 3.7 + 0.8 * (49.6 - gain_db))
+    return float(-174.0 + nf + 10 * np.log10(sample_rate_hz) + 22.0 + gain_db)
+
+
+def rtl_receiver(x: NDArray, *, iq_gain_db: float = 0.3, iq_phase_deg: float = 2.0,
+                 dc_lsb: tuple[float, float] = (1.5, -1.0)) -> NDArray[np.complex64]:
+    """``x`` through the simulated RTL-SDR's impairments, as :class:`~detector.sim.sdr.SimSDR` applies
+    them (defaults: its receiver's): IQ imbalance, then 8-bit cu8 quantization with clipping and a
+    DC offset, back to complex64 (the samples a dongle's driver hands over)."""
+    from detector.dsp import cu8_to_complex64
+
+    return cu8_to_complex64(cu8_bytes(iq_imbalance(x, iq_gain_db, iq_phase_deg), dc_lsb=dc_lsb))

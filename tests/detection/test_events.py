@@ -10,7 +10,7 @@ from detector.detection.events import MissingEvent, TrackEvent, event_from_json
 REPLAY_KEYS = ["event", "track_id", "alert", "center_hz", "bandwidth_hz", "first_seen_s", "last_seen_s", "peak_dbfs",
                "snr_db", "excess_db", "classification", "bursts", "reasons", "location", "f_lo_hz", "f_hi_hz",
                "duty_cycle", "severity", "score_terms", "first_seen_utc", "last_seen_utc", "peak_dbm",
-               "artefact", "artefact_of", "overload"]  # issue #18 item 1: keys added at the end
+               "artefact", "artefact_of", "overload", "integration_s"]  # issue #18 item 1: keys added at the end
 
 
 def _track(**kw):
