@@ -121,7 +121,8 @@ class TrackEventMixin:
         same alert: ``last_seen`` and the reasons say when the jammer came back). The alert is keyed by ``(site, run_id,
         track_id)``. Returns the alert after the event (unchanged, with no version bump, when the
         event changes nothing). ``when`` (default: now) is the wall-clock time of the event's
-        ``last_seen_s``; it dates the alert when the event has no ``first_seen_utc``/``last_seen_utc``.
+        ``last_seen_s``; it dates the alert when the event has no ``first_seen_utc``/``last_seen_utc``,
+        and it dates the change (the history row's ``at``, the alert's ``updated_at``).
 
         ``resume`` holds ids of open alerts left by an earlier run of this site (a restarted
         monitor passes what it reloaded). A track of this run with no alert yet continues the
@@ -165,7 +166,9 @@ class TrackEventMixin:
         def tx(s: Session) -> AlertPublic:
             row = s.scalars(select(AlertRow).where(AlertRow.site == site, AlertRow.run_id == run_id,
                                                    AlertRow.track_id == track_id).with_for_update()).one_or_none()
-            now = _utcnow()
+            # the change is dated when it happened (``when``), not when it is written: a change that
+            # waited for a store that was down keeps its own time in the history
+            now = when
             if row is None and resume:
                 row = self._resumable(s, ev, site=site, ids=resume, track_id=track_id,
                                       missing=kind in ("missing", "jamming", "overload", "declared_jammer"))

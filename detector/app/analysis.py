@@ -97,7 +97,7 @@ def summarize_source(
     (``nonfinite_samples``); the frames whose segments held one are left out of the average and the
     max-hold (``frames_excluded``), unless every frame held one (they are then kept, zero-filled,
     so that a spectrum is still shown). Raises :class:`InputError` when the
-    recording is shorter than one FFT segment.
+    recording is shorter than one FFT segment or holds no finite sample at all.
     """
     info = source.info
     fs = info.sample_rate_hz
@@ -140,6 +140,9 @@ def summarize_source(
         if progress:
             progress(n_samples / fs)
     if n_frames == 0 and fallback_n:  # every frame held a non-finite sample: show them, zero-filled
+        if stream.nonfinite_samples >= n_samples:
+            raise InputError(f"{info.name}: every one of its {n_samples} samples is NaN or infinite: there is no "
+                             "spectrum to measure (a bad recording or driver)")
         total, maxhold, n_frames, excluded = fallback_total, fallback_max, fallback_n, 0
     # A tail shorter than one frame still counts when it holds at least one segment.
     if n_frames == 0:

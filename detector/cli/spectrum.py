@@ -91,7 +91,7 @@ def spectrum(
             src.close()
     if summary.nonfinite_samples:
         console_err.print(f"[yellow]warning:[/] {src.info.name}: {summary.nonfinite_samples} non-finite (NaN/inf) samples; "
-                          f"{summary.frames_excluded} of {summary.n_frames + summary.frames_excluded} frames that held them "
+                          f"the {summary.frames_excluded} frame(s) that held them (of {summary.n_frames + summary.frames_excluded}) "
                           "are left out of the spectrum", highlight=False)
     result = summary.to_json(max_peaks)
     if png is not None:

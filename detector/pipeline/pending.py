@@ -59,6 +59,10 @@ SLOW_WRITE_S = 2.0
 #: how long a write of the processing thread waits for a locked SQLite database before the event
 #: is queued (the writer thread then waits the full busy timeout, the processing does not)
 PROCESSING_PATIENCE_S = 0.5
+#: how long a write of the writer thread (and of the flush at stop) waits for a locked SQLite
+#: database before it backs off and tries again: short, so that a stop while locked takes at most
+#: its timeout plus this
+WRITER_PATIENCE_S = 1.0
 
 
 def unavailable(exc: BaseException) -> str | None:
@@ -333,9 +337,15 @@ class PendingWrites:
                 self._stop.wait(self._backoff)
                 self._backoff = min(self._backoff * 2, self.max_backoff_s)
 
-    def drain(self) -> bool:
-        """Write queued events in order until the queue is empty (True) or the store fails (False)."""
+    def drain(self, patience_s: float | None = WRITER_PATIENCE_S) -> bool:
+        """Write queued events in order until the queue is empty (True) or the store fails (False).
+        ``patience_s``: how long each write waits for a locked SQLite database (None: the store's
+        busy timeout and retry), so that a stop is not held up by a lock."""
         with self._drain_lock:
+            db = getattr(self.store, "db", None)
+            if patience_s is not None and db is not None and hasattr(db, "patience"):
+                with db.patience(patience_s):
+                    return self._drain()
             return self._drain()
 
     def _drain(self) -> bool:
@@ -371,8 +381,9 @@ class PendingWrites:
         is left; returns the number of changes not in the store (spilled or, when no spill file
         could be written, lost: logged)."""
         end = time.monotonic() + timeout
+        self.stop()  # the writer thread starts no new attempt: flush drains alone
         while self._q and time.monotonic() < end:
-            if not self.drain():
+            if not self.drain(patience_s=max(0.05, min(WRITER_PATIENCE_S, end - time.monotonic()))):
                 time.sleep(min(0.2, max(0.0, end - time.monotonic())))
         left = len(self._q)
         if left:

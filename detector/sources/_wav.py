@@ -134,12 +134,13 @@ def parse_wav(path: str | Path) -> WavLayout:
             if cid == b"data":
                 avail = size - body
                 if container == "RF64" and csize == _UNKNOWN and ds64_data is not None:
-                    csize = ds64_data
-                    declared_ok = csize <= avail
+                    csize = ds64_data  # 0 (or all ones) when the recorder never wrote it: to the end, as for RIFF
+                    declared_ok = 0 < csize <= avail
                 else:
                     declared_ok = csize not in (0, _UNKNOWN) and csize <= avail
                 if not declared_ok:
-                    what = {0: "0", _UNKNOWN: "0xFFFFFFFF"}.get(csize, f"{csize} bytes, larger than the file")
+                    what = {0: "0", _UNKNOWN: "0xFFFFFFFF", 2 ** 64 - 1: "0xFFFFFFFFFFFFFFFF"}.get(
+                        csize, f"{csize} bytes, larger than the file")
                     warnings.append(f"WAV data size is {what} (an unfinished header); reading the samples "
                                     f"to the end of the file ({avail} bytes)")
                     data = (body, avail)

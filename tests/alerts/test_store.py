@@ -358,7 +358,7 @@ def test_a_restarted_run_continues_the_open_alert_of_the_same_transmitter(store)
     gone = store.apply_event(ev("T00003", center_hz=446_300_000.0), site="S", run_id="r1", when=T0)
     m = store.apply_event(ev("M7", kind="missing", center_hz=446_400_000.0), site="S", run_id="r1", when=T0)
     other_site = store.apply_event(ev("T00001"), site="B", run_id="r1", when=T0)
-    store.set_status(store.open_alerts("S")[1].id, "closed")  # T00002: closed, not resumed
+    store.set_status(store.find_by_track("S", "r1", "T00002").id, "closed")  # closed, not resumed
     resume = {x.id for x in store.open_alerts("S")}
     assert resume == {a.id, gone.id, m.id}
     # the restarted run sees the same transmitter 2 kHz off as its track T00004
@@ -623,3 +623,16 @@ def test_both_stores_implement_the_reader_protocol(tmp_path):
         (ev,) = v.events_after(0)
         assert (ev["seq"], ev["alert_id"], ev["version"], ev["cause"]) == (1, a.id, 1, "event:new")
         assert v.last_event_seq() == 1 and ev["at"].endswith("Z")
+
+
+def test_a_change_is_dated_when_it_happened_not_when_it_was_written(store):
+    """Issue #24: a change that waited for a store that was down keeps its own time in the history
+    (the ``when`` it is applied with), so a post-exam timeline is not a burst at the moment the
+    store came back."""
+    t_new, t_upd = T0 - timedelta(minutes=3), T0 - timedelta(minutes=1)
+    a = store.apply_event(ev(kind="new", last_s=12.0), site="S", run_id="r1", when=t_new)
+    a = store.apply_event(ev(last_s=40.0, snr=30.0), site="S", run_id="r1", when=t_upd)
+    hist = store.history(a.id)
+    assert [h.version for h in hist] == [1, 2]
+    assert [h.at for h in hist] == [t_new, t_upd]
+    assert a.updated_at == t_upd

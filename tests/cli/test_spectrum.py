@@ -186,3 +186,15 @@ def test_nan_bursts_do_not_hide_a_tone_and_are_reported(tmp_path):
     warn = [ln for ln in r.stderr.splitlines() if "warning:" in ln]
     assert len(warn) == 1 and "601 non-finite" in warn[0], r.stderr
     assert "RuntimeWarning" not in r.stderr
+
+
+def test_a_recording_of_nothing_but_nan_is_refused(tmp_path):
+    """A file whose every sample is NaN has no spectrum: one clear line and exit 2, not a
+    −300 dBFS noise floor."""
+    path = tmp_path / "allnan_446M_250k.cf32"
+    path.write_bytes(np.full(20_000, np.nan, dtype=np.complex64).tobytes())
+    r = subprocess.run([sys.executable, "-m", "detector", "spectrum", str(path), "--json"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "every one of its 20000 samples is NaN or infinite" in r.stderr
+    assert "Traceback" not in r.stderr and r.stdout == ""

@@ -95,6 +95,20 @@ def test_rf64_with_ds64_sizes(tmp_path):
     np.testing.assert_array_equal(_read_all(src), _expected(iq))
 
 
+def test_rf64_whose_ds64_data_size_was_never_written_reads_to_the_end(tmp_path):
+    """An RF64 recorder that stopped before it filled in ds64 (data size 0, the chunk's 0xFFFFFFFF):
+    the samples to the end of the file, with the warning, as for an unfinished RIFF header."""
+    iq = _iq(2000)
+    data = iq.tobytes()
+    ds64 = _chunk(b"ds64", struct.pack("<QQQI", 0, 0, 0, 0))
+    p = tmp_path / "unfinished_rf64.wav"
+    p.write_bytes(_riff(ds64, _fmt(), _chunk(b"data", data, size=0xFFFFFFFF), riff_size=0xFFFFFFFF, magic=b"RF64"))
+    src = open_iq(str(p), center_hz=446e6)
+    assert src.info.n_samples == 2000
+    assert len(src.warnings) == 1 and "WAV data size is 0 (an unfinished header)" in src.warnings[0]
+    np.testing.assert_array_equal(_read_all(src), _expected(iq))
+
+
 def test_extra_chunks_with_odd_sizes_are_skipped_with_padding(tmp_path):
     iq = _iq(500)
     p = tmp_path / "extra.wav"

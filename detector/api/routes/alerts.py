@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import nullcontext
 from datetime import datetime
 
 from fastapi import APIRouter, HTTPException
@@ -23,6 +24,10 @@ from detector.api.schemas import Alert, AlertPage, HistoryPage, StatusUpdate
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 log = logging.getLogger("examwatch.api")
+
+#: seconds a write request waits for a locked SQLite database before its 503 (the store's own busy
+#: timeout is longer: it serves the monitor's writer, which has a queue to fall back on)
+API_WRITE_PATIENCE_S = 2.0
 _NO_ALERT = {404: {"description": "no such alert"}}
 
 
@@ -71,7 +76,9 @@ def patch_alert(alert_id: str, body: StatusUpdate, ctx: Ctx) -> dict:
     a = ctx.store.get(alert_id)
     if a is None:
         raise HTTPException(404, f"no alert {alert_id!r}")
-    with refused_as(409):
+    db = getattr(ctx.store, "db", None)
+    # a locked database answers 503 after API_WRITE_PATIENCE_S, not after the store's busy timeout
+    with (db.patience(API_WRITE_PATIENCE_S) if hasattr(db, "patience") else nullcontext()), refused_as(409):
         updated = ctx.store.set_status(alert_id, body.status, body.reason, actor="api")
     if body.status == "dismissed" and body.add_to_whitelist:
         _whitelist_dismissed(ctx, a)

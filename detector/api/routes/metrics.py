@@ -72,26 +72,27 @@ def metrics_text(ctx) -> str:
 
 def _supervision_metrics(reg, h: dict) -> None:
     """Issue 24: per-stage progress and health of the supervised workers, and the store's queue."""
-    from prometheus_client import Gauge
+    from prometheus_client import Counter, Gauge
 
     comps = h.get("components")
     if isinstance(comps, dict) and comps:
-        progress = Gauge("examwatch_stage_progress_total", "Units of work done per stage (blocks read, blocks processed, "
+        # running totals of this run: counters (exposed with ``_total``), set from the totals
+        progress = Counter("examwatch_stage_progress", "Units of work done per stage (blocks read, blocks processed, "
                          "writes, ...)", ["stage"], registry=reg)
         healthy = Gauge("examwatch_component_healthy", "1 while the worker runs normally", ["component"], registry=reg)
-        restarts = Gauge("examwatch_component_restarts_total", "Restarts of the worker after an error", ["component"],
+        restarts = Counter("examwatch_component_restarts", "Restarts of the worker after an error", ["component"],
                          registry=reg)
         for name, c in comps.items():
-            progress.labels(stage=name).set(c.get("progress") or 0)
+            progress.labels(stage=name).inc(max(c.get("progress") or 0, 0))
             healthy.labels(component=name).set(1 if c.get("state") in ("running", "finished", "stopped") else 0)
-            restarts.labels(component=name).set(c.get("restarts") or 0)
+            restarts.labels(component=name).inc(max(c.get("restarts") or 0, 0))
     store = h.get("store")
     if isinstance(store, dict):
         Gauge("examwatch_store_ok", "1 while the alert store takes writes", registry=reg).set(1 if store.get("ok") else 0)
         Gauge("examwatch_store_pending", "Alert changes waiting in memory for the store", registry=reg).set(
             store.get("pending") or 0)
-        Gauge("examwatch_store_dropped_total", "Alert changes refused because the waiting queue was full",
-              registry=reg).set(store.get("dropped") or 0)
+        Counter("examwatch_store_dropped", "Alert changes refused because the waiting queue was full",
+                registry=reg).inc(max(store.get("dropped") or 0, 0))
 
 
 @router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics",
