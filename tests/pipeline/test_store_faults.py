@@ -80,6 +80,31 @@ def test_a_held_sqlite_write_lock_loses_nothing(tmp_path):
         store.close()
 
 
+def test_a_stop_while_the_database_is_locked_spills_within_its_timeout(tmp_path):
+    """A fresh-eyes run found a stop under a held SQLite write lock taking 24 s (each write waited
+    the busy timeout, the writer thread's and the flush's in turn) where the stop allows 10 s: a
+    supervisor that kills after its timeout would have lost the queue. The stop now spills within
+    its timeout plus one write's patience, and the spill holds every change not in the store."""
+    store = open_store(None, data_dir=tmp_path)
+    eng = ScriptedEngine(every=4)
+    other = sqlite3.connect(tmp_path / "examwatch.db", isolation_level=None, check_same_thread=False)
+    mon = _monitor(store, eng, state_dir=tmp_path / "state")
+    try:
+        assert wait_for(lambda: mon.health()["alerts_stored"] >= 3, 10), mon.health()
+        other.execute("BEGIN IMMEDIATE")
+        assert wait_for(lambda: mon.health()["store"]["pending"] >= 3, 10), mon.health()
+        t0 = time.monotonic()
+        mon.stop(timeout=3.0)
+        took = time.monotonic() - t0
+        h = mon.health()["store"]
+        assert took < 3.0 + 1.5, took
+        assert h["spilled"] >= 3 and h["spill_file"] == str(tmp_path / "examwatch.db.pending.jsonl"), h
+    finally:
+        other.close()
+        mon.stop()
+        store.close()
+
+
 def _read_only(store) -> dict:
     """Root ignores file modes, so the fault is injected where SQLite itself refuses writes:
     ``PRAGMA query_only`` on every connection the store takes, before its BEGIN, while
