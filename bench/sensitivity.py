@@ -48,7 +48,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from detector.core.types import IQBlock, Spectrum  # noqa: E402
 import detector.detection._integration as integration_module  # noqa: E402
-from detector.detection._integration import CROSSINGS, integration_pfa  # noqa: E402
+from detector.detection._integration import CROSSINGS, IntegrationConfig, integration_pfa  # noqa: E402
 from detector.detection.engine import DetectionEngine, EngineConfig  # noqa: E402
 from detector.sim import awgn, nfm, rtl_noise_dbfs, rtl_receiver  # noqa: E402
 
@@ -90,7 +90,7 @@ def snr_at(pd_curve: list[tuple[float, float]], target: float = 0.9) -> float | 
 
 
 def engine() -> DetectionEngine:
-    return DetectionEngine(EngineConfig())
+    return DetectionEngine(EngineConfig(integration=IntegrationConfig()))
 
 
 #: (scale s, window end s, centers Hz of what it found) of every window tested since the last clear
@@ -160,7 +160,7 @@ def pd_sweep(snrs: list[float], seeds: int, impaired: bool) -> dict:
 
 
 def pfa_of_scale(scale_s: float, m: int, k: int) -> float:
-    cfg = EngineConfig().integration
+    cfg = IntegrationConfig()
     assert cfg is not None
     return integration_pfa(cfg.fa_per_hour, window_s=scale_s, n_positions=m, k_bins=k,
                            n_tests=len(cfg.scales_s) * len(cfg.widths_hz), persist=cfg.persist)
@@ -203,7 +203,7 @@ def fa_psd(hours: float, frame_s: float = 0.5) -> dict:
     m, bin_hz = 256, 1000.0
     looks = 1000.0 * frame_s
     freqs = CENTER + (np.arange(m) - m // 2) * bin_hz
-    eng = DetectionEngine(EngineConfig(frequency_error=None, jam_after_s=None))
+    eng = DetectionEngine(EngineConfig(frequency_error=None, jam_after_s=None, integration=IntegrationConfig()))
     rng = np.random.default_rng(11)
     alerts = set()
     for i in range(int(hours * 3600 / frame_s)):
@@ -227,7 +227,7 @@ def main() -> None:
     seeds = 5 if q else 20
     snrs = [float(s) for s in (range(-21, -9) if q else range(-21, -7))]
     out: dict = {"fs_hz": FS, "b_hz": B_HZ, "t_max_s": T_MAX, "seeds": seeds}
-    cfg = EngineConfig().integration
+    cfg = IntegrationConfig()
     assert cfg is not None
     for name, imp in (("impaired", True), ("clean", False)):
         log(f"Pd against SNR, {name} receiver …")

@@ -81,7 +81,7 @@ def test_noise_frames_for_hours_give_no_false_alert_and_the_window_hits_the_thre
     m, bin_hz, frame_s, hours = 256, 1000.0, 1.0, 3.0
     looks = 1000.0 * frame_s
     freqs = CENTER + (np.arange(m) - m // 2) * bin_hz
-    eng = DetectionEngine(EngineConfig(frequency_error=None, jam_after_s=None))
+    eng = DetectionEngine(EngineConfig(frequency_error=None, jam_after_s=None, integration=IntegrationConfig()))
     rng = np.random.default_rng(5)
     alerts = set()
     for i in range(int(hours * 3600 / frame_s)):
@@ -106,7 +106,7 @@ def test_noise_frames_for_hours_give_no_false_alert_and_the_window_hits_the_thre
 
 def test_noise_iq_through_the_impaired_receiver_gives_no_alert():
     rng = np.random.default_rng(8)
-    eng = DetectionEngine(EngineConfig())
+    eng = DetectionEngine(EngineConfig(integration=IntegrationConfig()))
     first, alerts = alert_time(eng, awgn(int(60.0 * FS), NOISE, rng), stop=False)
     assert alerts == []
     assert eng.integration is not None and eng.integration.windows == 15 + 5 + 1  # 4, 12 and 36 s windows
@@ -119,7 +119,7 @@ def test_noise_iq_through_the_impaired_receiver_gives_no_alert():
 def test_nfm_at_minus_11_db_through_the_impaired_receiver_alerts_within_30_s(seed):
     """(b) issue #18 item 5's target (3 seeds here; 20 in bench/sensitivity.py)."""
     rng = np.random.default_rng(100 + seed)
-    eng = DetectionEngine(EngineConfig())
+    eng = DetectionEngine(EngineConfig(integration=IntegrationConfig()))
     t, alerts = alert_time(eng, nfm_iq(30.0, -11.0, rng), f=37.5e3)
     assert t is not None and t <= 30.0
     e = alerts[0]
@@ -138,7 +138,7 @@ def station_baseline():
     """20 s survey with a steady NFM station at −8 dB in its channel (−60 kHz) through the impaired receiver."""
     rng = np.random.default_rng(20)
     x = rtl_receiver(nfm_iq(20.0, -8.0, rng, f=-60e3))
-    return survey_iq(x, FS, CENTER, engine=DetectionEngine(EngineConfig()))
+    return survey_iq(x, FS, CENTER, engine=DetectionEngine(EngineConfig(integration=IntegrationConfig())))
 
 
 def test_a_surveyed_steady_station_does_not_alert_at_long_integration_but_a_newcomer_does(station_baseline):
@@ -147,22 +147,23 @@ def test_a_surveyed_steady_station_does_not_alert_at_long_integration_but_a_newc
     rng = np.random.default_rng(21)
     n = int(30.0 * FS)
     x = nfm_iq(30.0, -8.0, rng, f=-60e3)
-    eng = DetectionEngine(EngineConfig(), baseline=station_baseline)
+    eng = DetectionEngine(EngineConfig(integration=IntegrationConfig()), baseline=station_baseline)
     _, alerts = alert_time(eng, x, stop=False)
     assert alerts == [], [(e.center_hz - CENTER, e.integration_s) for e in alerts]
     x = x + nfm(n, FS, 37.5e3, NOISE + 10 * math.log10(12.5e3 / FS) - 11.0, rng)
-    eng = DetectionEngine(EngineConfig(), baseline=station_baseline)
+    eng = DetectionEngine(EngineConfig(integration=IntegrationConfig()), baseline=station_baseline)
     t, alerts = alert_time(eng, x, f=37.5e3, stop=False)
     assert t is not None and t <= 30.0
     assert all(abs(e.center_hz - CENTER - 37.5e3) <= 8e3 for e in alerts)
     # without the baseline the station alerts (CFAR only: nothing explains it)
-    _, alerts = alert_time(DetectionEngine(EngineConfig()), nfm_iq(12.0, -8.0, np.random.default_rng(22), f=-60e3))
+    _, alerts = alert_time(DetectionEngine(EngineConfig(integration=IntegrationConfig())),
+                           nfm_iq(12.0, -8.0, np.random.default_rng(22), f=-60e3))
     assert alerts and abs(alerts[0].center_hz - CENTER + 60e3) <= 8e3
 
 
 def test_a_retune_resets_the_integrator():
     """(d) windows never mix tunings: a retune (another center) starts every scale afresh."""
-    eng = DetectionEngine(EngineConfig())
+    eng = DetectionEngine(EngineConfig(integration=IntegrationConfig()))
     assert eng.integration is not None
     rng = np.random.default_rng(3)
     x = awgn(int(9.0 * FS), NOISE, rng)
