@@ -39,6 +39,23 @@ def iq_blocks(x, fs_hz: float, center_hz: float, *, block: int = 1 << 16, t0_s: 
         yield IQBlock(x[i:i + block], center_hz, fs_hz, offset_s=t0_s + i / fs_hz, retuned=i == 0)
 
 
+def recording_of(x, fs_hz: float, center_hz: float):
+    """A finite source class (a recording) of the samples ``x`` for :class:`~detector.pipeline.Monitor`:
+    ``info``/``blocks``/``close`` only (the monitor adapts it), blocks on demand, never paced."""
+    from detector.sources import SourceInfo
+
+    class Recording:
+        info = SourceInfo(kind="raw", name="rec", center_hz=center_hz, sample_rate_hz=fs_hz, n_samples=x.size)
+
+        def blocks(self, bs):
+            return iq_blocks(x, fs_hz, center_hz, block=bs)
+
+        def close(self):
+            pass
+
+    return Recording
+
+
 def run_iq(engine, x, fs_hz: float, center_hz: float, *, block: int = 1 << 16, finish: bool = True) -> list[dict]:
     """The events of ``engine.process_block`` over ``x`` in blocks, then of ``finish()`` unless told
     not to, as their JSON objects (``TrackEvent.to_json``)."""

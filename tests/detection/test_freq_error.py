@@ -14,7 +14,7 @@ from detector.detection import Channel, Whitelist
 from detector.detection._freq_error import FrequencyErrorEstimator
 from detector.detection.engine import DetectionEngine, EngineConfig
 from detector.sim import awgn, gate, tone
-from tests._helpers import as_cu8, run_iq, survey_iq
+from tests._helpers import as_cu8, recording_of, run_iq, survey_iq
 
 FS = 1.024e6
 CENTER = 404.0e6
@@ -115,21 +115,11 @@ def test_an_offset_confirms_a_change_before_applying_it():
 
 def test_the_monitor_reports_the_estimate_in_health(baseline):
     """``/health`` → ``calibration.ppm_estimated`` (issue #18 item 3), from a monitor run."""
-    from detector.core.types import IQBlock
     from detector.pipeline import Monitor
-    from detector.sources import SourceInfo
 
     x = band(3.0, shift_hz=SHIFT, seed=7)
 
-    class Recording:
-        info = SourceInfo(kind="raw", name="rec", center_hz=CENTER, sample_rate_hz=FS, n_samples=x.size)
-
-        def blocks(self, bs):
-            for i in range(0, x.size, bs):
-                yield IQBlock(x[i:i + bs], CENTER, FS, offset_s=i / FS, retuned=i == 0)
-
-        def close(self):
-            pass
+    Recording = recording_of(x, FS, CENTER)
 
     seen = []
     mon = Monitor(Recording, DetectionEngine(EngineConfig(), baseline=baseline, whitelist=whitelist()), block_samples=1 << 16)

@@ -14,7 +14,7 @@ import pytest
 from detector.detection.engine import DetectionEngine, EngineConfig
 from detector.detection.events import JammingEvent, event_from_json
 from detector.sim import awgn, tone
-from tests._helpers import as_cu8, run_iq, survey_iq
+from tests._helpers import as_cu8, recording_of, run_iq, survey_iq
 
 FS = 1.024e6
 CENTER = 404.0e6
@@ -125,21 +125,11 @@ def test_the_store_keeps_a_jamming_event_as_an_alert(tmp_path):
 
 
 def test_the_monitor_shows_the_gain_offset_in_health(baseline):
-    from detector.core.types import IQBlock
     from detector.pipeline import Monitor
-    from detector.sources import SourceInfo
 
     x = band(4.0, gain_db=10.0, at_s=0.5, seed=7)
 
-    class Recording:
-        info = SourceInfo(kind="raw", name="rec", center_hz=CENTER, sample_rate_hz=FS, n_samples=x.size)
-
-        def blocks(self, bs):
-            for i in range(0, x.size, bs):
-                yield IQBlock(x[i:i + bs], CENTER, FS, offset_s=i / FS, retuned=i == 0)
-
-        def close(self):
-            pass
+    Recording = recording_of(x, FS, CENTER)
 
     seen = []
     mon = Monitor(Recording, DetectionEngine(EngineConfig(), baseline=baseline), block_samples=1 << 16)

@@ -15,7 +15,7 @@ from detector.detection._overload import rails_share
 from detector.detection.engine import DetectionEngine
 from detector.dsp import FrameStream, cu8_to_complex64, make_plan
 from detector.sim import awgn, cu8_bytes, gate, tone
-from tests._helpers import run_iq, survey_iq
+from tests._helpers import recording_of, run_iq, survey_iq
 
 FS = 250e3
 CENTER = 446.05e6
@@ -226,21 +226,11 @@ def test_the_monitor_shows_the_overload_in_health_and_metrics():
     from types import SimpleNamespace
 
     from detector.api.routes.metrics import metrics_text
-    from detector.core.types import IQBlock
     from detector.pipeline import Monitor
-    from detector.sources import SourceInfo
 
     x = two_tones(LEVEL, seconds=1.5)
 
-    class Recording:
-        info = SourceInfo(kind="raw", name="rec", center_hz=CENTER, sample_rate_hz=FS, n_samples=x.size)
-
-        def blocks(self, bs):
-            for i in range(0, x.size, bs):
-                yield IQBlock(x[i:i + bs], CENTER, FS, offset_s=i / FS, retuned=i == 0)
-
-        def close(self):
-            pass
+    Recording = recording_of(x, FS, CENTER)
 
     seen = []
     mon = Monitor(Recording, DetectionEngine(), block_samples=1 << 16)

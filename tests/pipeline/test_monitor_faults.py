@@ -13,6 +13,7 @@ from detector.pipeline import Monitor
 from detector.sim import awgn, gate, nfm
 from detector.sources import IQSource, SourceInfo
 from detector.core.types import IQBlock
+from tests._helpers import recording_of as _recording_of
 
 FS = 250e3
 CENTER = 446.05e6
@@ -49,21 +50,8 @@ class FaultySource(IQSource):
 
 
 def recording_of(x: np.ndarray):
-    """A finite source class (a recording) of the samples ``x``: blocks on demand, never paced
-    (an object with only ``info``/``blocks``/``close``: the monitor adapts it)."""
-    n = x.size
-
-    class Recording:
-        info = SourceInfo(kind="raw", name="rec", center_hz=CENTER, sample_rate_hz=FS, n_samples=n)
-
-        def blocks(self, bs):
-            for i in range(0, n, bs):
-                yield IQBlock(x[i:i + bs], CENTER, FS, offset_s=i / FS, retuned=i == 0)
-
-        def close(self):
-            pass
-
-    return Recording
+    """A finite source class (a recording) of the samples ``x`` at this module's center and rate."""
+    return _recording_of(x, FS, CENTER)
 
 
 def wait_for(cond, timeout):
