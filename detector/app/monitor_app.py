@@ -26,7 +26,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from detector.core.errors import InputError
 
-__all__ = ["build_engine", "MonitorApp", "AppSettings", "MonitorSettings", "lock_data_dir", "with_added_whitelist", "attach_intercept"]
+__all__ = ["build_engine", "MonitorApp", "AppSettings", "MonitorSettings", "ReceiverSpec", "lock_data_dir",
+           "with_added_whitelist", "attach_intercept"]
 
 log = logging.getLogger("examwatch.monitor")
 
@@ -68,14 +69,15 @@ class AppSettings:
 
 
 def build_engine(config=None, *, baseline=None, whitelist=None, site: str = "site", sessions=(), wall_start=None,
-                 locate=None, calibration=None, jammers=()):
+                 locate=None, calibration=None, jammers=(), track_prefix: str = "T"):
     """The detection engine of a run (``config``: an ``EngineConfig``, default settings when None;
-    ``jammers``: the site's declared jammers, ``SiteConfig.jammers_obj()``)."""
+    ``jammers``: the site's declared jammers, ``SiteConfig.jammers_obj()``; ``track_prefix``: of
+    its track ids, one per receiver of a monitor)."""
     from detector.detection.engine import DetectionEngine, EngineConfig
 
     return DetectionEngine(config if config is not None else EngineConfig(), baseline=baseline, whitelist=whitelist,
                            site=site, sessions=sessions, wall_start=wall_start, locate=locate, correct=calibration,
-                           jammers=tuple(jammers))
+                           jammers=tuple(jammers), track_prefix=track_prefix)
 
 
 def lock_data_dir(data_dir: Path):
@@ -124,6 +126,21 @@ def _quiet(_: str) -> None:
     pass
 
 
+@dataclass(frozen=True)
+class ReceiverSpec:
+    """One receiver of a monitor with several (issue #19): its name, a fresh source per call, its
+    share of the watch plan, its calibration and the plan's bands it watches. ``wall_clock``: its
+    dwell windows are timed by the monotonic clock (dongles, whose sample clocks start at each
+    open), not by its blocks' ``offset_s`` (simulated receivers share the scene's time)."""
+
+    name: str
+    source_factory: Callable[[], object]
+    scheduler: object | None = None
+    calibration: object | None = None
+    bands: tuple[str, ...] = ()
+    wall_clock: bool = False
+
+
 @dataclass
 class MonitorApp:
     """A composed vehicle: engine, store, monitor, API app and push sender (see the module docstring)."""
@@ -147,7 +164,8 @@ class MonitorApp:
               site_config=None, engine_config=None, baseline=None, whitelist=None, sessions=(), wall_start=None,
               locate=None, calibration=None, gps=None, push=None, stream: bool = True, scheduler=None,
               realtime: bool = False, watchdog_s: float = 5.0, run_id: str | None = None,
-              monitor_options: dict | None = None, say: Callable[[str], None] = _quiet) -> "MonitorApp":
+              monitor_options: dict | None = None, say: Callable[[str], None] = _quiet,
+              receivers=None, plan=None) -> "MonitorApp":
         """Compose the vehicle.
 
         Parameters
@@ -171,6 +189,12 @@ class MonitorApp:
             Serve the SSE stream of alert changes.
         scheduler, realtime, watchdog_s, monitor_options
             Of the :class:`~detector.pipeline.Monitor` (``monitor_options``: its other keywords).
+        receivers : sequence of ReceiverSpec, optional
+            Several receivers (two or more): each gets its own engine (its calibration, track ids
+            ``T<k>-…``) and its own monitor loop, all writing into one store behind one API
+            (:class:`~detector.pipeline.receivers.ReceiverGroup`); ``source_factory``,
+            ``calibration`` and ``scheduler`` are then ignored. ``plan`` is the whole watch plan
+            (``/health`` → ``intercept`` for all receivers together).
         """
         from detector.pipeline import Monitor
         from detector.pipeline.supervisor import Supervisor
@@ -187,23 +211,32 @@ class MonitorApp:
                 if n:
                     say(f"{n} channel(s) whitelisted by dismissals reloaded from {added_wl}")
             jammers = site_config.jammers_obj() if hasattr(site_config, "jammers_obj") else ()
-            app.engine = build_engine(engine_config, baseline=baseline, whitelist=whitelist, site=site, sessions=sessions,
-                                      wall_start=wall_start, locate=locate, calibration=calibration, jammers=jammers)
             positions = None
             supervisor = Supervisor()  # the monitor's threads, GPS and push report to it (/health → components)
             if gps is not None:
                 from detector.app.gps import position_provider
 
                 positions = position_provider(gps, component=supervisor.component("gps"))
-            app.monitor = Monitor(source_factory, app.engine, store=app.store, site=site, run_id=run_id,
-                                  scheduler=scheduler, realtime=realtime, watchdog_s=watchdog_s,
-                                  resume=[a.id for a in app.reopened], positions=positions, supervisor=supervisor,
-                                  **(monitor_options or {}))
-            declared = getattr(app.engine, "declared_jammers", None)
-            if declared is not None:  # /health → declared_jammers: name, band, state, level, since
-                app.monitor.health_sections["declared_jammers"] = declared.status
-            if scheduler is not None and not scheduler.single:
-                attach_intercept(app.monitor, scheduler)
+            engine_kw = dict(baseline=baseline, whitelist=whitelist, site=site, sessions=sessions, wall_start=wall_start,
+                             locate=locate, jammers=jammers)
+            if receivers is not None and len(receivers) > 1:
+                app._compose_receivers(receivers, engine_config, engine_kw, supervisor, positions, site=site,
+                                       run_id=run_id, realtime=realtime, watchdog_s=watchdog_s, plan=plan,
+                                       monitor_options=monitor_options)
+            else:
+                if receivers:
+                    r = receivers[0]
+                    source_factory, calibration, scheduler = r.source_factory, r.calibration, r.scheduler
+                app.engine = build_engine(engine_config, calibration=calibration, **engine_kw)
+                app.monitor = Monitor(source_factory, app.engine, store=app.store, site=site, run_id=run_id,
+                                      scheduler=scheduler, realtime=realtime, watchdog_s=watchdog_s,
+                                      resume=[a.id for a in app.reopened], positions=positions, supervisor=supervisor,
+                                      **(monitor_options or {}))
+                declared = getattr(app.engine, "declared_jammers", None)
+                if declared is not None:  # /health → declared_jammers: name, band, state, level, since
+                    app.monitor.health_sections["declared_jammers"] = declared.status
+                if scheduler is not None and not scheduler.single:
+                    attach_intercept(app.monitor, scheduler)
             if settings is not None:
                 app._compose_api(settings, site_config, baseline, site, added_wl, push, stream, say)
             sender = app.sender
@@ -213,6 +246,37 @@ class MonitorApp:
             app._release()
             raise
         return app
+
+    def _compose_receivers(self, receivers, engine_config, engine_kw: dict, supervisor, positions, *, site: str,
+                           run_id: str, realtime: bool, watchdog_s: float, plan, monitor_options) -> None:
+        """One engine and one monitor loop per receiver, grouped (:class:`~detector.pipeline.receivers.ReceiverGroup`)."""
+        import time
+
+        from detector.pipeline import Monitor
+        from detector.pipeline.receivers import ReceiverGroup
+        from detector.pipeline.supervisor import Supervisor
+
+        on_alert: list = []
+        on_event: list = []
+        loops = []
+        for k, r in enumerate(receivers):
+            engine = build_engine(engine_config, calibration=r.calibration, track_prefix="T" if k == 0 else f"T{k}-",
+                                  **engine_kw)
+            mon = Monitor(r.source_factory, engine, store=self.store, site=site, run_id=run_id, scheduler=r.scheduler,
+                          realtime=realtime, watchdog_s=watchdog_s, resume=[a.id for a in self.reopened],
+                          positions=positions, supervisor=Supervisor(), receiver=r.name, receiver_index=k,
+                          on_alert=on_alert, on_event=on_event, **(monitor_options or {}))
+            if r.wall_clock:
+                mon.capture.dwell_time = lambda b: time.monotonic() - b.samples.size / b.sample_rate_hz
+            loops.append((r.name, mon, r.bands))
+        group = ReceiverGroup(loops, supervisor=supervisor, site=site, run_id=run_id, on_alert=on_alert,
+                              on_event=on_event)
+        self.monitor, self.engine = group, group.engine
+        if any(getattr(m.engine, "declared_jammers", None) is not None for _, m, _ in loops):
+            group.health_sections["declared_jammers"] = lambda: _declared_status(loops)
+        if plan is not None:
+            attach_intercept(group, receivers[0].scheduler, plan=plan, receivers=len(loops),
+                             captures=[m.capture for _, m, _ in loops])
 
     def _open_data(self, settings: AppSettings, site: str, say) -> None:
         from detector.alerts import open_store
@@ -286,14 +350,34 @@ class MonitorApp:
 
 
 
-def attach_intercept(monitor, scheduler) -> None:
+def attach_intercept(monitor, scheduler, *, plan=None, receivers: int = 1, captures=None) -> None:
     """Keep the capture's dwell log and report the plan's catch rate in ``/health`` → ``intercept``
-    (issue #19: nominal from the plan, achieved from the windows actually observed)."""
+    (issue #19: nominal from the plan, achieved from the windows actually observed). Several
+    receivers (``captures``) write into one log, each under its index; ``plan`` is then the whole
+    plan (the scheduler holds one receiver's share)."""
     import time
 
     from detector.config.intercept import DwellLog, InterceptHealth, ReceiverModel
 
     log = DwellLog()
-    monitor.capture.dwell_log = log
+    for cap in (captures if captures is not None else [monitor.capture]):
+        cap.dwell_log = log
     model = ReceiverModel(sample_rate_hz=scheduler.sample_rate_hz, usable_fraction=scheduler.usable_fraction)
-    monitor.health_sections["intercept"] = InterceptHealth(scheduler.plan, log, model, clock=time.monotonic)
+    monitor.health_sections["intercept"] = InterceptHealth(plan if plan is not None else scheduler.plan, log, model,
+                                                           receivers=receivers, clock=time.monotonic)
+
+
+def _declared_status(loops) -> list[dict]:
+    """``/health`` → ``declared_jammers`` of several receivers: per jammer, the entry of the receiver
+    that measured it last (with its ``receiver``)."""
+    best: dict[str, dict] = {}
+    for name, mon, _ in loops:
+        dj = getattr(mon.engine, "declared_jammers", None)
+        if dj is None:
+            continue
+        for e in dj.status():
+            cur = best.get(e["name"])
+            if cur is None or (e.get("measured_s") is not None and (cur.get("measured_s") is None
+                                                                   or e["measured_s"] > cur["measured_s"])):
+                best[e["name"]] = {**e, "receiver": name}
+    return list(best.values())

@@ -57,8 +57,10 @@ class MonitorSource:
 
 
 def open_monitor_source(spec: str, *, sample_format=None, sample_rate_hz=None, center_hz=None, seed=None,
-                        realtime: bool = False, profile: Path | None = None, profiles_dir: Path | None = None) -> MonitorSource:
-    """Open the monitor's source (see :class:`MonitorSource`); a sweep CSV is refused."""
+                        realtime: bool = False, profile: Path | None = None, profiles_dir: Path | None = None,
+                        sim_receiver: int = 0) -> MonitorSource:
+    """Open the monitor's source (see :class:`MonitorSource`); a sweep CSV is refused.
+    ``sim_receiver``: which of the vehicle's simulated receivers a ``sim:`` spec is."""
     from detector.app.sources import open_source
     from detector.sources import source_kind
 
@@ -80,7 +82,7 @@ def open_monitor_source(spec: str, *, sample_format=None, sample_rate_hz=None, c
 
     def open_():
         return open_source(spec, sample_format=sample_format, sample_rate_hz=sample_rate_hz, center_hz=center_hz,
-                           sim_window="exam", sim_seed=seed, realtime=realtime)
+                           sim_window="exam", sim_seed=seed, realtime=realtime, sim_receiver=sim_receiver)
 
     first = open_()
     src = MonitorSource(spec, kind, open_, first, hardware_ppm)

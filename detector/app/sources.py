@@ -25,6 +25,7 @@ def open_source(
     sim_window: str = "exam",
     sim_seed: int | None = None,
     realtime: bool = False,
+    sim_receiver: int = 0,
 ):
     """Open an IQ source from a spec and the common source options.
 
@@ -42,6 +43,9 @@ def open_source(
         Overrides the scene's seed.
     realtime : bool
         ``sim:`` only: pace the simulated receiver to the wall clock.
+    sim_receiver : int
+        ``sim:`` only: which of the vehicle's simulated receivers (0: the scene's own; others see
+        the same world with their own noise and impairments).
 
     Raises
     ------
@@ -58,7 +62,7 @@ def open_source(
     from detector.sim.sdr import SimSDR
 
     scene = scene_from_spec(spec)
-    sdr = SimSDR(scene, seed=sim_seed, window=sim_window, realtime=realtime)
+    sdr = SimSDR(scene, seed=sim_seed, window=sim_window, realtime=realtime, receiver=sim_receiver)
     if center_hz is not None or sample_rate_hz is not None:
         sdr.tune(center_hz or sdr.center_hz, sample_rate_hz)
     return sdr

@@ -35,8 +35,7 @@ def _settings(config: Path | None) -> MonitorSettings:
 
 
 def monitor(
-    source: Annotated[str, typer.Argument(help="sim:default, sim:SCENE.toml, rtlsdr:0, or a recording (any format of `spectrum`).")],
-    site: Annotated[str, typer.Option("--site", help="Site name (looked up in --sites-dir) or a site TOML path: sessions, whitelist, declared exam-room jammers ([[jammer]]).")],
+    site: Annotated[str, typer.Option("--site", help="Site name (looked up in --sites-dir) or a site TOML path: sessions, whitelist, declared exam-room jammers (\\[\\[jammer]]), receivers (\\[\\[receiver]]).")],
     baseline: Annotated[Optional[Path], typer.Option("--baseline", help="Site baseline from `examwatch survey`.")] = None,
     plan: Annotated[Optional[Path], typer.Option("--plan", help="Watch plan TOML (bands, priority, dwell, revisit). Default: the site's plan, else dwell on --center (or the default exam-band plan for rtlsdr: without --center).")] = None,
     gps: Annotated[Optional[str], typer.Option("--gps", help="Receiver position: fixed:LAT,LON, an NMEA/GPX log, or gpsd: (sim: sources carry their own).")] = None,
@@ -63,6 +62,11 @@ def monitor(
     push: Annotated[Optional[str], typer.Option("--push", help="Push alert changes to a command center: http(s)://CENTER:PORT (webhook) or mqtt://BROKER:PORT.")] = None,
     vehicle_id: Annotated[Optional[str], typer.Option("--vehicle-id", help="This vehicle's id at the center (default: the host name).")] = None,
     push_token_file: Annotated[Optional[Path], typer.Option("--push-token-file", help="File holding this vehicle's token for the center (http(s) push).")] = None,
+    source: Annotated[Optional[list[str]], typer.Argument(
+        help="sim:default, sim:SCENE.toml, rtlsdr:0, or a recording (any format of `spectrum`). Repeat it for several "
+             "receivers in one monitor (one store, one API; the plan's bands are shared between them); "
+             "sim:default?receivers=4 is four simulated receivers. Default: the site file's \\[\\[receiver]] tables.",
+        show_default=False, metavar="SOURCE")] = None,
 ) -> None:
     """Run the capture loop and the HTTP API together; stop with Ctrl-C or SIGTERM (the store stays consistent).
 
@@ -114,12 +118,24 @@ def monitor(
 
         gps_track = parse_gps_spec(gps)  # checked before anything starts: a bad spec is exit 2
     check_listen(host, port)
-    drift = live_drift(ppm_reference, drift_interval_s, sim=source_kind(source) == "sim")
+    from detector.app.receivers import receiver_entries
+
+    site_receivers = ()
+    if not source:  # the site file's [[receiver]] tables (a sim: site has none)
+        from detector.config.site import resolve_site
+
+        site_receivers = tuple(resolve_site(site, sites_dir).receivers) if _is_site_file(site, sites_dir) else ()
+    entries, ignored = receiver_entries(source or [], site_receivers)
+    if ignored:
+        console_err.print(f"[yellow]warning:[/] {ignored}", highlight=False)
+    source = entries[0].spec
     rate_hz = positive_hz(rate, "--rate")
     center_hz = opt_hz(center, "--center")
     kind = source_kind(source)
-    if kind == "sweep":
-        raise InputError(f"{source}: monitor needs IQ (a sweep CSV holds spectra; use replay)")
+    for e in entries:
+        if source_kind(e.spec) == "sweep":
+            raise InputError(f"{e.spec}: monitor needs IQ (a sweep CSV holds spectra; use replay)")
+    drift = live_drift(ppm_reference, drift_interval_s, sim=kind == "sim")
     scene = None
     if kind == "sim":
         from detector.sim.scene import scene_from_spec
@@ -128,27 +144,51 @@ def monitor(
     site_cfg, warning = resolve_monitor_site(site, sites_dir, scene)
     if warning:
         console_err.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    src = open_monitor_source(source, sample_format=format, sample_rate_hz=rate_hz, center_hz=center_hz, seed=seed,
-                              realtime=realtime, profile=profile, profiles_dir=profiles_dir)
+    if len(entries) > 1:
+        if profile is not None:
+            raise InputError("--profile is one dongle's: with several receivers give each its profile in its [[receiver]] "
+                             "table (or keep the profiles in --profiles-dir, found by serial)")
+        from detector.app.monitor_setup import open_monitor_source as _open
+        from detector.app.receivers import open_receivers
+
+        opened = open_receivers(entries, open_one=lambda spec, sim_receiver, profile: _open(
+            spec, sample_format=format, sample_rate_hz=rate_hz, center_hz=center_hz, seed=seed, realtime=realtime,
+            profile=profile, profiles_dir=profiles_dir, sim_receiver=sim_receiver))
+    else:
+        opened = None
+        if entries[0].config is not None and entries[0].config.profile and profile is None:
+            profile = Path(entries[0].config.profile)
+    src = opened[0].source if opened else open_monitor_source(
+        source, sample_format=format, sample_rate_hz=rate_hz, center_hz=center_hz, seed=seed, realtime=realtime,
+        profile=profile, profiles_dir=profiles_dir)
     info = src.info
     plan_path = plan or (Path(site_cfg.plan) if site_cfg.plan else None)
-    scheduler = watch_scheduler(kind, plan_path, center_hz, info)
-    late = revisit_warning(scheduler)
+    from detector.app.correction import load_correction, profile_warnings
+    from detector.app.gps import track_positions
+
+    receivers = whole_plan = None
+    if opened:
+        receivers, whole_plan, scheduler = _receiver_specs(opened, kind, plan_path, center_hz, drift, ppm_reference,
+                                                           drift_interval_s, profiles_dir)
+        correction = receivers[0].calibration
+    else:
+        scheduler = watch_scheduler(kind, plan_path, center_hz, info)
+        correction = load_correction(profile, serial=info.serial, profiles_dir=profiles_dir,
+                                     hardware_ppm=src.hardware_ppm, drift=drift)
+    late = revisit_warning(scheduler) if not opened else _plan_warning(whole_plan, len(opened), info.sample_rate_hz)
     if late:
         console_err.print(f"[yellow]warning:[/] {late}", highlight=False)
-    check_drift_in_plan(drift, scheduler, info.sample_rate_hz)
+    if not opened:
+        check_drift_in_plan(drift, scheduler, info.sample_rate_hz)
     base = None
     if baseline is not None:
         from detector.baseline import load
 
         base = load(baseline)
-        for w in baseline_warnings(base, src.first, scheduler, site=site_cfg.name, plan_given=plan_path is not None):
+        cover = scheduler if not opened or whole_plan is None else _whole_scheduler(whole_plan, info.sample_rate_hz)
+        for w in baseline_warnings(base, src.first, cover, site=site_cfg.name,
+                                   plan_given=plan_path is not None or bool(opened)):
             console_err.print(f"[yellow]warning:[/] {w}")
-    from detector.app.correction import load_correction, profile_warnings
-    from detector.app.gps import track_positions
-
-    correction = load_correction(profile, serial=info.serial, profiles_dir=profiles_dir, hardware_ppm=src.hardware_ppm,
-                                 drift=drift)
     live = kind == "rtlsdr" or realtime
     say = lambda line: console_err.print(line)  # noqa: E731
     wall_start = info.start
@@ -161,7 +201,7 @@ def monitor(
                              positions=track_positions(gps_track, wall_start)) if (scene is not None or gps) else None,
         calibration=correction, gps=gps_track,
         push=PushSettings(st.push_url, st.vehicle_id, st.push_token_file) if st.push_url else None, stream=True,
-        scheduler=scheduler, realtime=live, watchdog_s=watchdog, say=say)
+        scheduler=scheduler, realtime=live, watchdog_s=watchdog, say=say, receivers=receivers, plan=whole_plan)
     if correction is not None and correction.profile_id is not None:
         console_err.print(f"calibration profile {correction.profile_id} applied")
     if drift is not None:
@@ -175,7 +215,15 @@ def monitor(
         f"[bold red]ALERT[/] {alert.id if alert else ev.track_id} {ev.center_hz / 1e6:.5f} MHz {ev.classification} "
         f"({ev.kind}, v{alert.version if alert else '-'})") if ev.kind == "new" or (alert and alert.version == 1) else None)
     vehicle.start()
-    console_err.print(f"monitoring {info.name} for site {site_cfg.name!r}; API on http://{host}:{port}/api/v1 (run {run_id})")
+    if receivers:
+        for r, o in zip(receivers, opened):
+            console_err.print(f"receiver {r.name}: {o.info.name}, bands {', '.join(r.bands)}", highlight=False,
+                              markup=False)
+        what = f"{len(receivers)} receivers"
+    else:
+        what = info.name
+    console_err.print(f"monitoring {what} for site {site_cfg.name!r}; API on http://{host}:{port}/api/v1 (run {run_id})",
+                      markup=False)
     if exit_when_done:
         def stop_when_done():
             mon.finished.wait()
@@ -197,3 +245,49 @@ def monitor(
             os._exit(0)
     if getattr(server, "startup_failed", False) or not server.started:
         raise InputError(f"the API could not listen on {host}:{port} (in use?)")
+
+
+def _is_site_file(site: str, sites_dir: Path) -> bool:
+    return Path(site).is_file() or (sites_dir / f"{site}.toml").is_file()
+
+
+def _whole_scheduler(plan, sample_rate_hz: float):
+    from detector.config.plan import Scheduler
+
+    return Scheduler(plan, sample_rate_hz)
+
+
+def _plan_warning(plan, n: int, sample_rate_hz: float) -> str | None:
+    """The bands N receivers cannot revisit in time (one line; None: they keep up, or no plan)."""
+    if plan is None:
+        return None
+    from detector.config.intercept import ReceiverModel, plan_catch, revisit_summary
+
+    return revisit_summary(plan_catch(plan, n, model=ReceiverModel(sample_rate_hz=sample_rate_hz)))
+
+
+def _receiver_specs(opened, kind, plan_path, center_hz, drift, ppm_reference, drift_interval_s, profiles_dir):
+    """Several receivers: the whole plan, each receiver's share and calibration (its profile, found
+    by serial, and ``--ppm-reference`` tracking on the receivers whose bands hold it)."""
+    from detector.app.correction import load_correction
+    from detector.app.receivers import receiver_specs, receivers_plan
+    from detector.cli._common import live_drift
+
+    info = opened[0].info
+    plan = receivers_plan(kind, plan_path, center_hz, info, len(opened))
+    used = []
+
+    def calibration_of(o, sch):
+        cfg = o.entry.config
+        holds = drift is not None and any(abs(drift.reference_hz - h.center_hz) < 0.45 * o.info.sample_rate_hz
+                                          for h in sch.hops)
+        own_drift = live_drift(ppm_reference, drift_interval_s, sim=kind == "sim") if holds else None
+        if holds:
+            used.append(o.name)
+        return load_correction(Path(cfg.profile) if cfg is not None and cfg.profile else None, serial=o.info.serial,
+                               profiles_dir=profiles_dir, hardware_ppm=o.source.hardware_ppm, drift=own_drift)
+
+    specs = receiver_specs(opened, plan, calibration_of=calibration_of, wall_clock=kind != "sim")
+    if drift is not None and not used:
+        raise InputError(f"--ppm-reference {drift.reference_hz / 1e6:.6f} MHz is in none of the receivers' bands")
+    return specs, plan, specs[0].scheduler

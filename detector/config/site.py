@@ -33,6 +33,17 @@ Example ``sites/school-7.toml``::
     serial = "00000001"
     gain_db = 30
 
+    # or several receivers (one monitor, one store, one API; issue #19):
+    # [[receiver]]
+    # name = "stare"
+    # spec = "rtlsdr:serial=00000001"   # or serial = "00000001"
+    # gain_db = 30
+    # profile = "profiles/00000001.json"
+    # bands = ["PMR446"]                # the plan's band names; default: assigned by the planner
+    # [[receiver]]
+    # name = "sweep"
+    # serial = "00000002"
+
 A declared jammer's band is expected to be jammed in its sessions: no alert and no ``jamming``
 event comes from it; off during a session is an alert (the exam's protection failed), on outside its
 sessions and grace time a low-severity one (``detector.detection._declared_jammers``).
@@ -47,6 +58,7 @@ from typing import Optional
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from detector.config.receivers import ReceiverConfig
 from detector.detection import Channel, DeclaredJammer, ExamSession, Whitelist
 from detector.core.errors import InputError
 from detector.core.textfile import read_text
@@ -137,13 +149,6 @@ class JammerEntry(BaseModel):
                               off_after_s=self.off_after_s, grace_s=self.grace_s)
 
 
-class ReceiverConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    serial: Optional[str] = None
-    gain_db: Optional[float] = None
-    ppm: float = 0.0
-
-
 class SiteConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
@@ -154,6 +159,8 @@ class SiteConfig(BaseModel):
     sessions: list[Session] = Field(default_factory=list, alias="session")
     whitelist: list[WhitelistEntry] = Field(default_factory=list)
     receiver: ReceiverConfig = Field(default_factory=ReceiverConfig)
+    #: several receivers (``[[receiver]]``, issue #19): each with its source, gain, profile, bands
+    receivers: list[ReceiverConfig] = Field(default_factory=list)
     plan: Optional[str] = None
     #: sessions in timeline seconds (sim: scenes), used instead of ``sessions`` when set
     session_seconds: list[tuple[float, float]] = Field(default_factory=list)
@@ -166,6 +173,17 @@ class SiteConfig(BaseModel):
         if self.session_seconds:
             return [f"exam session {i + 1}" for i in range(len(self.session_seconds))]
         return [s.name for s in self.sessions]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _receiver_tables(cls, data):
+        """``[[receiver]]`` (a list) fills ``receivers``; ``[receiver]`` (one table) stays ``receiver``."""
+        if isinstance(data, dict) and isinstance(data.get("receiver"), list):
+            data = dict(data)
+            if data.get("receivers"):
+                raise ValueError("give the receivers as [[receiver]] or as receivers = [...], not both")
+            data["receivers"] = data.pop("receiver")
+        return data
 
     @model_validator(mode="after")
     def _jammer_sessions(self) -> "SiteConfig":

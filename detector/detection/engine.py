@@ -152,6 +152,9 @@ class DetectionEngine:
     jammers : tuple of DeclaredJammer
         The site's exam-room jammers (:mod:`detector.detection._declared_jammers`): their bands are
         expected to be jammed in their sessions (no alert, no ``jamming``), off is an alert.
+    track_prefix : str
+        Start of this engine's track ids (``T00001``…); a monitor with several receivers gives
+        each receiver's engine its own (``T1-00001``…), so that ids stay unique in one run.
     """
 
     def __init__(
@@ -166,6 +169,7 @@ class DetectionEngine:
         locate: Callable[[Track], dict | None] | None = None,
         correct: Callable[[IQBlock], IQBlock] | None = None,
         jammers: tuple[DeclaredJammer, ...] = (),
+        track_prefix: str = "T",
     ) -> None:
         self.config = config
         self.baseline = baseline
@@ -175,7 +179,7 @@ class DetectionEngine:
         self.wall_start = wall_start
         self.locate = locate
         self.correct = correct  # calibration of the dongle's samples (detector.app.correction)
-        self.tracker = Tracker(config.tracker)
+        self.tracker = Tracker(config.tracker, id_prefix=track_prefix)
         self.frames_processed = 0
         #: frames left out of detection: cut from NaN/inf samples (zero-filled by the frame stream,
         #: their power is low by the share of zeroed samples); not in ``frames_processed``

@@ -71,7 +71,7 @@ class Capture:
                  *, frames_of: Callable[[int], int], threads: list, scheduler: Scheduler | None = None,
                  realtime: bool = False, block_samples: int = 1 << 16, coalesce_samples: int = 1 << 19,
                  repeat_limit: int = 3, worker_nice: int = 5, clock: Callable[[], float],
-                 positions: PositionProvider | None = None) -> None:
+                 positions: PositionProvider | None = None, receiver_index: int = 0) -> None:
         self.source_factory = source_factory
         self.out = out
         self.status = status
@@ -90,6 +90,12 @@ class Capture:
         #: the windows actually observed, for the catch rate of ``/health`` → ``intercept`` (issue #19;
         #: a :class:`~detector.config.intercept.DwellLog` set by the composition, None: not kept)
         self.dwell_log = None
+        #: this receiver in the dwell log (a monitor with several receivers shares one log)
+        self.receiver_index = receiver_index
+        #: the dwell log's time of a block: its ``offset_s`` (the source's sample clock; a
+        #: simulated site's scene time) when None, else this callable of the block (the monotonic
+        #: clock at its arrival, for dongles, whose sample clocks start at each open)
+        self.dwell_time: Callable[[IQBlock], float] | None = None
         self._lock = threading.Lock()
         self._generation = 0
 
@@ -143,6 +149,13 @@ class Capture:
     def _hop(self, src: IQSource, hop_until: float) -> float:
         """Retune a tunable source to the plan's next hop when its dwell is over."""
         sch = self.scheduler
+        if sch is not None and sch.single and src.tunable and hop_until < 0:
+            # one hop (a receiver of several that stares at its own span): tuned there once, at open
+            hop = sch.hops[0]
+            if abs(src.info.center_hz - hop.center_hz) > 1.0:
+                src.tune(hop.center_hz)
+                self.status.retunes += 1
+            return 0.0
         if sch is None or sch.single or not src.tunable or self.clock() < hop_until:
             return hop_until
         hop = sch.next_hop(self.clock())
@@ -213,7 +226,9 @@ class Capture:
             st.center_hz = block.center_hz
             st.sample_rate_hz = block.sample_rate_hz
             if self._put(self._with_position(block)) and self.dwell_log is not None:
-                self.dwell_log.add_block(block.center_hz, block.offset_s, block.samples.size / block.sample_rate_hz)
+                dur = block.samples.size / block.sample_rate_hz
+                t = block.offset_s if self.dwell_time is None else self.dwell_time(block)
+                self.dwell_log.add_block(block.center_hz, t, dur, self.receiver_index)
 
     def _with_position(self, block: IQBlock) -> IQBlock:
         if block.position is None and self.positions is not None:

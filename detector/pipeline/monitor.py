@@ -98,6 +98,11 @@ class Monitor:
     state_dir : Path, optional
         The spill file's folder when the store's own folder cannot take it, or for PostgreSQL
         (default :func:`~detector.pipeline.pending.default_state_dir`, read here).
+    receiver : str, optional
+        This loop's receiver, when a monitor has several (:class:`~detector.pipeline.receivers.ReceiverGroup`):
+        its own spill file, and its index ``receiver_index`` in the shared dwell log.
+    on_alert, on_event : list, optional
+        The callback lists to use (a receiver group shares one of each between its loops).
     """
 
     def __init__(self, source_factory: Callable[[], object], engine: DetectionEngine, *, store=None, site: str = "site",
@@ -107,7 +112,8 @@ class Monitor:
                  evidence: bool = True, clock: Callable[[], float] = time.monotonic, resume: Iterable[str] = (),
                  positions: PositionProvider | None = None, supervisor: Supervisor | None = None,
                  stall_s: float = 4.0, pending_limit: int | None = None, spill: bool = True,
-                 state_dir: Path | None = None) -> None:
+                 state_dir: Path | None = None, receiver: str | None = None, receiver_index: int = 0,
+                 on_alert: list | None = None, on_event: list | None = None) -> None:
         self.engine = engine
         self.store = store
         self.site = site
@@ -116,8 +122,9 @@ class Monitor:
         self.realtime = realtime
         self.clock = clock
         self.status = MonitorStatus()
-        self.on_alert: list[Callable[[dict, object], None]] = []
-        self.on_event: list[Callable[[dict], None]] = []
+        self.receiver = receiver
+        self.on_alert: list[Callable[[dict, object], None]] = on_alert if on_alert is not None else []
+        self.on_event: list[Callable[[dict], None]] = on_event if on_event is not None else []
         #: more sections of :meth:`health` (e.g. ``"push"`` → the push sender's state)
         self.health_sections: dict[str, Callable[[], dict]] = {}
         self.finished = threading.Event()
@@ -132,7 +139,7 @@ class Monitor:
         self.capture = Capture(source_factory, self._q, self.status, self._stop, frames_of=frames_of,
                                threads=self._threads, scheduler=scheduler, realtime=realtime, block_samples=block_samples,
                                coalesce_samples=coalesce_samples, repeat_limit=repeat_limit, worker_nice=worker_nice,
-                               clock=clock, positions=positions)
+                               clock=clock, positions=positions, receiver_index=receiver_index)
         self.watchdog = Watchdog(self.capture, self.status, self._stop, watchdog_s=watchdog_s, clock=clock)
         self.live = LiveView(engine)
         self.processing = Processing(engine, self._q, self.status, live=self.live,
@@ -141,7 +148,8 @@ class Monitor:
                                      coalesce_samples=coalesce_samples, worker_nice=worker_nice, clock=clock,
                                      resume=resume, on_event=self.on_event, on_alert=self.on_alert,
                                      pending_limit=pending_limit,
-                                     spill_to=spill_paths(store, state_dir if state_dir is not None else default_state_dir())
+                                     spill_to=spill_paths(store, state_dir if state_dir is not None else default_state_dir(),
+                                                          tag=receiver)
                                      if spill and store is not None else ())
         self.stall_s = stall_s
         #: the loop's workers under watch (``/health`` → ``components``)

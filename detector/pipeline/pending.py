@@ -93,11 +93,13 @@ def default_state_dir(environ: Mapping[str, str] = os.environ) -> Path:
     return (Path(base) if base else Path.home() / ".local" / "state") / "examwatch"
 
 
-def spill_paths(store, state_dir: Path) -> tuple[Path, ...]:
+def spill_paths(store, state_dir: Path, tag: str | None = None) -> tuple[Path, ...]:
     """Where the changes queued for ``store`` are spilled at stop, in order of preference: next to a
     SQLite file, then ``state_dir/pending-<sha256 of the store's path or URL, 12 hex>.jsonl`` (the
     only place for PostgreSQL). Empty for a store without a file or URL (SQLite in memory: it does
-    not outlive the process either)."""
+    not outlive the process either). ``tag`` (a receiver's name, when a monitor has several) is
+    added to the file names (``<store>.pending-<tag>.jsonl``): each receiver spills and restores
+    its own queue."""
     engine = getattr(store, "engine", None)
     url = getattr(engine, "url", None)
     if url is None:
@@ -108,12 +110,13 @@ def spill_paths(store, state_dir: Path) -> tuple[Path, ...]:
             return ()
         f = Path(db).expanduser().absolute()
         key = str(f)
-        first: tuple[Path, ...] = (f.with_name(f.name + SPILL_SUFFIX),)
+        suffix = SPILL_SUFFIX if tag is None else SPILL_SUFFIX.replace(".jsonl", f"-{tag}.jsonl")
+        first: tuple[Path, ...] = (f.with_name(f.name + suffix),)
     else:
         key = url.render_as_string(hide_password=True)
         first = ()
-    tag = hashlib.sha256(key.encode()).hexdigest()[:12]
-    return first + (Path(state_dir) / f"pending-{tag}.jsonl",)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return first + (Path(state_dir) / (f"pending-{digest}.jsonl" if tag is None else f"pending-{digest}-{tag}.jsonl"),)
 
 
 def _encode(v: Any) -> Any:

@@ -169,6 +169,22 @@ class Scene(_Model):
     def with_seed(self, seed: int) -> "Scene":
         return self.model_copy(update={"seed": int(seed)})
 
+    def receiver_variant(self, k: int) -> "Scene":
+        """The scene as seen by the vehicle's receiver ``k`` (several dongles in one vehicle, issue
+        #19): the same world (route, emitters, shadowing); receiver 0 is the scene's own, the
+        others have impairments of their own (crystal error, DC offset, IQ imbalance), as
+        different dongles do."""
+        if k == 0:
+            return self
+        rx = self.receiver
+        sign = 1.0 if k % 2 else -1.0
+        dc_i, dc_q = rx.dc_offset_lsb
+        update = {"ppm": rx.ppm + sign * 4.0 * ((k + 1) // 2) + 1.5 * k,
+                  "dc_offset_lsb": (dc_i - 0.5 * sign * k, dc_q + 0.4 * k),
+                  "iq_gain_db": rx.iq_gain_db + 0.1 * k * sign,
+                  "iq_phase_deg": rx.iq_phase_deg - 0.5 * k * sign}
+        return self.model_copy(update={"receiver": rx.model_copy(update=update)})
+
 
 def _validated(data: dict, where: str) -> Scene:
     try:

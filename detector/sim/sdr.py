@@ -164,8 +164,9 @@ def _overlap_mask(intervals, t0: float, n: int, fs: float) -> NDArray[np.bool_] 
 class _SceneRadio:
     """What is shared by the IQ and PSD paths: world, intervals, tuning, ppm, levels."""
 
-    def __init__(self, scene: Scene, *, seed: int | None, window: str) -> None:
-        self.scene = scene
+    def __init__(self, scene: Scene, *, seed: int | None, window: str, receiver: int = 0) -> None:
+        self.receiver = int(receiver)
+        self.scene = scene.receiver_variant(self.receiver)
         self.seed = scene.seed if seed is None else int(seed)
         root = np.random.SeedSequence(self.seed)
         ss_world, ss_calls, self._ss_blocks = root.spawn(3)
@@ -202,7 +203,10 @@ class _SceneRadio:
 
     def block_rng(self, t0: float) -> np.random.Generator:
         key = int(round(t0 * self.sample_rate_hz))
-        return np.random.default_rng(np.random.SeedSequence([self.seed, self.tune_count, key >> 32, key & 0xFFFFFFFF]))
+        ent = [self.seed, self.tune_count, key >> 32, key & 0xFFFFFFFF]
+        if self.receiver:  # another dongle of the vehicle: its own noise (receiver 0's is the scene's)
+            ent.insert(1, 1_000_003 * self.receiver)
+        return np.random.default_rng(np.random.SeedSequence(ent))
 
     def levels_dbfs(self, t0: float, t1: float) -> dict[str, float]:
         """Received level (dBFS) of every in-band emitter for the block [t0, t1)."""
@@ -240,11 +244,14 @@ class SimSDR(_SceneRadio, IQSource):
     clean : bool
         No receiver impairments (no DC, IQ imbalance, quantization, ppm, drops): for checks of
         the generator against theory.
+    receiver : int
+        Which of the vehicle's receivers this is (:meth:`Scene.receiver_variant`: the same world,
+        its own noise and impairments); 0 is the scene's own receiver.
     """
 
     def __init__(self, scene: Scene, *, seed: int | None = None, window: str = "exam", realtime: bool = False,
-                 clean: bool = False) -> None:
-        super().__init__(scene, seed=seed, window=window)
+                 clean: bool = False, receiver: int = 0) -> None:
+        super().__init__(scene, seed=seed, window=window, receiver=receiver)
         self.realtime = realtime
         self.clean = clean
         self._gen = _Generators(self.sample_rate_hz)
@@ -252,7 +259,8 @@ class SimSDR(_SceneRadio, IQSource):
         self._retuned = True
         self._wall0 = None
         self.dropped_buffers = 0
-        self.info = SourceInfo(kind="sim", name=f"sim:{scene.name}[{window}]", center_hz=self.center_hz,
+        self.info = SourceInfo(kind="sim", name=f"sim:{scene.name}[{window}]" + (f" receiver {receiver}" if receiver else ""),
+                               center_hz=self.center_hz,
                                sample_rate_hz=self.sample_rate_hz,
                                n_samples=int(round((self.t_end - self.t_start) * self.sample_rate_hz)), sample_format="cu8")
         self.truth_power: list[tuple[float, str, float]] = []  # (t_mid, emitter, dBm) for the ground truth

@@ -60,6 +60,7 @@ def metrics_text(ctx) -> str:
             Counter("examwatch_overloaded_blocks", "IQ blocks processed while the receiver was overloaded",
                     registry=reg).inc(max(ov.get("overloaded_blocks") or 0, 0))
         _supervision_metrics(reg, h)
+        _receiver_metrics(reg, h)
     try:
         _, total = ctx.store.list(limit=1)
         open_ = len(ctx.store.open_alerts())
@@ -68,6 +69,29 @@ def metrics_text(ctx) -> str:
     Gauge("examwatch_alerts_total", "Alerts in the store", registry=reg).set(total)
     Gauge("examwatch_alerts_open", "Alerts not dismissed or closed", registry=reg).set(open_)
     return generate_latest(reg).decode()
+
+
+def _receiver_metrics(reg, h: dict) -> None:
+    """Issue 19: per receiver of a monitor with several (``/health`` → ``receivers``)."""
+    from prometheus_client import Counter, Gauge
+
+    entries = h.get("receivers")
+    if not isinstance(entries, list) or not entries:
+        return
+    counters = {key: Counter(f"examwatch_receiver_{key}", help_, ["receiver"], registry=reg) for key, help_ in (
+        ("blocks_read", "IQ blocks read from the receiver"), ("frames_processed", "Frames through detection"),
+        ("frames_dropped", "Frames dropped when processing fell behind"), ("reopen_count", "Receiver reopen attempts"),
+        ("retunes", "Retunes of the receiver by the watch plan"))}
+    degraded = Gauge("examwatch_receiver_degraded", "1 while the receiver is degraded (lost, stalled, repeating)",
+                     ["receiver"], registry=reg)
+    center = Gauge("examwatch_receiver_center_hz", "Where the receiver is tuned (Hz)", ["receiver"], registry=reg)
+    for e in entries:
+        name = str(e.get("name"))
+        for key, c in counters.items():
+            c.labels(receiver=name).inc(max(e.get(key) or 0, 0))
+        degraded.labels(receiver=name).set(0 if e.get("status") == "ok" else 1)
+        if isinstance(e.get("center_hz"), (int, float)):
+            center.labels(receiver=name).set(float(e["center_hz"]))
 
 
 def _supervision_metrics(reg, h: dict) -> None:
