@@ -15,6 +15,14 @@ no observation, not silence: the time they cover is not counted in a track's gap
 a track nor splits a burst), in its duty cycle (``Track.blind_s``) or in the K-of-M window of the
 decision (``Track.recent`` is kept on the track's observed clock).
 
+Hops. A receiver that follows a watch plan sees one hop at a time: while it is tuned elsewhere a
+track's band is not observed (:meth:`Tracker.unobserved`, ``Track.unobserved_s``), and that time
+is no silence either. A burst seen again on a later revisit therefore continues the same track
+(as a new burst when the observed silence between them exceeds ``burst_gap_s``), so repeated short
+bursts on a hopped band build the burst count and period that raise severity (issue #19 item 4),
+as they do on a dwell. A track not seen for ``max_unseen_s`` of timeline time ends whatever was
+observed (a band revisited rarely does not keep a track open for hours).
+
 Confirmation. A new track is tentative until it has been active in ``confirm_frames`` frames or
 has reached ``confirm_snr_db`` (a single strong frame: a burst of a few ms). Tentative tracks
 get no id and no events; a tentative track that overlaps an older open track in frequency is
@@ -42,6 +50,8 @@ class TrackerConfig:
     onset_window_s: float = 0.03
     onset_span_hz: float = 250000.0
     gap_s: float = 60.0
+    #: a track not seen for this long (s, observed or not: hops) ends
+    max_unseen_s: float = 900.0
     burst_gap_s: float = 0.05
     max_readings: int = 5000
     confirm_frames: int = 2
@@ -109,6 +119,9 @@ class Track:
     notes: list[str] = field(default_factory=list)
     #: unobserved time (s) inside the track's span: frames left out of detection (NaN/inf samples)
     blind_s: float = 0.0
+    #: time (s) since the track was last seen during which its band was not watched (the receiver
+    #: was tuned to another hop); moved into ``blind_s`` when it is seen again
+    unobserved_s: float = 0.0
     #: frames_active when the track was last classified (the engine re-classifies at +25 %)
     class_mark: int = 0
     #: the shortest integration (s) that alerted the track (``detection._integration``); None: the frames did
@@ -235,9 +248,22 @@ class Tracker:
         return self._blind_before(t1_s) - self._blind_before(t0_s)
 
     def _silent(self, tr: Track, t_s: float) -> bool:
-        """Whether ``tr`` has been observed silent for more than ``gap_s`` at ``t_s``."""
+        """Whether ``tr`` has been observed silent for more than ``gap_s`` at ``t_s`` (or not seen
+        for ``max_unseen_s``)."""
         gap = t_s - tr.last_seen_s
-        return gap > self.config.gap_s and gap - self.blind_between(tr.last_seen_s, t_s) > self.config.gap_s
+        if gap > self.config.max_unseen_s:
+            return True
+        return gap > self.config.gap_s and gap - self.blind_between(tr.last_seen_s, t_s) - tr.unobserved_s > self.config.gap_s
+
+    def unobserved(self, lo_hz: float, hi_hz: float, t0_s: float, t1_s: float) -> None:
+        """The receiver watched only ``[lo_hz, hi_hz]`` during ``[t0_s, t1_s)`` (one hop of a watch
+        plan): the open tracks wholly outside it were not observed then (module docstring, Hops)."""
+        dt = t1_s - t0_s
+        if dt <= 0:
+            return
+        for tr in self.open:
+            if tr.f_hi_hz < lo_hz or tr.f_lo_hz > hi_hz:
+                tr.unobserved_s += dt
 
     def _new_id(self) -> str:
         tid = f"{self._prefix}{self._next:05d}"
@@ -321,7 +347,8 @@ class Tracker:
                 tr._absorb(e, t_s, position)
             note_frame(tr, group)
             tr.overload = overload
-            unseen = self.blind_between(tr.last_seen_s + frame_s, t_s) if tr.burst_starts else 0.0
+            unseen = self.blind_between(tr.last_seen_s + frame_s, t_s) + tr.unobserved_s if tr.burst_starts else 0.0
+            tr.unobserved_s = 0.0
             tr.blind_s += unseen
             if not tr.burst_starts or t_s - (tr.last_seen_s + frame_s) - unseen > cfg.burst_gap_s:
                 if tr.burst_starts:

@@ -403,6 +403,8 @@ class DetectionEngine:
         declared = self.declared_jammers
         if declared is not None:  # before tracking: the emissions of a jammer measured on are not tracked
             events.extend(declared.check(freqs, aligned, res.mean_lin(), t_last, frame_s, center_hz=center_hz))
+        if self.tracker.open and freqs.size:  # tracks of other hops were not watched during this stack
+            self.tracker.unobserved(float(freqs[0]), float(freqs[-1]), t_first, t_last + frame_s)
         self.frames_processed += n_frames
         self.tested_bins += res.n_tested_bins * n_frames
         self.cfar_flagged_bins += int(res.n_flagged.sum() + res.rejected_baseline.sum())
