@@ -35,6 +35,7 @@ Run from the repository root: ``.venv/bin/python bench/run.py --quick``.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from dataclasses import replace
 import json
 import os
@@ -313,12 +314,94 @@ def bench_api(seconds: float, rate: float = 200.0) -> dict:
             "frames_dropped": h["frames_dropped"] - dropped0, "monitor_frames_processed": h["frames_processed"]}
 
 
+def bench_receivers(n: int, seconds: float) -> dict:
+    """Issue #19 item 5: ``n`` receivers at 2.4 MS/s, each a source paced to real time as a dongle
+    is (2^16 samples per read, cu8 converted in the capture thread) with its own engine and
+    monitor loop, one store, for ``seconds`` of wall time. ``receivers_frames_dropped`` counts
+    frames the loops had to drop because processing fell behind (0 = real time kept);
+    ``receivers_msps`` the samples processed per second by all loops together;
+    ``receivers_cpu`` the process's CPU time ÷ wall time (cores busy, of os.cpu_count())."""
+    import tempfile
+
+    from detector.app.monitor_app import ReceiverSpec
+    from detector.sources import IQSource, SourceInfo
+
+    raw = synthetic_cu8(8.0, 3, stations=STATIONS, bursts=[(150e3, 2.0, 4.0, -40.0)])
+    base = baseline_for(synthetic_cu8(4.0, 1, stations=STATIONS), EngineConfig(fft_backend="auto"))
+    read_n = 1 << 16
+
+    class Paced(IQSource):
+        """An endless dongle at 2.4 MS/s: reads wait for their samples' time, as USB transfers do."""
+
+        readable = True
+
+        def __init__(self, k: int) -> None:
+            self.info = SourceInfo(kind="raw", name=f"paced{k}", center_hz=CENTER, sample_rate_hz=FS, n_samples=None)
+            self.pos = (k * 7919 * 2 * read_n) % raw.size
+            self.t = 0.0
+            self.wall0 = None
+
+        def _exhausted(self) -> bool:
+            return False
+
+        def _read_block(self, n_samples: int) -> IQBlock:
+            now = time.monotonic()
+            if self.wall0 is None:
+                self.wall0 = now
+            lag = self.t + n_samples / FS - (now - self.wall0)
+            if lag > 0:
+                time.sleep(lag)
+            i = self.pos % raw.size
+            chunk = raw[i:i + 2 * n_samples]
+            if chunk.size < 2 * n_samples:
+                chunk = np.concatenate([chunk, raw[:2 * n_samples - chunk.size]])
+            self.pos = i + 2 * n_samples
+            x = cu8_to_complex64(chunk)
+            b = IQBlock(x, CENTER, FS, offset_s=self.t, retuned=self.t == 0.0)
+            self.t += n_samples / FS
+            return b
+
+        def _close(self) -> None:
+            pass
+
+    specs = [ReceiverSpec(f"rx{k}", (lambda k=k: Paced(k)), bands=(f"b{k}",)) for k in range(n)]
+    with tempfile.TemporaryDirectory() as d:
+        app = MonitorApp.build(AppSettings(data_dir=Path(d)), source_factory=(lambda: Paced(0)) if n == 1 else None,
+                               site="bench", engine_config=EngineConfig(fft_backend="auto"), baseline=base,
+                               realtime=True, receivers=specs if n > 1 else None,
+                               monitor_options={"block_samples": read_n, "evidence": False})
+        app.start()
+        time.sleep(2.0)  # warm-up: FFTW plans, caches
+        h0 = app.monitor.health()
+        c0, t0 = time.process_time(), time.monotonic()
+        time.sleep(seconds)
+        h1 = app.monitor.health()
+        c1, t1 = time.process_time(), time.monotonic()
+        app.stop()
+    per0 = h0.get("receivers") or [h0]
+    per1 = h1.get("receivers") or [h1]
+    frames = sum((b.get("frames_processed") or 0) - (a.get("frames_processed") or 0) for a, b in zip(per0, per1))
+    dropped = sum((b.get("frames_dropped") or 0) - (a.get("frames_dropped") or 0) for a, b in zip(per0, per1))
+    blocks = sum((b.get("blocks_read") or 0) - (a.get("blocks_read") or 0) for a, b in zip(per0, per1))
+    wall = t1 - t0
+    return {"receivers": n, "receivers_seconds": round(wall, 1), "receivers_frames_dropped": int(dropped),
+            "receivers_frames": int(frames), "receivers_msps": round(blocks * read_n / wall / 1e6, 2),
+            "receivers_needed_msps": round(n * FS / 1e6, 2),
+            "receivers_cpu": round((c1 - c0) / wall, 2), "receivers_status": h1.get("status")}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="shorter runs (all keys measured, < 3 minutes on 2 cores)")
     ap.add_argument("--json", action="store_true", help="print one JSON object on one line")
+    ap.add_argument("--receivers", type=int, default=4, help="receivers of the multi-receiver figure (default 4)")
+    ap.add_argument("--only", choices=["receivers"], help="run one figure only")
     args = ap.parse_args()
     q = args.quick
+    if args.only == "receivers":
+        r = bench_receivers(args.receivers, 10.0 if q else 30.0)
+        print(json.dumps(r) if args.json else "\n".join(f"{k:26} {v}" for k, v in r.items()))
+        return
     out: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"}
     t0 = time.perf_counter()
     log("pipeline vs bare framed Welch …")
@@ -341,6 +424,10 @@ def main() -> None:
     log("memory over a simulated session …")
     out.update(bench_memory(0.5 if q else 2.0))
     log(f"  {out['rss_growth_mb']} MB over {out['memory_session_h']} h")
+    log(f"{args.receivers} receivers at 2.4 MS/s in real time …")
+    out.update(bench_receivers(args.receivers, 10.0 if q else 30.0))
+    log(f"  {out['receivers_msps']} MS/s processed of {out['receivers_needed_msps']} MS/s, frames dropped "
+        f"{out['receivers_frames_dropped']}, CPU {out['receivers_cpu']} cores")
     log("API latency under load …")
     out.update(bench_api(10.0 if q else 30.0))
     log(f"  p99 {out['api_p99_ms']} ms, frames dropped {out['frames_dropped']}")

@@ -95,7 +95,7 @@ def default_plan() -> WatchPlan:
     return WatchPlan(name="default-exam", band=[
         b("PMR446", 446.0, 446.2, 5, 2.0, 10.0, "licence-free PMR446 walkie-talkies: the commonest voice link of cheating"),
         b("SRD433", 433.05, 434.79, 4, 1.0, 10.0, "433 MHz ISM/SRD: cheap FSK/LoRa data modules and remote controls"),
-        b("SRD868", 863.0, 870.0, 4, 0.5, 20.0, "868 MHz SRD: LoRa and FSK data links, alarm and telemetry modules"),
+        b("SRD868", 863.0, 870.0, 4, 0.5, 10.0, "868 MHz SRD: LoRa and FSK data links, alarm and telemetry modules"),
         b("VHF-two-way", 150.0, 174.0, 3, 0.1, 30.0, "VHF land-mobile hand-helds, MURS, marine; the cheap dual-band radios' VHF range"),
         b("VHF-220", 220.0, 240.0, 3, 0.1, 30.0,
           "220–240 MHz: data-transmission radios and the cheap data links of cheating devices (issue #19)"),
