@@ -35,6 +35,7 @@ def match(
     decode: Annotated[bool, typer.Option("--decode/--no-decode", help="Run rtl_433 (and multimon-ng in pager bands) when installed.")] = True,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds each decoder may run.")] = 30.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON on stdout.")] = False,
+    attach: Annotated[bool, typer.Option("--attach", help="Store the comparison with the alert as its triage.json evidence.")] = False,
 ) -> None:
     """Compare an alert (or a recording) with every library entry, field by field: band, bandwidth,
     modulation, symbol rate, burst pattern and decoded model. The best match gives the score term
@@ -45,6 +46,8 @@ def match(
 
     if (alert is None) == (file is None):
         raise InputError("give an alert id or --file RECORDING (one of them)")
+    if attach and alert is None:
+        raise InputError("--attach stores the comparison with an alert: give an alert id, not --file")
     lib = load_library(library)
     if file is not None:
         t = triage_recording(file, lib, center_hz=opt_hz(center, "--center"),
@@ -59,6 +62,9 @@ def match(
         store = open_store(db, data_dir=data_dir)
         try:
             t = triage_alert(store, alert, lib, decode=decode, timeout_s=timeout)
+            if attach:
+                info = store.add_evidence(alert, "triage.json", json.dumps(t.to_json(), indent=2).encode(), "application/json")
+                console_err.print(f"attached triage.json ({info.size_bytes} bytes) to {alert}")
         finally:
             store.close()
     if as_json:

@@ -75,3 +75,60 @@ def test_cli_match_needs_an_alert_or_a_file(tmp_path):
     assert res.exit_code != 0
     res = CliRunner().invoke(app, ["library", "match", "A-123", "--data-dir", str(tmp_path)])
     assert res.exit_code != 0 and "no alert store" in str(res.exception)
+
+
+def _store_with_alerts(tmp_path, real_dir):
+    from datetime import datetime, timezone
+
+    from detector.alerts import open_store, sigmf_snippet
+    from tests.triage._real import load_iq
+
+    store = open_store(None, data_dir=tmp_path)
+    when = datetime(2026, 6, 7, 9, 0, tzinfo=timezone.utc)
+
+    def event(track, center_hz, cls, bursts):
+        return {"event": "new", "track_id": track, "alert": True, "center_hz": center_hz, "bandwidth_hz": 11000.0,
+                "first_seen_s": 10.0, "last_seen_s": 40.0, "peak_dbfs": -40.0, "snr_db": 20.0, "excess_db": 15.0,
+                "classification": cls, "bursts": bursts, "reasons": ["test"], "location": None, "severity": "high",
+                "score_terms": {"excess": 1.5}, "f_lo_hz": center_hz - 5500, "f_hi_hz": center_hz + 5500, "duty_cycle": 0.5}
+
+    remote = store.apply_event(event("T1", 433.92e6, "pulsed", 16), site="S", run_id="r1", when=when)
+    earpiece = store.apply_event(event("T2", 151.2e6, "nfm_voice", 1), site="S", run_id="r1", when=when)
+    entry = {"file": "iq/PT2262-01__gfile002.data", "dtype": "cu8", "header_bytes": 0}
+    x = load_iq(real_dir, entry)[: int(0.5 * 250e3)]
+    meta, data = sigmf_snippet(x, sample_rate_hz=250e3, center_hz=433.92e6)
+    store.add_evidence(remote.id, "iq.sigmf-meta", meta, "application/json")
+    store.add_evidence(remote.id, "iq.sigmf-data", data, "application/octet-stream")
+    store.close()
+    return remote.id, earpiece.id
+
+
+def test_cli_match_alert_in_the_store(tmp_path, real_dir):
+    from detector.app.decoders import decoder_path
+
+    remote, earpiece = _store_with_alerts(tmp_path, real_dir)
+    res = CliRunner().invoke(app, ["library", "match", remote, "--data-dir", str(tmp_path), "--json", "--attach"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout[res.stdout.index("{"):])
+    assert out["symbols"]["modulation"] == "OOK"
+    assert out["observation"]["symbol_rate_baud"] == pytest.approx(1e6 / 504, rel=0.05)
+    assert out["score_term"]["library"] < 0
+    if decoder_path("rtl_433"):
+        assert out["observation"]["models"] == ["Generic-Remote"] and out["whitelisted"] is True
+    else:
+        assert out["decoders"][0]["status"] == "not installed"
+    from detector.alerts import open_store
+
+    store = open_store(None, data_dir=tmp_path)
+    try:
+        attached = json.loads(store.evidence(remote, "triage.json")[0])
+        assert attached["reason"] == out["reason"]
+    finally:
+        store.close()
+    # the NFM voice alert has no IQ: compared on frequency, bandwidth and class; a cheating match
+    res = CliRunner().invoke(app, ["library", "match", earpiece, "--data-dir", str(tmp_path), "--json"])
+    out = json.loads(res.stdout)
+    assert out["symbols"] is None and out["score_term"]["library"] == 3.0
+    assert "exam earpiece transmitter, VHF NFM voice" in out["reason"]
+    res = CliRunner().invoke(app, ["library", "match", "A-000000000000", "--data-dir", str(tmp_path)])
+    assert res.exit_code != 0 and "no alert" in str(res.exception)
