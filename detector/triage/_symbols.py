@@ -19,7 +19,12 @@ recording and the RTL-SDR's DC spike do not enter the estimate. Then:
   its two tones; the frequency deviation is half the tone spacing. The symbol period is first the
   short run cluster, then refined by the *transition periodogram*: the period T in
   [0.75, 1.5] × that first guess that maximises ``|Σ exp(2πi t_k / T)|`` over the interpolated
-  tone-change times ``t_k`` (a symbol clock puts every change on a multiple of T).
+  tone-change times ``t_k`` (a symbol clock puts every change on a multiple of T). Its
+  coherence ``|Σ exp(2πi t_k / T)| / n`` must reach 0.3 (real bursts here: 0.86-1.0; noise read
+  as two tones: under 0.07), else no FSK is reported.
+* **A weak burst beside stronger emissions.** When neither gives a plausible answer (at least 4
+  samples a symbol), the band whose *log* power varies most (``_band.keyed_band``) is filtered
+  narrowly and its envelope read as OOK, runs shorter than the filter resolves dropped.
 
 References: rtl_433 ``src/pulse_analyzer.c`` (pulse/gap histograms, modulation guess);
 M. Oerder and H. Meyr, "Digital filter and square timing recovery", IEEE Trans. Comm. 36 (5),
@@ -33,7 +38,9 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import ndimage, signal
+from scipy import ndimage
+
+from detector.triage._band import channel, keyed_band, mix_filter
 
 __all__ = ["WidthCluster", "SymbolEstimate", "cluster_widths", "estimate_symbols", "elementary_period_s"]
 
@@ -47,6 +54,9 @@ OOK_COARSE_S = 24e-6
 SPAN_SMOOTH_S = 1e-3
 OOK_SLICE = 0.375
 MIN_RUN_S = 20e-6
+MIN_SAMPLES_PER_SYMBOL = 4.0  # below this an estimate is taken for noise and the keyed band is tried
+FSK_MIN_COHERENCE = 0.3       # real FSK bursts here: 0.86-1.0; noise: under 0.07
+KEYED_SCORE_DB = 8.0          # that band's log-power spread must beat noise's 5.6 dB by this much
 
 
 @dataclass(frozen=True)
@@ -148,72 +158,6 @@ def _runs(bits: NDArray[np.bool_]) -> tuple[NDArray[np.int64], NDArray[np.int64]
     return starts, lengths, bits[starts]
 
 
-def _modulated_band(x: NDArray[np.complex128], fs: float) -> tuple[float, float]:
-    """(centre, width) in Hz of the band whose power changes most over the slice.
-
-    Short-time spectra (64-point Hann, half overlap); each bin's score is the standard deviation
-    of its power over time, so a steady emission beside the burst scores low. The band is the
-    contiguous run of bins within 20 dB of the best score; a second such run whose power moves
-    against the first (correlation < −0.2: the other tone of a wide 2-FSK) joins it.
-    """
-    nper = 64 if x.size >= 256 else max(16, x.size // 4)
-    f, _t, s = signal.spectrogram(x, fs=fs, nperseg=nper, noverlap=nper // 2, return_onesided=False,
-                                  detrend=False, mode="psd")
-    order = np.argsort(f)
-    f, s = f[order], s[order]
-    score = s.std(axis=1)
-    dc = int(np.argmin(np.abs(f)))
-    score[dc] = 0.5 * (score[max(dc - 1, 0)] + score[min(dc + 1, score.size - 1)])
-    floor = score.max() / 100.0
-    good = score >= floor
-
-    def run_around(k: int) -> tuple[int, int]:
-        lo = hi = k
-        while lo > 0 and good[lo - 1]:
-            lo -= 1
-        while hi < good.size - 1 and good[hi + 1]:
-            hi += 1
-        return lo, hi
-
-    k = int(np.argmax(score))
-    lo, hi = run_around(k)
-    p1 = s[lo:hi + 1].sum(axis=0)
-    rest = score.copy()
-    rest[lo:hi + 1] = 0
-    while rest.max() >= floor and p1.std() > 0:
-        k2 = int(np.argmax(rest))
-        lo2, hi2 = run_around(k2)
-        p2 = s[lo2:hi2 + 1].sum(axis=0)
-        if p2.std() > 0 and np.corrcoef(p1, p2)[0, 1] < -0.2:
-            lo, hi = min(lo, lo2), max(hi, hi2)
-            break
-        rest[lo2:hi2 + 1] = 0
-    df = fs / nper
-    if (f[hi] - f[lo]) + df > 0.8 * fs:  # nothing stands out over time: the PSD peak's 10 dB band
-        p = s.mean(axis=1)
-        p[dc] = 0.5 * (p[max(dc - 1, 0)] + p[min(dc + 1, p.size - 1)])
-        k = int(np.argmax(p))
-        lo = hi = k
-        while lo > 0 and p[lo - 1] >= p[k] / 10:
-            lo -= 1
-        while hi < p.size - 1 and p[hi + 1] >= p[k] / 10:
-            hi += 1
-    return 0.5 * (f[lo] + f[hi]), (f[hi] - f[lo]) + df
-
-
-def _channel(x: NDArray[np.complex128], fs: float) -> tuple[NDArray[np.complex128], float, float]:
-    """The burst mixed to its band centre and low-pass filtered (cut-off 0.75 × the band width, so
-    1.5 × the band passes; at least fs/10, at 250 kHz rtl_433's 25 kHz); (samples, centre Hz, band Hz)."""
-    centre, width = _modulated_band(x, fs)
-    t = np.arange(x.size) / fs
-    y = x * np.exp(-2j * np.pi * centre * t)
-    cutoff = max(0.75 * width, 0.1 * fs)
-    if cutoff < 0.45 * fs:
-        sos = signal.butter(4, cutoff, fs=fs, output="sos")
-        y = signal.sosfiltfilt(sos, y)
-    return y, centre, width
-
-
 def _smooth(a: NDArray[np.float64], n: int) -> NDArray[np.float64]:
     if n <= 1:
         return a
@@ -243,11 +187,12 @@ def _hysteresis(v: NDArray[np.float64], low: float, high: float) -> NDArray[np.b
     return out.astype(bool)
 
 
-def _transition_period(times_s: NDArray[np.float64], guess_s: float) -> float:
+def _transition_period(times_s: NDArray[np.float64], guess_s: float) -> tuple[float, float]:
     """The period in [0.75, 1.5] × ``guess_s`` maximising ``|Σ exp(2πi t/T)|`` over the
-    transition times (a 301-point grid, then ±1 % around its best in 201 points)."""
+    transition times (a 301-point grid, then ±1 % around its best in 201 points), and the
+    coherence ``|Σ exp(2πi t/T)| / n`` there (1: every change on the clock; noise: about 1/√n)."""
     if times_s.size < 4 or not np.isfinite(guess_s):
-        return guess_s
+        return guess_s, 0.0
     t = times_s - times_s[0]
     best = guess_s
     for grid in (guess_s * np.linspace(0.75, 1.5, 301), None):
@@ -255,7 +200,7 @@ def _transition_period(times_s: NDArray[np.float64], guess_s: float) -> float:
             grid = best * np.linspace(0.99, 1.01, 201)
         power = np.abs(np.exp(2j * np.pi * t[None, :] / grid[:, None]).sum(axis=1))
         best = float(grid[int(np.argmax(power))])
-    return best
+    return best, float(power.max() / t.size)
 
 
 def estimate_symbols(iq: ArrayLike, sample_rate_hz: float, *, ook_full_band: bool = True) -> SymbolEstimate:
@@ -289,7 +234,27 @@ def estimate_symbols(iq: ArrayLike, sample_rate_hz: float, *, ook_full_band: boo
     if x.size < 64:
         return _unknown("too short")
     x = x - x.mean()
-    y, centre, _width = _channel(x, fs)
+    est = _estimate(x, fs, ook_full_band)
+    if est.modulation in ("OOK", "FSK") and est.symbol_period_s * fs >= MIN_SAMPLES_PER_SYMBOL:
+        return est
+    # a weak keyed burst beside stronger emissions: its keyed band, narrowly filtered
+    centre, width, score_db = keyed_band(x, fs)
+    if score_db < KEYED_SCORE_DB:
+        return est
+    cutoff = max(0.75 * width, fs / 128)
+    y = mix_filter(x, fs, centre, cutoff)
+    slow = _smooth(np.abs(y), max(1, int(round(SPAN_SMOOTH_S * fs))))
+    above = np.flatnonzero(slow > 0.5 * slow.max())
+    a0, a1 = int(above[0]), int(above[-1]) + 1
+    # the filter resolves nothing shorter than about 1 / (2 × cut-off): runs shorter are noise
+    alt = _two_pass_ook(y, fs, a0, a1, centre, (a0 / fs, a1 / fs), coarse_s=0.25 / cutoff, min_run_s=0.5 / cutoff)
+    if alt is not None and alt.modulation == "OOK" and alt.symbol_period_s * fs >= MIN_SAMPLES_PER_SYMBOL:
+        return alt
+    return est
+
+
+def _estimate(x: NDArray[np.complex128], fs: float, ook_full_band: bool) -> SymbolEstimate:
+    y, centre, _width = channel(x, fs)
     env = _smooth(np.abs(y), max(1, int(round(4e-6 * fs))))
     hi = float(np.percentile(env, 99))
     if not hi > 0:
@@ -310,18 +275,29 @@ def estimate_symbols(iq: ArrayLike, sample_rate_hz: float, *, ook_full_band: boo
     if ook and ook_full_band:
         # rtl_433's way: the envelope of the whole band. A coarse pass (24 µs smoothing) finds
         # the period, the fine pass smooths over an eighth of it.
-        first = _ook_levels(x, fs, a0, a1, OOK_COARSE_S)
-        if first is None:  # keyed in the channel, constant over the band: a wide 2-FSK
+        est = _two_pass_ook(x, fs, a0, a1, centre, active)
+        if est is None:  # keyed in the channel, constant over the band: a wide 2-FSK
             return _fsk(x[a0:a1], fs, 0.0, depth_db, active)
-        est = _ook(*first, fs, centre, active)
-        if np.isfinite(est.symbol_period_s):
-            fine = _ook_levels(x, fs, a0, a1, float(np.clip(est.symbol_period_s / 8, 4e-6, 100e-6)))
-            if fine is not None:
-                est = _ook(*fine, fs, centre, active)
         return est
     if ook:
         return _ook(span, on_level, off_level, depth_db, fs, centre, active)
     return _fsk(y[a0:a1], fs, centre, depth_db, active)
+
+
+def _two_pass_ook(x: NDArray[np.complex128], fs: float, a0: int, a1: int, centre: float,
+                  active: tuple[float, float], *, coarse_s: float = OOK_COARSE_S,
+                  min_run_s: float = MIN_RUN_S) -> SymbolEstimate | None:
+    """OOK on the envelope of ``x``: a coarse pass (24 µs smoothing) finds the period, the fine
+    pass smooths over an eighth of it. None when the envelope is not keyed."""
+    first = _ook_levels(x, fs, a0, a1, coarse_s)
+    if first is None:
+        return None
+    est = _ook(*first, fs, centre, active, min_run_s)
+    if np.isfinite(est.symbol_period_s):
+        fine = _ook_levels(x, fs, a0, a1, float(np.clip(est.symbol_period_s / 8, 4e-6, max(100e-6, coarse_s))))
+        if fine is not None:
+            est = _ook(*fine, fs, centre, active, min_run_s)
+    return est
 
 
 def _ook_levels(x: NDArray[np.complex128], fs: float, a0: int, a1: int, smooth_s: float
@@ -345,11 +321,11 @@ def _ook_levels(x: NDArray[np.complex128], fs: float, a0: int, a1: int, smooth_s
 
 
 def _ook(span: NDArray[np.float64], on_level: float, off_level: float, depth_db: float, fs: float,
-         centre: float, active: tuple[float, float]) -> SymbolEstimate:
+         centre: float, active: tuple[float, float], min_run_s: float = MIN_RUN_S) -> SymbolEstimate:
     # slicer at the midpoint of on and off level, ±10 % of the on level of hysteresis
     mid, h = off_level + OOK_SLICE * (on_level - off_level), 0.1 * on_level
     bits = _hysteresis(span, mid - h, mid + h)
-    _starts, lengths, values = _runs(_deglitch(bits, max(2, int(round(MIN_RUN_S * fs)))))
+    _starts, lengths, values = _runs(_deglitch(bits, max(2, int(round(min_run_s * fs)))))
     pulses_n = lengths[values]
     gaps_n = lengths[~values]
     if values.size and not values[-1]:  # the trailing gap is quiet time, not a gap
@@ -398,6 +374,8 @@ def _fsk(y: NDArray[np.complex128], fs: float, centre: float, depth_db: float,
             continue
         a, b = d[j - 1], d[j]
         tk.append((j - 1 + a / (a - b)) / fs if a != b else j / fs)
-    period = _transition_period(np.asarray(tk), guess)
+    period, coherence = _transition_period(np.asarray(tk), guess)
+    if coherence < FSK_MIN_COHERENCE:
+        return _unknown(f"no symbol clock (coherence {coherence:.2f})", active)
     return SymbolEstimate("FSK", 1.0 / period if np.isfinite(period) else float("nan"), period, "NRZ", highs, lows,
                           (f_hi - f_lo) / 2, (centre + f_lo, centre + f_hi), depth_db, active, int(lengths.size))

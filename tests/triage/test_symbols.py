@@ -64,6 +64,23 @@ def test_fsk_rate_and_deviation_at_fractional_samples_per_symbol(baud, fs, dev):
     assert 0.5 * (lo + hi) == pytest.approx(1500.0, abs=0.1 * dev)
 
 
+def test_weak_ook_beside_a_strong_steady_carrier_is_found_on_its_keyed_band():
+    # GT-WT-02-like: 800 µs pulses, PPM gaps 3.1/6.1 ms, 10 dB under a steady carrier 150 kHz away
+    rng = np.random.default_rng(4)
+    n = int(800e-6 * FS)
+    env = []
+    for b in "0010110100011101001":
+        env += [1] * n + [0] * int((3.1e-3 if b == "0" else 6.1e-3) * FS)
+    env = np.concatenate([np.zeros(2000), np.array(env, float), np.zeros(2000)])
+    t = np.arange(env.size) / FS
+    x = 0.1 * env * np.exp(2j * np.pi * -60e3 * t) + 0.3 * np.exp(2j * np.pi * 90e3 * t)
+    x += (rng.normal(size=x.size) + 1j * rng.normal(size=x.size)) * 0.08
+    est = estimate_symbols(x, FS)
+    assert est.modulation == "OOK" and est.coding == "PPM"
+    assert est.symbol_period_s == pytest.approx(3.1e-3, rel=0.05)
+    assert est.tone_offsets_hz[0] == pytest.approx(-60e3, abs=3e3)
+
+
 def test_noise_and_short_input_do_not_crash():
     rng = np.random.default_rng(3)
     noise = estimate_symbols(rng.normal(size=5000) + 1j * rng.normal(size=5000), FS)
