@@ -16,9 +16,11 @@ from detector.config.devices import DeviceLibrary, LibraryTerm, Observation, lib
 from detector.core.errors import InputError
 from detector.triage import SymbolEstimate, estimate_symbols
 
-__all__ = ["Triage", "triage_samples", "triage_recording", "triage_alert", "MAX_SECONDS"]
+__all__ = ["Triage", "triage_samples", "triage_recording", "triage_alert", "extract_channel", "MAX_SECONDS"]
 
 MAX_SECONDS = 30.0
+CHANNEL_RATE_HZ = 250e3  # rtl_433's own rate; its decoders' timings are tuned there
+EVIDENCE_NAMES = (("snippet.sigmf-meta", "snippet.sigmf-data"), ("iq.sigmf-meta", "iq.sigmf-data"))
 _CLASS_MODULATION = {"nfm_voice": "NFM", "fsk_data": "FSK", "pulsed": "OOK"}
 PAGER_BANDS_HZ = ((137e6, 175e6), (929e6, 932e6))
 
@@ -45,6 +47,28 @@ class Triage:
                 "score_term": {"library": self.term.value}, "reason": self.term.reason,
                 "whitelisted": self.term.whitelisted,
                 "entries": [c.to_json() for c in self.term.comparisons]}
+
+
+def extract_channel(iq: np.ndarray, sample_rate_hz: float, offset_hz: float, bandwidth_hz: float | None,
+                    out_rate_hz: float = CHANNEL_RATE_HZ) -> tuple[np.ndarray, float]:
+    """The emission at ``offset_hz`` from the IQ's 0 Hz, mixed to 0 Hz, low-passed to ±max(1.5 ×
+    bandwidth / 2, 0.2 × out rate) and decimated to about ``out_rate_hz`` when the input is faster.
+    Returns (complex samples, their rate in Hz)."""
+    from fractions import Fraction
+
+    from scipy import signal
+
+    x = np.asarray(iq, dtype=np.complex128).ravel()
+    x = x * np.exp(-2j * np.pi * offset_hz * np.arange(x.size) / sample_rate_hz)
+    if sample_rate_hz <= out_rate_hz * 1.01:
+        return x, sample_rate_hz
+    ratio = Fraction(out_rate_hz / sample_rate_hz).limit_denominator(64)
+    y = signal.resample_poly(x, ratio.numerator, ratio.denominator)
+    fs = sample_rate_hz * ratio.numerator / ratio.denominator
+    cutoff = max(0.75 * (bandwidth_hz or 0.0), 0.2 * fs)
+    if cutoff < 0.45 * fs:
+        y = signal.sosfiltfilt(signal.butter(4, cutoff, fs=fs, output="sos"), y)
+    return y, fs
 
 
 def _decode(iq: np.ndarray, fs: float, center_hz: float, timeout_s: float) -> tuple[DecodeResult, ...]:
@@ -100,8 +124,9 @@ def triage_recording(path: str, library: DeviceLibrary, *, center_hz: float | No
 
 
 def triage_alert(store, alert_id: str, library: DeviceLibrary, *, decode: bool = True, timeout_s: float = 30.0) -> Triage:
-    """Triage of a stored alert: its frequency, bandwidth, class and bursts, and, when it has the
-    ``iq.sigmf-data``/``iq.sigmf-meta`` evidence, the symbols and decoders on that snippet."""
+    """Triage of a stored alert: its frequency, bandwidth, class and bursts, and, when it has IQ
+    evidence (the monitor's ``snippet.sigmf-meta``/``-data``, or ``iq.sigmf-*``), the symbols and
+    decoders on the alert's channel of that snippet (:func:`extract_channel`)."""
     a = store.get(alert_id)
     if a is None:
         raise InputError(f"no alert {alert_id!r} in the store")
@@ -110,15 +135,20 @@ def triage_alert(store, alert_id: str, library: DeviceLibrary, *, decode: bool =
     mod = _CLASS_MODULATION.get(a.classification or "")
     burst = "continuous" if a.classification == "nfm_voice" and a.bursts <= 1 else (
         "periodic" if period else ("bursts" if a.bursts > 1 else None))
-    data, meta = store.evidence(alert_id, "iq.sigmf-data"), store.evidence(alert_id, "iq.sigmf-meta")
-    if data is not None and meta is not None:
+    for meta_name, data_name in EVIDENCE_NAMES:
+        meta, data = store.evidence(alert_id, meta_name), store.evidence(alert_id, data_name)
+        if meta is None or data is None:
+            continue
         m = json.loads(meta[0])
         fs = float(m["global"]["core:sample_rate"])
         fc = float(m["captures"][0].get("core:frequency", a.center_hz))
         raw = np.frombuffer(data[0], dtype=np.uint8).astype(np.float32)
+        raw = raw[: raw.size // 2 * 2]
         iq = ((raw[0::2] - 127.5) + 1j * (raw[1::2] - 127.5)) / 127.5
-        t = triage_samples(alert_id, iq, fs, fc, library, decode=decode, timeout_s=timeout_s, bandwidth_hz=a.bandwidth_hz,
-                           burst=burst, burst_period_s=period, modulation=mod if mod == "NFM" else None)
-        return t
+        # the snippet is the receiver's whole band: the alert's channel, at rtl_433's rate
+        ch, ch_fs = extract_channel(iq, fs, a.center_hz - fc, a.bandwidth_hz)
+        return triage_samples(alert_id, ch, ch_fs, a.center_hz, library, decode=decode, timeout_s=timeout_s,
+                              bandwidth_hz=a.bandwidth_hz, burst=burst, burst_period_s=period,
+                              modulation=mod if mod == "NFM" else None)
     obs = Observation(a.center_hz, a.bandwidth_hz, mod, None, burst, period, ())
     return Triage(alert_id, obs, None, (), library_term(obs, library))

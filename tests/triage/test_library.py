@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -92,13 +93,19 @@ def _store_with_alerts(tmp_path, real_dir):
                 "classification": cls, "bursts": bursts, "reasons": ["test"], "location": None, "severity": "high",
                 "score_terms": {"excess": 1.5}, "f_lo_hz": center_hz - 5500, "f_hi_hz": center_hz + 5500, "duty_cycle": 0.5}
 
-    remote = store.apply_event(event("T1", 433.92e6, "pulsed", 16), site="S", run_id="r1", when=when)
+    remote = store.apply_event(event("T1", 433.839e6, "pulsed", 16), site="S", run_id="r1", when=when)
     earpiece = store.apply_event(event("T2", 151.2e6, "nfm_voice", 1), site="S", run_id="r1", when=when)
     entry = {"file": "iq/PT2262-01__gfile002.data", "dtype": "cu8", "header_bytes": 0}
-    x = load_iq(real_dir, entry)[: int(0.5 * 250e3)]
-    meta, data = sigmf_snippet(x, sample_rate_hz=250e3, center_hz=433.92e6)
-    store.add_evidence(remote.id, "iq.sigmf-meta", meta, "application/json")
-    store.add_evidence(remote.id, "iq.sigmf-data", data, "application/octet-stream")
+    # as the monitor stores it (pipeline/evidence.py): the receiver's whole band, here 1 MS/s tuned
+    # 200 kHz below 433.92 MHz (the remote is at 433.839 MHz, where the alert is), a steady carrier elsewhere
+    from scipy import signal
+
+    x = signal.resample_poly(load_iq(real_dir, entry)[: int(0.5 * 250e3)], 4, 1)
+    t = np.arange(x.size) / 1e6
+    x = 0.8 * x * np.exp(2j * np.pi * 200e3 * t) + 0.05 * np.exp(2j * np.pi * -300e3 * t)
+    meta, data = sigmf_snippet(x, sample_rate_hz=1e6, center_hz=433.72e6)
+    store.add_evidence(remote.id, "snippet.sigmf-meta", meta, "application/json")
+    store.add_evidence(remote.id, "snippet.sigmf-data", data, "application/octet-stream")
     store.close()
     return remote.id, earpiece.id
 
