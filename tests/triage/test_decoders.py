@@ -101,3 +101,32 @@ def test_multimon_output_parsing():
     assert [m.model for m in msgs] == ["POCSAG1200", "FLEX"]
     assert msgs[0].fields == {"address": "123456", "function": "3", "alpha": "ANSWER B<NUL>"}
     assert msgs[1].fields["message"] == "room 12 q4"
+
+
+@needs_multimon
+def test_multimon_decodes_a_synthesised_pocsag_page():
+    from tests.triage._pocsag import pocsag_iq
+
+    rng = np.random.default_rng(2)
+    x = np.concatenate([np.ones(20000), pocsag_iq(addr=1234567, func=3, text="ANSWER B"), np.ones(20000)])
+    x = x + 0.05 * (rng.normal(size=x.size) + 1j * rng.normal(size=x.size))
+    res = multimon_decode_iq(x, 250e3)
+    assert res.status == "decoded", res.detail
+    assert res.models == ("POCSAG1200",)
+    assert res.messages[0].fields == {"address": "1234567", "function": "3", "alpha": "ANSWER B"}
+
+
+def test_a_pager_burst_is_triaged_as_a_cheating_pager():
+    from detector.app.triage import triage_samples
+    from detector.config.devices import load_library
+    from tests.triage._pocsag import pocsag_iq
+
+    x = np.concatenate([np.ones(5000), pocsag_iq(text="Q7 C"), np.ones(5000)])
+    x = x + 0.05 * np.random.default_rng(3).normal(size=x.size)
+    t = triage_samples("page", x, 250e3, 152.0e6, load_library(), decode=HAVE_MULTIMON)
+    assert t.symbols.modulation == "FSK"
+    assert t.symbols.symbol_rate_baud == pytest.approx(1200, rel=0.01)
+    assert t.symbols.deviation_hz == pytest.approx(4500, rel=0.05)
+    assert t.term.value > 0 and "pager" in t.term.reason
+    if HAVE_MULTIMON:
+        assert "decoded as POCSAG1200" in t.term.reason and t.term.value == 2.5
