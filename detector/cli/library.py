@@ -30,6 +30,8 @@ def match(
     duration: Annotated[Optional[float], typer.Option("--duration", help="Seconds of --file to analyse (at most 30).")] = None,
     bandwidth: Annotated[Optional[str], typer.Option("--bandwidth", help="Occupied bandwidth of the emission in --file, if known (e.g. 12.5k).")] = None,
     library: Annotated[Optional[Path], typer.Option("--library", help="A TOML file of [[device]] entries added to the shipped library (same name replaces).")] = None,
+    site: Annotated[Optional[str], typer.Option("--site", help="Site name (in --sites-dir) or TOML path whose device_library key adds the team's entries.")] = None,
+    sites_dir: Annotated[Path, typer.Option("--sites-dir", help="Folder of site TOML files.")] = Path("sites"),
     db: Annotated[Optional[str], typer.Option("--db", help="Alert store URL (default: SQLite in --data-dir).")] = None,
     data_dir: Annotated[Path, typer.Option("--data-dir", help="Where the default SQLite store lives.")] = Path("examwatch-data"),
     decode: Annotated[bool, typer.Option("--decode/--no-decode", help="Run rtl_433 (and multimon-ng in pager bands) when installed.")] = True,
@@ -48,6 +50,13 @@ def match(
         raise InputError("give an alert id or --file RECORDING (one of them)")
     if attach and alert is None:
         raise InputError("--attach stores the comparison with an alert: give an alert id, not --file")
+    if site is not None:
+        from detector.config.site import resolve_site
+
+        site_lib = resolve_site(site, sites_dir).device_library
+        if site_lib is not None and library is not None:
+            raise InputError(f"--library {library} and the site's device_library {site_lib}: give one")
+        library = Path(site_lib) if site_lib is not None else library
     lib = load_library(library)
     if file is not None:
         t = triage_recording(file, lib, center_hz=opt_hz(center, "--center"),

@@ -6,8 +6,10 @@ alphanumeric message codewords with their BCH(31,21) check bits and even parity,
 from __future__ import annotations
 
 import numpy as np
-SYNC = 0x7CD215D8
-IDLE = 0x7A89C197
+
+SYNC = 0x7CD215D8  # the sync codeword
+IDLE = 0x7A89C197  # the idle codeword
+
 
 def bch(data21):
     """21 data bits (bit 20 first) → the 32-bit codeword: BCH(31,21) check bits, then even parity."""
@@ -20,8 +22,10 @@ def bch(data21):
     parity = bin(cw).count("1") & 1
     return (cw << 1) | parity
 
+
 def address_cw(addr, func):
     return bch(((addr >> 3) << 2) | func)
+
 
 def alpha_cws(text):
     bits = []
@@ -38,6 +42,7 @@ def alpha_cws(text):
         out.append(bch((1 << 20) | v))
     return out
 
+
 def pocsag_bits(addr, func, text):
     frame = addr & 7
     cws = [IDLE] * (2 * frame) + [address_cw(addr, func)] + alpha_cws(text)
@@ -48,6 +53,7 @@ def pocsag_bits(addr, func, text):
         for cw in [SYNC] + cws[b:b + 16]:
             bits += [(cw >> (31 - i)) & 1 for i in range(32)]
     return np.array(bits)
+
 
 def pocsag_iq(addr=1234567, func=3, text="ANSWER B", baud=1200, fs=250e3, dev=4500.0, invert=False):
     bits = pocsag_bits(addr, func, text)

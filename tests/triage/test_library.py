@@ -139,3 +139,17 @@ def test_cli_match_alert_in_the_store(tmp_path, real_dir):
     assert "exam earpiece transmitter, VHF NFM voice" in out["reason"]
     res = CliRunner().invoke(app, ["library", "match", "A-000000000000", "--data-dir", str(tmp_path)])
     assert res.exit_code != 0 and "no alert" in str(res.exception)
+
+
+def test_site_device_library_key(tmp_path, real_dir):
+    (tmp_path / "ours.toml").write_text('[[device]]\nname = "remote control / socket switch / door bell, 433 MHz OOK"\n'
+                                        'verdict = "cheating"\nband_hz = ["433M", "435M"]\nmodulation = "OOK"\n'
+                                        'burst = "bursts"\nweight = 5\n')
+    (tmp_path / "s1.toml").write_text('name = "s1"\ndevice_library = "ours.toml"\n')
+    rec = real_dir / "iq" / "PT2262-01__gfile002.data"
+    res = CliRunner().invoke(app, ["library", "match", "--file", str(rec), "--format", "cu8", "--rate", "250k",
+                                   "--center", "433.92M", "--json", "--no-decode", "--site", str(tmp_path / "s1.toml")])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    # the team's entry of the same name replaced the shipped benign one: now a cheating match
+    assert out["score_term"]["library"] == 5.0 and "cheating device" in out["reason"]
