@@ -1,15 +1,19 @@
 """Modulation and symbol rate of one data burst from its complex baseband IQ (pure: arrays in,
 a frozen dataclass out).
 
-The burst is first mixed to its own spectral centre and low-pass filtered to its occupied band
-(the contiguous band within 20 dB of the PSD peak, DC bin left out), so other emissions in the
-recording and the RTL-SDR's DC spike do not enter the estimate. Then:
+The burst's band is found first (``_band.modulated_band``: the bins whose power changes most over
+the slice, so a steady emission beside it and the RTL-SDR's DC spike do not count; a second band
+moving against the first is the other tone of a wide 2-FSK), then mixed to 0 Hz and low-passed.
 
 * **OOK or FSK.** Inside the burst's active span, a carrier that drops more than 10 dB below its
-  on-level for at least 10 % of the time is on-off keyed; a constant envelope whose instantaneous
-  frequency has two tones is frequency keyed (2-FSK or GFSK: the two are not told apart here).
-* **OOK.** The envelope is sliced at the midpoint of its on and off levels; the on runs are the
-  *pulses*, the off runs the *gaps*. Widths are clustered like rtl_433's pulse analyser does
+  on-level for at least 10 % of the time, in 3 gaps or more, is on-off keyed; a constant envelope
+  whose instantaneous frequency has two tones is frequency keyed (2-FSK or GFSK: the two are not
+  told apart here).
+* **OOK.** As rtl_433 does, the envelope of the whole band (DC removed) is read, smoothed over
+  24 µs and then over an eighth of the period found. It is sliced 37.5 % of the way from its off
+  to its on level with ±10 % hysteresis: a value fitted on the rtl_433_tests captures, where pulse
+  widths then agree with rtl_433's to within ±5 % (at 50 % they read 2-7 % short). The on runs are
+  the *pulses*, the off runs the *gaps*. Widths are clustered like rtl_433's pulse analyser does
   (a new cluster when a width is more than 20 % above the running mean, rtl_433
   ``src/histogram.c``), and clusters holding less than 5 % of the runs (and fewer than 2) are
   dropped as noise. The elementary symbol period follows rtl_433's choice of its ``short_width``
@@ -50,13 +54,13 @@ CLUSTER_TOLERANCE = 0.2   # rtl_433 histogram tolerance: ±20 % of the running m
 MIN_CLUSTER_SHARE = 0.05  # clusters with fewer runs are noise
 OOK_OFF_SHARE = 0.10      # an OOK burst is off this share of its active span at least
 OOK_DEPTH_DB = 10.0       # and its off level this far below its on level
-OOK_COARSE_S = 24e-6
-SPAN_SMOOTH_S = 1e-3
-OOK_SLICE = 0.375
-MIN_RUN_S = 20e-6
+OOK_COARSE_S = 24e-6      # envelope smoothing of the first OOK pass
+SPAN_SMOOTH_S = 1e-3      # envelope smoothing that finds the burst's active span
+OOK_SLICE = 0.375         # OOK slicer: this far from the off to the on level (fitted, see above)
+MIN_RUN_S = 20e-6         # OOK runs shorter than this are glitches
 MIN_SAMPLES_PER_SYMBOL = 4.0  # below this an estimate is taken for noise and the keyed band is tried
 FSK_MIN_COHERENCE = 0.3       # real FSK bursts here: 0.86-1.0; noise: under 0.07
-KEYED_SCORE_DB = 8.0          # that band's log-power spread must beat noise's 5.6 dB by this much
+KEYED_SCORE_DB = 8.0          # the keyed band's log-power spread, at least (noise alone: 5.6 dB)
 
 
 @dataclass(frozen=True)
@@ -213,6 +217,9 @@ def estimate_symbols(iq: ArrayLike, sample_rate_hz: float, *, ook_full_band: boo
         around it; full scale and DC offset do not matter.
     sample_rate_hz : float
         Sample rate of ``iq``, Hz (> 0).
+    ook_full_band : bool
+        Read OOK on the whole band's envelope as rtl_433 does (default), or on the burst's
+        filtered channel only.
 
     Returns
     -------
@@ -322,7 +329,7 @@ def _ook_levels(x: NDArray[np.complex128], fs: float, a0: int, a1: int, smooth_s
 
 def _ook(span: NDArray[np.float64], on_level: float, off_level: float, depth_db: float, fs: float,
          centre: float, active: tuple[float, float], min_run_s: float = MIN_RUN_S) -> SymbolEstimate:
-    # slicer at the midpoint of on and off level, ±10 % of the on level of hysteresis
+    # slicer OOK_SLICE of the way from the off to the on level, ±10 % of the on level of hysteresis
     mid, h = off_level + OOK_SLICE * (on_level - off_level), 0.1 * on_level
     bits = _hysteresis(span, mid - h, mid + h)
     _starts, lengths, values = _runs(_deglitch(bits, max(2, int(round(min_run_s * fs)))))
