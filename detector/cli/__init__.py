@@ -38,6 +38,7 @@ from detector.cli.calibrate import calibrate_app  # noqa: E402
 from detector.cli.report import report  # noqa: E402
 from detector.cli.serve import serve  # noqa: E402
 from detector.cli.plan import plan_app  # noqa: E402
+from detector.cli.library import library_app  # noqa: E402
 
 app.command()(spectrum)
 app.command()(survey)
@@ -50,6 +51,7 @@ app.add_typer(calibrate_app, name="calibrate")
 app.command()(report)
 app.command()(serve)
 app.add_typer(plan_app, name="plan")
+app.add_typer(library_app, name="library")
 
 
 @app.callback()

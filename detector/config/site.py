@@ -9,6 +9,7 @@ Example ``sites/school-7.toml``::
     timezone = "Asia/Shanghai"
     buildings = [[[31.2303, 121.4735], [31.2305, 121.4735], [31.2305, 121.4739], [31.2303, 121.4739]]]
     plan = "plans/school-7.toml"        # optional, relative to this file
+    device_library = "devices.toml"     # optional: the team's [[device]] entries (examwatch library)
 
     [[session]]
     name = "Chinese"
@@ -162,6 +163,8 @@ class SiteConfig(BaseModel):
     #: several receivers (``[[receiver]]``, issue #19): each with its source, gain, profile, bands
     receivers: list[ReceiverConfig] = Field(default_factory=list)
     plan: Optional[str] = None
+    #: the team's own device library (TOML of [[device]], relative to this file), added to the shipped one
+    device_library: Optional[str] = None
     #: sessions in timeline seconds (sim: scenes), used instead of ``sessions`` when set
     session_seconds: list[tuple[float, float]] = Field(default_factory=list)
     source: Optional[str] = Field(default=None, exclude=True)
@@ -241,6 +244,8 @@ def load_site(path: str | Path) -> SiteConfig:
     site.source = str(p)
     if site.plan and not Path(site.plan).is_absolute():
         site.plan = str(p.parent / site.plan)
+    if site.device_library and not Path(site.device_library).is_absolute():
+        site.device_library = str(p.parent / site.device_library)
     return site
 
 
