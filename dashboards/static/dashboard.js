@@ -6,6 +6,7 @@
  * - Figures: PNGs of /api/v1/figures/{name}.png, refreshed every few seconds; a 404 shows its reason.
  * - Acknowledge / dismiss: PATCH /api/v1/alerts/{id} {"status", "reason"} with the bearer token,
  *   asked once and kept in localStorage; a 401 says so clearly.
+ * - Receivers: GET /api/v1/health → receivers (shown when a vehicle has several): state, tuning, bands.
  * - Catch rate: GET /api/v1/health → intercept (a vehicle whose plan hops), per band the plan's
  *   P(one burst) beside the one achieved by the hops actually made, every few seconds.
  * - Language: navigator.language (zh* → zh-CN, else en); ?lang=zh-CN or ?lang=en overrides.
@@ -39,7 +40,8 @@
       cls_nfm_voice: "NFM voice", cls_fsk_data: "FSK data", cls_ook_pulses: "OOK pulses", cls_pulsed: "pulsed", cls_carrier: "carrier",
       cls_wideband: "wideband", cls_unknown: "unknown",
       catch_title: "Catch rate", catch_band: "band", catch_nominal: "plan", catch_achieved: "achieved",
-      catch_revisit: "revisit s", catch_note: "P(a {d} s burst on a random channel is seen long enough to detect), over the last {m} min of hops"
+      catch_revisit: "revisit s", catch_note: "P(a {d} s burst on a random channel is seen long enough to detect), over the last {m} min of hops",
+      rx_title: "Receivers", rx_name: "receiver", rx_state: "state", rx_tuned: "tuned MHz", rx_bands: "bands"
     },
     "zh-CN": {
       title: "考场无线电监测 — 实时", conn_wait: "正在连接…", conn_live: "实时", conn_poll: "每 {s} 秒刷新",
@@ -66,7 +68,8 @@
       cls_nfm_voice: "窄带调频语音", cls_fsk_data: "FSK 数据", cls_ook_pulses: "OOK 脉冲", cls_pulsed: "脉冲", cls_carrier: "载波",
       cls_wideband: "宽带", cls_unknown: "未知",
       catch_title: "截获概率", catch_band: "频段", catch_nominal: "计划", catch_achieved: "实际",
-      catch_revisit: "重访 秒", catch_note: "随机信道上 {d} 秒突发被检测到的概率（最近 {m} 分钟的跳频）"
+      catch_revisit: "重访 秒", catch_note: "随机信道上 {d} 秒突发被检测到的概率（最近 {m} 分钟的跳频）",
+      rx_title: "接收机", rx_name: "接收机", rx_state: "状态", rx_tuned: "调谐 MHz", rx_bands: "频段"
     }
   };
 
@@ -370,6 +373,7 @@
     var box = document.getElementById("catch");
     if (!box) return;
     fetch("/api/v1/health", { cache: "no-store" }).then(function (r) { return r.ok ? r.json() : null; }).then(function (h) {
+      showReceivers(h && h.receivers);
       var ic = h && h.intercept;
       if (!ic || !ic.bands) { box.classList.add("hidden"); return; }
       var rows = document.getElementById("catch-rows");
@@ -389,6 +393,28 @@
       document.getElementById("catch-note").textContent = t("catch_note", { d: ic.burst_s, m: Math.round((ic.log_s || 0) / 60) });
       box.classList.remove("hidden");
     }).catch(function () { /* the alerts list reports the connection */ });
+  }
+
+  // --- receivers (GET /api/v1/health → receivers: a vehicle with several) -----------------------
+  function showReceivers(list) {
+    var box = document.getElementById("receivers");
+    if (!box) return;
+    if (!list || list.length < 2) { box.classList.add("hidden"); return; }
+    var rows = document.getElementById("receiver-rows");
+    rows.textContent = "";
+    list.forEach(function (r) {
+      var tr = document.createElement("tr");
+      [r.name, r.status === "ok" ? r.source_state : (r.last_error || r.status),
+       typeof r.center_hz === "number" ? (r.center_hz / 1e6).toFixed(3) : "—", (r.bands || []).join(", ")
+      ].forEach(function (v, i) {
+        var td = document.createElement("td");
+        td.textContent = v;
+        if (i === 1 && r.status !== "ok") td.className = "low";
+        tr.appendChild(td);
+      });
+      rows.appendChild(tr);
+    });
+    box.classList.remove("hidden");
   }
 
   // --- start ----------------------------------------------------------------------------------
