@@ -41,7 +41,9 @@
       cls_wideband: "wideband", cls_unknown: "unknown",
       catch_title: "Catch rate", catch_band: "band", catch_nominal: "plan", catch_achieved: "achieved",
       catch_revisit: "revisit s", catch_note: "P(a {d} s burst on a random channel is seen long enough to detect), over the last {m} min of hops",
-      rx_title: "Receivers", rx_name: "receiver", rx_state: "state", rx_tuned: "tuned MHz", rx_bands: "bands"
+      rx_title: "Receivers", rx_name: "receiver", rx_state: "state", rx_tuned: "tuned MHz", rx_bands: "bands",
+      inc_title: "Incidents across sites", inc_freq: "MHz", inc_class: "class", inc_sites: "sites",
+      inc_onsets: "onsets within s", inc_note: "The same emission (frequency, onset, class) at several sites: an organised group."
     },
     "zh-CN": {
       title: "考场无线电监测 — 实时", conn_wait: "正在连接…", conn_live: "实时", conn_poll: "每 {s} 秒刷新",
@@ -69,7 +71,9 @@
       cls_wideband: "宽带", cls_unknown: "未知",
       catch_title: "截获概率", catch_band: "频段", catch_nominal: "计划", catch_achieved: "实际",
       catch_revisit: "重访 秒", catch_note: "随机信道上 {d} 秒突发被检测到的概率（最近 {m} 分钟的跳频）",
-      rx_title: "接收机", rx_name: "接收机", rx_state: "状态", rx_tuned: "调谐 MHz", rx_bands: "频段"
+      rx_title: "接收机", rx_name: "接收机", rx_state: "状态", rx_tuned: "调谐 MHz", rx_bands: "频段",
+      inc_title: "跨考点事件", inc_freq: "MHz", inc_class: "类型", inc_sites: "考点", inc_onsets: "起始相差 秒",
+      inc_note: "多个考点同时出现的同一发射（频率、起始时间、类型相同）：可能是有组织的作弊。"
     }
   };
 
@@ -417,6 +421,31 @@
     box.classList.remove("hidden");
   }
 
+  // --- incidents across sites (GET /api/v1/incidents; the command center's page only) ----------
+  function loadIncidents() {
+    var box = document.getElementById("incidents");
+    if (!box || document.hidden) return;
+    fetch("/api/v1/incidents", { cache: "no-store", headers: authHeaders() }).then(function (r) {
+      return r.ok ? r.json() : null;
+    }).then(function (page) {
+      if (!page) return;
+      var rows = document.getElementById("incident-rows");
+      rows.textContent = "";
+      page.data.forEach(function (inc) {
+        var tr = document.createElement("tr");
+        [(inc.center_hz / 1e6).toFixed(5), inc.classification || "—", inc.sites.join(", "), inc.onset_spread_s.toFixed(1)
+        ].forEach(function (v) {
+          var td = document.createElement("td");
+          td.textContent = v;
+          tr.appendChild(td);
+        });
+        rows.appendChild(tr);
+      });
+      document.getElementById("incident-count").textContent = String(page.count);
+      box.classList.toggle("hidden", page.count === 0);
+    }).catch(function () { /* the alerts list reports the connection */ });
+  }
+
   // --- start ----------------------------------------------------------------------------------
   applyI18n();
   setConn("wait");
@@ -429,6 +458,8 @@
   setInterval(loadFigures, REFRESH_MS);
   loadCatch();
   setInterval(loadCatch, 2 * REFRESH_MS);
+  loadIncidents();
+  setInterval(loadIncidents, 2 * REFRESH_MS);
   setInterval(function () { if (streamLive) loadAlerts(); }, 15000);  // safety net while live
   document.addEventListener("visibilitychange", loadFigures);
 })();

@@ -7,6 +7,7 @@ through unchanged. Lists are :class:`Page` ``{"data": [...], "count": N}``.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,6 +27,8 @@ __all__ = [
     "HeartbeatAnswer",
     "HistoryEntry",
     "HistoryPage",
+    "IncidentModel",
+    "IncidentPage",
     "IngestAnswer",
     "Open",
     "Overview",
@@ -183,6 +186,33 @@ class VehicleStatus(Open):
 
 
 VehiclePage = Page[VehicleStatus]
+
+
+class IncidentMember(Open):
+    alert_id: str
+    site: str
+    vehicle_id: str | None
+    center_hz: float
+    first_seen: datetime
+    status: str | None
+    severity: str | None
+
+
+class IncidentModel(Open):
+    """Alerts of several sites linked as one emission (``GET /api/v1/incidents``, issue #22)."""
+
+    id: str = Field(description="'I-' + the id of its earliest alert without 'A-'")
+    center_hz: float = Field(description="median of the members' centers, Hz")
+    classification: str | None
+    first_seen: datetime
+    last_seen: datetime
+    sites: list[str]
+    alerts: list[IncidentMember]
+    spread_hz: float = Field(description="max − min of the members' centers, Hz")
+    onset_spread_s: float = Field(description="latest − earliest first sighting, s")
+
+
+IncidentPage = Page[IncidentModel]
 
 
 class SiteOverview(Open):

@@ -36,6 +36,7 @@ OPENAPI_TAGS = [
     {"name": "exports", "description": "Located alerts for GIS tools (GeoJSON, KML)."},
     {"name": "ingest", "description": "Command center: what the vehicles push (vehicle token)."},
     {"name": "overview", "description": "Command center: sites, open alerts and vehicles at a glance."},
+    {"name": "incidents", "description": "Command center: the same emission at several sites, linked (issue #22)."},
     {"name": "vehicles", "description": "Command center: the vehicles' last contact, health and spectrum."},
     {"name": "metrics", "description": "Prometheus metrics (always open)."},
 ]

@@ -9,6 +9,8 @@ Routes (under ``/api/v1``)
     * ``GET /overview``: sites (alerts, open alerts by severity, vehicles), every vehicle's last
       contact, and the vehicles gone silent (no contact for more than ``silent_after_s``);
     * ``GET /vehicles``, ``GET /vehicles/{id}/spectrum`` (the last spectrum summary);
+    * ``GET /incidents``: alerts of several sites linked as one emission (frequency, onset, class;
+      :mod:`detector.center.incidents`);
     * ``POST /ingest`` (a pushed alert version; ``Authorization: Bearer <vehicle token>``,
       ``Idempotency-Key: {alert_id}:{version}``), ``POST /ingest/batch`` (several versions in
       order, each with its key: what a vehicle sends when a backlog waits), ``POST /ingest/heartbeat``,
@@ -29,7 +31,7 @@ from detector.api.context import ApiContext
 from detector.api.deps import VehicleTokens
 from detector.api.service import create_service_app
 from detector.api.stream import build_stream_router
-from detector.center.routes import CenterSettings, ingest, overview, vehicles
+from detector.center.routes import CenterSettings, incidents, ingest, overview, vehicles
 from detector.center.routes.ingest import (  # noqa: F401
     INGEST_PREFIX,
     MAX_ALERT_BODY,
@@ -57,7 +59,8 @@ def build_center_app(store: CenterStore, *, token: str, vehicle_tokens: dict[str
         ctx, title="examwatch command center",
         description="examwatch command center: alerts pushed by the vehicles. Ingest needs a vehicle token.",
         # the stream first: /alerts/stream must win over /alerts/{alert_id}
-        routers=[build_stream_router(poll_s=stream_poll_s), ingest.router, overview.router, vehicles.router],
+        routers=[build_stream_router(poll_s=stream_poll_s), ingest.router, overview.router, vehicles.router,
+                 incidents.router],
         exempt=(INGEST_PREFIX,), metrics_hooks=[ingested])
     app.state.mqtt = mqtt
     app.state.vehicle_tokens = tokens
