@@ -40,8 +40,14 @@ The visits fill the receiver's time, Σ (dwell_i + retune_s) / C_i = 1, hence::
     U = Σ_j (dwell_j + retune_s) · priority_j / revisit_s,j     C_i = U · revisit_s,i / priority_i
 
 (``C_i ≥ dwell_i + retune_s`` always; U ≤ 1 means every hop meets its ``revisit_s``, and in
-general hop i meets it when U ≤ priority_i). A band's figure is the mean over its hops (a channel
-is uniformly random in the band and its hops are of equal width).
+general hop i meets it when U ≤ priority_i). A band's figure is the mean over its channels (a
+channel is uniformly random in the band). A channel is seen by every hop whose usable span holds
+it: its band's own and, near the band's edges, a neighbouring band's hop (a narrow band such as
+PMR446 stares over the edges of the bands beside it), so the band is cut into segments of one set
+of covering hops (:func:`coverage_segments`) and a segment seen by hops h catches
+``1 − Π (1 − p_h)`` of the bursts (the hops taken as independent; exact, from the windows of all
+of them together, in :func:`measured_catch`). Within a band the hops tile it, so away from its
+edges this is the mean over its hops.
 
 A session. Bursts repeat every P for a session of S seconds: n = max(1, ⌊S / P⌋) bursts. Assuming
 P is not commensurate with the hop's revisit time, the bursts fall at independent phases of the
@@ -75,6 +81,7 @@ from typing import Callable, Iterable, Sequence
 from detector.config.plan import Hop, Scheduler, WatchPlan
 
 __all__ = ["ReceiverModel", "DwellLog", "Dwell", "BandCatch", "PlanCatch", "p_burst_periodic", "catch_from_windows",
+           "coverage_segments",
            "periodic_catch", "hop_revisits", "assign", "plan_catch", "measured_catch", "min_on_time_s",
            "revisit_summary", "InterceptHealth", "DEFAULT_BURST_S", "DEFAULT_PERIOD_S", "DEFAULT_SESSION_S"]
 
@@ -193,6 +200,24 @@ def session_figures(p: float, delay_s: float | None, period_s: float, session_s:
     if p <= 0:
         return p_session, None
     return p_session, period_s * (1.0 - p) / p + (delay_s or 0.0)
+
+
+def coverage_segments(start_hz: float, stop_hz: float, hops: Sequence[Hop], width_hz: float) -> list[tuple[float, list[int]]]:
+    """``[start_hz, stop_hz]`` cut where the set of hops whose span (center ± ``width_hz``/2) holds
+    a channel changes: (segment width Hz, indices into ``hops``), in frequency order."""
+    half = width_hz / 2
+    near = [i for i, h in enumerate(hops) if h.center_hz + half > start_hz and h.center_hz - half < stop_hz]
+    edges = {start_hz, stop_hz}
+    for i in near:
+        for e in (hops[i].center_hz - half, hops[i].center_hz + half):
+            if start_hz < e < stop_hz:
+                edges.add(e)
+    xs = sorted(edges)
+    out = []
+    for x0, x1 in zip(xs, xs[1:]):
+        mid = 0.5 * (x0 + x1)
+        out.append((x1 - x0, [i for i in near if abs(hops[i].center_hz - mid) <= half]))
+    return out
 
 
 # ---- hops, receivers and the assignment ------------------------------------------------------------
@@ -355,7 +380,7 @@ def plan_catch(plan: WatchPlan, receivers: int = 1, *, burst_s: float = DEFAULT_
         bh = [h for h in hops if h.band == b.name]
         per = [(hc[id(h)], periodic_catch(burst_s, model.observed(h.dwell_s), hc[id(h)][1], model.tau,
                                           stare=hc[id(h)][1] == 0.0)) for h in bh]
-        p = sum(x[0][2] for x in per) / len(per)
+        p = _band_share(b, hops, model, lambda idx: 1.0 - math.prod(1.0 - hc[id(hops[i])][2] for i in idx))
         delays = [x[1][1] for x in per if x[1][1] is not None]
         delay = sum(delays) / len(delays) if delays else None
         p_session, ttd = session_figures(p, delay, period_s, session_s)
@@ -381,6 +406,19 @@ def plan_catch(plan: WatchPlan, receivers: int = 1, *, burst_s: float = DEFAULT_
     weighted = sum(b.priority * b.p_burst for b in bands) / wsum
     return PlanCatch(plan.name, receivers, burst_s, period_s, session_s, model, tuple(bands), tuple(assignment),
                      tuple(warnings), weighted)
+
+
+def _band_share(band, hops: Sequence[Hop], model: ReceiverModel, p_of: Callable[[list[int]], float]) -> float:
+    """The mean over the band's channels of ``p_of(covering hops)`` (:func:`coverage_segments`)."""
+    segs = coverage_segments(band.start_hz, band.stop_hz, hops, model.hop_width_hz)
+    cache: dict[tuple[int, ...], float] = {}
+    total = 0.0
+    for width, idx in segs:
+        key = tuple(idx)
+        if key not in cache:
+            cache[key] = p_of(idx) if idx else 0.0
+        total += width * cache[key]
+    return total / (band.stop_hz - band.start_hz)
 
 
 # ---- the dwell log ----------------------------------------------------------------------------------
@@ -452,16 +490,20 @@ def measured_catch(plan: WatchPlan, dwells: Sequence[Dwell], *, burst_s: float =
     else:
         t0 = t1 = 0.0
     span = t1 - t0
+    hop_windows = [[w for c, cw in by_center.items() if abs(c - h.center_hz) < half for w in cw] for h in hops]
     bands = []
     for b in plan.bands:
-        ps: list[float] = []
         gaps: list[float] = []
         visits = 0
-        for h in (h for h in hops if h.band == b.name):
-            ws = [w for c, cw in by_center.items() if abs(c - h.center_hz) < half for w in cw]
+        p_band = None
+        if span > burst_s:  # exact over the windows of every hop that sees a channel (coverage_segments)
+            p_band = _band_share(b, hops, model, lambda idx: catch_from_windows(
+                [w for i in idx for w in hop_windows[i]], burst_s, model.tau, t0, t1 - burst_s)[0])
+        for k, h in enumerate(hops):
+            if h.band != b.name:
+                continue
+            ws = hop_windows[k]
             visits += len(ws)
-            if span > burst_s:
-                ps.append(catch_from_windows(ws, burst_s, model.tau, t0, t1 - burst_s)[0])
             starts = sorted(a for a, _ in ws)
             if len(starts) >= 2:
                 gaps.append((starts[-1] - starts[0]) / (len(starts) - 1))
@@ -471,7 +513,7 @@ def measured_catch(plan: WatchPlan, dwells: Sequence[Dwell], *, burst_s: float =
         achieved = max(gaps) if gaps else 0.0
         bands.append({"name": b.name, "priority": b.priority,
                       "p_burst_nominal": round(nb.p_burst, 6),
-                      "p_burst_achieved": round(sum(ps) / len(ps), 6) if ps else None,
+                      "p_burst_achieved": round(p_band, 6) if p_band is not None else None,
                       "revisit_nominal_s": round(nb.revisit_achieved_s, 3),
                       "revisit_achieved_s": None if math.isinf(achieved) else round(achieved, 3),
                       "revisit_s": b.revisit_s, "dwells": visits})

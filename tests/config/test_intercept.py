@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from detector.config.intercept import (DwellLog, ReceiverModel, assign, catch_from_windows, hop_revisits,
+from detector.config.intercept import (Dwell, DwellLog, ReceiverModel, assign, catch_from_windows, hop_revisits,
                                        measured_catch, p_burst_periodic, periodic_catch, plan_catch, plan_hops,
                                        revisit_summary, session_figures)
 from detector.config.plan import Band, Scheduler, WatchPlan, default_plan
@@ -227,6 +227,47 @@ def test_the_old_five_band_plan_gives_the_figures_the_issue_simulated():
     # bands and 63 % in PMR446" (simulated over an hour, 2.4 MS/s, about 10 ms per retune)
     from tests.config.test_plan import exam_bands
 
-    by = {b.name: b for b in plan_catch(exam_bands(), 1, burst_s=2.0).bands}
-    assert 0.02 <= by["VHF-two-way"].p_burst <= 0.03 and 0.02 <= by["UHF-two-way"].p_burst <= 0.03
+    plan = exam_bands()
+    by = {b.name: b for b in plan_catch(plan, 1, burst_s=2.0).bands}
+    assert 0.02 <= by["VHF-two-way"].p_burst <= 0.03
     assert 0.55 <= by["PMR446"].p_burst <= 0.75
+    # UHF-two-way (400–470 MHz) holds PMR446 and SRD433, whose long dwells also watch 2 × 1.92 MHz
+    # of it (coverage_segments): 2–3 % on its own hops, as VHF (the same dwell, priority and
+    # revisit_s, so the same revisit time), more where a PMR446 or SRD433 hop also sees it
+    p_own, w = by["VHF-two-way"].p_burst, 1.92e6
+    def both(p):
+        return 1 - (1 - p_own) * (1 - p)
+    expect = ((70e6 - 2 * w) * p_own + w * both(by["PMR446"].p_burst) + w * both(by["SRD433"].p_burst)) / 70e6
+    assert by["UHF-two-way"].p_burst == pytest.approx(expect, rel=0.03)  # the own hops overlap a little too
+    assert 0.055 <= by["UHF-two-way"].p_burst <= 0.065
+
+
+def test_a_channel_near_a_band_edge_is_also_seen_by_the_neighbouring_hop():
+    # a swept band beside a band that one receiver stares at: the staring hop's span reaches
+    # 0.76 MHz into the swept band, whose channels there are always caught
+    from detector.config.intercept import coverage_segments
+
+    plan = WatchPlan(name="edge", band=[
+        Band(name="stare", start_hz=446.0e6, stop_hz=446.2e6, priority=5, dwell_s=2.0, revisit_s=10.0),
+        Band(name="swept", start_hz=446.2e6, stop_hz=456.2e6, priority=1, dwell_s=0.1, revisit_s=30.0)])
+    model = ReceiverModel(sample_rate_hz=2.4e6)
+    pc = {b.name: b for b in plan_catch(plan, 2, model=model).bands}
+    assert pc["stare"].stare and pc["stare"].p_burst == 1.0
+    hops = plan_hops(plan, model)
+    own = [h for h in hops if h.band == "swept"]
+    segs = coverage_segments(446.2e6, 456.2e6, hops, model.hop_width_hz)
+    assert sum(w for w, _ in segs) == pytest.approx(10e6)
+    reach = 446.1e6 + model.hop_width_hz / 2 - 446.2e6  # 0.86 MHz of the swept band in the staring span
+    # the swept hops' own rate, from the same formula on a plan without the staring band
+    alone = plan_catch(WatchPlan(name="a", band=[plan.bands[1]]), 1, model=model).bands[0].p_burst
+    expect = (reach * 1.0 + (10e6 - reach) * alone) / 10e6
+    assert len(own) == 6 and pc["swept"].p_burst == pytest.approx(expect, rel=0.02)
+    # the dwell log's exact figure counts the staring hop's windows there too
+    dwells = [Dwell(446.1e6, 0.0, 3600.0, 0)]
+    t, k = 0.0, 0
+    while t < 3600.0:
+        dwells.append(Dwell(own[k % 6].center_hz, t + 0.037, t + 0.11, 1))
+        t += 0.11
+        k += 1
+    got = {b["name"]: b for b in measured_catch(plan, dwells, model=model, receivers=2)["bands"]}
+    assert got["swept"]["p_burst_achieved"] == pytest.approx(expect, rel=0.1)
