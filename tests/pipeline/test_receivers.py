@@ -138,12 +138,24 @@ def test_each_receiver_spills_its_own_queue(tmp_path):
     assert len({one[1], a[1], b[1]}) == 3
 
 
+class Endless(IQSource):
+    """Noise for ever, a block every ``pace_s``."""
+
+    def __init__(self, center_hz, pace_s=0.01):
+        self.center_hz, self.pace_s = center_hz, pace_s
+        self.x = awgn(1 << 14, -40.0, np.random.default_rng(0))
+        self.info = SourceInfo(kind="raw", name="endless", center_hz=center_hz, sample_rate_hz=FS, n_samples=None)
+
+    def blocks(self, bs):
+        i = 0
+        while True:
+            time.sleep(self.pace_s)
+            yield IQBlock(np.roll(self.x, i), self.center_hz, FS, offset_s=i * self.x.size / FS, retuned=i == 0)
+            i += 1
+
+
 def test_the_group_stops_every_receiver_within_its_timeout(tmp_path):
-    endless = np.zeros(int(FS * 600), dtype=np.complex64) + (1e-3 + 1e-3j)
-    rng = np.random.default_rng(0)
-    endless += awgn(endless.size, -40.0, rng)
-    app = two_receivers(tmp_path, [("a", lambda: Recording(endless, 446.05e6, "a", pace_s=0.01), "A"),
-                                   ("b", lambda: Recording(endless, 150.1e6, "b", pace_s=0.01), "B")])
+    app = two_receivers(tmp_path, [("a", lambda: Endless(446.05e6), "A"), ("b", lambda: Endless(150.1e6), "B")])
     app.start()
     time.sleep(0.5)
     t0 = time.monotonic()
