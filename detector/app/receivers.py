@@ -56,6 +56,10 @@ def receiver_entries(sources: Sequence[str], site_receivers: Sequence[ReceiverCo
         expanded: list[tuple[str, int]] = []
         for spec in sources:
             base, n = split_sim_receivers(spec)
+            if base == spec and base.startswith("sim:"):  # no ?receivers=: the scene's [receiver] count
+                from detector.sim.scene import scene_from_spec
+
+                n = scene_from_spec(base).receiver.count
             expanded += [(base, k) for k in range(n)]
         sims = [k for b, k in expanded if b.startswith("sim:")]
         if len(sims) != len(expanded) and sims:

@@ -73,6 +73,9 @@ class Receiver(_Model):
     settle_s: float = 0.03
     drop_probability: float = 1e-4  # per 16 kB USB buffer
     quantize: bool = True
+    #: receivers of the vehicle (issue #19): ``monitor sim:SCENE`` watches with this many simulated
+    #: dongles (``Scene.receiver_variant``), as ``sim:SCENE?receivers=N`` does
+    count: int = Field(default=1, ge=1, le=16)
 
     _hz_fields = field_validator("center_hz", "sample_rate_hz", mode="before")(_hz)
 

@@ -23,6 +23,7 @@ sample_rate_hz = "1.024M"
 gain_db = 30.0
 ppm = 0.0
 drop_probability = 0.0
+count = 2
 [propagation]
 shadow_sigma_db = 0.0
 fast_fading = "none"
@@ -66,7 +67,8 @@ def run(*args, cwd=None, timeout=300):
 def two_rx(tmp_path_factory):
     d = tmp_path_factory.mktemp("rx")
     (d / "scene.toml").write_text(SCENE)
-    r = run("monitor", f"sim:{d / 'scene.toml'}?receivers=2", "--site", "two", "--exit-when-done",
+    # two receivers from the scene's own [receiver] count (sim:SCENE?receivers=2 is the same)
+    r = run("monitor", f"sim:{d / 'scene.toml'}", "--site", "two", "--exit-when-done",
             "--port", str(_port()), "--data-dir", str(d / "data"), "--sites-dir", str(d / "sites"), cwd=d)
     return d, r
 
@@ -110,3 +112,15 @@ def test_without_source_or_receiver_tables_is_exit_2(tmp_path):
     r = run("monitor", "--site", "s", "--sites-dir", str(tmp_path / "sites"), "--port", str(_port()),
             "--data-dir", str(tmp_path / "d"), cwd=tmp_path, timeout=120)
     assert r.returncode == 2 and "give a SOURCE" in r.stderr
+
+
+def test_sim_receiver_counts_expand_into_receivers(tmp_path):
+    from detector.app.receivers import receiver_entries
+
+    entries, warning = receiver_entries(["sim:default?receivers=3"])
+    assert [(e.name, e.spec, e.sim_index) for e in entries] == [("rx0", "sim:default", 0), ("rx1", "sim:default", 1),
+                                                                ("rx2", "sim:default", 2)]
+    p = tmp_path / "s.toml"
+    p.write_text(SCENE)
+    assert len(receiver_entries([f"sim:{p}"])[0]) == 2  # the scene's count
+    assert len(receiver_entries([f"sim:{p}?receivers=1"])[0]) == 1  # the spec wins
