@@ -134,7 +134,7 @@ def locate(
     exponent: Annotated[Optional[float], typer.Option("--path-loss-exponent", help="Path-loss exponent n (default: estimated from the readings, or 3 when they cannot determine it).")] = None,
     shadowing: Annotated[float, typer.Option("--shadowing-db", help="Shadowing standard deviation σ in dB.")] = 6.0,
     decorrelation: Annotated[float, typer.Option("--decorrelation-m", help="Shadowing decorrelation distance in m (0: readings independent).")] = 30.0,
-    method: Annotated[str, typer.Option("--method", help="nls (default), grid, or centroid (baseline).")] = "nls",
+    method: Annotated[str, typer.Option("--method", help="gls (default: GLS under correlated shadowing with the route-spread prior), nls (robust GLS, weak prior), grid, or centroid (baseline).")] = "gls",
     max_gps_age: Annotated[float, typer.Option("--max-gps-age-s", help="Use a GPS fix only within this many seconds of a reading.")] = 5.0,
     gps_date: Annotated[Optional[str], typer.Option("--gps-date", help="Date (YYYY-MM-DD, UTC) for NMEA logs whose sentences carry no date (GGA only).")] = None,
     max_clock_offset: Annotated[float, typer.Option("--max-clock-offset-s", help="With --gps: refuse a location (not_localizable) when the readings fit the track best at a clock offset beyond this many seconds.")] = DEFAULT_MAX_CLOCK_OFFSET_S,
