@@ -37,6 +37,12 @@ from detector.localization._estimate import (
     ellipse_from_cov,
     nearest_building,
 )
+from detector.localization._bearings import (
+    DEFAULT_DOA_SIGMA_DEG,
+    DEFAULT_HEADING_SIGMA_DEG,
+    bearing_sigma_deg,
+    vehicle_bearings,
+)
 from detector.localization._estimators import BearingsEnu
 from detector.localization._frame import LocalFrame
 from detector.localization._gls import bayesian_crlb, encloses, route_prior_cov
@@ -74,6 +80,10 @@ __all__ = [
     "Limits",
     "Bearings",
     "BearingsEnu",
+    "bearing_sigma_deg",
+    "vehicle_bearings",
+    "DEFAULT_DOA_SIGMA_DEG",
+    "DEFAULT_HEADING_SIGMA_DEG",
     "EnuSolution",
     "Cells",
     "METHODS",
