@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.monotonic()
             r = run(method, args.draws, args.seed, scene=scene)
             r.pop("sols")
+            r.pop("crlb_xy")
             r["seconds"] = round(time.monotonic() - t0, 1)
             rows.append(r)
             if not args.json:

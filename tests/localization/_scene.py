@@ -106,11 +106,13 @@ def run(method: str, n_draws: int, seed: int = SEED, target=TARGET, scene: Scene
     err = est - sc.target
     inside = [(e @ np.linalg.solve(s.cov_xy, e) <= 5.991) if s.status == "located" else (np.hypot(*e) <= s.radius_m)
               for e, s in zip(err, sols)]
-    crlb = float(np.sqrt(np.trace(sc.crlb())))
+    crlb_xy = sc.crlb()
+    crlb = float(np.sqrt(np.trace(crlb_xy)))
     rmse = float(np.sqrt(np.mean(np.sum(err ** 2, axis=1))))
     return {
         "method": method, "draws": n_draws, "seed": seed, "target": tuple(float(v) for v in sc.target),
         "crlb_rmse": crlb,
+        "crlb_xy": crlb_xy,
         "crlb_n_rmse": float(np.sqrt(np.trace(sc.crlb(True)))),
         "bcrb_rmse": float(np.sqrt(np.trace(sc.bcrb(method)))),
         "rmse": rmse,

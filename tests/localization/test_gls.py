@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from detector.localization import PathLossModel, bin_readings, locate_enu
+from detector.localization import PathLossModel, bin_readings, locate_enu, shadowing_cov
 from detector.localization._gls import bayesian_crlb, encloses, gls_problem, route_prior_cov
-from tests.localization._scene import SEED, Scene, inner_loop, run
+from tests.localization._scene import SEED, inner_loop, run
 
 #: Draws of the fast slice (the full table: ``python bench/localization.py``, 400 draws).
 N_FAST = 40
@@ -81,7 +81,7 @@ def test_gls_region_is_consistent_with_its_bound(fast_slice):
     """The 95 % regions are about as large as the bound says: the median area is within a factor
     1.6 of the CRLB ellipse's (a region that ignored the correlation would be ≈ 7 × smaller)."""
     sols = fast_slice["sols"]
-    crlb_area = math.pi * 5.991 * math.sqrt(np.linalg.det(Scene().crlb()))
+    crlb_area = math.pi * 5.991 * math.sqrt(np.linalg.det(fast_slice["crlb_xy"]))
     areas = [math.pi * 5.991 * math.sqrt(np.linalg.det(s.cov_xy)) for s in sols]
     assert 1 / 1.6 < np.median(areas) / crlb_area < 1.6
     assert {s.method for s in sols} == {"gls"}
@@ -89,8 +89,9 @@ def test_gls_region_is_consistent_with_its_bound(fast_slice):
 
 def test_gls_is_selectable_and_validated():
     p = inner_loop(4.0)
-    sc = Scene(step_m=4.0)
-    y = sc.draws(1, 3)[:, 0]
+    cov = shadowing_cov(p[:, 0], p[:, 1], PathLossModel(measurement_db=1.0))
+    d = np.hypot(p[:, 0] - 8.0, p[:, 1] + 6.0)
+    y = -30.0 - 30.0 * np.log10(d) + np.linalg.cholesky(cov) @ np.random.default_rng(3).standard_normal(len(p))
     sol = locate_enu(p[:, 0], p[:, 1], y, method="gls")
     assert sol.status == "located" and sol.method == "gls"
     assert math.hypot(sol.x - 8.0, sol.y + 6.0) < 80.0
