@@ -124,6 +124,36 @@ def read_readings(path: Path) -> dict:
             "lat": la if has_pos else None, "lon": lo if has_pos else None, "n_rows": n_rows, "n_nan": n_nan}
 
 
+def _bearings(path: Path, fmt: str, freq_hz: float | None, frame, heading_sigma: float, bearing_sigma: float):
+    """The bearings file as :class:`BearingsEnu` in ``frame`` and its ``input.bearings`` summary."""
+    import numpy as np
+
+    from detector.localization import vehicle_bearings
+    from detector.sources.bearings import read_bearings
+
+    br = read_bearings(path, fmt)
+    freqs = br.frequencies_hz()
+    if freq_hz is not None:
+        near = np.abs(br.frequency_hz - freq_hz) <= 12.5e3
+        if not near.any():
+            raise InputError(f"--bearing-freq-hz {freq_hz:g}: no bearing in {path.name} within 12.5 kHz "
+                             f"(it has {', '.join(f'{f:g}' for f in freqs) or 'no frequencies'})")
+        br = br.select(near)
+    elif len(freqs) > 1:
+        raise InputError(f"{path.name} holds bearings at {len(freqs)} frequencies ({', '.join(f'{f:g}' for f in freqs[:6])} Hz); "
+                         "choose the transmitter's with --bearing-freq-hz")
+    b = vehicle_bearings(br.lat, br.lon, br.true_bearing_deg(), br.quality, br.relative,
+                         doa_sigma_deg=bearing_sigma, heading_sigma_deg=heading_sigma)
+    n_low = int(np.sum(~np.isfinite(np.asarray(b.sigma_deg, float))))
+    info = {"file": path.name, "format": br.fmt, "n_lines": br.n + br.n_skipped, "n_without_fix": br.n_skipped,
+            "n_low_quality": n_low, "frequency_hz": freq_hz if freq_hz is not None else (freqs[0] if freqs else None),
+            "heading_sigma_deg": heading_sigma, "bearing_sigma_deg": bearing_sigma}
+    enu = b.to_enu(frame)
+    if enu.n == 0:
+        raise InputError(f"{path.name}: none of its {br.n} bearings is usable (confidence too low)")
+    return enu, info
+
+
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -134,7 +164,12 @@ def locate(
     exponent: Annotated[Optional[float], typer.Option("--path-loss-exponent", help="Path-loss exponent n (default: estimated from the readings, or 3 when they cannot determine it).")] = None,
     shadowing: Annotated[float, typer.Option("--shadowing-db", help="Shadowing standard deviation σ in dB.")] = 6.0,
     decorrelation: Annotated[float, typer.Option("--decorrelation-m", help="Shadowing decorrelation distance in m (0: readings independent).")] = 30.0,
-    method: Annotated[str, typer.Option("--method", help="nls (default), grid, or centroid (baseline).")] = "nls",
+    method: Annotated[str, typer.Option("--method", help="gls (default: GLS under correlated shadowing with the route-spread prior), nls (robust GLS, weak prior), grid, or centroid (baseline).")] = "gls",
+    bearings_file: Annotated[Optional[Path], typer.Option("--bearings", help="Direction-finder bearings fused with the received power: KrakenSDR DoA lines (krakensdr_doa's Kraken App format) or a CSV/JSON with time, lat, lon, heading, bearing_deg, confidence, frequency.")] = None,
+    bearings_format: Annotated[str, typer.Option("--bearings-format", help="auto (default), kraken or plain.")] = "auto",
+    heading_sigma: Annotated[float, typer.Option("--heading-sigma-deg", help="With --bearings: the vehicle heading's error (degrees, 1 sigma), added to every bearing taken relative to the heading.")] = 2.0,
+    bearing_sigma: Annotated[float, typer.Option("--bearing-sigma-deg", help="With --bearings: the direction finder's error at full confidence (degrees, 1 sigma); variance / confidence below it.")] = 5.0,
+    bearing_freq: Annotated[Optional[float], typer.Option("--bearing-freq-hz", help="With --bearings: use the bearings within 12.5 kHz of this frequency (needed when the file holds several).")] = None,
     max_gps_age: Annotated[float, typer.Option("--max-gps-age-s", help="Use a GPS fix only within this many seconds of a reading.")] = 5.0,
     gps_date: Annotated[Optional[str], typer.Option("--gps-date", help="Date (YYYY-MM-DD, UTC) for NMEA logs whose sentences carry no date (GGA only).")] = None,
     max_clock_offset: Annotated[float, typer.Option("--max-clock-offset-s", help="With --gps: refuse a location (not_localizable) when the readings fit the track best at a clock offset beyond this many seconds.")] = DEFAULT_MAX_CLOCK_OFFSET_S,
@@ -150,9 +185,17 @@ def locate(
     used. Too few readings, one spot, or one straight street give status not_localizable with the
     reason and a coarse answer (the strongest reading and a radius).
 
+    With --bearings, a direction finder's bearings (KrakenSDR DoA lines, or a CSV/JSON with time,
+    lat, lon, heading, bearing_deg, confidence, frequency) are fused in the same estimate; each
+    bearing's variance is --bearing-sigma-deg² / confidence + --heading-sigma-deg² (the heading
+    term for bearings taken relative to the vehicle), and the CRLB is that of the combination.
+
     With --json, stdout holds one object: {"lat", "lon", "error_ellipse_m": {"semi_major",
     "semi_minor", "angle_deg"}, "cep50_m", "crlb_rmse_m", "status", "method", "n_readings",
-    "reason", "path_loss_exponent", "p0_db", "area_m2", "radius_m", "model", "input"}.
+    "reason", "path_loss_exponent", "p0_db", "area_m2", "radius_m", "model", "input"}; with
+    --bearings, "input" has "bearings": {"file", "format", "n_lines", "n_without_fix",
+    "n_low_quality", "n_used", "n_outliers", "frequency_hz", "heading_sigma_deg",
+    "bearing_sigma_deg"}.
     """
     if exponent is not None and not (0 < exponent <= 10):
         raise InputError(f"--path-loss-exponent must be in (0, 10], got {exponent:g}")
@@ -170,6 +213,12 @@ def locate(
         raise InputError(f"--min-gps-overlap must be in 0..1, got {min_overlap:g}")
     if not gps_error >= 0:
         raise InputError(f"--gps-error-m must be ≥ 0, got {gps_error:g}")
+    if not (math.isfinite(heading_sigma) and heading_sigma >= 0):
+        raise InputError(f"--heading-sigma-deg must be ≥ 0, got {heading_sigma:g}")
+    if not (math.isfinite(bearing_sigma) and bearing_sigma > 0):
+        raise InputError(f"--bearing-sigma-deg must be > 0, got {bearing_sigma:g}")
+    if bearings_format not in ("auto", "kraken", "plain"):
+        raise InputError(f"--bearings-format must be auto, kraken or plain, got {bearings_format!r}")
     from dataclasses import replace
 
     from detector.localization import (METHODS, LocalFrame, PathLossModel, estimate_clock_offset, estimate_from_enu,
@@ -252,7 +301,9 @@ def locate(
     model = PathLossModel(exponent=exponent, shadowing_db=shadowing, decorrelation_m=decorrelation)
     frame = LocalFrame.around(lat, lon)
     x, y = frame.to_enu(lat, lon)
-    sol = locate_enu(x, y, power, model=model, method=method, pos_sigma_m=pos_sigma)
+    b_enu, b_info = (None, None) if bearings_file is None else _bearings(
+        bearings_file, bearings_format, bearing_freq, frame, heading_sigma, bearing_sigma)
+    sol = locate_enu(x, y, power, model=model, method=method, pos_sigma_m=pos_sigma, bearings=b_enu)
     if refusals:
         sol = refuse(sol, x, y, power, "; ".join(refusals))
     est = estimate_from_enu(sol, frame)
@@ -263,6 +314,9 @@ def locate(
                   "shadowing_db": shadowing, "decorrelation_m": decorrelation, "power_unit": data["unit"]}
     input_info = {"n_rows": data["n_rows"], "n_nan_rows": data["n_nan"], "n_without_gps_fix": n_no_fix}
     input_info.update(gps_info)
+    if b_info is not None:
+        b_info.update(n_used=sol.n_bearings - sol.n_bearing_outliers, n_outliers=sol.n_bearing_outliers)
+        input_info["bearings"] = b_info
     if json_out:
         out = est.to_dict()
         out["model"] = model_info
@@ -287,5 +341,8 @@ def locate(
         typer.echo(f"clock: readings vs GPS best fit at {clock.offset_s:+.1f} s ({shown}, likelihood ratio {clock.lr:.1f}); "
                    f"applied {clock_offset:+g} s; position uncertainty {gps_info['pos_sigma_m']:.1f} m RMS "
                    f"(time resolution {gps_info['time_resolution_s']:g} s)")
+    if b_info is not None:
+        typer.echo(f"bearings: {b_info['n_used']} fused ({b_info['n_outliers']} outliers left out, {b_info['n_low_quality']} of low "
+                   f"confidence, {b_info['n_without_fix']} without a fix); heading σ {heading_sigma:g}°, DoA σ {bearing_sigma:g}°")
     p0 = "" if est.p0_db is None else f", P0 {est.p0_db:.1f} {data['unit']} at 1 m"
     typer.echo(f"model: log-distance, n {n_txt} ({source}), shadowing {shadowing:g} dB, decorrelation {decorrelation:g} m{p0}")

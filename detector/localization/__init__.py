@@ -5,15 +5,18 @@ metres (:class:`LocalFrame`), averaged per small cell, and fitted to the log-dis
 P_i = P0 − 10·n·log10(d_i) with P0 unknown (and n unknown unless given), under correlated
 shadowing Σ_ij = σ²·exp(−|r_i − r_j|/d_c) (GLS):
 
-* :func:`locate` / :func:`locate_enu` — robust multi-start NLS started from a grid maximum
-  likelihood (``method="nls"``, default), the grid ML with its posterior (``"grid"``), or the
+* :func:`locate` / :func:`locate_enu` — GLS (Gaussian likelihood, plain least squares) with the
+  route-spread prior, multi-start from a grid (``method="gls"``, :data:`DEFAULT_METHOD`, see
+  ``_gls.py``); robust multi-start NLS started from a grid maximum likelihood with the weak prior
+  (``"nls"``, the default before issue #22), the grid ML with its posterior (``"grid"``), or the
   weighted-centroid baseline (``"centroid"``); optional bearings (:class:`Bearings`) are fused with
   outlier rejection.
-* A weak Gaussian position prior centred on the route (σ = the route's RMS radius, see
-  :class:`PathLossModel`): with σ 6 dB shadowing correlated over 30 m, a distant transmitter (a
-  plane of power) fits one loop of readings almost as well as a near one (a bowl) in most draws;
-  the prior settles that for a transmitter near the route, and a located estimate says in
-  ``reason`` when it rests on it.
+* A Gaussian position prior centred on the route: with σ 6 dB shadowing correlated over 30 m, a
+  distant transmitter (a plane of power) fits one loop of readings almost as well as a near one (a
+  bowl) in most draws; the prior settles that for a transmitter near the route, and a located
+  estimate says in ``reason`` when it rests on it. ``"nls"``: isotropic, σ = the route's RMS
+  radius (see :class:`PathLossModel`); ``"gls"``: the route's own covariance when the route
+  encloses its centre (:func:`route_prior_cov`), else the same as ``"nls"``.
 * Uncertainty: the 95 % profile-likelihood region summarised as an ellipse (it follows the real,
   non-elliptic likelihood where the local Fisher information is too optimistic), CEP50, and the
   Cramér–Rao bound for the readings used (:func:`rss_crlb`). Too few readings, one spot (parked),
@@ -34,9 +37,17 @@ from detector.localization._estimate import (
     ellipse_from_cov,
     nearest_building,
 )
+from detector.localization._bearings import (
+    DEFAULT_DOA_SIGMA_DEG,
+    DEFAULT_HEADING_SIGMA_DEG,
+    bearing_sigma_deg,
+    vehicle_bearings,
+)
 from detector.localization._estimators import BearingsEnu
 from detector.localization._frame import LocalFrame
+from detector.localization._gls import bayesian_crlb, encloses, route_prior_cov
 from detector.localization._locate import (
+    DEFAULT_METHOD,
     METHODS,
     Bearings,
     EnuSolution,
@@ -69,9 +80,17 @@ __all__ = [
     "Limits",
     "Bearings",
     "BearingsEnu",
+    "bearing_sigma_deg",
+    "vehicle_bearings",
+    "DEFAULT_DOA_SIGMA_DEG",
+    "DEFAULT_HEADING_SIGMA_DEG",
     "EnuSolution",
     "Cells",
     "METHODS",
+    "DEFAULT_METHOD",
+    "route_prior_cov",
+    "encloses",
+    "bayesian_crlb",
     "locate",
     "locate_enu",
     "estimate_from_enu",

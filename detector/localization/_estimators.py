@@ -63,12 +63,16 @@ class RssProblem:
     """Whitened log-distance problem over cells (and optional bearings)."""
 
     def __init__(self, cells: Cells, model: PathLossModel, bearings: BearingsEnu | None = None,
-                 extra_var_db2: NDArray | None = None) -> None:
+                 extra_var_db2: NDArray | None = None, prior_cov_m2: NDArray | None = None,
+                 loss: str = "soft_l1") -> None:
         """``extra_var_db2``: per-cell variance (dB²) added to the diagonal of the shadowing
-        covariance (the power error of the readings' position uncertainty, see :func:`position_var_db2`)."""
+        covariance (the power error of the readings' position uncertainty, see :func:`position_var_db2`).
+        ``prior_cov_m2``: a 2×2 covariance (m²) of the Gaussian position prior centred on the
+        readings' centre, replacing the isotropic one of ``model.position_prior_m``. ``loss``: the
+        ``scipy.optimize.least_squares`` loss of :meth:`fit` ("soft_l1": robust; "linear": plain GLS)."""
         from scipy.linalg import cholesky, solve_triangular
 
-        self.cells, self.model = cells, model
+        self.cells, self.model, self.loss = cells, model, loss
         self.rx, self.ry, self.y = cells.x, cells.y, cells.power_db
         self.h = model.height_m
         cov = shadowing_cov(cells.x, cells.y, model, cells.count)
@@ -89,6 +93,10 @@ class RssProblem:
             rms = float(np.sqrt(np.mean((cells.x - self.centre[0]) ** 2 + (cells.y - self.centre[1]) ** 2)))
             sp = max(rms, 50.0)
         self.prior_sd = float(sp) if sp and sp > 0 and math.isfinite(sp) else None
+        # prior_w: the prior's whitening matrix (cost = |prior_w·(p − centre)|²), None without a prior
+        self.prior_w: NDArray | None = None if self.prior_sd is None else np.eye(2) / self.prior_sd
+        if prior_cov_m2 is not None:
+            self.prior_w = np.linalg.inv(np.linalg.cholesky(np.asarray(prior_cov_m2, float)))
 
     # ---------------------------------------------------------------- grid (profile likelihood)
     def profile(self, px: NDArray, py: NDArray, exponent: float | None,
@@ -124,8 +132,10 @@ class RssProblem:
             out_p0[sl] = (self.uw @ self.yw - n * ug) / uu
         if self.bearings is not None:
             out_c += self._bearing_rho(px, py)
-        if self.prior_sd is not None and with_prior:
-            out_c += ((px - self.centre[0]) ** 2 + (py - self.centre[1]) ** 2) / self.prior_sd ** 2
+        if self.prior_w is not None and with_prior:
+            wp = self.prior_w
+            ex, ey = px - self.centre[0], py - self.centre[1]
+            out_c += (wp[0, 0] * ex + wp[0, 1] * ey) ** 2 + (wp[1, 0] * ex + wp[1, 1] * ey) ** 2
         return out_c.reshape(shape), out_p0.reshape(shape), out_n.reshape(shape)
 
     def _bearing_rho(self, px: NDArray, py: NDArray) -> NDArray:
@@ -144,8 +154,8 @@ class RssProblem:
         r = self._solve(self.y - mu)
         if self.bearings is not None:
             r = np.concatenate([r, self._bearing_res(x, y)])
-        if self.prior_sd is not None:
-            r = np.concatenate([r, [(x - self.centre[0]) / self.prior_sd, (y - self.centre[1]) / self.prior_sd]])
+        if self.prior_w is not None:
+            r = np.concatenate([r, self.prior_w @ np.array([x - self.centre[0], y - self.centre[1]])])
         return r
 
     def _bearing_res(self, x: float, y: float) -> NDArray:
@@ -164,9 +174,9 @@ class RssProblem:
             Jb[:, 0] = dy / r2 / b.sigma_rad
             Jb[:, 1] = -dx / r2 / b.sigma_rad
             J = np.vstack([J, Jb])
-        if self.prior_sd is not None:
+        if self.prior_w is not None:
             Jp = np.zeros((2, J.shape[1]))
-            Jp[0, 0] = Jp[1, 1] = 1.0 / self.prior_sd
+            Jp[:, :2] = self.prior_w
             J = np.vstack([J, Jp])
         return J
 
@@ -179,12 +189,15 @@ class RssProblem:
 
     def prior_fisher(self) -> NDArray:
         """Information the position prior adds (2×2); zero without a prior."""
-        return np.eye(2) / self.prior_sd ** 2 if self.prior_sd is not None else np.zeros((2, 2))
+        return self.prior_w.T @ self.prior_w if self.prior_w is not None else np.zeros((2, 2))
 
     def fit(self, starts: list[tuple[float, float]], exponent: float | None, bounds: tuple[float, float],
-            loss: str = "soft_l1") -> FitResult | None:
-        """Robust NLS from each start (P0, n from the profile there); the lowest robust cost wins."""
+            loss: str | None = None) -> FitResult | None:
+        """NLS (``loss``, default the problem's) from each start (P0, n from the profile there); the
+        lowest cost wins."""
         from scipy.optimize import least_squares
+
+        loss = loss or self.loss
 
         best = None
         for sx, sy in starts:

@@ -33,10 +33,14 @@ from detector.localization._estimators import (
     search_grid,
     weighted_centroid,
 )
+from detector.localization._bearings import Bearings
 from detector.localization._frame import LocalFrame
+from detector.localization._gls import gls_problem
 from detector.localization._model import Cells, PathLossModel, bin_readings, crlb_from_fisher
 
-METHODS = ("nls", "grid", "centroid")
+METHODS = ("nls", "gls", "grid", "centroid")
+#: The estimator of :func:`locate` and :func:`locate_enu` unless told otherwise (issue #22 item 3).
+DEFAULT_METHOD = "gls"
 
 
 @dataclass(frozen=True)
@@ -57,25 +61,6 @@ class Limits:
     max_crlb_m: float = 150.0
     coarse_radius_m: float = 100.0
     max_radius_m: float = 3000.0
-
-
-@dataclass(frozen=True)
-class Bearings:
-    """Lines of bearing (a direction finder): where they were taken (lat, lon, degrees), the bearing
-    (degrees clockwise from true north) and its standard deviation (degrees)."""
-
-    lat: NDArray[np.float64]
-    lon: NDArray[np.float64]
-    bearing_deg: NDArray[np.float64]
-    sigma_deg: NDArray[np.float64] | float = 5.0
-
-    def to_enu(self, frame: LocalFrame) -> BearingsEnu:
-        lat = np.atleast_1d(np.asarray(self.lat, float))
-        x, y = frame.to_enu(lat, np.atleast_1d(np.asarray(self.lon, float)))
-        b = np.radians(np.atleast_1d(np.asarray(self.bearing_deg, float)))
-        s = np.radians(np.broadcast_to(np.asarray(self.sigma_deg, float), lat.shape).astype(float))
-        ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(b) & (s > 0)
-        return BearingsEnu(x[ok], y[ok], b[ok], s[ok])
 
 
 @dataclass(frozen=True)
@@ -130,7 +115,7 @@ def _coarse(cells: Cells | None, x: NDArray, y: NDArray, p: NDArray, *, reason: 
 
 
 def locate_enu(x: ArrayLike, y: ArrayLike, power_db: ArrayLike, *, model: PathLossModel | None = None,
-               method: str = "nls", bearings: BearingsEnu | None = None, limits: Limits | None = None,
+               method: str = DEFAULT_METHOD, bearings: BearingsEnu | None = None, limits: Limits | None = None,
                pos_sigma_m: ArrayLike | float | None = None) -> EnuSolution:
     """Locate a transmitter from readings at ENU positions ``(x, y)`` (m) with powers ``power_db``.
 
@@ -141,7 +126,9 @@ def locate_enu(x: ArrayLike, y: ArrayLike, power_db: ArrayLike, *, model: PathLo
     readings' mean position variance is added to the region's covariance.
 
     Readings with a non-finite value are dropped, the rest averaged per cell (``model.cell_m``).
-    ``method``: ``"nls"`` (robust multi-start NLS started from the grid ML), ``"grid"`` (the best
+    ``method``: ``"gls"`` (the default, :data:`DEFAULT_METHOD`: GLS with plain least squares and the
+    route-spread prior, see ``_gls.py``), ``"nls"`` (robust multi-start NLS started from the grid
+    ML, the weak route-radius prior), ``"grid"`` (the best
     point of the grid ML) or ``"centroid"`` (weighted centroid; a baseline, biased toward the
     route). The 95 % region of every method is the profile-likelihood region {Δ(−2 log L) ≤ 5.99},
     summarised as an ellipse; the CRLB is evaluated at the estimate for the readings used.
@@ -210,12 +197,12 @@ def locate_enu(x: ArrayLike, y: ArrayLike, power_db: ArrayLike, *, model: PathLo
     cell_pos_var = None if s2 is None else bin_readings(x, y, s2, cell).power_db  # mean σ_pos² per cell
     if s2 is not None:
         base["pos_sigma_m"] = float(math.sqrt(np.mean(s2)))
-    prob = RssProblem(cells, model, bearings)
+    prob = _problem(method, cells, model, bearings)
     fit, grid_info = _fit(prob, cells, model, method)
     extra = None
     if fit is not None and cell_pos_var is not None:
         extra = position_var_db2(fit.x, fit.y, cells.x, cells.y, cell_pos_var, fit.exponent, model.height_m)
-        prob = RssProblem(cells, model, bearings, extra)
+        prob = _problem(method, cells, model, bearings, extra)
         fit2, grid_info2 = _fit(prob, cells, model, method, starts=[(fit.x, fit.y)])
         if fit2 is not None:
             fit, grid_info = fit2, grid_info2
@@ -226,7 +213,7 @@ def locate_enu(x: ArrayLike, y: ArrayLike, power_db: ArrayLike, *, model: PathLo
         out = bearings_outliers(fit.x, fit.y, bearings)
         n_out = int(out.sum())
         if n_out and (~out).sum() >= 1:
-            prob = RssProblem(cells, model, bearings.subset(~out), extra)
+            prob = _problem(method, cells, model, bearings.subset(~out), extra)
             fit2, grid_info2 = _fit(prob, cells, model, method, starts=[(fit.x, fit.y)])
             if fit2 is not None:
                 fit, grid_info = fit2, grid_info2
@@ -242,7 +229,7 @@ def locate_enu(x: ArrayLike, y: ArrayLike, power_db: ArrayLike, *, model: PathLo
     notes: list[str] = []
     if open_region:
         notes.append("the 95 % region reaches the edge of the search area (a distant transmitter fits almost as well)")
-    if method == "nls":
+    if method in ("nls", "gls"):
         px, py = fit.x, fit.y
     elif method == "grid":
         px, py = gx_best, gy_best
@@ -254,8 +241,8 @@ def locate_enu(x: ArrayLike, y: ArrayLike, power_db: ArrayLike, *, model: PathLo
         cov = cov + np.outer(d, d)  # the centroid's bias toward the route, added to the region
     if s2 is not None:
         cov = cov + np.eye(2) * float(np.mean(s2))  # the readings' positions may all be off together
-    if bearings is not None and method == "nls":
-        method_name = "nls+bearings"
+    if bearings is not None and method in ("nls", "gls"):
+        method_name = f"{method}+bearings"
     else:
         method_name = method
     info: dict[str, Any] = dict(exponent=fit.exponent, exponent_source=exponent_source, p0_db=fit.p0_db,
@@ -321,6 +308,13 @@ def _fit(prob: RssProblem, cells: Cells, model: PathLossModel, method: str,
     return fit, (gx, gy, step)
 
 
+def _problem(method: str, cells: Cells, model: PathLossModel, bearings: BearingsEnu | None,
+             extra: NDArray | None = None) -> RssProblem:
+    if method == "gls":
+        return gls_problem(cells, model, bearings, extra)
+    return RssProblem(cells, model, bearings, extra)
+
+
 def _prior_block(prob: RssProblem, k: int) -> NDArray:
     out = np.zeros((k, k))
     out[:2, :2] = prob.prior_fisher()
@@ -345,7 +339,7 @@ def _to_estimate(sol: EnuSolution, frame: LocalFrame) -> LocationEstimate:
 
 
 def locate(lat: ArrayLike, lon: ArrayLike, power_db: ArrayLike, *, model: PathLossModel | None = None,
-           method: str = "nls", bearings: Bearings | None = None, frame: LocalFrame | None = None,
+           method: str = DEFAULT_METHOD, bearings: Bearings | None = None, frame: LocalFrame | None = None,
            limits: Limits | None = None, pos_sigma_m: ArrayLike | float | None = None) -> LocationEstimate:
     """Locate a transmitter from readings (``lat``, ``lon`` in degrees, ``power_db`` in dBm or dBFS).
 

@@ -74,7 +74,7 @@ def test_json_with_lat_lon_columns(tmp_path):
     out = run_json([str(path)])
     assert REQUIRED <= set(out)
     assert set(out["error_ellipse_m"]) == {"semi_major", "semi_minor", "angle_deg"}
-    assert out["status"] == "located" and out["method"] == "nls" and out["n_readings"] == len(t)
+    assert out["status"] == "located" and out["method"] == "gls" and out["n_readings"] == len(t)  # the default since #22
     x, y = ORIGIN.to_enu(np.array([out["lat"]]), np.array([out["lon"]]))
     assert np.hypot(x[0] - 8, y[0] + 6) < 60
     assert out["model"] == {"path_loss_exponent": 3.0, "exponent_source": "default", "shadowing_db": 6.0,
@@ -209,3 +209,18 @@ def test_subprocess_stdout_is_one_json_line_and_fast(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stdout == "" and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) <= 2
+
+
+def test_method_nls_still_selectable(tmp_path):
+    """``--method nls`` gives the estimator that was the default before issue #22; the CLI's
+    default is the library's."""
+    from detector.localization import DEFAULT_METHOD
+
+    t, lat, lon, p = loop_readings()
+    path = write_csv(tmp_path / "r.csv", ["time", "lat", "lon", "power_dbm"],
+                     [[iso(a), f"{b:.7f}", f"{c:.7f}", f"{d:.2f}"] for a, b, c, d in zip(t, lat, lon, p)])
+    out = run_json([str(path), "--method", "nls"])
+    assert out["method"] == "nls" and out["status"] == "located"
+    assert DEFAULT_METHOD == "gls"
+    r = runner.invoke(app, ["locate", "--help"])
+    assert "gls (default" in r.stdout
