@@ -45,7 +45,8 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from detector.app.monitor_app import build_engine  # noqa: E402
-from detector.config.intercept import Dwell, ReceiverModel, measured_catch, plan_catch  # noqa: E402
+from detector.config.dwell_log import Dwell, measured_catch  # noqa: E402
+from detector.config.intercept import ReceiverModel, plan_catch  # noqa: E402
 from detector.config.plan import default_plan  # noqa: E402
 from detector.config.receivers import receiver_schedulers  # noqa: E402
 from detector.core.types import IQBlock  # noqa: E402

@@ -357,7 +357,8 @@ def attach_intercept(monitor, scheduler, *, plan=None, receivers: int = 1, captu
     plan (the scheduler holds one receiver's share)."""
     import time
 
-    from detector.config.intercept import DwellLog, InterceptHealth, ReceiverModel
+    from detector.config.dwell_log import DwellLog, InterceptHealth
+    from detector.config.intercept import ReceiverModel
 
     log = DwellLog()
     for cap in (captures if captures is not None else [monitor.capture]):

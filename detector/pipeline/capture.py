@@ -88,7 +88,7 @@ class Capture:
         self.positions = positions
         self.backoff = 0.5
         #: the windows actually observed, for the catch rate of ``/health`` → ``intercept`` (issue #19;
-        #: a :class:`~detector.config.intercept.DwellLog` set by the composition, None: not kept)
+        #: a :class:`~detector.config.dwell_log.DwellLog` set by the composition, None: not kept)
         self.dwell_log = None
         #: this receiver in the dwell log (a monitor with several receivers shares one log)
         self.receiver_index = receiver_index

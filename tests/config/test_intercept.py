@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from detector.config.intercept import (Dwell, DwellLog, ReceiverModel, assign, catch_from_windows, hop_revisits,
-                                       measured_catch, p_burst_periodic, periodic_catch, plan_catch, plan_hops,
-                                       revisit_summary, session_figures)
+from detector.config.dwell_log import Dwell, DwellLog, measured_catch
+from detector.config.intercept import (ReceiverModel, assign, catch_from_windows, hop_revisits, p_burst_periodic,
+                                       periodic_catch, plan_catch, plan_hops, revisit_summary, session_figures)
 from detector.config.plan import Band, Scheduler, WatchPlan, default_plan
 
 TAU = 0.03
