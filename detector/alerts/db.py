@@ -1,8 +1,9 @@
 """Database plumbing shared by the vehicle's alert store and the command center's store.
 
 :func:`open_database` turns a URL (or none: a SQLite file in the data folder) into an engine whose
-schema has been checked (and, for a writer, created) by its migrations (:mod:`detector.alerts.schema`); :class:`Database` holds the engine and its two session factories and
-runs a function in one write transaction. SQLite writes start with ``BEGIN IMMEDIATE`` (pysqlite's
+schema has been checked (and, for a writer, created) by its migrations (:mod:`detector.alerts.schema`);
+:class:`Database` holds the engine and its two session factories and runs a function in one write
+transaction. SQLite writes start with ``BEGIN IMMEDIATE`` (pysqlite's
 implicit BEGIN is off), so writers queue on the database lock for ``SQLITE_BUSY_TIMEOUT_S``
 instead of failing when a read snapshot cannot be upgraded; reads use a deferred ``BEGIN``. WAL
 with ``synchronous=NORMAL``: a committed transaction survives the process being killed.
@@ -40,8 +41,8 @@ from detector.alerts._schemas import ALERT_STATUSES
 from detector.core.errors import InputError, StoreUnavailable
 from detector.core.timefmt import to_utc
 
-__all__ = ["Database", "DatabaseStore", "open_database", "connect_database", "on_database", "list_conditions", "SQLITE_BUSY_TIMEOUT_S", "WRITE_OPTION",
-           "LOCKED_RETRY_S", "unavailable_reason"]
+__all__ = ["Database", "DatabaseStore", "open_database", "connect_database", "on_database", "list_conditions",
+           "SQLITE_BUSY_TIMEOUT_S", "WRITE_OPTION", "LOCKED_RETRY_S", "unavailable_reason"]
 
 log = logging.getLogger("examwatch.store")
 

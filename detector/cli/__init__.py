@@ -22,7 +22,7 @@ app = typer.Typer(
     name="examwatch",
     help="Protect exams from radio cheating: survey a site's spectrum, detect new emissions, locate them.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -38,6 +38,7 @@ from detector.cli.calibrate import calibrate_app  # noqa: E402
 from detector.cli.report import report  # noqa: E402
 from detector.cli.serve import serve  # noqa: E402
 from detector.cli.plan import plan_app  # noqa: E402
+from detector.cli.db import db_app  # noqa: E402
 
 app.command()(spectrum)
 app.command()(survey)
@@ -50,6 +51,7 @@ app.add_typer(calibrate_app, name="calibrate")
 app.command()(report)
 app.command()(serve)
 app.add_typer(plan_app, name="plan")
+app.add_typer(db_app, name="db")
 
 
 @app.callback()
