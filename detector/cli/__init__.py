@@ -39,6 +39,7 @@ from detector.cli.report import report  # noqa: E402
 from detector.cli.serve import serve  # noqa: E402
 from detector.cli.plan import plan_app  # noqa: E402
 from detector.cli.db import db_app  # noqa: E402
+from detector.cli.doctor import doctor  # noqa: E402
 
 app.command()(spectrum)
 app.command()(survey)
@@ -52,6 +53,7 @@ app.command()(report)
 app.command()(serve)
 app.add_typer(plan_app, name="plan")
 app.add_typer(db_app, name="db")
+app.command()(doctor)
 
 
 @app.callback()
