@@ -417,3 +417,26 @@ def test_inspect_schema_names_both_stores_in_a_shared_database(tmp_path):
     eng.dispose()
     assert (v.kind, v.others) == ("unversioned", ("center",))
     assert (cs.kind, cs.others) == ("unversioned", ("vehicle",))
+
+
+def test_a_center_database_made_before_migrations_is_adopted_with_its_data(url, tmp_path):
+    from detector.center.store import CenterStore
+
+    engine = _raw_engine(url)
+    CenterBase.metadata.create_all(engine)
+    legacy = CenterStore(engine, url=url)
+    with open_store(None, data_dir=tmp_path / "v") as v:
+        a = v.apply_event(track_event("T1", 1.0, snr=12.0, center_hz=446e6), site="S", run_id="r")
+        b = v.apply_event(track_event("T1", 2.0, snr=13.0, center_hz=446e6), site="S", run_id="r")
+    for x in (a, b):
+        legacy.ingest("van-01", {**x.model_dump(mode="json"), "vehicle_id": "van-01"}, f"{x.id}:{x.version}")
+    legacy.touch("van-01", health={"status": "ok"})
+    before = (legacy.get(a.id).model_dump(mode="json"), [h.model_dump(mode="json") for h in legacy.history(a.id)],
+              legacy.ingest_count(), legacy.last_event_seq())
+    legacy.close()
+    assert "alembic_version_center" not in _tables(url)
+    with open_center_store(url, data_dir=tmp_path) as c:
+        assert (c.get(a.id).model_dump(mode="json"), [h.model_dump(mode="json") for h in c.history(a.id)],
+                c.ingest_count(), c.last_event_seq()) == before
+        assert before[0]["version"] == 2 and before[2] == 2
+    assert _version(url, "alembic_version_center") == "center_0001"
