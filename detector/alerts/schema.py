@@ -299,12 +299,20 @@ def upgrade_schema(engine: Engine, spec: SchemaSpec, *, url: str, target: str = 
     """Upgrade the database to ``target`` (``head``: this release's schema), in one transaction:
     an empty one is created, one made before migrations adopted as revision 1 first, then every
     later revision applied. Returns the state before and the revision after. A newer or foreign
-    database raises :class:`SchemaError`; a failing revision rolls everything back."""
+    database raises :class:`SchemaError`, an unknown or lower ``target`` :class:`InputError`; a
+    failing revision rolls everything back."""
+    from alembic.util import CommandError
+
     def run(conn: Connection, now: SchemaState) -> tuple[SchemaState, str]:
         if now.kind in ("newer", "foreign"):
             raise _refusal(spec, now, url, reading=False)  # type: ignore[misc]
         if not (now.kind == "current" and target == "head"):
-            _run_upgrade(conn, spec, now, target)
+            try:
+                _run_upgrade(conn, spec, now, target)
+            except CommandError as exc:  # an unknown target, or one below the current revision
+                raise InputError(f"cannot upgrade the {spec.what} {url} to {target!r}: {exc} "
+                                 f"(examwatch db history{' --center' if spec.name == 'center' else ''} lists the revisions; "
+                                 f"examwatch does not downgrade)") from None
         return now, _version(conn, spec.version_table) or ""
 
     return _in_write_transaction(engine, spec, run)

@@ -440,3 +440,14 @@ def test_a_center_database_made_before_migrations_is_adopted_with_its_data(url, 
                 c.ingest_count(), c.last_event_seq()) == before
         assert before[0]["version"] == 2 and before[2] == 2
     assert _version(url, "alembic_version_center") == "center_0001"
+
+
+def test_db_upgrade_to_an_unknown_revision_is_refused_and_to_a_lower_one_changes_nothing(tmp_path, rev2, capsys):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    rev2()
+    open_store(url, data_dir=tmp_path).close()
+    code, err = _exit(capsys, ["db", "upgrade", "--db", url, "--to", "nonsense"])
+    assert code == 2 and "to 'nonsense'" in err and "does not downgrade" in err
+    r = runner.invoke(app, ["db", "upgrade", "--db", url, "--to", "vehicle_0001"])
+    assert r.exit_code == 0 and "already at vehicle_0002" in r.stderr  # no downgrade
+    assert _version(url) == "vehicle_0002"
