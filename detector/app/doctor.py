@@ -154,11 +154,14 @@ def _port_free(host: str, port: int) -> None:
         s.bind((host, port))
 
 
-def _short_read(device: str, rate_hz: float, seconds: float) -> tuple[int, float]:
-    """(samples read, seconds taken) from the dongle ``device`` (an index or ``serial=…``)."""
+def _short_read(device: str, rate_hz: float, seconds: float, device_factory: Callable[[], Any] | None = None) -> tuple[int, float]:
+    """(samples read, seconds taken) from the dongle ``device`` (an index or ``serial=…``), tuned
+    to 100 MHz, after a first read that is not timed; ``device_factory`` as for
+    :class:`~detector.sources.rtlsdr.RtlSdrSource` (tests)."""
     from detector.sources.rtlsdr import RtlSdrSource, parse_rtlsdr_spec
 
-    src = RtlSdrSource(parse_rtlsdr_spec(f"rtlsdr:{device}"), center_hz=100e6, sample_rate_hz=rate_hz)
+    src = RtlSdrSource(parse_rtlsdr_spec(f"rtlsdr:{device}"), center_hz=100e6, sample_rate_hz=rate_hz,
+                       device_factory=device_factory)
     try:
         src.read(1 << 14)  # settle: the first buffers after opening are not timed
         want = int(rate_hz * seconds)

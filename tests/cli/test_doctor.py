@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections import namedtuple
 from dataclasses import replace
 from pathlib import Path
@@ -343,3 +344,27 @@ def test_cli_on_a_machine_without_a_dongle_says_so_and_exits_1(tmp_path):
     c = by_name(checks)
     assert c["dongles"].detail == "no RTL-SDR dongle found" and c["short_read"].status == "skip"
     assert exit_code(checks) == 1
+
+
+class PacedDongle:
+    """pyrtlsdr's interface; delivers samples at ``speed`` × the sample rate (1.0: in time)."""
+
+    def __init__(self, speed: float):
+        self.speed, self.sample_rate, self.center_freq, self.gain, self.freq_correction = speed, 0.0, 0.0, None, 0
+        self.closed = False
+
+    def read_bytes(self, n):
+        time.sleep(n / 2 / self.sample_rate / self.speed)
+        return bytearray(b"\x80" * n)
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.mark.parametrize("speed, status", [(1.2, "ok"), (0.6, "fail")])
+def test_the_short_read_measures_what_the_dongle_delivers(speed, status):
+    dev = PacedDongle(speed)
+    probes = healthy(short_read=lambda device, rate, s: d._short_read(device, rate, s, device_factory=lambda: dev))
+    c = d.check_short_read(probes, [Dongle(0, "x")], "0", 1.024e6, seconds=0.2)
+    assert c.status == status, c.detail
+    assert dev.closed and dev.sample_rate == 1.024e6 and dev.center_freq == 100e6
