@@ -451,3 +451,17 @@ def test_db_upgrade_to_an_unknown_revision_is_refused_and_to_a_lower_one_changes
     r = runner.invoke(app, ["db", "upgrade", "--db", url, "--to", "vehicle_0001"])
     assert r.exit_code == 0 and "already at vehicle_0002" in r.stderr  # no downgrade
     assert _version(url) == "vehicle_0002"
+
+
+def test_serve_on_a_center_database_of_a_newer_release_exits_2_before_listening(tmp_path, capsys):
+    from tests._helpers import free_port
+
+    url = f"sqlite:///{tmp_path / 'center.db'}"
+    open_center_store(url, data_dir=tmp_path).close()
+    eng = create_engine(url)
+    with eng.begin() as c:
+        c.execute(text("UPDATE alembic_version_center SET version_num = 'center_9999'"))
+    eng.dispose()
+    code, err = _exit(capsys, ["serve", "--db", url, "--port", str(free_port()), "--data-dir", str(tmp_path)])
+    assert code == 2 and "schema revision center_9999, which this examwatch does not know" in err
+    assert "a newer examwatch made it" in err
