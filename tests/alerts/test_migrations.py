@@ -384,7 +384,7 @@ def test_report_reads_a_center_database_with_all_vehicles_and_writes_nothing(tmp
     with open_center_store(None, data_dir=tmp_path / "c") as center:
         for vid in ("van-01", "van-02"):
             with open_store(None, data_dir=tmp_path / vid) as v:
-                a = v.apply_event(track_event("T1", 1.0, snr=12.0, center_hz=446e6), site="S", run_id=vid)
+                a = v.apply_event(track_event("T1", 1.0, snr=12.0, center_hz=446e6), site="S", run_id="r")
                 center.ingest(vid, {**a.model_dump(mode="json"), "vehicle_id": vid}, f"{a.id}:1")
                 ids.append(a.id)
     db = tmp_path / "c" / "center.db"
@@ -395,6 +395,7 @@ def test_report_reads_a_center_database_with_all_vehicles_and_writes_nothing(tmp
     assert "command center's database: reporting the alerts of all its vehicles" in r.stderr
     html = out.read_text()
     assert all(f'id="{i}"' in html for i in ids) and "2 alert(s)" in r.stderr
+    assert "<tr><th>vehicle</th><td>van-01</td></tr>" in html and "<tr><th>vehicle</th><td>van-02</td></tr>" in html
     assert _sqlite_bytes(db) == before  # no vehicle table, no stamp, not a byte
 
 
