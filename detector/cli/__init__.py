@@ -36,10 +36,10 @@ from detector.cli.monitor import monitor  # noqa: E402
 from detector.cli.locate import locate  # noqa: E402
 from detector.cli.calibrate import calibrate_app  # noqa: E402
 from detector.cli.report import report  # noqa: E402
-from detector.cli.serve import serve  # noqa: E402
-from detector.cli.plan import plan_app  # noqa: E402
 from detector.cli.db import db_app  # noqa: E402
 from detector.cli.doctor import doctor  # noqa: E402
+from detector.cli.serve import serve  # noqa: E402
+from detector.cli.plan import plan_app  # noqa: E402
 
 app.command()(spectrum)
 app.command()(survey)
@@ -50,10 +50,10 @@ app.command()(monitor)
 app.command()(locate)
 app.add_typer(calibrate_app, name="calibrate")
 app.command()(report)
-app.command()(serve)
-app.add_typer(plan_app, name="plan")
 app.add_typer(db_app, name="db")
 app.command()(doctor)
+app.command()(serve)
+app.add_typer(plan_app, name="plan")
 
 
 @app.callback()
