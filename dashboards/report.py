@@ -204,6 +204,8 @@ def _alert_rows(a: dict, tz, baseline: Any) -> list[tuple[str, str]]:
         ("bursts", str(a.get("bursts", "—"))),
         ("track / run", f"{a.get('track_id')} / {a.get('run_id')}"),
     ]
+    if a.get("vehicle_id"):  # a command center's store: which vehicle raised it
+        rows.insert(0, ("vehicle", str(a["vehicle_id"])))
     if baseline is not None and a.get("center_hz") is not None:
         from dashboards.environment import baseline_at
 

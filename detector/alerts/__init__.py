@@ -11,7 +11,9 @@ An acknowledged alert still follows its track (version bumps); a dismissed or cl
 records ``last_seen``. Evidence: :func:`sigmf_snippet` (IQ as SigMF, cu8) and
 :func:`nfm_audio_wav` (NFM audio), stored with :meth:`AlertStore.add_evidence` (bytes kept in the
 database, with their SHA-256). ``AlertStore.on_change`` hooks run inside each write transaction
-(for the outbox); tables declared on :class:`Base` are created by ``open_store``.
+(for the outbox). The schema comes from the store's Alembic migrations
+(:mod:`detector.alerts.schema`): ``open_store`` creates it in an empty database and refuses one of
+another revision (``examwatch db upgrade``); ``open_store(..., readonly=True)`` writes nothing.
 """
 
 from detector.alerts._evidence import cu8_quantize, nfm_audio_wav, sigmf_snippet

@@ -1,7 +1,10 @@
 """ORM tables of the alert store (SQLAlchemy 2.0 declarative).
 
-Four tables, all declared on :class:`Base` so that ``Base.metadata.create_all`` creates them
-whatever has been imported before:
+Four tables, all declared on :class:`Base` (so that the schema never depends on what has been
+imported before). The database's schema is made by the migrations in ``migrations/versions``
+(:mod:`detector.alerts.schema`), whose revision 1 is exactly what ``Base.metadata.create_all``
+made before; a change here needs a new revision (``tests/alerts/test_migrations.py`` compares the
+migrated schema with these models):
 
 ``alerts``
     One row per alert: stable ``id``, the track key ``(site, run_id, track_id)`` (unique), the

@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session, undefer
 
 from detector.alerts._apply import RESUME_TOLERANCE_HZ as RESUME_TOLERANCE_HZ
 from detector.alerts._apply import TrackEventMixin, _public, _utcnow
-from detector.alerts._models import AlertRow, Base, EvidenceRow, HistoryRow
+from detector.alerts._models import AlertRow, EvidenceRow, HistoryRow
 from detector.alerts._schemas import (
     FINAL_STATUSES,
     AlertHistoryEntry,
@@ -268,14 +268,23 @@ class AlertStore(TrackEventMixin, DatabaseStore):
 
 
 # --- opening -------------------------------------------------------------------------------------
-def open_store(url: str | None = None, *, data_dir: Path) -> AlertStore:
-    """Open (and create the tables of) the alert store.
+def open_store(url: str | None = None, *, data_dir: Path, readonly: bool = False) -> AlertStore:
+    """Open the alert store; an empty database gets its schema from the migrations.
 
     ``url`` ``None`` → the SQLite file ``data_dir/examwatch.db`` (directories created); a
     ``sqlite:///PATH`` URL → that file; ``postgresql://…``, ``postgres://…`` or
     ``postgresql+psycopg://…`` → PostgreSQL through psycopg 3. A bad URL or an unreachable
-    database raises :class:`~detector.core.errors.InputError`.
+    database raises :class:`~detector.core.errors.InputError`; a schema that is older (run
+    ``examwatch db upgrade``), newer (made by a newer release) or another store's raises
+    :class:`~detector.alerts.schema.SchemaError`. A database made before migrations is adopted as
+    revision 1 (see :mod:`detector.alerts.schema`).
+
+    ``readonly`` (``report`` and other commands that only read): nothing is written, no table
+    created; a missing file or a database without this store's schema is refused with
+    :class:`~detector.core.errors.InputError`; writes through the store fail.
     """
-    engine, safe = open_database(url, data_dir=data_dir, default_file="examwatch.db", metadata=Base.metadata,
-                                 what="alert database")
+    from detector.alerts.schema import VEHICLE_SCHEMA
+
+    engine, safe = open_database(url, data_dir=data_dir, default_file="examwatch.db", schema=VEHICLE_SCHEMA,
+                                 what="alert database", readonly=readonly)
     return AlertStore(engine, data_dir=Path(data_dir), url=safe)

@@ -1,8 +1,9 @@
 """Database plumbing shared by the vehicle's alert store and the command center's store.
 
-:func:`open_database` turns a URL (or none: a SQLite file in the data folder) into an engine with a
-metadata's tables created; :class:`Database` holds the engine and its two session factories and
-runs a function in one write transaction. SQLite writes start with ``BEGIN IMMEDIATE`` (pysqlite's
+:func:`open_database` turns a URL (or none: a SQLite file in the data folder) into an engine whose
+schema has been checked (and, for a writer, created) by its migrations (:mod:`detector.alerts.schema`);
+:class:`Database` holds the engine and its two session factories and runs a function in one write
+transaction. SQLite writes start with ``BEGIN IMMEDIATE`` (pysqlite's
 implicit BEGIN is off), so writers queue on the database lock for ``SQLITE_BUSY_TIMEOUT_S``
 instead of failing when a read snapshot cannot be upgraded; reads use a deferred ``BEGIN``. WAL
 with ``synchronous=NORMAL``: a committed transaction survives the process being killed.
@@ -40,8 +41,8 @@ from detector.alerts._schemas import ALERT_STATUSES
 from detector.core.errors import InputError, StoreUnavailable
 from detector.core.timefmt import to_utc
 
-__all__ = ["Database", "DatabaseStore", "open_database", "list_conditions", "SQLITE_BUSY_TIMEOUT_S", "WRITE_OPTION",
-           "LOCKED_RETRY_S", "unavailable_reason"]
+__all__ = ["Database", "DatabaseStore", "open_database", "connect_database", "on_database", "list_conditions",
+           "SQLITE_BUSY_TIMEOUT_S", "WRITE_OPTION", "LOCKED_RETRY_S", "unavailable_reason"]
 
 log = logging.getLogger("examwatch.store")
 
@@ -239,12 +240,15 @@ class DatabaseStore:
         self.close()
 
 
-def _sqlite_engine(url: URL) -> Engine:
+def _sqlite_engine(url: URL, *, readonly: bool = False) -> Engine:
     db = url.database or ""
     memory = db in ("", ":memory:") or db.startswith("file::memory:")
     kw: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S}}
     if memory:
         kw["poolclass"] = StaticPool
+    elif readonly:
+        if not Path(db).expanduser().is_file():
+            raise FileNotFoundError(errno.ENOENT, f"no such file: {db}")
     else:
         Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, **kw)
@@ -254,7 +258,10 @@ def _sqlite_engine(url: URL) -> Engine:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see "begin" below)
         cur = dbapi_conn.cursor()
         try:
-            cur.execute("PRAGMA journal_mode=WAL")
+            if readonly:
+                cur.execute("PRAGMA query_only=ON")  # a reader: no statement may write
+            else:
+                cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
@@ -275,21 +282,52 @@ def _sqlite_engine(url: URL) -> Engine:
     return engine
 
 
-def _postgres_engine(url: URL) -> Engine:
+def _postgres_engine(url: URL, *, readonly: bool = False) -> Engine:
     url = url.set(drivername="postgresql+psycopg")
     connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": 5}
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    if readonly:
+        @event.listens_for(engine, "connect")
+        def _read_only(dbapi_conn, _record) -> None:
+            with dbapi_conn.cursor() as cur:  # a reader: the server refuses any write of this session
+                cur.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            dbapi_conn.commit()
+
+    return engine
 
 
-def open_database(url: str | None, *, data_dir: Path, default_file: str, metadata, what: str) -> tuple[Engine, str]:
-    """An engine with ``metadata``'s tables created, and the URL with its password hidden.
+def open_database(url: str | None, *, data_dir: Path, default_file: str, schema, what: str,
+                  readonly: bool = False) -> tuple[Engine, str]:
+    """An engine on a database with the store's schema, and the URL with its password hidden.
 
     ``url`` ``None`` → the SQLite file ``data_dir/default_file`` (directories created);
-    ``sqlite:///PATH``; ``postgresql://USER@HOST:PORT/DB`` (psycopg 3). A bad URL or an
-    unreachable database raises :class:`~detector.core.errors.InputError` naming ``what``.
+    ``sqlite:///PATH``; ``postgresql://USER@HOST:PORT/DB`` (psycopg 3). ``schema`` is the store's
+    :class:`~detector.alerts.schema.SchemaSpec`: a writer's database is made or checked by
+    :func:`~detector.alerts.schema.prepare_schema` (an empty one created by the migrations).
+    ``readonly``: nothing is created or written (no directory, no file, no table, no stamp; the
+    connections refuse writes: SQLite ``query_only``, PostgreSQL read-only sessions), and
+    :func:`~detector.alerts.schema.check_readable` refuses a missing or foreign schema.
+
+    A bad URL, an unreachable database or a missing SQLite file (``readonly``) raises
+    :class:`~detector.core.errors.InputError` naming ``what``; a schema the store cannot use raises
+    :class:`~detector.alerts.schema.SchemaError` (an ``InputError``) saying what to do.
     """
+    from detector.alerts.schema import check_readable, prepare_schema
+
+    engine, safe = connect_database(url, data_dir=data_dir, default_file=default_file, what=what, readonly=readonly)
+    step = check_readable if readonly else prepare_schema
+    on_database(engine, safe, what, lambda: step(engine, schema, url=safe), dispose=True)
+    return engine, safe
+
+
+def connect_database(url: str | None, *, data_dir: Path, default_file: str, what: str,
+                     readonly: bool = False) -> tuple[Engine, str]:
+    """The engine of :func:`open_database` without its schema step (``examwatch db`` runs its own),
+    and the URL with its password hidden; errors as there."""
     data_dir = Path(data_dir)
-    if url is None:
+    if url is None and readonly:
+        u = URL.create("sqlite", database=str(data_dir / default_file))
+    elif url is None:
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -304,24 +342,36 @@ def open_database(url: str | None, *, data_dir: Path, default_file: str, metadat
     backend, _, driver = u.drivername.partition("+")
     try:
         if backend == "sqlite" and driver in ("pysqlite", ""):
-            engine = _sqlite_engine(u)
+            engine = _sqlite_engine(u, readonly=readonly)
         elif backend in ("postgresql", "postgres") and driver in ("psycopg", ""):
-            engine = _postgres_engine(u)
+            engine = _postgres_engine(u, readonly=readonly)
         else:
             raise InputError(f"unsupported database URL {safe}; use sqlite:///PATH or postgresql://USER@HOST:PORT/DB.")
     except (ArgumentError, NoSuchModuleError) as exc:
         raise InputError(f"cannot use the database URL {safe}: {exc}.") from None
+    except FileNotFoundError:
+        raise InputError(f"no {what} at {u.database} (no such file)") from None
     except OSError as exc:
         raise InputError(f"cannot open the {what} {safe}: {exc.strerror or exc}.") from None
+    return engine, safe
+
+
+def on_database(engine: Engine, safe: str, what: str, fn: Callable[[], Any], *, dispose: bool = False) -> Any:
+    """``fn()``, with a database error (unreachable, refused, a failing statement) raised as
+    :class:`InputError` "cannot open the {what} {url}: …"; with ``dispose`` the engine is disposed
+    when ``fn`` raises."""
     try:
-        metadata.create_all(engine)
+        return fn()
+    except InputError:
+        if dispose:
+            engine.dispose()
+        raise
     except (DBAPIError, SQLAlchemyError, OSError) as exc:
-        engine.dispose()
+        if dispose:
+            engine.dispose()
         orig = getattr(exc, "orig", None) or exc
         msg = " ".join(str(orig).split()) or type(orig).__name__
         raise InputError(f"cannot open the {what} {safe}: {msg.rstrip('.')}.") from None
-    return engine, safe
-
 
 
 def list_conditions(row, *, site, status, since, f_min_hz, f_max_hz, limit, offset) -> list:

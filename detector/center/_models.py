@@ -1,5 +1,9 @@
 """Tables of the command center, on their own declarative base (:class:`CenterBase`).
 
+The database's schema is made by the migrations in ``detector/center/migrations/versions``
+(version table ``alembic_version_center``); a change here needs a new revision
+(``tests/alerts/test_migrations.py`` compares the migrated schema with these models).
+
 ``center_alerts``
     The newest version of every alert pushed to the center, keyed by the vehicle's alert id
     (``A-…``), with the pushing vehicle, a few columns for filtering, and the whole alert as JSON.

@@ -40,7 +40,7 @@ from detector.alerts import AlertPublic, EvidenceInfo
 from detector.alerts._store import EVIDENCE_NAME_RE, MAX_EVIDENCE_BYTES
 from detector.alerts.db import Database, DatabaseStore, open_database
 from detector.core.errors import InputError
-from detector.center._models import CenterAlertRow, CenterBase, CenterEvidenceRow, IngestRow, VehicleRow
+from detector.center._models import CenterAlertRow, CenterEvidenceRow, IngestRow, VehicleRow
 from detector.center._reads import CenterReadsMixin, _now
 from detector.center.schemas import CenterAlert, Heartbeat, IngestError, IngestResult, load_vehicle_tokens
 
@@ -255,9 +255,15 @@ class CenterStore(CenterReadsMixin, DatabaseStore):
                          "vehicle that raised them (its next push brings the new status here)")
 
 
-def open_center_store(url: str | None = None, *, data_dir: Path) -> CenterStore:
-    """Open (and create the tables of) the center's store: ``None`` → SQLite ``data_dir/center.db``;
-    ``sqlite:///PATH``; ``postgresql://USER@HOST:PORT/DB`` (psycopg 3). Errors are :class:`InputError`."""
-    engine, safe = open_database(url, data_dir=data_dir, default_file="center.db", metadata=CenterBase.metadata,
-                                 what="center database")
+def open_center_store(url: str | None = None, *, data_dir: Path, readonly: bool = False) -> CenterStore:
+    """Open the center's store: ``None`` → SQLite ``data_dir/center.db``; ``sqlite:///PATH``;
+    ``postgresql://USER@HOST:PORT/DB`` (psycopg 3). An empty database gets its schema from the
+    center's migrations; an older, newer or foreign schema is refused, one made before migrations
+    adopted (see :mod:`detector.alerts.schema`). ``readonly``: nothing is written (as for
+    :func:`~detector.alerts.open_store`). Errors are :class:`InputError`
+    (:class:`~detector.alerts.schema.SchemaError` for the schema)."""
+    from detector.center._schema import CENTER_SCHEMA
+
+    engine, safe = open_database(url, data_dir=data_dir, default_file="center.db", schema=CENTER_SCHEMA,
+                                 what="center database", readonly=readonly)
     return CenterStore(engine, url=safe)

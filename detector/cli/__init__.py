@@ -22,7 +22,7 @@ app = typer.Typer(
     name="examwatch",
     help="Protect exams from radio cheating: survey a site's spectrum, detect new emissions, locate them.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -36,6 +36,8 @@ from detector.cli.monitor import monitor  # noqa: E402
 from detector.cli.locate import locate  # noqa: E402
 from detector.cli.calibrate import calibrate_app  # noqa: E402
 from detector.cli.report import report  # noqa: E402
+from detector.cli.db import db_app  # noqa: E402
+from detector.cli.doctor import doctor  # noqa: E402
 from detector.cli.serve import serve  # noqa: E402
 from detector.cli.plan import plan_app  # noqa: E402
 from detector.cli.library import library_app  # noqa: E402
@@ -49,6 +51,8 @@ app.command()(monitor)
 app.command()(locate)
 app.add_typer(calibrate_app, name="calibrate")
 app.command()(report)
+app.add_typer(db_app, name="db")
+app.command()(doctor)
 app.command()(serve)
 app.add_typer(plan_app, name="plan")
 app.add_typer(library_app, name="library")

@@ -27,7 +27,7 @@ def _time(text: str | None, name: str) -> datetime | None:
 def report(
     site: Annotated[str, typer.Option("--site", help="Site name (looked up in --sites-dir) or a site TOML path: its sessions group the alerts.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Write the report to exactly this file (HTML, or PDF with --pdf).")],
-    db: Annotated[Optional[str], typer.Option("--db", help="Alert store URL (default: SQLite in --data-dir; postgresql://... for PostgreSQL).")] = None,
+    db: Annotated[Optional[str], typer.Option("--db", help="Alert store URL (default: SQLite in --data-dir; postgresql://... for PostgreSQL). A command center's database is read too: the alerts of all its vehicles.")] = None,
     data_dir: Annotated[Path, typer.Option("--data-dir", help="Where the default SQLite store lives.")] = Path("examwatch-data"),
     sites_dir: Annotated[Path, typer.Option("--sites-dir", help="Folder of site TOML files.")] = Path("sites"),
     t_from: Annotated[Optional[str], typer.Option("--from", help="Start of the time range, ISO 8601 with a zone (alerts overlapping the range are reported).")] = None,
@@ -40,9 +40,12 @@ def report(
 
     The HTML is one self-contained file (figures embedded as base64 PNG); nothing is loaded from the
     network when it is opened.
+
+    The store is only read: nothing is created or written in it. A command center's database
+    (`--db` of `examwatch serve`) is reported with the alerts of every vehicle; a database that
+    holds no store, or one of an older or newer schema, is refused (exit 2) with what to do.
     """
     from dashboards.report import write_report
-    from detector.alerts import open_store
     from detector.config.site import resolve_site
 
     start, end = _time(t_from, "--from"), _time(t_to, "--to")
@@ -62,7 +65,7 @@ def report(
         raise InputError(f"no alert store at {data_dir / 'examwatch.db'}; give --db URL or --data-dir")
     if db is not None:
         _check_sqlite_exists(db)
-    store = open_store(db, data_dir=data_dir)
+    store = _open_readonly(db, data_dir)
     try:
         rep = write_report(store, site_cfg, out, t_from=start, t_to=end, baseline=base, pdf=pdf)
         if not rep.alerts:
@@ -73,6 +76,24 @@ def report(
     finally:
         store.close()
     console_err.print(f"wrote {out}: site {site_cfg.name}, {len(rep.sections)} section(s), {len(rep.alerts)} alert(s)")
+
+
+def _open_readonly(db: str | None, data_dir: Path):
+    """The vehicle's alert store, read-only; a command center's database opens as the center's
+    store (its alerts have the same fields, plus the vehicle), read-only too."""
+    from detector.alerts import open_store
+    from detector.alerts.schema import SchemaError
+
+    try:
+        return open_store(db, data_dir=data_dir, readonly=True)
+    except SchemaError as exc:
+        if exc.state.kind != "foreign" or "center" not in exc.state.others:
+            raise
+    from detector.center import open_center_store
+
+    store = open_center_store(db, data_dir=data_dir, readonly=True)
+    console_err.print(f"{store.url} is a command center's database: reporting the alerts of all its vehicles")
+    return store
 
 
 def _check_sqlite_exists(url: str) -> None:

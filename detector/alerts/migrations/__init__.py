@@ -1,0 +1,1 @@
+"""Alembic migrations of the vehicle's alert store (run by :mod:`detector.alerts.schema`)."""

@@ -1,0 +1,5 @@
+"""Alembic environment of the command center's store: see :func:`detector.alerts.schema.run_env`."""
+
+from detector.alerts.schema import run_env
+
+run_env()
