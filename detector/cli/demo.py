@@ -22,7 +22,7 @@ def demo(
     exam_s: Annotated[Optional[float], typer.Option("--exam-s", help="Monitor only the first S seconds of the exam session (shortened demo).")] = None,
     host: Annotated[str, typer.Option("--host", help="Address of the API served while the demo runs.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port of the API served while the demo runs.")] = 8750,
-    integration: IntegrationOpt = False,
+    integration: IntegrationOpt = True,
 ) -> None:
     """Survey the simulated site, then monitor an exam session while the vehicle drives its loop.
 

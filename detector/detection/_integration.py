@@ -33,6 +33,48 @@ seconds (THEORY §1.2: the required SNR falls as 5·log10(N), N ≈ η·T·B loo
   by ``survey_margin_db`` (0.1 dB: a spur or a station too weak for the survey to resolve, now
   resolved by a long window, stays explained); that margin is an SNR wall of −16.3 dB in-channel
   (THEORY §1.2 item 7), below which only the bands the survey does not cover (CFAR alone) see.
+  A *known* station (survey occupancy ≥ ``known_occupancy``, 0.5) is explained up to
+  ``known_excess_db`` (10 dB) over its level: the fading and shadowing range of a moving receiver,
+  the range the frames' decision allows it (``DecisionConfig.known_channel_excess_db``); a
+  long window sees that station better, never differently.
+* Skirts and images (why the stage was off by default: in the simulated demo it alerted twice,
+  once on what looked like the skirt of the wideband LINK). Traced window by window, the finds were
+  (a) the IQ image of the hidden transmitter (446.08 MHz mirrored about the tuned 446.0 MHz to
+  445.92 MHz, 30–32 dB down), which opened a track that then took in a whitelisted repeater's
+  calls, and noted its hits on a 380 kHz-wide frames' track over BEACON, LINK and the repeater;
+  (b) the skirts of the surveyed BEACON and repeater (the channels 12–20 kHz beside them) while
+  the vehicle saw those stations far over their survey median, which is the level the survey has
+  for the skirt bins (their occupancy is < 1 %). Two rules, each a statement about what is
+  expected at a bin:
+
+  - *image*: the window's excess over its floor at the mirror bin (2·center − f), times
+    10^(−``image_rejection_db``/10), is subtracted from the channel sum before both tests. An
+    RTL-SDR's I/Q gain and phase errors leave images 24–40 dB down (SCENES §3.6; the demo's
+    receiver: 32 dB); 20 dB keeps a margin. Cost: a newcomer on the mirror of an emission more
+    than 20 dB over it (at its excess) is not found by integration (the frames still see it).
+  - *flank*: a run of windows over both thresholds is a find only if its best window is the
+    largest within half a channel (k/2 bins) on either side. Every other window of the run is no
+    higher (it is the run's maximum), and a window under the threshold is lower: what is higher is
+    a window the survey or the image explains, i.e. a stronger emission right beside it. A skirt
+    rises monotonically toward its emission, so its best window is on the emission's side and
+    has such a neighbour; a newcomer is a separate maximum. On noise alone the rule never bites
+    (it only removes runs), so the false-alert budget is unchanged; a newcomer loses only where
+    the stronger neighbour is within half a channel of its best window, i.e. a newcomer in the
+    adjacent channel of a stronger surveyed station, whose skirt is then not separable from it by
+    level alone. Rejected runs are counted (``IntegrationStage.left_out``).
+
+  Considered and not taken: a guard band around surveyed bins (25 or 50 kHz: it hides a newcomer
+  37.5 kHz from a station, and the skirts that alerted were of stations, not only of LINK); a
+  "skirt-ratio" test against the neighbouring station's own rise, or the station's surveyed mask
+  scaled by its current level (the survey's per-bin quantiles do not hold the skirt's level at
+  the time the station was strong: its skirt bins' median is mostly noise, and an intermittent
+  station's skirt is not in the median at all; in the demo's survey the mask 16 kHz beside
+  BEACON is a 0.03 dB excess known to about ±40 %, and scaled by the 15–17 dB between a
+  station's survey median and p99 (BEACON, LINK), that error alone is of the order of the
+  threshold: it would blind the channels around every station that rises). The demo's finds after the rules: the hidden transmitter and NB1 only.
+* The window's floor is scaled to the median of power/floor over the bins no emission holds
+  (≤ 5 σ of a noise bin over the floor): with a strong station, its skirt and its image holding
+  half the band the median of all bins sat 8 % high and hid a −11 dB newcomer beside it.
 
 Emissions found here join the engine's tracker like the frames' (a transmitter seen in both is one
 track); :func:`integration_decide` alerts a track found in 2 consecutive windows of one scale,
