@@ -17,5 +17,6 @@ __all__ = [
     "DetectionCache", "DetectionConfig", "Emission", "FrameResult", "StackResult", "detect_frame", "detect_frames",
     "detect_stack", "batch_floor", "os_cfar_floor",
     "noise_quantile_ratio", "pfa_for_alert_rate", "threshold_db", "threshold_ratio",
-    "DeclaredJammer", "IntegrationConfig", "Reading", "Track", "Tracker", "TrackerConfig", "Channel", "Whitelist", "load_whitelist", "append_channel",
+    "DeclaredJammer", "IntegrationConfig",
+    "Reading", "Track", "Tracker", "TrackerConfig", "Channel", "Whitelist", "load_whitelist", "append_channel",
 ]

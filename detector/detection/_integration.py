@@ -71,7 +71,8 @@ seconds (THEORY §1.2: the required SNR falls as 5·log10(N), N ≈ η·T·B loo
   station's skirt is not in the median at all; in the demo's survey the mask 16 kHz beside
   BEACON is a 0.03 dB excess known to about ±40 %, and scaled by the 15–17 dB between a
   station's survey median and p99 (BEACON, LINK), that error alone is of the order of the
-  threshold: it would blind the channels around every station that rises). The demo's finds after the rules: the hidden transmitter and NB1 only.
+  threshold: it would blind the channels around every station that rises). The demo's finds
+  after the rules: the hidden transmitter and NB1 only.
 * The window's floor is scaled to the median of power/floor over the bins no emission holds
   (≤ 5 σ of a noise bin over the floor): with a strong station, its skirt and its image holding
   half the band the median of all bins sat 8 % high and hid a −11 dB newcomer beside it.
