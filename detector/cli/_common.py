@@ -102,8 +102,8 @@ IntegrationOpt = Annotated[bool, typer.Option(
     "--integration/--no-integration",
     help="Long integration (on by default): the frames summed over 4/12/36 s windows and a 12.5 kHz "
          "channel energy detector on each, for a steady transmitter far weaker than any 10 ms frame "
-         "sees (-18 dB in its channel within 30 s); --no-integration: the frames only (about a fifth "
-         "less CPU).")]
+         "sees (-18 dB in its channel within 30 s); --no-integration: the frames only (the stage "
+         "costs about 5-8 % of the pipeline's time).")]
 
 
 def integration_config(on: bool):
