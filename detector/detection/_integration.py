@@ -377,8 +377,11 @@ def integration_pfa(fa_per_hour: float, *, window_s: float, n_positions: int, k_
 
 def _survey_levels(baseline, looks: float, k: int, floor_fn, config: IntegrationConfig):
     """Per bin: the survey's integrated level (linear; the median over the median/mean ratio of a
-    noise bin; the p99 where the survey saw the bin on the air) and whether it is a surveyed
-    station (occupied, or a k-bin channel of it over the survey's own floor by ``survey_excess_db``)."""
+    noise bin; the p99 where the survey saw the bin on the air), whether it is a surveyed
+    station (occupied, or a k-bin channel of it over the survey's own floor by ``survey_excess_db``),
+    whether the survey covers it, and whether it is a known station (occupancy ≥
+    ``known_occupancy``); each shape (m,), the level and the two station masks taken over a bin
+    each side (drift)."""
     cov = np.asarray(baseline.covered, dtype=bool)
     med = np.asarray(baseline.median_db, dtype=np.float64)
     med_lin = np.where(cov, 10.0 ** (np.nan_to_num(med, nan=-300.0) / 10.0), 0.0) / noise_quantile_ratio(looks, 0.5)

@@ -207,6 +207,25 @@ def test_the_skirt_of_a_surveyed_wideband_station_seen_8_db_stronger_does_not_al
     assert all(abs(e.center_hz - CENTER - newcomer) <= 8e3 for e in alerts), [e.center_hz - CENTER for e in alerts]
 
 
+def test_the_survey_levels_are_derived_once_per_cache_that_engines_may_share(station_baseline):
+    """No process-wide memo: each engine's stage owns a SurveyLevelCache; engines given the same
+    one (a replay per file, a benchmark pass) derive the survey's levels once between them."""
+    x = awgn(int(9.0 * FS), NOISE, np.random.default_rng(24))
+    first = DetectionEngine(EngineConfig(integration=IntegrationConfig()), baseline=station_baseline)
+    alert_time(first, x, stop=False)
+    assert first.integration is not None and first.integration.windows == 2
+    shared = first.integration.survey_cache
+    assert shared.misses == 1
+    second = DetectionEngine(EngineConfig(integration=IntegrationConfig()), baseline=station_baseline)
+    assert second.integration is not None and second.integration.survey_cache is not shared
+    second.integration.survey_cache = shared
+    alert_time(second, x, stop=False)
+    assert shared.misses == 1 and second.integration.windows == 2
+    third = DetectionEngine(EngineConfig(integration=IntegrationConfig()), baseline=station_baseline)
+    alert_time(third, x, stop=False)
+    assert third.integration is not None and third.integration.survey_cache.misses == 1
+
+
 def test_a_retune_resets_the_integrator():
     """(d) windows never mix tunings: a retune (another center) starts every scale afresh."""
     eng = DetectionEngine(EngineConfig(integration=IntegrationConfig()))
