@@ -15,6 +15,9 @@ Keys (``--json`` prints one object on one line with exactly these, plus a few mo
   the same chain with the checks added after the redesign of issue #17 switched off (frequency
   error and jamming of #18, overload and by-products of #18 items 1–2), i.e. the chain the code
   before the redesign (79e862a) ran; ``checks_cost`` = 1 − pipeline_msps ÷ pipeline_core_msps.
+  ``pipeline_nointegration_msps`` and ``ratio_nointegration``: the default chain with the
+  long-integration stage (#18 item 5, on by default) off; ``integration_cost`` = 1 −
+  pipeline_msps ÷ pipeline_nointegration_msps.
 * ``fft_welch_msps``: the bare framed Welch (the same ``FrameStream``: FFT backend, |X|² kernel,
   sizes, buffers, cu8 conversion) in the same run; ``ratio`` = bare time ÷ pipeline time (1.0 = detection costs
   nothing), the median over 15 back-to-back pairs (``ratio_range`` their spread, ``ratio_of_best``
@@ -105,10 +108,12 @@ def baseline_for(raw: np.ndarray, cfg: EngineConfig):
     return builder.build()
 
 
-def bench_pipeline(seconds: float, block: int = STACK, *, checks: bool = True) -> dict:
+def bench_pipeline(seconds: float, block: int = STACK, *, checks: bool = True, integration: bool = True) -> dict:
     cfg = EngineConfig(fft_backend="auto")  # as the monitor runs: pyFFTW when installed
     if not checks:  # the chain of 79e862a (before issues #18 and #24): no frequency-error, jamming or overload checks
-        cfg = replace(cfg, frequency_error=None, jam_after_s=None, overload=None, byproducts=None)
+        cfg = replace(cfg, frequency_error=None, jam_after_s=None, overload=None, byproducts=None, integration=None)
+    if not integration:  # the long-integration stage (#18 item 5) off, the rest as the monitor runs
+        cfg = replace(cfg, integration=None)
     base = baseline_for(synthetic_cu8(4.0, 1, stations=STATIONS), cfg)
     # the monitored signal, the same at every duration: the site's stations (explained by the
     # baseline) and two new NFM transmitters, on for 1/6 of the time each (a third of the frames
@@ -415,6 +420,11 @@ def main() -> None:
                 "checks_cost": round(1.0 - out["pipeline_msps"] / core["pipeline_msps"], 3)})
     log(f"  without the frequency-error, jamming and overload checks: {core['pipeline_msps']} MS/s, ratio {core['ratio']} "
         f"(the checks cost {100 * out['checks_cost']:.1f} %)")
+    noint = bench_pipeline(6.0 if q else 20.0, integration=False)
+    out.update({"pipeline_nointegration_msps": noint["pipeline_msps"], "ratio_nointegration": noint["ratio"],
+                "integration_cost": round(1.0 - out["pipeline_msps"] / noint["pipeline_msps"], 3)})
+    log(f"  without the integration stage: {noint['pipeline_msps']} MS/s, ratio {noint['ratio']} "
+        f"(integration costs {100 * out['integration_cost']:.1f} %)")
     log("hop overhead (simulated SDR paced to real time) …")
     out.update(bench_hops(20 if q else 60))
     log(f"  {out['hop_overhead']}")

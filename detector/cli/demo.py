@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from detector.cli._common import console_err, progress_bar
+from detector.cli._common import IntegrationOpt, console_err, integration_config, progress_bar
 from detector.core.errors import InputError
 
 
@@ -22,6 +22,7 @@ def demo(
     exam_s: Annotated[Optional[float], typer.Option("--exam-s", help="Monitor only the first S seconds of the exam session (shortened demo).")] = None,
     host: Annotated[str, typer.Option("--host", help="Address of the API served while the demo runs.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port of the API served while the demo runs.")] = 8750,
+    integration: IntegrationOpt = True,
 ) -> None:
     """Survey the simulated site, then monitor an exam session while the vehicle drives its loop.
 
@@ -30,6 +31,7 @@ def demo(
     "tta_median_s", "freq_error_median_hz", "location_error_m", "alerts": [...]}.
     """
     from detector.app.monitor_app import MonitorApp, build_engine
+    from detector.detection.engine import EngineConfig
     from detector.baseline import save
     from detector.detection import Channel, ExamSession, Whitelist
     from detector.localization.tracks import track_locator
@@ -67,6 +69,7 @@ def demo(
     settings = _api_settings(out_dir, host, port) if serve else None
     # no lock, no resumed alerts and no dismissal whitelist: every demo run starts afresh
     vehicle = MonitorApp.build(settings, source_factory=lambda: exam_src, site=site, baseline=baseline, whitelist=wl,
+                               engine_config=EngineConfig(integration=integration_config(integration)),
                                sessions=sessions, locate=locate, stream=True, realtime=False, run_id="demo",
                                monitor_options={"block_samples": 1 << 18})
     engine, mon = vehicle.engine, vehicle.monitor

@@ -12,7 +12,8 @@ from typing import Annotated, Optional
 import typer
 
 from detector.app.monitor_app import MonitorSettings
-from detector.cli._common import CenterOpt, DriftIntervalOpt, FormatOpt, PpmRefOpt, RateOpt, console_err, live_drift, opt_hz, positive_hz, utf8_path
+from detector.cli._common import (CenterOpt, DriftIntervalOpt, FormatOpt, IntegrationOpt, PpmRefOpt, RateOpt, console_err,
+                                  integration_config, live_drift, opt_hz, positive_hz, utf8_path)
 from detector.cli._server import Server, check_listen, stop_on_signals
 from detector.core.errors import InputError
 from detector.core.textfile import read_text
@@ -62,6 +63,7 @@ def monitor(
     push: Annotated[Optional[str], typer.Option("--push", help="Push alert changes to a command center: http(s)://CENTER:PORT (webhook) or mqtt://BROKER:PORT.")] = None,
     vehicle_id: Annotated[Optional[str], typer.Option("--vehicle-id", help="This vehicle's id at the center (default: the host name).")] = None,
     push_token_file: Annotated[Optional[Path], typer.Option("--push-token-file", help="File holding this vehicle's token for the center (http(s) push).")] = None,
+    integration: IntegrationOpt = True,
     source: Annotated[Optional[list[str]], typer.Argument(
         help="sim:default, sim:SCENE.toml, rtlsdr:0, or a recording (any format of `spectrum`). Repeat it for several "
              "receivers in one monitor (one store, one API; the plan's bands are shared between them); "
@@ -195,7 +197,7 @@ def monitor(
     vehicle = MonitorApp.build(
         AppSettings(data_dir=data_dir, db=db, token=st.token, token_file=token_file or st.token_file, sites_dir=sites_dir),
         source_factory=src.factory, site=site_cfg.name, site_config=site_cfg,
-        engine_config=EngineConfig(fft_backend=fft_backend), baseline=base, whitelist=site_cfg.whitelist_obj(),
+        engine_config=EngineConfig(fft_backend=fft_backend, integration=integration_config(integration)), baseline=base, whitelist=site_cfg.whitelist_obj(),
         sessions=site_cfg.exam_sessions(wall_start), wall_start=wall_start,
         locate=track_locator(site_cfg.lat, site_cfg.lon, buildings=site_cfg.buildings,
                              positions=track_positions(gps_track, wall_start)) if (scene is not None or gps) else None,

@@ -9,8 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from detector.cli._common import (CenterOpt, DriftIntervalOpt, FormatOpt, PpmRefOpt, RateOpt, check_figure_path, check_out_path,
-                                   check_reference_in_band, console_err, live_drift, progress_bar)
+from detector.cli._common import (CenterOpt, DriftIntervalOpt, FormatOpt, IntegrationOpt, PpmRefOpt, RateOpt, check_figure_path,
+                                   check_out_path, check_reference_in_band, console_err, integration_config, live_drift,
+                                   progress_bar)
 from detector.cli._sources import open_all
 from detector.app.monitor_app import build_engine
 from detector.detection.engine import EngineConfig, center_moved
@@ -151,6 +152,7 @@ def replay(
     drift_interval_s: DriftIntervalOpt = 10.0,
     png: Annotated[Optional[Path], typer.Option("--png", help="Draw the last frame against the baseline, with the alerts, to this PNG/SVG file.")] = None,
     tz: TzOpt = "UTC",
+    integration: IntegrationOpt = True,
 ) -> None:
     """Run detection and tracking over recordings and print alert events.
 
@@ -195,7 +197,8 @@ def replay(
 
     for w in profile_warnings(base, correction):
         console_err.print(f"[yellow]warning:[/] {w}")
-    engine = build_engine(EngineConfig(frame_s=frame_s, fa_per_hour=fa_per_hour), baseline=base, whitelist=wl,
+    engine = build_engine(EngineConfig(frame_s=frame_s, fa_per_hour=fa_per_hour, integration=integration_config(integration)),
+                          baseline=base, whitelist=wl,
                           site=site, sessions=sessions, wall_start=start, locate=locate, calibration=correction)
     if base is not None:
         from detector.baseline.check import check_baseline

@@ -6,6 +6,7 @@ from detector.detection._cfar import DetectionCache, batch_floor, os_cfar_floor
 from detector.detection._decision import CHEATING_BANDS_HZ, DecisionConfig, ExamSession, decide, score_track
 from detector.detection._declared_jammers import DeclaredJammer
 from detector.detection._emissions import detect_frame, detect_frames, detect_stack
+from detector.detection._integration import IntegrationConfig
 from detector.detection._results import DetectionConfig, Emission, FrameResult, StackResult
 from detector.detection._thresholds import noise_quantile_ratio, pfa_for_alert_rate, threshold_db, threshold_ratio
 from detector.detection._tracking import Reading, Track, Tracker, TrackerConfig
@@ -16,5 +17,6 @@ __all__ = [
     "DetectionCache", "DetectionConfig", "Emission", "FrameResult", "StackResult", "detect_frame", "detect_frames",
     "detect_stack", "batch_floor", "os_cfar_floor",
     "noise_quantile_ratio", "pfa_for_alert_rate", "threshold_db", "threshold_ratio",
-    "DeclaredJammer", "Reading", "Track", "Tracker", "TrackerConfig", "Channel", "Whitelist", "load_whitelist", "append_channel",
+    "DeclaredJammer", "IntegrationConfig",
+    "Reading", "Track", "Tracker", "TrackerConfig", "Channel", "Whitelist", "load_whitelist", "append_channel",
 ]

@@ -33,6 +33,49 @@ seconds (THEORY §1.2: the required SNR falls as 5·log10(N), N ≈ η·T·B loo
   by ``survey_margin_db`` (0.1 dB: a spur or a station too weak for the survey to resolve, now
   resolved by a long window, stays explained); that margin is an SNR wall of −16.3 dB in-channel
   (THEORY §1.2 item 7), below which only the bands the survey does not cover (CFAR alone) see.
+  A *known* station (survey occupancy ≥ ``known_occupancy``, 0.5) is explained up to
+  ``known_excess_db`` (10 dB) over its level: the fading and shadowing range of a moving receiver,
+  the range the frames' decision allows it (``DecisionConfig.known_channel_excess_db``); a
+  long window sees that station better, never differently.
+* Skirts and images (why the stage was off by default: in the simulated demo it alerted twice,
+  once on what looked like the skirt of the wideband LINK). Traced window by window, the finds were
+  (a) the IQ image of the hidden transmitter (446.08 MHz mirrored about the tuned 446.0 MHz to
+  445.92 MHz, 30–32 dB down), which opened a track that then took in a whitelisted repeater's
+  calls, and noted its hits on a 380 kHz-wide frames' track over BEACON, LINK and the repeater;
+  (b) the skirts of the surveyed BEACON and repeater (the channels 12–20 kHz beside them) while
+  the vehicle saw those stations far over their survey median, which is the level the survey has
+  for the skirt bins (their occupancy is < 1 %). Two rules, each a statement about what is
+  expected at a bin:
+
+  - *image*: the window's excess over its floor at the mirror bin (2·center − f), times
+    10^(−``image_rejection_db``/10), is subtracted from the channel sum before both tests. An
+    RTL-SDR's I/Q gain and phase errors leave images 24–40 dB down (SCENES §3.6; the demo's
+    receiver: 32 dB); 20 dB keeps a margin. Cost: a newcomer on the mirror of an emission more
+    than 20 dB over it (at its excess) is not found by integration (the frames still see it).
+  - *flank*: a run of windows over both thresholds is a find only if its best window is the
+    largest within half a channel (k/2 bins) on either side. Every other window of the run is no
+    higher (it is the run's maximum), and a window under the threshold is lower: what is higher is
+    a window the survey or the image explains, i.e. a stronger emission right beside it. A skirt
+    rises monotonically toward its emission, so its best window is on the emission's side and
+    has such a neighbour; a newcomer is a separate maximum. On noise alone the rule never bites
+    (it only removes runs), so the false-alert budget is unchanged; a newcomer loses only where
+    the stronger neighbour is within half a channel of its best window, i.e. a newcomer in the
+    adjacent channel of a stronger surveyed station, whose skirt is then not separable from it by
+    level alone. Rejected runs are counted (``IntegrationStage.left_out``).
+
+  Considered and not taken: a guard band around surveyed bins (25 or 50 kHz: it hides a newcomer
+  37.5 kHz from a station, and the skirts that alerted were of stations, not only of LINK); a
+  "skirt-ratio" test against the neighbouring station's own rise, or the station's surveyed mask
+  scaled by its current level (the survey's per-bin quantiles do not hold the skirt's level at
+  the time the station was strong: its skirt bins' median is mostly noise, and an intermittent
+  station's skirt is not in the median at all; in the demo's survey the mask 16 kHz beside
+  BEACON is a 0.03 dB excess known to about ±40 %, and scaled by the 15–17 dB between a
+  station's survey median and p99 (BEACON, LINK), that error alone is of the order of the
+  threshold: it would blind the channels around every station that rises). The demo's finds
+  after the rules: the hidden transmitter and NB1 only.
+* The window's floor is scaled to the median of power/floor over the bins no emission holds
+  (≤ 5 σ of a noise bin over the floor): with a strong station, its skirt and its image holding
+  half the band the median of all bins sat 8 % high and hid a −11 dB newcomer beside it.
 
 Emissions found here join the engine's tracker like the frames' (a transmitter seen in both is one
 track); :func:`integration_decide` alerts a track found in 2 consecutive windows of one scale,
@@ -50,11 +93,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detector.detection._cfar import DetectionCache, batch_floor
+from detector.detection._decision import DecisionConfig
 from detector.detection._emissions import _valid_mask
 from detector.detection._results import DetectionConfig, Emission
 from detector.detection._thresholds import noise_quantile_ratio, pfa_for_alert_rate, threshold_ratio
 
-__all__ = ["IntegrationConfig", "Integrator", "IntegratedWindow", "IntegrationStage", "detect_integrated",
+__all__ = ["IntegrationConfig", "Integrator", "IntegratedWindow", "IntegrationStage", "SurveyLevelCache", "detect_integrated",
            "integration_decide", "integration_pfa", "channel_looks"]
 
 #: excursions of a k-bin sliding sum over a high threshold: about z/√(πk) per position and per
@@ -84,6 +128,16 @@ class IntegrationConfig:
     survey_margin_db: float = 0.1
     survey_excess_db: float = 0.15
     persist: int = 2
+    #: the worst image rejection of the receiver's I/Q paths (dB): a window's excess over its floor,
+    #: mirrored about the tuned center and this far down, is expected at the mirror (SCENES §3.6:
+    #: 24–40 dB for an uncalibrated RTL-SDR; 20 dB keeps a margin); None: no image expected
+    image_rejection_db: float | None = 20.0
+    #: a channel the survey saw on the air this often (a known station) is explained up to
+    #: ``known_excess_db`` over its survey level: the fading and shadowing range of a moving
+    #: receiver, as the frames' decision allows (:class:`~detector.detection.DecisionConfig`
+    #: ``known_channel_occupancy`` / ``known_channel_excess_db``)
+    known_occupancy: float = DecisionConfig.known_channel_occupancy
+    known_excess_db: float = DecisionConfig.known_channel_excess_db
 
 
 @dataclass(frozen=True)
@@ -179,11 +233,15 @@ class IntegrationStage:
     window with its emissions; :meth:`record_hits` notes on the tracks those emissions joined which
     window found them (for :func:`integration_decide`)."""
 
-    def __init__(self, config: IntegrationConfig) -> None:
+    def __init__(self, config: IntegrationConfig, *, survey_cache: SurveyLevelCache | None = None) -> None:
         self.config = config
         self.integrator = Integrator(config)
+        #: the survey's levels per aligned baseline (give engines over the same survey one instance to share)
+        self.survey_cache = SurveyLevelCache() if survey_cache is None else survey_cache
         self.windows = 0  #: windows tested
         self.found: dict[float, int] = {}  #: emissions found, per scale (s)
+        #: runs over the threshold left out, per rule ("flank": the skirt of a stronger emission)
+        self.left_out: dict[str, int] = {}
         self._pfa: dict[tuple[float, int, int], float] = {}
         self._scratch: NDArray[np.float32] | None = None
 
@@ -230,7 +288,8 @@ class IntegrationStage:
         for w in self.integrator.push(key, total, n_used, t_start_s, t_end_s, looks):
             found = detect_integrated(freqs_hz, w, looks_per_frame=looks, center_hz=center_hz, rbw_hz=rbw_hz,
                                       pfa_of=functools.partial(self.pfa, w.scale_s), config=self.config,
-                                      detection=detection, baseline=baseline, cache=cache)
+                                      detection=detection, baseline=baseline, cache=cache,
+                                      survey_cache=self.survey_cache, counts=self.left_out)
             self.windows += 1
             if found:
                 self.found[w.scale_s] = self.found.get(w.scale_s, 0) + len(found)
@@ -318,8 +377,11 @@ def integration_pfa(fa_per_hour: float, *, window_s: float, n_positions: int, k_
 
 def _survey_levels(baseline, looks: float, k: int, floor_fn, config: IntegrationConfig):
     """Per bin: the survey's integrated level (linear; the median over the median/mean ratio of a
-    noise bin; the p99 where the survey saw the bin on the air) and whether it is a surveyed
-    station (occupied, or a k-bin channel of it over the survey's own floor by ``survey_excess_db``)."""
+    noise bin; the p99 where the survey saw the bin on the air), whether it is a surveyed
+    station (occupied, or a k-bin channel of it over the survey's own floor by ``survey_excess_db``),
+    whether the survey covers it, and whether it is a known station (occupancy ≥
+    ``known_occupancy``); each shape (m,), the level and the two station masks taken over a bin
+    each side (drift)."""
     cov = np.asarray(baseline.covered, dtype=bool)
     med = np.asarray(baseline.median_db, dtype=np.float64)
     med_lin = np.where(cov, 10.0 ** (np.nan_to_num(med, nan=-300.0) / 10.0), 0.0) / noise_quantile_ratio(looks, 0.5)
@@ -338,25 +400,32 @@ def _survey_levels(baseline, looks: float, k: int, floor_fn, config: Integration
     size = 3
     level = np.where(cov, _maxfilter(level, size), 0.0)
     surveyed = _maxfilter(surveyed.astype(np.float64), size) > 0
-    return level, surveyed & cov, cov
+    known = _maxfilter((occ >= config.known_occupancy).astype(np.float64), size) > 0
+    return level, surveyed & cov, cov, known & cov
 
 
-_SURVEY_MEMO: dict = {}
+class SurveyLevelCache:
+    """:func:`_survey_levels` memoised on the aligned statistics' bytes, owned by an
+    :class:`IntegrationStage` (one per engine; engines that should share it, e.g. one per replayed
+    file or benchmark pass over the same survey, are given the same instance). Hashing the arrays
+    costs a tenth of deriving the levels again; a pure function, so memoising changes no result.
+    At most ``size`` entries (then it starts afresh)."""
 
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._memo: dict = {}
+        self.misses = 0  #: levels derived (the rest were memoised)
 
-def _survey_levels_memo(baseline, looks: float, k: int, floor_fn, config: IntegrationConfig):
-    """:func:`_survey_levels`, memoised for the process on the aligned statistics' bytes: every engine
-    of a run (one per replayed file, per benchmark pass) aligns the same survey to the same grid, and
-    hashing its arrays costs a tenth of deriving the levels again. A pure function: memoising it
-    changes no result."""
-    key = (hash(b"".join(np.ascontiguousarray(a).tobytes() for a in (
-        baseline.median_db, baseline.p99_db, baseline.occupancy, baseline.covered))), round(float(looks), 2), k,
-        config.survey_excess_db)
-    if key not in _SURVEY_MEMO:
-        if len(_SURVEY_MEMO) >= 8:
-            _SURVEY_MEMO.clear()
-        _SURVEY_MEMO[key] = _survey_levels(baseline, looks, k, floor_fn, config)
-    return _SURVEY_MEMO[key]
+    def levels(self, baseline, looks: float, k: int, floor_fn, config: IntegrationConfig):
+        key = (hash(b"".join(np.ascontiguousarray(a).tobytes() for a in (
+            baseline.median_db, baseline.p99_db, baseline.occupancy, baseline.covered))), round(float(looks), 2), k,
+            config.survey_excess_db, config.known_occupancy)
+        if key not in self._memo:
+            if len(self._memo) >= self.size:
+                self._memo.clear()
+            self.misses += 1
+            self._memo[key] = _survey_levels(baseline, looks, k, floor_fn, config)
+        return self._memo[key]
 
 
 def _maxfilter(x: NDArray, size: int) -> NDArray:
@@ -392,11 +461,15 @@ def detect_integrated(
     detection: DetectionConfig = DetectionConfig(),
     baseline=None,
     cache: DetectionCache | None = None,
+    survey_cache: SurveyLevelCache | None = None,
+    counts: dict[str, int] | None = None,
 ) -> list[Emission]:
     """Emissions of one integrated window (see the module docstring).
 
     ``pfa_of(n_positions, k_bins)`` gives the per-window Pfa for this window's scale (the engine's
-    :func:`integration_pfa` with its budget); ``baseline`` an aligned baseline on this grid, or None."""
+    :func:`integration_pfa` with its budget); ``baseline`` an aligned baseline on this grid, or None;
+    ``survey_cache`` the stage's :class:`SurveyLevelCache` (None: the levels are derived for this call);
+    ``counts``: incremented per find left out by the flank rule (``"flank"``)."""
     cache = DetectionCache() if cache is None else cache
     p = window.mean_lin
     m = p.size
@@ -422,7 +495,12 @@ def detect_integrated(
     vidx = cache.get(("integration_vidx", m, float(freqs_hz[0]), bin_hz, center_hz, detection.dc_half_width_hz,
                       detection.edge_crop), lambda: np.flatnonzero(valid))
     if vidx.size >= 16:
-        floor = floor * (float(np.median(p[vidx] / floor[vidx])) / noise_quantile_ratio(looks_q, 0.5))
+        # over the bins that no emission holds (≤ 5 σ of a noise bin over the floor: their share of
+        # noise is 3e-7): a strong station, its skirt and its image can hold half the band and more
+        # (the median of all bins then sat 8 % high, and a −11 dB newcomer beside it went under)
+        r = p[vidx] / floor[vidx]
+        quiet = r[r <= 1.0 + 5.0 / math.sqrt(looks_q)]
+        floor = floor * (float(np.median(quiet if quiet.size >= 16 else r)) / noise_quantile_ratio(looks_q, 0.5))
     corr = _variance_factor(3, enbw) if enbw > 1.25 else 1.0  # correlated bins: fewer independent values
     # the floor's local error, halved: its window holds the channel's own bins, so part of its error
     # is the channel sum's and cancels in their ratio (on 400 s of noise through the impaired
@@ -432,10 +510,12 @@ def detect_integrated(
     # and the median's own spread (≈ 1.2533 σ/√n of n independent values)
     spread_f = math.hypot(spread_f, 1.2533 * math.sqrt(corr / max(vidx.size, 1) / looks_q))
     if baseline is not None:
-        level, surveyed, covered = cache.for_object(
-            baseline, ("integration", round(looks_per_frame, 2), config.survey_excess_db, tuple(config.widths_hz)),
-            lambda: _survey_levels_memo(baseline, looks_per_frame, max(1, int(round(max(config.widths_hz) / bin_hz))),
-                                        floor_fn, config))
+        memo = SurveyLevelCache(1) if survey_cache is None else survey_cache
+        level, surveyed, covered, known = cache.for_object(
+            baseline, ("integration", round(looks_per_frame, 2), config.survey_excess_db, config.known_occupancy,
+                       tuple(config.widths_hz)),
+            lambda: memo.levels(baseline, looks_per_frame, max(1, int(round(max(config.widths_hz) / bin_hz))),
+                                floor_fn, config))
     gains: list[float] = []
 
     def gain() -> float:
@@ -446,11 +526,21 @@ def detect_integrated(
             gains.append(float(np.median(p[probe] / level[probe])) if probe.size >= 8 else 1.0)
         return gains[0]
 
+    img = None
+    if center_hz is not None and config.image_rejection_db is not None:
+        # the IQ image of the window's excess: bin j holds up to 10^(−rejection/10) of the excess
+        # of its mirror bin about the tuned center (expected, like the survey's level)
+        mirror = cache.get(("integration_mirror", m, float(freqs_hz[0]), bin_hz, center_hz),
+                           lambda: _mirror_index(freqs_hz, float(center_hz), bin_hz))
+        x = np.maximum(p - floor, 0.0)
+        img = np.where(mirror >= 0, x[np.maximum(mirror, 0)], 0.0) * 10.0 ** (-config.image_rejection_db / 10.0)
     out: list[Emission] = []
     taken = np.zeros(m, dtype=bool)
     for width in sorted(config.widths_hz, reverse=True):
         k = max(1, min(m // 4, int(round(width / bin_hz))))
         s = _sliding(p, k)
+        if img is not None:
+            s = s - _sliding(img, k)  # what the mirror's image does not explain
         # the floor is piecewise linear between groups of bins: its k-bin sum is k times its value
         # at the window's middle (exact but at the few kinks, where it differs by < 0.1 %)
         f = floor[k // 2: k // 2 + s.size] * float(k) if k % 2 else \
@@ -467,19 +557,31 @@ def detect_integrated(
         if not hit.any():
             continue
         if baseline is not None:
-            # over the survey's level: a surveyed station by baseline_margin_db, a channel the
-            # survey saw as noise by survey_margin_db (the wall that margin implies: THEORY §1.2 item 7)
-            expl = cache.for_object(baseline, ("integration_expl", config.baseline_margin_db, config.survey_margin_db),
-                                    lambda: np.where(surveyed, level * 10.0 ** (config.baseline_margin_db / 10.0),
-                                                     np.where(covered, level * 10.0 ** (config.survey_margin_db / 10.0), 0.0)))
+            # over the survey's level: a known station by known_excess_db, another surveyed one by
+            # baseline_margin_db, a channel the survey saw as noise by survey_margin_db (the wall
+            # that margin implies: THEORY §1.2 item 7)
+            expl = cache.for_object(baseline, ("integration_expl", config.baseline_margin_db, config.survey_margin_db,
+                                               config.known_occupancy, config.known_excess_db),
+                                    lambda: np.where(known, level * 10.0 ** (config.known_excess_db / 10.0),
+                                                     np.where(surveyed, level * 10.0 ** (config.baseline_margin_db / 10.0),
+                                                              np.where(covered, level * 10.0 ** (config.survey_margin_db / 10.0),
+                                                                       0.0))))
             hit &= s > _sliding(expl, k) * gain()
         for j0, j1 in _runs(hit, gap=max(1, k // 2)):
             lo, hi = j0, j1 + k - 1  # bins of the flagged windows
             if taken[lo:hi + 1].any():
-                continue  # a wider channel already holds it
+                continue  # a wider channel (or a find just beside it) already holds it
+            jj = j0 + int(np.argmax(np.where(hit[j0:j1 + 1], ratio[j0:j1 + 1], -np.inf)))
+            # the flank rule: a window within half a channel of the peak holding more (one the
+            # survey or the image explains, as every other one is a hit of this run and no higher):
+            # the find is the skirt of a stronger emission, rising toward it, not a separate maximum
+            a, b = max(0, jj - k // 2), min(ratio.size, jj + k // 2 + 1)
+            if float(np.max(np.where(ok_win[a:b], ratio[a:b], -np.inf))) > float(ratio[jj]):
+                if counts is not None:
+                    counts["flank"] = counts.get("flank", 0) + 1
+                continue
             taken[lo:hi + 1] = True
             seg = slice(lo, hi + 1)
-            jj = j0 + int(np.argmax(np.where(hit[j0:j1 + 1], ratio[j0:j1 + 1], -np.inf)))
             # the matched window's excess over the floor places the center; at the low SNR
             # integration works at, the occupied bandwidth is not measurable: the matched width
             # (or the flagged span, when wider) is reported
@@ -502,6 +604,13 @@ def detect_integrated(
                 excess_db=excess, power_dbfs=float(10.0 * math.log10(max(float(s[jj]), 1e-30))),
                 bins=np.arange(lo, hi + 1), n_runs=1, baseline_occupancy=occ))
     return out
+
+
+def _mirror_index(freqs_hz: NDArray[np.float64], center_hz: float, bin_hz: float) -> NDArray[np.intp]:
+    """Per bin: the bin at its mirror frequency about the tuned center (2·center − f), or −1 where
+    that lies off the grid."""
+    j = np.rint((2.0 * center_hz - freqs_hz - float(freqs_hz[0])) / bin_hz).astype(np.intp)
+    return np.where((j >= 0) & (j < freqs_hz.size), j, -1)
 
 
 def _probe(ok: NDArray[np.bool_]) -> NDArray[np.intp]:

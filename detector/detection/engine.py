@@ -127,10 +127,8 @@ class EngineConfig:
     #: artefacts (``detection._byproducts``; None: not marked)
     overload: OverloadConfig | None = field(default_factory=OverloadConfig)
     byproducts: ByproductConfig | None = field(default_factory=ByproductConfig)
-    #: long integration for persistent emissions (``detection._integration``); None (the default for
-    #: now: in the simulated demo it alerts on a known station's skirt that the moving vehicle sees
-    #: stronger than the survey did): the frames only
-    integration: IntegrationConfig | None = None
+    #: long integration for persistent emissions (``detection._integration``); None: the frames only
+    integration: IntegrationConfig | None = field(default_factory=IntegrationConfig)
 
 
 class DetectionEngine:

@@ -258,6 +258,27 @@ def test_survey_then_replay_alerts_once_on_the_new_burst(tmp_path):
     assert alert_times and min(alert_times) == pytest.approx(19.0, abs=0.1)
 
 
+def test_replay_integrates_by_default_and_not_with_no_integration(tmp_path):
+    """A steady NFM transmitter 11 dB under the noise in its 12.5 kHz channel: the long
+    integration (on by default) alerts on it; ``--no-integration`` leaves the frames alone, which
+    do not see it."""
+    fs = 250e3
+    rng = np.random.default_rng(23)
+    noise = -30.0
+    survey = _write(tmp_path / "survey_446.05M_250k.cu8", awgn(int(10.0 * fs), noise, rng))
+    n = int(16.0 * fs)
+    x = awgn(n, noise, rng) + nfm(n, fs, 37.5e3, noise + 10 * np.log10(12.5e3 / fs) - 11.0, rng)
+    exam = _write(tmp_path / "exam_446.05M_250k.cu8", x)
+    base = tmp_path / "s.baseline"
+    r = runner.invoke(app, ["survey", survey, "--site", "s", "--out", str(base)])
+    assert r.exit_code == 0, r.output
+    on = [ev for ev in replay_jsonl([exam, "--site", "s", "--baseline", str(base)]) if ev["alert"]]
+    assert on and {ev["integration_s"] for ev in on} <= {4.0, 12.0}
+    assert all(ev["center_hz"] - 446.05e6 == pytest.approx(37.5e3, abs=3e3) for ev in on)
+    off = replay_jsonl([exam, "--site", "s", "--baseline", str(base), "--no-integration"])
+    assert [ev for ev in off if ev["alert"]] == []
+
+
 @pytest.mark.parametrize("args, needle", [
     (["replay", "x.cu8", "--site", "s", "--baseline", "/nonexistent/b.npz"], "does not exist"),
     (["replay", "x.cu8", "--site", "s", "--baseline", "TMP"], "is a folder, not a baseline file"),

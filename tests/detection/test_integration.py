@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 import pytest
+import scipy.signal
 import scipy.stats
 
 from detector.core.types import IQBlock, Spectrum
@@ -159,6 +160,70 @@ def test_a_surveyed_steady_station_does_not_alert_at_long_integration_but_a_newc
     _, alerts = alert_time(DetectionEngine(EngineConfig(integration=IntegrationConfig())),
                            nfm_iq(12.0, -8.0, np.random.default_rng(22), f=-60e3))
     assert alerts and abs(alerts[0].center_hz - CENTER + 60e3) <= 8e3
+
+
+def wideband(n, level_dbfs, rng, *, f=-80e3, bw=40e3, swing_db=0.0, period_s=8.0):
+    """A wideband station (a plateau of ``bw`` at ``f``): white noise through a 7th-order
+    Butterworth low-pass, whose roll-off is its skirt; total power ``level_dbfs``, swinging by
+    ±``swing_db`` over ``period_s`` (the level a moving receiver sees change)."""
+    sos = scipy.signal.butter(7, bw / 2, fs=FS, output="sos")
+    w = scipy.signal.sosfilt(sos, rng.standard_normal(n) + 1j * rng.standard_normal(n))
+    w *= 10 ** (level_dbfs / 20) / np.sqrt(np.mean(np.abs(w) ** 2))
+    if swing_db:
+        w *= 10 ** (swing_db * np.sin(2 * np.pi * np.arange(n) / FS / period_s) / 20)
+    return (w * np.exp(2j * np.pi * f * np.arange(n) / FS)).astype(np.complex64)
+
+
+@pytest.fixture(scope="module")
+def wideband_baseline():
+    """20 s survey of a wideband station (40 kHz at −80 kHz, 20 ± 6 dB over the band's noise power)."""
+    rng = np.random.default_rng(30)
+    n = int(20.0 * FS)
+    x = rtl_receiver(awgn(n, NOISE, rng) + wideband(n, NOISE + 20.0, rng, swing_db=6.0))
+    return survey_iq(x, FS, CENTER, engine=DetectionEngine(EngineConfig(integration=IntegrationConfig())))
+
+
+def test_the_skirt_of_a_surveyed_wideband_station_seen_8_db_stronger_does_not_alert_but_a_newcomer_beside_it_does(
+        wideband_baseline):
+    """The demo's false alarms (issue #18 item 5): a known station that the receiver sees 8 dB
+    over the strongest the survey saw lifts its skirt over the survey's level of the channels
+    beside it. The skirt rises toward the station: the flank rule leaves it out, and the station
+    itself is within a known station's range (10 dB). A −11 dB newcomer 37.5 kHz beyond the
+    station's edge is a separate maximum and alerts."""
+    rng = np.random.default_rng(31)
+    n = int(30.0 * FS)
+    x = awgn(n, NOISE, rng) + wideband(n, NOISE + 20.0 + 6.0 + 8.0, rng)
+    eng = DetectionEngine(EngineConfig(integration=IntegrationConfig()), baseline=wideband_baseline)
+    _, alerts = alert_time(eng, x, stop=False)
+    assert alerts == [], [(e.center_hz - CENTER, e.integration_s) for e in alerts]
+    # the skirt was over the threshold and the survey's level in every window: left out as a flank
+    assert eng.integration is not None and eng.integration.windows == 7 + 2
+    assert eng.integration.left_out.get("flank", 0) >= 7, eng.integration.left_out
+    newcomer = -60e3 + 37.5e3
+    x = x + nfm(n, FS, newcomer, NOISE + 10 * math.log10(12.5e3 / FS) - 11.0, rng)
+    eng = DetectionEngine(EngineConfig(integration=IntegrationConfig()), baseline=wideband_baseline)
+    t, alerts = alert_time(eng, x, f=newcomer, stop=False)
+    assert t is not None and t <= 30.0
+    assert all(abs(e.center_hz - CENTER - newcomer) <= 8e3 for e in alerts), [e.center_hz - CENTER for e in alerts]
+
+
+def test_the_survey_levels_are_derived_once_per_cache_that_engines_may_share(station_baseline):
+    """No process-wide memo: each engine's stage owns a SurveyLevelCache; engines given the same
+    one (a replay per file, a benchmark pass) derive the survey's levels once between them."""
+    x = awgn(int(9.0 * FS), NOISE, np.random.default_rng(24))
+    first = DetectionEngine(EngineConfig(integration=IntegrationConfig()), baseline=station_baseline)
+    alert_time(first, x, stop=False)
+    assert first.integration is not None and first.integration.windows == 2
+    shared = first.integration.survey_cache
+    assert shared.misses == 1
+    second = DetectionEngine(EngineConfig(integration=IntegrationConfig()), baseline=station_baseline)
+    assert second.integration is not None and second.integration.survey_cache is not shared
+    second.integration.survey_cache = shared
+    alert_time(second, x, stop=False)
+    assert shared.misses == 1 and second.integration.windows == 2
+    third = DetectionEngine(EngineConfig(integration=IntegrationConfig()), baseline=station_baseline)
+    alert_time(third, x, stop=False)
+    assert third.integration is not None and third.integration.survey_cache.misses == 1
 
 
 def test_a_retune_resets_the_integrator():
