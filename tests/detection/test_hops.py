@@ -42,7 +42,8 @@ def hopping_blocks(seconds: float, period_s: float, burst_s: float, *, cycle=(1.
 
 def tracks_of(blocks, gap_s: float):
     cfg = EngineConfig()
-    cfg = replace(cfg, tracker=replace(cfg.tracker, gap_s=gap_s))
+    # the frames' tracker alone (the long-integration stage's windows span several bursts)
+    cfg = replace(cfg, integration=None, tracker=replace(cfg.tracker, gap_s=gap_s))
     eng = build_engine(cfg)
     for b in blocks:
         eng.process_block(b)
