@@ -1,6 +1,8 @@
 """The post-exam report: one self-contained HTML file (or a PDF) per site and time range.
 
-For each exam session of the site's schedule (and a section for alerts outside every session): the
+What was watched (each monitor run: plan, receivers and their health, per band the catch rate
+the running plan achieved, from its dwell log), then for each exam session of the site's schedule
+(and a section for alerts outside every session): the
 timeline of the session, the radio environment against the site baseline (when one is given), and
 each alert with its fields and reasons, its location (and map), the figures of its evidence snippet
 (spectrum, waterfall), the evidence files with their SHA-256, and its handling history (who
@@ -55,6 +57,9 @@ class Report:
     generated_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     histories: dict[str, list[dict]] = field(default_factory=dict)
     readings: dict[str, list] = field(default_factory=dict)
+    #: the monitor runs of the site in the range (``DATA_DIR/runs``, :mod:`detector.app.run_record`):
+    #: plan, receivers, and the catch rate the running plan achieved
+    runs: list[dict] = field(default_factory=list)
 
     @property
     def alerts(self) -> list[dict]:
@@ -89,7 +94,7 @@ def _overlaps(a0, a1, b0, b1) -> bool:
 
 
 def collect_report(store: Any, site: Any, *, t_from: datetime | None = None, t_to: datetime | None = None,
-                   baseline: Any = None) -> Report:
+                   baseline: Any = None, runs: list[dict] | None = None) -> Report:
     """Alerts of ``site`` (a :class:`~detector.config.site.SiteConfig` or a name) in ``[t_from, t_to]``
     (aware datetimes; alerts whose first–last seen span overlaps), grouped by exam session.
 
@@ -122,7 +127,8 @@ def collect_report(store: Any, site: Any, *, t_from: datetime | None = None, t_t
     if outside or not sections:
         sections.append(ReportSection("outside the exam sessions" if sections else "all alerts", t_from, t_to, outside,
                                       in_session=False))
-    rep = Report(site=site, sections=sections, t_from=t_from, t_to=t_to, baseline=baseline, store=store)
+    rep = Report(site=site, sections=sections, t_from=t_from, t_to=t_to, baseline=baseline, store=store,
+                 runs=list(runs or []))
     for a in rep.alerts:
         rep.histories[a["id"]] = [h.model_dump(mode="json") if hasattr(h, "model_dump") else dict(h)
                                   for h in store.history(a["id"])]
@@ -293,11 +299,52 @@ def render_html(rep: Report) -> str:
     site = rep.site
     return _template().render(
         title=_title(rep), site=site, range_text=_range_text(rep), sections=sections, baseline_info=baseline_info,
+        runs=_runs_view(rep),
         n_alerts=len(rep.alerts), generated=_fmt_time(rep.generated_at, tz),
         site_info=[("name", site.name), ("position", f"{site.lat:.6f}, {site.lon:.6f}" if site.lat is not None else "—"),
                    ("time zone", site.timezone), ("buildings", str(len(site.buildings))),
                    ("sessions", str(len(site.sessions) or len(site.session_seconds)))],
     )
+
+
+# --- what was watched --------------------------------------------------------------------------------
+def _pct(p: Any) -> str:
+    return "—" if not isinstance(p, (int, float)) else f"{100 * p:.1f} %"
+
+
+def _runs_view(rep: Report) -> list[dict]:
+    """Per run: its times, plan, receivers and per band the catch rate, nominal and achieved."""
+    tz = rep.tz
+    out = []
+    for r in rep.runs:
+        ic = r.get("intercept") or {}
+        bands = [{"name": b.get("name"), "priority": b.get("priority"), "nominal": _pct(b.get("p_burst_nominal")),
+                  "achieved": _pct(b.get("p_burst_achieved")),
+                  "revisit": "—" if b.get("revisit_achieved_s") is None else f"{b['revisit_achieved_s']:.1f} s",
+                  "low": isinstance(b.get("p_burst_achieved"), (int, float)) and isinstance(b.get("p_burst_nominal"), (int, float))
+                  and b["p_burst_achieved"] < 0.8 * b["p_burst_nominal"]} for b in ic.get("bands") or []]
+        rx = [{"name": e.get("name"), "status": e.get("status"), "source": e.get("source"),
+               "bands": ", ".join(e.get("bands") or []), "blocks": e.get("blocks_read"), "reopens": e.get("reopen_count"),
+               "dropped": e.get("frames_dropped"), "error": e.get("last_error") or ""} for e in r.get("receivers") or []]
+        out.append({"run_id": r.get("run_id"), "plan": r.get("plan") or "—",
+                    "start": _fmt_time(to_utc(r.get("started_at")), tz),
+                    "end": _fmt_time(to_utc(r.get("ended_at") or r.get("updated_at")), tz),
+                    "ended": r.get("ended_at") is not None, "burst_s": ic.get("burst_s"),
+                    "log_min": round((ic.get("log_s") or 0) / 60), "bands": bands, "receivers": rx})
+    return out
+
+
+def _runs_lines(rep: Report) -> list[str]:
+    lines = []
+    for r in _runs_view(rep):
+        lines.append(f"run {r['run_id']}: {r['start']} – {r['end']}{'' if r['ended'] else ' (last update)'}, plan {r['plan']}")
+        for x in r["receivers"]:
+            lines.append(f"   receiver {x['name']}: {x['status']}, {x['source']}, bands {x['bands'] or '—'}, "
+                         f"{x['blocks']} blocks, {x['reopens']} reopens {x['error']}")
+        if r["bands"]:
+            lines.append(f"   catch rate of a {r['burst_s']} s burst (plan / achieved over the last {r['log_min']} min, revisit):")
+            lines += [f"     {b['name']:<14} {b['nominal']:>8} {b['achieved']:>8}  {b['revisit']}" for b in r["bands"]]
+    return lines
 
 
 # --- PDF -----------------------------------------------------------------------------------------
@@ -324,6 +371,8 @@ def render_pdf(rep: Report, path: str | Path) -> Path:
             lines.append(f"{sec.name}: {_fmt_time(sec.start, tz)} – {_fmt_time(sec.end, tz)}, {len(sec.alerts)} alert(s)")
             lines += [f"   {a['id']}  {alert_label(a)}  [{a.get('severity')}, {a.get('status')}]" for a in sec.alerts]
         pdf.savefig(_text_page(_title(rep), lines))
+        if rep.runs:
+            pdf.savefig(_text_page("What was watched", _runs_lines(rep)))
         for sec in rep.sections:
             for fig in _session_figures(rep, sec).values():
                 pdf.savefig(fig)
@@ -344,9 +393,10 @@ def render_pdf(rep: Report, path: str | Path) -> Path:
 
 
 def write_report(store: Any, site: Any, out: str | Path, *, t_from: datetime | None = None, t_to: datetime | None = None,
-                 baseline: Any = None, pdf: bool = False) -> Report:
-    """Collect and write the report to exactly ``out`` (HTML, or PDF with ``pdf=True``)."""
-    rep = collect_report(store, site, t_from=t_from, t_to=t_to, baseline=baseline)
+                 baseline: Any = None, pdf: bool = False, runs: list[dict] | None = None) -> Report:
+    """Collect and write the report to exactly ``out`` (HTML, or PDF with ``pdf=True``); ``runs``:
+    the monitor runs' records (:func:`detector.app.run_record.load_runs`)."""
+    rep = collect_report(store, site, t_from=t_from, t_to=t_to, baseline=baseline, runs=runs)
     out = Path(out)
     if pdf:
         render_pdf(rep, out)

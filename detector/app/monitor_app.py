@@ -8,7 +8,7 @@
   :class:`~detector.pipeline.Monitor` (with the receiver's position from ``gps``), the API (with
   the SSE stream) and the push sender. Push, SSE, GPS and calibration are its arguments;
   :meth:`MonitorApp.start` and :meth:`MonitorApp.stop` are the start and the explicit shutdown
-  sequence (monitor → push sender, drained → store → lock).
+  sequence (monitor → the run record → push sender, drained → store → lock).
 
 Nothing here prints: lines for the operator go to ``say``.
 """
@@ -155,6 +155,8 @@ class MonitorApp:
     token_path: Path | None = None
     run_id: str = "run"
     reopened: list = field(default_factory=list)
+    #: ``DATA_DIR/runs/<run_id>.json``: what the run watched, for the report (:mod:`detector.app.run_record`)
+    recorder: object | None = None
     _lock_file: object | None = None
     _stopped: bool = False
     _released: bool = False
@@ -239,6 +241,10 @@ class MonitorApp:
                     attach_intercept(app.monitor, scheduler)
             if settings is not None:
                 app._compose_api(settings, site_config, baseline, site, added_wl, push, stream, say)
+                from detector.app.run_record import RUNS_DIR, RunRecorder
+
+                plan_name = plan.name if plan is not None else (scheduler.plan.name if scheduler is not None else None)
+                app.recorder = RunRecorder(settings.data_dir / RUNS_DIR, run_id, site, app.monitor.health, plan=plan_name)
             sender = app.sender
             if sender is not None and hasattr(sender, "delivered"):
                 sender.component = supervisor.component("push", progress=lambda: sender.delivered)
@@ -312,6 +318,8 @@ class MonitorApp:
     # ---- lifecycle --------------------------------------------------------------------------------
     def start(self) -> "MonitorApp":
         self.monitor.start()
+        if self.recorder is not None:
+            self.recorder.start()
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -324,6 +332,8 @@ class MonitorApp:
         try:
             if self.monitor is not None:
                 self.monitor.stop(timeout)
+            if self.recorder is not None:
+                self.recorder.stop()  # the run's end, with what it watched until now
         finally:
             self._release()
 

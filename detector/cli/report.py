@@ -28,7 +28,7 @@ def report(
     site: Annotated[str, typer.Option("--site", help="Site name (looked up in --sites-dir) or a site TOML path: its sessions group the alerts.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Write the report to exactly this file (HTML, or PDF with --pdf).")],
     db: Annotated[Optional[str], typer.Option("--db", help="Alert store URL (default: SQLite in --data-dir; postgresql://... for PostgreSQL). A command center's database is read too: the alerts of all its vehicles.")] = None,
-    data_dir: Annotated[Path, typer.Option("--data-dir", help="Where the default SQLite store lives.")] = Path("examwatch-data"),
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Where the default SQLite store and the monitor runs' records (runs/: what each run watched, the catch rate it achieved) live.")] = Path("examwatch-data"),
     sites_dir: Annotated[Path, typer.Option("--sites-dir", help="Folder of site TOML files.")] = Path("sites"),
     t_from: Annotated[Optional[str], typer.Option("--from", help="Start of the time range, ISO 8601 with a zone (alerts overlapping the range are reported).")] = None,
     t_to: Annotated[Optional[str], typer.Option("--to", help="End of the time range, ISO 8601 with a zone.")] = None,
@@ -67,7 +67,10 @@ def report(
         _check_sqlite_exists(db)
     store = _open_readonly(db, data_dir)
     try:
-        rep = write_report(store, site_cfg, out, t_from=start, t_to=end, baseline=base, pdf=pdf)
+        from detector.app.run_record import RUNS_DIR, load_runs
+
+        runs = load_runs(data_dir / RUNS_DIR, site_cfg.name, start, end)  # what the monitor runs watched
+        rep = write_report(store, site_cfg, out, t_from=start, t_to=end, baseline=base, pdf=pdf, runs=runs)
         if not rep.alerts:
             others = sorted({a.site for a in store.list(limit=1000)[0]} - {site_cfg.name})
             console_err.print(f"[yellow]warning:[/] the store holds no alert of site {site_cfg.name!r}"
@@ -75,7 +78,8 @@ def report(
                               + (f" (sites there: {', '.join(others)})" if others else " (it holds no alert at all)"))
     finally:
         store.close()
-    console_err.print(f"wrote {out}: site {site_cfg.name}, {len(rep.sections)} section(s), {len(rep.alerts)} alert(s)")
+    console_err.print(f"wrote {out}: site {site_cfg.name}, {len(rep.sections)} section(s), {len(rep.alerts)} alert(s), "
+                      f"{len(rep.runs)} monitor run(s) with what they watched")
 
 
 def _open_readonly(db: str | None, data_dir: Path):
