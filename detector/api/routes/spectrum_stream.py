@@ -11,8 +11,9 @@ Every event's ``data`` is one JSON object (models in :mod:`detector.api.schemas`
     are max-held into one; ``full_*`` is the engine's whole grid (the pan limits).
 ``event: row`` (at most ``rate_hz`` a second)
     ``{"seq", "t_s", "frames", "offset_db", "step_db", "floor_db", "q"}``: ``q`` is base64 of ``n``
-    bytes (``encoding=deflate``, the default: of their zlib stream), level dB = ``offset_db + step_db·byte`` (255: no level) in ``unit``; the row is the
-    max-hold of the ``frames`` frames (one per processing step) that arrived since the last row,
+    bytes (``encoding=deflate``, the default: of their zlib stream), level dB =
+    ``offset_db + step_db·byte`` (255: no level) in ``unit``; the row is the max-hold of the
+    ``frames`` frames (one per processing step) that arrived since the last row,
     ``t_s`` the stream time of the newest, ``floor_db`` its noise floor (null if none). No new
     frame, no row: the row rate is the lower of ``rate_hz`` and the monitor's step rate.
 ``event: baseline`` (after each grid, then when it changes, checked every 2 s)
