@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import socket
 import threading
@@ -50,6 +51,7 @@ class TestRoutes:
             html = r.text
             assert '<script src="/dashboard/static/dashboard.js">' in html and "/dashboard/static/dashboard.css" in html
             assert "http://" not in html and "https://" not in html  # nothing from a CDN
+            assert "spectrum.js" not in html and "spec-canvas" not in html  # no capture loop, no live spectrum
             # no capture loop behind this app (as on a center): the map and the timeline only
             for name in FIGURES:
                 assert (f'data-figure="{name}"' in html) == (name in ("map", "timeline")), name
@@ -114,6 +116,8 @@ class TestRoutes:
         with TestClient(_app(run.store, monitor=run.monitor, site=run.site)) as c:
             html = c.get("/dashboard").text
             assert 'data-role="vehicle"' in html and all(f'data-figure="{name}"' in html for name in FIGURES)
+            # the live canvases and their script (a center's page has neither)
+            assert '<script src="/dashboard/static/spectrum.js">' in html and 'id="spec-canvas"' in html
             for name in FIGURES:
                 r = c.get(f"/api/v1/figures/{name}.png")
                 assert r.status_code == 200, (name, r.text[:300])
@@ -216,6 +220,17 @@ def _chrome(chromium: str, driver_path: str, profile: Path):
     return webdriver.Chrome(service=Service(executable_path=driver_path), options=opts)
 
 
+#: count of non-background pixels of the live spectrum and waterfall canvases
+_LIT_PIXELS = """
+function lit(id) {
+  var c = document.getElementById(id), d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data, n = 0;
+  for (var i = 0; i < d.length; i += 4) if (Math.abs(d[i] - 11) + Math.abs(d[i + 1] - 13) + Math.abs(d[i + 2] - 16) > 30) n++;
+  return n;
+}
+return {spec: lit("spec-canvas"), wf: lit("wf-canvas")};
+"""
+
+
 def _click(drv, alert_id: str, cls: str, *, keys: str | None = None) -> None:
     """Click (or type into) an element of an alert card, finding it afresh (the list is redrawn when
     alerts change)."""
@@ -286,10 +301,39 @@ def test_browser_lists_alerts_and_acknowledges(tmp_path):
             assert store.get(b.id).status == b.status
             wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f'#acked .alert-card[data-id="{a.id}"]'))
             assert [c.get_attribute("data-id") for c in drv.find_elements(By.CSS_SELECTOR, "#alerts .alert-card")] == [b.id]
-            # every figure loaded as an image
+            # the map and the timeline load as images; the spectrum and the waterfall are live canvases
+            # fed by the spectrum stream, their PNGs hidden and not fetched
             wait.until(lambda d: all(d.execute_script(
                 f"var i = document.querySelector('[data-figure-img=\"{n}\"]'); return i.complete && i.naturalWidth > 300 && "
-                f"!i.classList.contains('hidden')") for n in FIGURES))
+                f"!i.classList.contains('hidden')") for n in ("map", "timeline")))
+            wait.until(lambda d: int(d.find_element(By.ID, "live").get_attribute("data-rows")) >= 1)
+            assert drv.find_element(By.ID, "live").is_displayed()
+            for name in ("spectrum", "waterfall"):
+                assert not drv.find_element(By.ID, f"fig-{name}").is_displayed(), name
+            lit = drv.execute_script(_LIT_PIXELS)
+            assert lit["spec"] > 2000 and lit["wf"] > 500, lit  # drawn: lines and labels, a coloured row
+            # hover: frequency, level with its unit, excess over the baseline p99
+            spec = drv.find_element(By.ID, "spec-canvas")
+            from selenium.webdriver.common.action_chains import ActionChains
+
+            ActionChains(drv).move_to_element_with_offset(spec, 40, 0).perform()
+            wait.until(lambda d: "MHz" in d.find_element(By.ID, "live-readout").text)
+            text = drv.find_element(By.ID, "live-readout").text
+            assert re.search(r"4\d\d\.\d{5} MHz · −?\d+\.\d (dBFS|dBm) · [+−]\d+\.\d dB over baseline p99", text), text
+            # a click where no track is selects that frequency
+            ActionChains(drv).click().perform()
+            wait.until(lambda d: "MHz" in d.find_element(By.ID, "live-selected").text)
+            assert drv.execute_script("return window.examwatch.live.selHz") > 4e8
+            # the wheel zooms in around the cursor; the stream is asked again for the visible span
+            n_full = drv.execute_script("return window.examwatch.live.grid.n")
+            drv.execute_script("var c = document.getElementById('spec-canvas'), r = c.getBoundingClientRect();"
+                               "for (var i = 0; i < 3; i++) c.dispatchEvent(new WheelEvent('wheel', {deltaY: -100, bubbles: true,"
+                               " cancelable: true, clientX: r.left + r.width / 2, clientY: r.top + r.height / 2}));")
+            wait.until(lambda d: d.execute_script("var s = window.examwatch.live; return s.view !== null && s.grid.n < arguments[0]",
+                                                  n_full))
+            v, g = drv.execute_script("var s = window.examwatch.live; return [s.view, s.grid]")
+            assert v["lo"] - g["bin"] <= g["f0"] and g["f0"] + (g["n"] - 1) * g["bin"] <= v["hi"] + g["bin"], (v, g)
+            assert g["n"] == pytest.approx((v["hi"] - v["lo"]) / g["bin"], abs=3)
             time.sleep(0.3)
             drv.save_screenshot(str(ARTIFACTS / "dashboard.png"))
 
