@@ -41,6 +41,11 @@
     selTrack: null, selHz: null, rows: 0, total: 0, bytes: 0, since: performance.now(), live: false
   };
   window.examwatch.live = S;
+  // where frequency hz is drawn, in CSS pixels from the left of canvas id (for tests and tools)
+  S.cssX = function (id, hz) {
+    var cv = document.getElementById(id), pw = cv.width - PAD_L - 6;
+    return hzToX(hz, PAD_L, pw) * cv.getBoundingClientRect().width / cv.width;
+  };
 
   // --- colour map (dark blue → cyan → yellow → red → white), 256 entries -----------------------
   var LUT = (function () {

@@ -348,8 +348,60 @@ def test_browser_lists_alerts_and_acknowledges(tmp_path):
             assert drv.find_element(By.CSS_SELECTOR, "h1 span").text == "考场无线电监测 — 实时"
             assert drv.find_element(By.CSS_SELECTOR, "#alerts .ack").text == "确认"
             assert drv.find_element(By.CSS_SELECTOR, "#alerts .dismiss").text == "排除"
+            assert drv.find_element(By.CSS_SELECTOR, "#live .live-head span").text == "实时频谱与瀑布图"
             drv.save_screenshot(str(ARTIFACTS / "dashboard-zh.png"))
         finally:
             drv.quit()
     store.close()
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 50_000
+
+
+def test_browser_live_waterfall_of_a_running_monitor_selects_the_alert_of_a_track(tmp_path):
+    """A monitor running on a paced source (noise and a carrier the baseline has not seen): the
+    page's rows arrive at the stream's rate, the waterfall boxes the alerting track, and a click on
+    the box highlights its alert card."""
+    chromium, driver_path = _browser_or_skip()
+    import numpy as np
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from detector.detection.engine import DetectionEngine, EngineConfig
+    from detector.sim import awgn
+    from tests._helpers import survey_iq
+    from tests.api.test_spectrum_stream import BIN_HZ, CENTER, FS, TONE_HZ, _monitor
+
+    noise = awgn(1 << 18, -45.0, np.random.default_rng(9)).astype(np.complex64)
+    baseline = survey_iq(noise, FS, CENTER, engine=DetectionEngine(EngineConfig(bin_hz=BIN_HZ)), site="S")
+    store = open_store(None, data_dir=tmp_path / "store")
+    mon = _monitor(store, baseline=baseline)
+    mon.start()
+    try:
+        with _Server(_app(store, monitor=mon)) as base:
+            drv = _chrome(chromium, driver_path, tmp_path / "profile")
+            try:
+                wait = WebDriverWait(drv, 20)
+                drv.get(base + "/dashboard")
+                wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, '#alerts .alert-card[data-track="T00001"]'))
+                n0 = int(drv.find_element(By.ID, "live").get_attribute("data-rows"))
+                time.sleep(2.0)
+                n1 = int(drv.find_element(By.ID, "live").get_attribute("data-rows"))
+                assert n1 - n0 >= 8, (n0, n1)  # 5 rows/s drawn
+                wait.until(lambda d: d.execute_script("return window.examwatch.live.tracks.length") >= 1)
+                tr = drv.execute_script("return window.examwatch.live.tracks[0]")
+                assert tr["id"] == "T00001" and tr["alert"] and tr["f_lo_hz"] <= CENTER + TONE_HZ <= tr["f_hi_hz"]
+                wf = drv.find_element(By.ID, "wf-canvas")
+                x = drv.execute_script("return window.examwatch.live.cssX('wf-canvas', arguments[0])", CENTER + TONE_HZ)
+                rect = drv.execute_script("var r = arguments[0].getBoundingClientRect(); return [r.width, r.height]", wf)
+                ActionChains(drv).move_to_element_with_offset(wf, int(round(x - rect[0] / 2)), int(-rect[1] / 2 + 4)).perform()
+                wait.until(lambda d: "T00001" in d.find_element(By.ID, "live-readout").text)
+                ActionChains(drv).click().perform()
+                wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, '#alerts .alert-card.selected[data-track="T00001"]'))
+                assert drv.find_element(By.ID, "live-selected").get_attribute("data-track") == "T00001"
+                assert "alert" in drv.find_element(By.ID, "live-selected").text
+                drv.save_screenshot(str(ARTIFACTS / "dashboard-live.png"))
+            finally:
+                drv.quit()
+    finally:
+        mon.stop()
+        store.close()
