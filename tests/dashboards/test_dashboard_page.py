@@ -348,6 +348,7 @@ def test_browser_lists_alerts_and_acknowledges(tmp_path):
             assert drv.find_element(By.CSS_SELECTOR, "h1 span").text == "考场无线电监测 — 实时"
             assert drv.find_element(By.CSS_SELECTOR, "#alerts .ack").text == "确认"
             assert drv.find_element(By.CSS_SELECTOR, "#alerts .dismiss").text == "排除"
+            wait.until(lambda d: d.find_element(By.ID, "live").is_displayed())  # shown with its first row
             assert drv.find_element(By.CSS_SELECTOR, "#live .live-head span").text == "实时频谱与瀑布图"
             drv.save_screenshot(str(ARTIFACTS / "dashboard-zh.png"))
         finally:

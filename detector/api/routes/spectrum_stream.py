@@ -186,7 +186,9 @@ async def spectrum_stream(
                 if tracks != sent_tracks:
                     sent_tracks = tracks
                     yield _event("tracks", tracks)
-            next_t = max(next_t + period, time.monotonic())
+            next_t += period  # a late tick is caught up; one more than a period late is dropped
+            if next_t < time.monotonic() - period:
+                next_t = time.monotonic()
             await anyio.sleep(max(0.0, next_t - time.monotonic()))
 
     return EventSourceResponse(gen(), ping=15, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
