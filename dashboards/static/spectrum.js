@@ -3,7 +3,7 @@
  * Reads GET /api/v1/spectrum/stream (Server-Sent Events read with fetch, so the read token can be
  * sent): `grid` (f0_hz, bin_hz, n, unit), `row` (8-bit levels: dB = offset_db + step_db·byte, 255 =
  * none; base64 of the zlib stream, inflated with DecompressionStream, or of the bytes), `baseline`
- * (p50, p99 on the same grid) and `tracks` (open tracks: f_lo_hz, f_hi_hz, alert, classification).
+ * (p50, p99 on the same grid, once per grid key) and `tracks` (open tracks: f_lo_hz, f_hi_hz, alert, classification).
  *
  * - Spectrum: the current row, baseline p50 and p99, the noise floor; track bands.
  * - Waterfall: the last rows, scrolling down, with track boxes (red: alert) in frequency × time.
@@ -37,7 +37,7 @@
     history: [],               // newest first: {t, f0, bin, n, lv: Float32Array}
     view: null,                // {lo, hi} Hz shown; null: the whole grid
     full: null,                // {lo, hi} of the engine's whole grid
-    trackMap: {},              // every track seen, by id (boxes stay while their rows are shown)
+    trackMap: {}, baseCache: {}, key: null,              // every track seen, by id (boxes stay while their rows are shown)
     selTrack: null, selHz: null, rows: 0, total: 0, bytes: 0, since: performance.now(), live: false
   };
   window.examwatch.live = S;
@@ -331,6 +331,10 @@
       S.grid = { f0: d.f0_hz, bin: d.bin_hz, n: d.n, dec: d.decimation };
       if (d.unit !== S.unit) S.history = [];  // levels of another unit do not share a colour scale
       S.unit = d.unit; S.full = { lo: d.full_f_lo_hz, hi: d.full_f_hi_hz + d.bin_hz / d.decimation };
+      S.key = d.key;
+      chain = chain.then(function () {  // the baseline of this grid, if one came before (a hop back)
+        var b = S.baseCache[d.key]; S.p50 = b ? b[0] : null; S.p99 = b ? b[1] : null;
+      });
       return;
     }
     if (name === "tracks") {
@@ -346,7 +350,7 @@
     }
     if (name === "baseline") {
       chain = chain.then(function () { return Promise.all([levels(d.p50, enc), levels(d.p99, enc)]); })
-        .then(function (b) { S.p50 = b[0]; S.p99 = b[1]; });
+        .then(function (b) { S.baseCache[d.key] = b; if (d.key === S.key) { S.p50 = b[0]; S.p99 = b[1]; } });
       return;
     }
     if (name === "row") {

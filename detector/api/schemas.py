@@ -270,6 +270,7 @@ class StreamGrid(BaseModel):
     full_f_hi_hz: float = Field(description="the engine grid's last bin centre (pan limit)")
     rbw_hz: float
     center_hz: float
+    key: str = Field(description="names this grid; its baseline is sent once per connection under this key")
 
 
 class StreamLevels(BaseModel):
@@ -291,8 +292,9 @@ class StreamRow(StreamLevels):
 
 
 class StreamBaseline(BaseModel):
-    """``event: baseline``: the site baseline's quantiles on the row grid (null without a baseline)."""
+    """``event: baseline``: the site baseline's quantiles on the row grid ``key`` (null without a baseline)."""
 
+    key: str
     p50: StreamLevels | None
     p99: StreamLevels | None
 

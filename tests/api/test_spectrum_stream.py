@@ -107,6 +107,19 @@ class Paced:
         pass
 
 
+class Hopping(Paced):
+    """:class:`Paced`, retuned between ``CENTER`` and ``CENTER + 2 MHz`` every ``dwell`` blocks."""
+
+    dwell = 10  # 0.64 s
+
+    def blocks(self, bs):
+        from detector.core.types import IQBlock
+
+        for i, b in enumerate(super().blocks(bs)):
+            hop = (i // self.dwell) % 2
+            yield IQBlock(b.samples, CENTER + 2e6 * hop, FS, offset_s=b.offset_s, retuned=i % self.dwell == 0)
+
+
 class _Server:
     def __init__(self, app) -> None:
         import uvicorn
@@ -131,12 +144,12 @@ class _Server:
         self.sock.close()
 
 
-def _monitor(store, *, baseline=None, center_hz=CENTER, receiver=None):
+def _monitor(store, *, baseline=None, center_hz=CENTER, receiver=None, source=None):
     from detector.detection.engine import DetectionEngine, EngineConfig
     from detector.pipeline import Monitor
 
     engine = DetectionEngine(EngineConfig(bin_hz=BIN_HZ), baseline=baseline, site="S")
-    return Monitor(lambda: Paced(center_hz), engine, store=store, site="S", run_id="run-stream", evidence=False,
+    return Monitor(source or (lambda: Paced(center_hz)), engine, store=store, site="S", run_id="run-stream", evidence=False,
                    spill=False, receiver=receiver)
 
 
@@ -292,9 +305,41 @@ def test_the_receiver_query_selects_a_receiver(served):
     hello, grid = events[0][1], events[1][1]
     assert hello["receiver"] == "vhf" and grid["center_hz"] == 150.0e6
     base = next(d for n, d in events if n == "baseline")
-    assert base == {"p50": None, "p99": None}  # this receiver has no baseline
+    assert base == {"p50": None, "p99": None, "key": grid["key"]}  # this receiver has no baseline
     tracks = next(d for n, d in events if n == "tracks")
     assert tracks["run_id"] == "run-stream" and isinstance(tracks["data"], list)
+
+
+def test_a_hopping_receiver_gets_each_grid_baseline_once(tmp_path):
+    """A plan hopping between two grids: a grid event at every hop, the baseline of each grid once
+    (the client keeps them by key), and still within 30 kB/s for 4 096 bins."""
+    from detector.alerts import open_store
+    from detector.api import ApiContext, create_app
+    from detector.sim import awgn
+
+    x = awgn(1 << 18, -45.0, np.random.default_rng(9)).astype(np.complex64)
+    from detector.detection.engine import DetectionEngine, EngineConfig
+    from tests._helpers import survey_iq
+
+    baseline = survey_iq(x, FS, CENTER, engine=DetectionEngine(EngineConfig(bin_hz=BIN_HZ)), site="S")
+    store = open_store(None, data_dir=tmp_path)
+    mon = _monitor(store, baseline=baseline, source=Hopping)
+    mon.start()
+    try:
+        with _Server(create_app(ApiContext(store=store, token=WRITE, monitor=mon, read_token=READ))) as srv:
+            events, n_bytes, elapsed = read_stream(srv.url, 3.5)
+    finally:
+        mon.stop()
+        store.close()
+    grids = [d for n, d in events if n == "grid"]
+    bases = [d for n, d in events if n == "baseline"]
+    assert len(grids) >= 4 and len({g["key"] for g in grids}) == 2
+    assert sorted(b["key"] for b in bases) == sorted({g["key"] for g in grids})  # once per grid
+    covered = {b["key"]: b["p50"] is not None and bool(np.isfinite(decode(b["p50"])).any()) for b in bases}
+    by_center = {g["center_hz"]: covered[g["key"]] for g in grids}
+    assert by_center == {CENTER: True, CENTER + 2e6: False}  # the survey covers the first grid only
+    print(f"\nhopping: {len(grids)} grids, {len(bases)} baselines, {n_bytes / elapsed / 1000:.1f} kB/s")
+    assert n_bytes / elapsed <= 30_000
 
 
 def test_refusals(served):

@@ -7,7 +7,7 @@ Every event's ``data`` is one JSON object (models in :mod:`detector.api.schemas`
     ``{"receiver", "receivers": [...], "rate_hz", "bins", "encoding"}``.
 ``event: grid`` (first, then only when it changes: a retune, a zoom, a unit change)
     ``{"f0_hz", "bin_hz", "n", "unit", "decimation", "full_f_lo_hz", "full_f_hi_hz", "rbw_hz",
-    "center_hz"}``: row bin ``k`` is centred on ``f0_hz + k·bin_hz``; ``decimation`` engine bins
+    "center_hz", "key"}``: row bin ``k`` is centred on ``f0_hz + k·bin_hz``; ``decimation`` engine bins
     are max-held into one; ``full_*`` is the engine's whole grid (the pan limits).
 ``event: row`` (at most ``rate_hz`` a second)
     ``{"seq", "t_s", "frames", "offset_db", "step_db", "floor_db", "q"}``: ``q`` is base64 of ``n``
@@ -16,9 +16,12 @@ Every event's ``data`` is one JSON object (models in :mod:`detector.api.schemas`
     ``frames`` frames (one per processing step) that arrived since the last row,
     ``t_s`` the stream time of the newest, ``floor_db`` its noise floor (null if none). No new
     frame, no row: the row rate is the lower of ``rate_hz`` and the monitor's step rate.
-``event: baseline`` (after each grid, then when it changes, checked every 2 s)
-    ``{"p50": {"offset_db", "step_db", "q"}, "p99": {...}}`` on the row grid (max-held the same
-    way), or ``{"p50": null, "p99": null}`` without a baseline.
+``event: baseline`` (after a grid not seen before on this connection, then when it changes,
+    checked every 2 s)
+    ``{"key", "p50": {"offset_db", "step_db", "q"}, "p99": {...}}`` on the row grid of that ``key``
+    (max-held the same way), or ``{"key", "p50": null, "p99": null}`` without a baseline. A grid
+    event names its ``key``: a plan that hops back to a grid gets no second baseline for it
+    (the client keeps the baselines by key).
 ``event: tracks`` (first, then when the list changes, checked every 2 s)
     ``{"data": [{"id", "f_lo_hz", "f_hi_hz", "center_hz", "alert", "classification",
     "first_seen_s", "last_seen_s", "peak_dbfs"}], "run_id"}``: the confirmed open tracks.
@@ -147,7 +150,8 @@ async def spectrum_stream(
         seq = max(0, live.frames.seq - 1)  # the first row: the latest frame only
         grid_key = None
         grid: RowGrid | None = None
-        sent_base = sent_tracks = None
+        sent_tracks = None
+        sent_bases: dict[str, dict] = {}  # grid key → the baseline last sent for it on this connection
         next_slow = 0.0
         next_t = time.monotonic()
         while True:
@@ -164,16 +168,19 @@ async def spectrum_stream(
                 if new_grid:
                     grid_key = key
                     grid = row_grid(f, bins, f_lo_hz, f_hi_hz)
+                    gkey = f"{grid.f0_hz:.1f}:{grid.bin_hz:.4f}:{grid.n}:{spec.unit}"
                     yield _event("grid", {"f0_hz": grid.f0_hz, "bin_hz": grid.bin_hz, "n": grid.n, "unit": spec.unit,
                                           "decimation": grid.factor, "full_f_lo_hz": float(f[0]),
-                                          "full_f_hi_hz": float(f[-1]), "rbw_hz": spec.rbw_hz, "center_hz": spec.center_hz})
+                                          "full_f_hi_hz": float(f[-1]), "rbw_hz": spec.rbw_hz, "center_hz": spec.center_hz,
+                                          "key": gkey})
                 assert grid is not None
                 if new_grid or now >= next_slow:
                     quant = live.baseline_quantiles(spec)
                     base = {"p50": None, "p99": None} if quant is None else \
                         {"p50": _levels(grid.apply(quant[0]), deflate), "p99": _levels(grid.apply(quant[1]), deflate)}
-                    if new_grid or base != sent_base:
-                        sent_base = base
+                    base["key"] = gkey
+                    if sent_bases.get(gkey) != base:  # a hop back to a grid sent before: the client has it
+                        sent_bases[gkey] = base
                         yield _event("baseline", base)
                 row = quantise_db(grid.apply(power))
                 floor = live.noise_floor_db(spec, res)
