@@ -140,7 +140,9 @@ async def spectrum_stream(
     if name not in rx:
         raise HTTPException(404, f"no receiver {name!r}; receivers are {', '.join(rx)}")
     mon = rx[name]
-    live = mon.live
+    live = getattr(mon, "live", None)
+    if live is None or not hasattr(live, "frames"):
+        raise HTTPException(404, f"receiver {name!r} has no live view")
     period = 1.0 / rate_hz
     deflate = encoding == "deflate"
 
