@@ -7,7 +7,7 @@
  *
  * - Spectrum: the current row, baseline p50 and p99, the noise floor; track bands.
  * - Waterfall: the last rows, scrolling down, with track boxes (red: alert) in frequency × time.
- * - Wheel zooms and drag pans in frequency; the stream is asked again for the visible span
+ * - Wheel zooms and drag (mouse or finger) pans in frequency; the stream is asked again for the visible span
  *   (f_lo_hz, f_hi_hz), so a zoom gets the engine's finer bins. "Full span" resets.
  * - Hover: frequency, level with its unit, excess over the baseline p99. Click: the track under the
  *   cursor (its alert card is highlighted) or a frequency.
@@ -289,7 +289,8 @@
     reTimer = setTimeout(function () { reTimer = null; connect(0); }, 350);  // ask for the visible span
   }
   [specCv, wfCv].forEach(function (cv) {
-    cv.addEventListener("mousemove", function (ev) {
+    // pointer events: a mouse, a pen or a finger (drag pans; a tap selects)
+    cv.addEventListener("pointermove", function (ev) {
       var p = plotX(cv, ev);
       if (drag) {
         var pw = cv.width - PAD_L - 6, v = drag.v, df = (p.x - drag.x) / pw * (v.hi - v.lo);
@@ -299,12 +300,16 @@
       }
       readout.textContent = hoverText(cv, p);
     });
-    cv.addEventListener("mousedown", function (ev) { drag = { x: plotX(cv, ev).x, v: view(), moved: false }; });
-    cv.addEventListener("mouseup", function (ev) {
+    cv.addEventListener("pointerdown", function (ev) {
+      drag = { x: plotX(cv, ev).x, v: view(), moved: false };
+      if (cv.setPointerCapture && ev.pointerId !== undefined) { try { cv.setPointerCapture(ev.pointerId); } catch (e) { /* synthetic */ } }
+    });
+    cv.addEventListener("pointerup", function (ev) {
       var d = drag; drag = null;
       if (d && !d.moved) selectAt(cv, plotX(cv, ev));
     });
-    cv.addEventListener("mouseleave", function () { drag = null; });
+    cv.addEventListener("pointercancel", function () { drag = null; });
+    cv.addEventListener("pointerleave", function () { drag = null; });
     cv.addEventListener("wheel", function (ev) {
       ev.preventDefault();
       var p = plotX(cv, ev), pw = cv.width - PAD_L - 6, v = view(), f = xToHz(p.x, PAD_L, pw);

@@ -334,6 +334,13 @@ def test_browser_lists_alerts_and_acknowledges(tmp_path):
             v, g = drv.execute_script("var s = window.examwatch.live; return [s.view, s.grid]")
             assert v["lo"] - g["bin"] <= g["f0"] and g["f0"] + (g["n"] - 1) * g["bin"] <= v["hi"] + g["bin"], (v, g)
             assert g["n"] == pytest.approx((v["hi"] - v["lo"]) / g["bin"], abs=3)
+            # a drag to the left pans to higher frequencies, the span kept, and the stream follows
+            ActionChains(drv).move_to_element(spec).click_and_hold().move_by_offset(-60, 0).move_by_offset(-60, 0) \
+                .release().perform()
+            wait.until(lambda d: d.execute_script("return window.examwatch.live.view.lo") > v["lo"] + 1e3)
+            v2 = drv.execute_script("return window.examwatch.live.view")
+            assert v2["hi"] - v2["lo"] == pytest.approx(v["hi"] - v["lo"], rel=1e-6)
+            wait.until(lambda d: d.execute_script("return window.examwatch.live.grid.f0") >= v2["lo"] - 1e3)
             time.sleep(0.3)
             drv.save_screenshot(str(ARTIFACTS / "dashboard.png"))
 
