@@ -4,6 +4,8 @@
  *   name works and the token can be sent); where the stream does not answer, polling
  *   GET /api/v1/alerts?status=new&status=updated&status=located every few seconds.
  * - Figures: PNGs of /api/v1/figures/{name}.png, refreshed every few seconds; a 404 shows its reason.
+ *   On a vehicle the spectrum and waterfall are drawn live by spectrum.js (canvas, from
+ *   GET /api/v1/spectrum/stream) while its stream runs; the PNGs come back when it does not.
  * - Acknowledge / dismiss: PATCH /api/v1/alerts/{id} {"status", "reason"} with the bearer token,
  *   asked once and kept in localStorage; a 401 says so clearly.
  * - Receivers: GET /api/v1/health → receivers (shown when a vehicle has several): state, tuning, bands.
@@ -43,7 +45,12 @@
       catch_revisit: "revisit s", catch_note: "P(a {d} s burst on a random channel is seen long enough to detect), over the last {m} min of hops",
       rx_title: "Receivers", rx_name: "receiver", rx_state: "state", rx_tuned: "tuned MHz", rx_bands: "bands",
       inc_title: "Incidents across sites", inc_freq: "MHz", inc_class: "class", inc_sites: "sites",
-      inc_onsets: "onsets within s", inc_note: "The same emission (frequency, onset, class) at several sites: an organised group."
+      inc_onsets: "onsets within s", inc_note: "The same emission (frequency, onset, class) at several sites: an organised group.",
+      live_title: "Live spectrum and waterfall", live_hint: "wheel: zoom · drag: pan · click: select a track or a frequency",
+      live_reset: "Full span", live_over_p99: "over baseline p99", live_p50: "baseline p50", live_p99: "baseline p99",
+      live_floor: "noise floor", live_now: "now", live_track: "track", live_alert: "alert", live_no_alert: "no alert",
+      live_selected: "selected", live_rate: "{r} rows/s · {k} kB/s", live_waiting: "waiting for the live stream…",
+      live_no_baseline: "no baseline"
     },
     "zh-CN": {
       title: "考场无线电监测 — 实时", conn_wait: "正在连接…", conn_live: "实时", conn_poll: "每 {s} 秒刷新",
@@ -73,7 +80,12 @@
       catch_revisit: "重访 秒", catch_note: "随机信道上 {d} 秒突发被检测到的概率（最近 {m} 分钟的跳频）",
       rx_title: "接收机", rx_name: "接收机", rx_state: "状态", rx_tuned: "调谐 MHz", rx_bands: "频段",
       inc_title: "跨考点事件", inc_freq: "MHz", inc_class: "类型", inc_sites: "考点", inc_onsets: "起始相差 秒",
-      inc_note: "多个考点同时出现的同一发射（频率、起始时间、类型相同）：可能是有组织的作弊。"
+      inc_note: "多个考点同时出现的同一发射（频率、起始时间、类型相同）：可能是有组织的作弊。",
+      live_title: "实时频谱与瀑布图", live_hint: "滚轮：缩放 · 拖动：平移 · 点击：选择信号轨迹或频率",
+      live_reset: "全频段", live_over_p99: "高于基线 p99", live_p50: "基线 p50", live_p99: "基线 p99",
+      live_floor: "噪底", live_now: "现在", live_track: "轨迹", live_alert: "告警", live_no_alert: "无告警",
+      live_selected: "已选择", live_rate: "每秒 {r} 行 · {k} kB/s", live_waiting: "正在等待实时数据流…",
+      live_no_baseline: "无基线"
     }
   };
 
@@ -170,6 +182,8 @@
     var li = tpl.content.firstElementChild.cloneNode(true);
     li.setAttribute("data-id", a.id);
     li.setAttribute("data-status", a.status);
+    if (a.track_id) li.setAttribute("data-track", a.track_id);  // the live waterfall selects alerts by track
+    if (a.run_id) li.setAttribute("data-run", a.run_id);
     li.classList.add("sev-" + (a.severity || "medium"));
     li.querySelector(".sev").textContent = t("sev_" + (a.severity || "medium"));
     li.querySelector(".freq").textContent = fmtMHz(a.center_hz);
@@ -367,7 +381,10 @@
   });
   function loadFigures() {
     if (document.hidden) return;
-    document.querySelectorAll("[data-figure]").forEach(function (el) { loadFigure(el.getAttribute("data-figure")); });
+    // figures the live canvases replace (spectrum.js sets data-replaced while its stream runs) are not fetched
+    document.querySelectorAll("[data-figure]").forEach(function (el) {
+      if (!el.hasAttribute("data-replaced")) loadFigure(el.getAttribute("data-figure"));
+    });
   }
 
   // --- catch rate (GET /api/v1/health → intercept) ---------------------------------------------
@@ -450,7 +467,7 @@
   applyI18n();
   setConn("wait");
   refreshTokenState();
-  window.examwatch = { lang: LANG, t: t, reload: loadAlerts };
+  window.examwatch = { lang: LANG, t: t, reload: loadAlerts, authHeaders: authHeaders, fmtMHz: fmtMHz };
   loadAlerts();
   startPolling();
   connectStream(0);

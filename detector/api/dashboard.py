@@ -7,6 +7,9 @@
   does not answer), the figures below refreshed every few seconds, acknowledge/dismiss buttons
   (``PATCH /api/v1/alerts/{id}`` with the bearer token the page asks for once), English or
   Chinese after the browser's language. No build step and no CDN.
+  On a vehicle the spectrum and waterfall are live canvases (``spectrum.js``) fed by
+  ``GET /api/v1/spectrum/stream`` (:mod:`detector.api.routes.spectrum_stream`), the PNGs where the
+  stream does not answer.
 * ``GET /dashboard/static/{name}`` — the page's JS and CSS, from the package (a fixed list).
 * ``GET /api/v1/figures/{spectrum|waterfall|map|timeline}.png`` — the figures of
   :mod:`dashboards`, drawn from the monitor, the store and the site; 404 with the reason while
@@ -34,7 +37,8 @@ from detector.api.deps import Ctx
 __all__ = ["build_dashboard_router", "STATIC_FILES", "FIGURES"]
 
 #: files served under /dashboard/static/ and their media types (nothing else is served)
-STATIC_FILES = {"dashboard.js": "text/javascript; charset=utf-8", "dashboard.css": "text/css; charset=utf-8"}
+STATIC_FILES = {"dashboard.js": "text/javascript; charset=utf-8", "dashboard.css": "text/css; charset=utf-8",
+                "spectrum.js": "text/javascript; charset=utf-8"}
 #: figures served under /api/v1/figures/{name}.png
 FIGURES = ("spectrum", "waterfall", "map", "timeline")
 _OPEN = ["new", "updated", "located", "acknowledged"]

@@ -35,7 +35,15 @@ __all__ = [
     "Page",
     "SitePage",
     "SiteSummary",
+    "SPECTRUM_STREAM_EVENTS",
     "SpectrumLatest",
+    "StreamBaseline",
+    "StreamGrid",
+    "StreamHello",
+    "StreamLevels",
+    "StreamRow",
+    "StreamTrack",
+    "StreamTracks",
     "StatusUpdate",
     "TrackPage",
     "VehiclePage",
@@ -237,3 +245,82 @@ class VehicleSpectrum(Open):
     site: str | None
     at: str | None
     spectrum: dict[str, Any]
+
+
+# --- GET /api/v1/spectrum/stream: the data of each Server-Sent Event -----------------------------
+class StreamHello(BaseModel):
+    """``event: hello``, the first: the receiver streamed and the parameters in force."""
+
+    receiver: str
+    receivers: list[str]
+    rate_hz: float
+    bins: int
+    encoding: Literal["deflate", "raw"] = Field(description="`q`: base64 of the zlib stream of the bytes, or of the bytes")
+
+
+class StreamGrid(BaseModel):
+    """``event: grid``: row bin ``k`` is centred on ``f0_hz + k·bin_hz`` (``n`` bins, levels in ``unit``)."""
+
+    f0_hz: float
+    bin_hz: float
+    n: int = Field(ge=1)
+    unit: Literal["dBFS", "dBm"]
+    decimation: int = Field(ge=1, description="engine bins max-held into one row bin")
+    full_f_lo_hz: float = Field(description="the engine grid's first bin centre (pan limit)")
+    full_f_hi_hz: float = Field(description="the engine grid's last bin centre (pan limit)")
+    rbw_hz: float
+    center_hz: float
+    key: str = Field(description="names this grid; its baseline is sent once per connection under this key")
+
+
+class StreamLevels(BaseModel):
+    """8-bit levels: ``q`` is base64 of ``n`` bytes (deflated with ``encoding=deflate``), level dB =
+    ``offset_db + step_db·byte``; byte 255: no level."""
+
+    offset_db: float
+    step_db: float = Field(gt=0)
+    q: str
+
+
+class StreamRow(StreamLevels):
+    """``event: row``: the max-hold of the ``frames`` frames since the last row."""
+
+    seq: int = Field(ge=1, description="number of the newest frame in the row")
+    t_s: float = Field(description="stream time of the newest frame (s)")
+    frames: int = Field(ge=1)
+    floor_db: float | None = Field(description="the noise floor in the grid's unit")
+
+
+class StreamBaseline(BaseModel):
+    """``event: baseline``: the site baseline's quantiles on the row grid ``key`` (null without a baseline)."""
+
+    key: str
+    p50: StreamLevels | None
+    p99: StreamLevels | None
+
+
+class StreamTrack(BaseModel):
+    """A confirmed open track in ``event: tracks``."""
+
+    id: str
+    f_lo_hz: float
+    f_hi_hz: float
+    center_hz: float
+    alert: bool
+    classification: str | None
+    first_seen_s: float | None
+    last_seen_s: float | None
+    peak_dbfs: float | None
+
+
+class StreamTracks(BaseModel):
+    """``event: tracks``: the open tracks of the receiver's run."""
+
+    data: list[StreamTrack]
+    run_id: str | None
+
+
+#: event name → the JSON schema of its data (the stream route's OpenAPI ``x-events``)
+SPECTRUM_STREAM_EVENTS = {name: model.model_json_schema() for name, model in (
+    ("hello", StreamHello), ("grid", StreamGrid), ("row", StreamRow), ("baseline", StreamBaseline),
+    ("tracks", StreamTracks))}

@@ -12,7 +12,7 @@ from collections import deque
 
 import numpy as np
 
-__all__ = ["LiveView", "SpectrumJsonCache", "Waterfall"]
+__all__ = ["FrameRing", "LiveView", "SpectrumJsonCache", "Waterfall"]
 
 
 class SpectrumJsonCache:
@@ -63,6 +63,29 @@ class Waterfall:
         return len(self._rows)
 
 
+class FrameRing:
+    """The last ``maxlen`` frames (one per processing step: the step's last frame), numbered 1, 2, …
+    for live streams that send what arrived since they last looked (:meth:`after`)."""
+
+    def __init__(self, maxlen: int = 64) -> None:
+        self._frames: deque = deque(maxlen=maxlen)
+        self.seq = 0
+
+    def offer(self, spec, result) -> None:
+        """Keep ``spec`` (a :class:`~detector.core.types.Spectrum`) and its ``FrameResult`` as the next frame."""
+        if self._frames and self._frames[-1][1] is spec:
+            return  # the same frame again (a step without new frames)
+        self.seq += 1
+        self._frames.append((self.seq, spec, result))
+
+    def after(self, seq: int) -> list[tuple]:
+        """``(seq, spectrum, result)`` of the frames numbered above ``seq`` still kept, oldest first."""
+        return [f for f in list(self._frames) if f[0] > seq]
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+
 class LiveView:
     """The latest spectrum and the waterfall of ``engine`` (see the module docstring)."""
 
@@ -70,6 +93,8 @@ class LiveView:
         self.engine = engine
         self.latest: dict | None = None
         self.waterfall = waterfall if waterfall is not None else Waterfall()
+        #: every step's frame, numbered, for the live spectrum stream (``GET /api/v1/spectrum/stream``)
+        self.frames = FrameRing()
         self._json = SpectrumJsonCache()
 
     def update(self) -> None:
@@ -81,6 +106,31 @@ class LiveView:
         spec = eng.calibrated_spectrum()
         self.latest = {"spectrum": spec, "result": eng.last_result}
         self.waterfall.offer(eng.frames_processed, spec)
+        self.frames.offer(spec, eng.last_result)
+
+    def baseline_quantiles(self, spec) -> tuple[np.ndarray, np.ndarray] | None:
+        """The site baseline's p50 and p99 on ``spec``'s grid, in ``spec``'s unit (dBFS, or dBm with
+        its ``meta["dbm_offset_db"]``): two float64 arrays of shape (n,), NaN where the baseline does
+        not cover a bin; None without a baseline (or one that does not cover the grid)."""
+        eng = self.engine
+        if getattr(eng, "baseline", None) is None:
+            return None
+        aligned = eng._aligned_for(spec.freqs_hz, spec.rbw_hz)  # noqa: SLF001
+        if aligned is None:
+            return None
+        off = spec.meta.get("dbm_offset_db") if spec.unit == "dBm" else None
+        add = off if off is not None else 0.0
+        return (np.asarray(aligned.median_db, dtype=np.float64) + add, np.asarray(aligned.p99_db, dtype=np.float64) + add)
+
+    @staticmethod
+    def noise_floor_db(spec, result) -> float | None:
+        """The frame's noise floor in ``spec``'s unit (dB; in dBm the median of the bins' dBm
+        offsets is added); None when the frame has none."""
+        floor = None if result is None else result.noise_floor_dbfs
+        if floor is None or floor != floor:
+            return None
+        off = spec.meta.get("dbm_offset_db") if spec.unit == "dBm" else None
+        return float(floor) + (float(np.median(off)) if off is not None else 0.0)
 
     def spectrum_json(self) -> bytes | None:
         snap = self.latest

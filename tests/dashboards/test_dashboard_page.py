@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import socket
 import threading
@@ -50,6 +51,7 @@ class TestRoutes:
             html = r.text
             assert '<script src="/dashboard/static/dashboard.js">' in html and "/dashboard/static/dashboard.css" in html
             assert "http://" not in html and "https://" not in html  # nothing from a CDN
+            assert "spectrum.js" not in html and "spec-canvas" not in html  # no capture loop, no live spectrum
             # no capture loop behind this app (as on a center): the map and the timeline only
             for name in FIGURES:
                 assert (f'data-figure="{name}"' in html) == (name in ("map", "timeline")), name
@@ -114,6 +116,8 @@ class TestRoutes:
         with TestClient(_app(run.store, monitor=run.monitor, site=run.site)) as c:
             html = c.get("/dashboard").text
             assert 'data-role="vehicle"' in html and all(f'data-figure="{name}"' in html for name in FIGURES)
+            # the live canvases and their script (a center's page has neither)
+            assert '<script src="/dashboard/static/spectrum.js">' in html and 'id="spec-canvas"' in html
             for name in FIGURES:
                 r = c.get(f"/api/v1/figures/{name}.png")
                 assert r.status_code == 200, (name, r.text[:300])
@@ -216,6 +220,17 @@ def _chrome(chromium: str, driver_path: str, profile: Path):
     return webdriver.Chrome(service=Service(executable_path=driver_path), options=opts)
 
 
+#: count of non-background pixels of the live spectrum and waterfall canvases
+_LIT_PIXELS = """
+function lit(id) {
+  var c = document.getElementById(id), d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data, n = 0;
+  for (var i = 0; i < d.length; i += 4) if (Math.abs(d[i] - 11) + Math.abs(d[i + 1] - 13) + Math.abs(d[i + 2] - 16) > 30) n++;
+  return n;
+}
+return {spec: lit("spec-canvas"), wf: lit("wf-canvas")};
+"""
+
+
 def _click(drv, alert_id: str, cls: str, *, keys: str | None = None) -> None:
     """Click (or type into) an element of an alert card, finding it afresh (the list is redrawn when
     alerts change)."""
@@ -286,10 +301,46 @@ def test_browser_lists_alerts_and_acknowledges(tmp_path):
             assert store.get(b.id).status == b.status
             wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f'#acked .alert-card[data-id="{a.id}"]'))
             assert [c.get_attribute("data-id") for c in drv.find_elements(By.CSS_SELECTOR, "#alerts .alert-card")] == [b.id]
-            # every figure loaded as an image
+            # the map and the timeline load as images; the spectrum and the waterfall are live canvases
+            # fed by the spectrum stream, their PNGs hidden and not fetched
             wait.until(lambda d: all(d.execute_script(
                 f"var i = document.querySelector('[data-figure-img=\"{n}\"]'); return i.complete && i.naturalWidth > 300 && "
-                f"!i.classList.contains('hidden')") for n in FIGURES))
+                f"!i.classList.contains('hidden')") for n in ("map", "timeline")))
+            wait.until(lambda d: int(d.find_element(By.ID, "live").get_attribute("data-rows")) >= 1)
+            assert drv.find_element(By.ID, "live").is_displayed()
+            for name in ("spectrum", "waterfall"):
+                assert not drv.find_element(By.ID, f"fig-{name}").is_displayed(), name
+            lit = drv.execute_script(_LIT_PIXELS)
+            assert lit["spec"] > 2000 and lit["wf"] > 500, lit  # drawn: lines and labels, a coloured row
+            # hover: frequency, level with its unit, excess over the baseline p99
+            spec = drv.find_element(By.ID, "spec-canvas")
+            from selenium.webdriver.common.action_chains import ActionChains
+
+            ActionChains(drv).move_to_element_with_offset(spec, 40, 0).perform()
+            wait.until(lambda d: "MHz" in d.find_element(By.ID, "live-readout").text)
+            text = drv.find_element(By.ID, "live-readout").text
+            assert re.search(r"4\d\d\.\d{5} MHz · −?\d+\.\d (dBFS|dBm) · [+−]\d+\.\d dB over baseline p99", text), text
+            # a click where no track is selects that frequency
+            ActionChains(drv).click().perform()
+            wait.until(lambda d: "MHz" in d.find_element(By.ID, "live-selected").text)
+            assert drv.execute_script("return window.examwatch.live.selHz") > 4e8
+            # the wheel zooms in around the cursor; the stream is asked again for the visible span
+            n_full = drv.execute_script("return window.examwatch.live.grid.n")
+            drv.execute_script("var c = document.getElementById('spec-canvas'), r = c.getBoundingClientRect();"
+                               "for (var i = 0; i < 3; i++) c.dispatchEvent(new WheelEvent('wheel', {deltaY: -100, bubbles: true,"
+                               " cancelable: true, clientX: r.left + r.width / 2, clientY: r.top + r.height / 2}));")
+            wait.until(lambda d: d.execute_script("var s = window.examwatch.live; return s.view !== null && s.grid.n < arguments[0]",
+                                                  n_full))
+            v, g = drv.execute_script("var s = window.examwatch.live; return [s.view, s.grid]")
+            assert v["lo"] - g["bin"] <= g["f0"] and g["f0"] + (g["n"] - 1) * g["bin"] <= v["hi"] + g["bin"], (v, g)
+            assert g["n"] == pytest.approx((v["hi"] - v["lo"]) / g["bin"], abs=3)
+            # a drag to the left pans to higher frequencies, the span kept, and the stream follows
+            ActionChains(drv).move_to_element(spec).click_and_hold().move_by_offset(-60, 0).move_by_offset(-60, 0) \
+                .release().perform()
+            wait.until(lambda d: d.execute_script("return window.examwatch.live.view.lo") > v["lo"] + 1e3)
+            v2 = drv.execute_script("return window.examwatch.live.view")
+            assert v2["hi"] - v2["lo"] == pytest.approx(v["hi"] - v["lo"], rel=1e-6)
+            wait.until(lambda d: d.execute_script("return window.examwatch.live.grid.f0") >= v2["lo"] - 1e3)
             time.sleep(0.3)
             drv.save_screenshot(str(ARTIFACTS / "dashboard.png"))
 
@@ -304,8 +355,61 @@ def test_browser_lists_alerts_and_acknowledges(tmp_path):
             assert drv.find_element(By.CSS_SELECTOR, "h1 span").text == "考场无线电监测 — 实时"
             assert drv.find_element(By.CSS_SELECTOR, "#alerts .ack").text == "确认"
             assert drv.find_element(By.CSS_SELECTOR, "#alerts .dismiss").text == "排除"
+            wait.until(lambda d: d.find_element(By.ID, "live").is_displayed())  # shown with its first row
+            assert drv.find_element(By.CSS_SELECTOR, "#live .live-head span").text == "实时频谱与瀑布图"
             drv.save_screenshot(str(ARTIFACTS / "dashboard-zh.png"))
         finally:
             drv.quit()
     store.close()
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 50_000
+
+
+def test_browser_live_waterfall_of_a_running_monitor_selects_the_alert_of_a_track(tmp_path):
+    """A monitor running on a paced source (noise and a carrier the baseline has not seen): the
+    page's rows arrive at the stream's rate, the waterfall boxes the alerting track, and a click on
+    the box highlights its alert card."""
+    chromium, driver_path = _browser_or_skip()
+    import numpy as np
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from detector.detection.engine import DetectionEngine, EngineConfig
+    from detector.sim import awgn
+    from tests._helpers import survey_iq
+    from tests.api.test_spectrum_stream import BIN_HZ, CENTER, FS, TONE_HZ, _monitor
+
+    noise = awgn(1 << 18, -45.0, np.random.default_rng(9)).astype(np.complex64)
+    baseline = survey_iq(noise, FS, CENTER, engine=DetectionEngine(EngineConfig(bin_hz=BIN_HZ)), site="S")
+    store = open_store(None, data_dir=tmp_path / "store")
+    mon = _monitor(store, baseline=baseline)
+    mon.start()
+    try:
+        with _Server(_app(store, monitor=mon)) as base:
+            drv = _chrome(chromium, driver_path, tmp_path / "profile")
+            try:
+                wait = WebDriverWait(drv, 20)
+                drv.get(base + "/dashboard")
+                wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, '#alerts .alert-card[data-track="T00001"]'))
+                n0 = int(drv.find_element(By.ID, "live").get_attribute("data-rows"))
+                time.sleep(2.0)
+                n1 = int(drv.find_element(By.ID, "live").get_attribute("data-rows"))
+                assert n1 - n0 >= 8, (n0, n1)  # 5 rows/s drawn
+                wait.until(lambda d: d.execute_script("return window.examwatch.live.tracks.length") >= 1)
+                tr = drv.execute_script("return window.examwatch.live.tracks[0]")
+                assert tr["id"] == "T00001" and tr["alert"] and tr["f_lo_hz"] <= CENTER + TONE_HZ <= tr["f_hi_hz"]
+                wf = drv.find_element(By.ID, "wf-canvas")
+                x = drv.execute_script("return window.examwatch.live.cssX('wf-canvas', arguments[0])", CENTER + TONE_HZ)
+                rect = drv.execute_script("var r = arguments[0].getBoundingClientRect(); return [r.width, r.height]", wf)
+                ActionChains(drv).move_to_element_with_offset(wf, int(round(x - rect[0] / 2)), int(-rect[1] / 2 + 4)).perform()
+                wait.until(lambda d: "T00001" in d.find_element(By.ID, "live-readout").text)
+                ActionChains(drv).click().perform()
+                wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, '#alerts .alert-card.selected[data-track="T00001"]'))
+                assert drv.find_element(By.ID, "live-selected").get_attribute("data-track") == "T00001"
+                assert "alert" in drv.find_element(By.ID, "live-selected").text
+                drv.save_screenshot(str(ARTIFACTS / "dashboard-live.png"))
+            finally:
+                drv.quit()
+    finally:
+        mon.stop()
+        store.close()

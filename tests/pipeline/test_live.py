@@ -72,3 +72,42 @@ def test_the_waterfall_keeps_one_frame_in_every_and_the_current_grid():
     assert np.allclose(wf.view(seconds=0.15)["times_s"], [0.3, 0.4])
     wf.offer(50, spec(0.5, f0=2e6))  # another tuning: only its rows
     assert wf.view()["freqs_hz"][0] == 2e6 and wf.view()["power_db"].shape == (1, 4)
+
+
+def test_the_frame_ring_numbers_every_new_frame_and_keeps_the_last():
+    eng = FakeEngine()
+    live = LiveView(eng)
+    live.frames = type(live.frames)(maxlen=3)
+    for i in range(5):
+        eng.last_spectrum = spec(i * 0.1, level=-50.0 + i)
+        eng.frames_processed += 1
+        live.update()
+        live.update()  # a step without a new frame: not numbered again
+    assert live.frames.seq == 5 and len(live.frames) == 3
+    got = live.frames.after(3)
+    assert [s for s, _, _ in got] == [4, 5] and got[-1][1].power[0] == -46.0
+    assert live.frames.after(5) == [] and [s for s, _, _ in live.frames.after(0)] == [3, 4, 5]
+
+
+def test_noise_floor_and_baseline_in_the_spectrum_unit():
+    s = spec(0.0)
+    assert LiveView.noise_floor_db(s, Result()) == -60.0
+    assert LiveView.noise_floor_db(s, None) is None
+    dbm = Spectrum(s.freqs_hz, s.power, rbw_hz=1e3, offset_s=0.0, center_hz=1e6, unit="dBm",
+                   meta={"dbm_offset_db": np.array([-30.0, -30.0, -32.0, -32.0])})
+    assert LiveView.noise_floor_db(dbm, Result()) == -91.0  # the median offset, −31 dB
+
+    class Aligned:
+        median_db = np.array([-70.0, -70.0, np.nan, -70.0])
+        p99_db = np.array([-60.0, -60.0, np.nan, -61.0])
+
+    class WithBaseline(FakeEngine):
+        baseline = object()
+
+        def _aligned_for(self, freqs_hz, rbw_hz):
+            assert freqs_hz.size == 4 and rbw_hz == 1e3
+            return Aligned()
+
+    assert LiveView(FakeEngine()).baseline_quantiles(s) is None
+    p50, p99 = LiveView(WithBaseline()).baseline_quantiles(dbm)
+    assert p50.tolist()[:2] == [-100.0, -100.0] and np.isnan(p50[2]) and p99[3] == -93.0

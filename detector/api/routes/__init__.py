@@ -15,17 +15,18 @@ from detector.api.routes import (
     metrics,
     sites,
     spectrum,
+    spectrum_stream,
     tracks,
 )
 
-__all__ = ["READ_ROUTERS", "alerts", "build_router", "evidence", "health", "metrics", "sites", "spectrum", "tracks"]
+__all__ = ["READ_ROUTERS", "alerts", "build_router", "evidence", "health", "metrics", "sites", "spectrum", "spectrum_stream", "tracks"]
 
 #: routers under ``/api/v1`` after ``health`` (open), read with the read token where one is set
-READ_ROUTERS = (sites.router, spectrum.router, tracks.router, alerts.router, evidence.router)
+READ_ROUTERS = (sites.router, spectrum.router, spectrum_stream.router, tracks.router, alerts.router, evidence.router)
 
 
 def build_router() -> APIRouter:
-    """Every ``/api/v1`` route of the vehicle (health, sites, spectrum, emissions, tracks, alerts, evidence)."""
+    """Every ``/api/v1`` route of the vehicle (health, sites, spectrum, its stream, emissions, tracks, alerts, evidence)."""
     r = APIRouter()
     r.include_router(health.router)
     for sub in READ_ROUTERS:
