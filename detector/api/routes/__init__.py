@@ -12,16 +12,17 @@ from detector.api.routes import (
     alerts,
     evidence,
     health,
+    hunt,
     metrics,
     sites,
     spectrum,
     tracks,
 )
 
-__all__ = ["READ_ROUTERS", "alerts", "build_router", "evidence", "health", "metrics", "sites", "spectrum", "tracks"]
+__all__ = ["READ_ROUTERS", "alerts", "build_router", "evidence", "health", "hunt", "metrics", "sites", "spectrum", "tracks"]
 
 #: routers under ``/api/v1`` after ``health`` (open), read with the read token where one is set
-READ_ROUTERS = (sites.router, spectrum.router, tracks.router, alerts.router, evidence.router)
+READ_ROUTERS = (sites.router, spectrum.router, tracks.router, alerts.router, evidence.router, hunt.router)
 
 
 def build_router() -> APIRouter:
