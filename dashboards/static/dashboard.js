@@ -43,7 +43,7 @@
       catch_revisit: "revisit s", catch_note: "P(a {d} s burst on a random channel is seen long enough to detect), over the last {m} min of hops",
       rx_title: "Receivers", rx_name: "receiver", rx_state: "state", rx_tuned: "tuned MHz", rx_bands: "bands",
       inc_title: "Incidents across sites", inc_freq: "MHz", inc_class: "class", inc_sites: "sites",
-      inc_onsets: "onsets within s", inc_note: "The same emission (frequency, onset, class) at several sites: an organised group."
+      hunt: "Hunt on foot", inc_onsets: "onsets within s", inc_note: "The same emission (frequency, onset, class) at several sites: an organised group."
     },
     "zh-CN": {
       title: "考场无线电监测 — 实时", conn_wait: "正在连接…", conn_live: "实时", conn_poll: "每 {s} 秒刷新",
@@ -72,7 +72,7 @@
       catch_title: "截获概率", catch_band: "频段", catch_nominal: "计划", catch_achieved: "实际",
       catch_revisit: "重访 秒", catch_note: "随机信道上 {d} 秒突发被检测到的概率（最近 {m} 分钟的跳频）",
       rx_title: "接收机", rx_name: "接收机", rx_state: "状态", rx_tuned: "调谐 MHz", rx_bands: "频段",
-      inc_title: "跨考点事件", inc_freq: "MHz", inc_class: "类型", inc_sites: "考点", inc_onsets: "起始相差 秒",
+      inc_title: "跨考点事件", inc_freq: "MHz", inc_class: "类型", inc_sites: "考点", hunt: "步行寻找", inc_onsets: "起始相差 秒",
       inc_note: "多个考点同时出现的同一发射（频率、起始时间、类型相同）：可能是有组织的作弊。"
     }
   };
@@ -195,6 +195,11 @@
     var ev = li.querySelector(".evidence");
     ev.textContent = t("evidence");
     ev.href = "/api/v1/alerts/" + encodeURIComponent(a.id) + "/evidence.zip";
+    if (body.getAttribute("data-role") === "vehicle") {  // the hunt page of the alert (a receiver is here)
+      var hunt = document.createElement("a");
+      hunt.className = "hunt"; hunt.href = "/hunt?alert=" + encodeURIComponent(a.id); hunt.textContent = t("hunt");
+      ev.parentNode.insertBefore(hunt, ev.nextSibling);
+    }
     li.querySelector(".ack").addEventListener("click", function () { changeStatus(a.id, "acknowledged", li); });
     li.querySelector(".dismiss").addEventListener("click", function () { changeStatus(a.id, "dismissed", li); });
     if (!firstLoad && !known[a.id]) li.classList.add("fresh");

@@ -110,3 +110,42 @@ def test_no_capture_loop_and_no_frame_yet(tmp_path):
     with pytest.raises(HTTPException) as exc:
         hunt_level(Idle(), 446e6, 12.5e3)
     assert exc.value.status_code == 503 and "no spectrum yet" in exc.value.detail
+
+
+# --- the page ------------------------------------------------------------------------------------
+def test_the_hunt_page_of_an_alert_and_its_script(served):
+    c, _, alert = served
+    r = c.get("/hunt", params={"alert": alert.id})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    html = r.text
+    assert f'data-alert="{alert.id}"' in html and '<script src="/dashboard/static/hunt.js"></script>' in html
+    assert 'data-poll-s="0.25"' in html and "width=device-width" in html
+    assert "http://" not in html and "https://" not in html  # nothing from a CDN
+    js = c.get("/dashboard/static/hunt.js")
+    assert js.status_code == 200 and js.headers["content-type"] == "text/javascript; charset=utf-8"
+    text = js.text
+    assert "/api/v1/hunt/" in text and "navigator.geolocation" in text and "AudioContext" in text and '"zh-CN"' in text
+    assert "http://" not in text and "https://" not in text
+    by_freq = c.get("/hunt", params={"f_hz": 446.07e6, "bw_hz": 12500})
+    assert by_freq.status_code == 200 and 'data-f-hz="446070000.0"' in by_freq.text and 'data-alert=""' in by_freq.text
+    assert c.get("/hunt", params={"alert": "A-000000000000"}).status_code == 404
+    assert c.get("/hunt").status_code == 422
+    # the dashboard links each alert to its hunt page
+    assert '"/hunt?alert="' in c.get("/dashboard/static/dashboard.js").text
+
+
+def test_every_hunt_string_in_english_and_chinese():
+    import re
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    js = (repo / "dashboards" / "static" / "hunt.js").read_text()
+    en = js[js.index("    en: {"):js.index('"zh-CN": {')]
+    zh = js[js.index('"zh-CN": {'):js.index("function pickLang")]
+    keys = lambda block: set(re.findall(r"\b([a-z][a-z0-9_]*): \"", block))  # noqa: E731
+    assert keys(en) == keys(zh) and len(keys(en)) > 30
+    html = (repo / "dashboards" / "templates" / "hunt.html").read_text()
+    used = set(re.findall(r'data-i18n="([a-z0-9_]+)"', html))
+    assert used and used <= keys(en), used - keys(en)
+    used_js = set(re.findall(r'\bt\("([a-z0-9_]*[a-z0-9])"', js)) | {f"trend_{x}" for x in ("rising", "falling", "steady", "unknown")}
+    assert used_js <= keys(en), used_js - keys(en)
