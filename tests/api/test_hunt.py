@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -149,3 +150,38 @@ def test_every_hunt_string_in_english_and_chinese():
     assert used and used <= keys(en), used - keys(en)
     used_js = set(re.findall(r'\bt\("([a-z0-9_]*[a-z0-9])"', js)) | {f"trend_{x}" for x in ("rising", "falling", "steady", "unknown")}
     assert used_js <= keys(en), used_js - keys(en)
+
+
+def test_the_hunt_page_in_a_browser_shows_the_level_and_its_gradient(served, tmp_path):
+    """Headless Chromium on the page of the served alert: the level digits, the unit, the receiver, the
+    peak hold and the gradient hint fill in from the level route; ``?lang=zh-CN`` switches the labels."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.dashboards.test_dashboard_page import _browser_or_skip, _chrome, _Server
+
+    chromium, driver_path = _browser_or_skip()
+    _, app, alert = served
+    with _Server(app.api) as base:
+        drv = _chrome(chromium, driver_path, tmp_path / "profile")
+        try:
+            wait = WebDriverWait(drv, 20)
+            drv.get(f"{base}/hunt?alert={alert.id}&lang=en")
+            wait.until(lambda d: d.find_element(By.ID, "level").text not in ("", "—"))
+            level = float(drv.find_element(By.ID, "level").text)
+            direct = float(httpx.get(f"{base}/api/v1/hunt/{alert.id}/level").json()["level_dbfs"])
+            assert level == pytest.approx(direct, abs=0.05)  # the recording has ended: the last frame stays
+            assert drv.find_element(By.ID, "unit").text == "dBFS"
+            assert "uhf" in drv.find_element(By.ID, "rx").text and "446.0700" in drv.find_element(By.ID, "rx").text
+            assert drv.find_element(By.ID, "peak").text == f"{level:.1f} dBFS"
+            # six readings of the same frame: the gradient is measured, and steady
+            wait.until(lambda d: d.find_element(By.ID, "trend").get_attribute("data-trend") == "steady")
+            assert float(drv.find_element(By.ID, "bar").value_of_css_property("width").rstrip("px")) > 0
+            assert drv.find_element(By.ID, "msg").text == ""
+            drv.get(f"{base}/hunt?alert={alert.id}&lang=zh-CN")
+            wait.until(lambda d: d.find_element(By.ID, "mute").text == "打开声音")
+            assert drv.execute_script("return document.documentElement.lang") == "zh-CN"
+            drv.get(f"{base}/hunt?f_hz=433920000&lang=en")  # no receiver there: the 409's reason is shown
+            wait.until(lambda d: "tuned to 446.0500 MHz" in d.find_element(By.ID, "msg").text)
+        finally:
+            drv.quit()
