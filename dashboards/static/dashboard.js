@@ -45,6 +45,7 @@
       catch_revisit: "revisit s", catch_note: "P(a {d} s burst on a random channel is seen long enough to detect), over the last {m} min of hops",
       rx_title: "Receivers", rx_name: "receiver", rx_state: "state", rx_tuned: "tuned MHz", rx_bands: "bands",
       inc_title: "Incidents across sites", inc_freq: "MHz", inc_class: "class", inc_sites: "sites",
+      hunt: "Hunt on foot",
       inc_onsets: "onsets within s", inc_note: "The same emission (frequency, onset, class) at several sites: an organised group.",
       live_title: "Live spectrum and waterfall", live_hint: "wheel: zoom · drag: pan · click: select a track or a frequency",
       live_reset: "Full span", live_over_p99: "over baseline p99", live_p50: "baseline p50", live_p99: "baseline p99",
@@ -85,7 +86,8 @@
       live_reset: "全频段", live_over_p99: "高于基线 p99", live_p50: "基线 p50", live_p99: "基线 p99",
       live_floor: "噪底", live_now: "现在", live_track: "轨迹", live_alert: "告警", live_no_alert: "无告警",
       live_selected: "已选择", live_rate: "每秒 {r} 行 · {k} kB/s", live_waiting: "正在等待实时数据流…",
-      live_no_baseline: "无基线"
+      live_no_baseline: "无基线",
+      hunt: "步行寻找"
     }
   };
 
@@ -209,6 +211,11 @@
     var ev = li.querySelector(".evidence");
     ev.textContent = t("evidence");
     ev.href = "/api/v1/alerts/" + encodeURIComponent(a.id) + "/evidence.zip";
+    if (body.getAttribute("data-role") === "vehicle") {  // the hunt page of the alert (a receiver is here)
+      var hunt = document.createElement("a");
+      hunt.className = "hunt"; hunt.href = "/hunt?alert=" + encodeURIComponent(a.id); hunt.textContent = t("hunt");
+      ev.parentNode.insertBefore(hunt, ev.nextSibling);
+    }
     li.querySelector(".ack").addEventListener("click", function () { changeStatus(a.id, "acknowledged", li); });
     li.querySelector(".dismiss").addEventListener("click", function () { changeStatus(a.id, "dismissed", li); });
     if (!firstLoad && !known[a.id]) li.classList.add("fresh");

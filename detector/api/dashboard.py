@@ -10,7 +10,9 @@
   On a vehicle the spectrum and waterfall are live canvases (``spectrum.js``) fed by
   ``GET /api/v1/spectrum/stream`` (:mod:`detector.api.routes.spectrum_stream`), the PNGs where the
   stream does not answer.
-* ``GET /dashboard/static/{name}`` — the page's JS and CSS, from the package (a fixed list).
+* ``GET /hunt?alert=ID`` (or ``?f_hz=``) — the phone-sized hunt page of one alert's channel
+  (``dashboards/templates/hunt.html``, ``hunt.js``; its level from ``GET /api/v1/hunt/…/level``).
+* ``GET /dashboard/static/{name}`` — the pages' JS and CSS, from the package (a fixed list).
 * ``GET /api/v1/figures/{spectrum|waterfall|map|timeline}.png`` — the figures of
   :mod:`dashboards`, drawn from the monitor, the store and the site; 404 with the reason while
   there is nothing to draw.
@@ -38,7 +40,8 @@ __all__ = ["build_dashboard_router", "STATIC_FILES", "FIGURES"]
 
 #: files served under /dashboard/static/ and their media types (nothing else is served)
 STATIC_FILES = {"dashboard.js": "text/javascript; charset=utf-8", "dashboard.css": "text/css; charset=utf-8",
-                "spectrum.js": "text/javascript; charset=utf-8"}
+                "spectrum.js": "text/javascript; charset=utf-8",
+                "hunt.js": "text/javascript; charset=utf-8"}
 #: figures served under /api/v1/figures/{name}.png
 FIGURES = ("spectrum", "waterfall", "map", "timeline")
 _OPEN = ["new", "updated", "located", "acknowledged"]
@@ -117,6 +120,24 @@ def build_dashboard_router() -> APIRouter:
             # a center has no receiver: the live spectrum and waterfall come from each vehicle
             figures=tuple(f for f in FIGURES if not (center and f in ("spectrum", "waterfall"))),
             role="center" if center else "vehicle", refresh_s=5, poll_s=3)
+        return HTMLResponse(html, headers=_no_store())
+
+    @r.get("/hunt", response_class=HTMLResponse, summary="The hunt page: one alert's channel on foot", include_in_schema=False,
+           tags=["dashboard"])
+    def hunt(ctx: Ctx,
+             alert: Annotated[Optional[str], Query(max_length=100, description="The alert to hunt.")] = None,
+             f_hz: Annotated[Optional[float], Query(gt=0, le=1e10, allow_inf_nan=False,
+                                                    description="A frequency to hunt without an alert, Hz.")] = None,
+             bw_hz: Annotated[Optional[float], Query(gt=0, le=10e6, allow_inf_nan=False)] = None) -> HTMLResponse:
+        from jinja2 import Environment, PackageLoader, select_autoescape
+
+        if alert is None and f_hz is None:
+            raise HTTPException(422, "give the alert to hunt (?alert=ID) or a frequency (?f_hz=HZ)")
+        if alert is not None and ctx.store.get(alert) is None:
+            raise HTTPException(404, f"no alert {alert!r}")
+        env = Environment(loader=PackageLoader("dashboards", "templates"), autoescape=select_autoescape(["html"]))
+        html = env.get_template("hunt.html").render(alert_id=alert or "", f_hz="" if f_hz is None else repr(float(f_hz)),
+                                                    bw_hz="" if bw_hz is None else repr(float(bw_hz)), poll_s=0.25)
         return HTMLResponse(html, headers=_no_store())
 
     @r.get("/dashboard/static/{name}", summary="The dashboard's JS and CSS", include_in_schema=False,

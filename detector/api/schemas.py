@@ -27,6 +27,7 @@ __all__ = [
     "HeartbeatAnswer",
     "HistoryEntry",
     "HistoryPage",
+    "HuntLevel",
     "IncidentModel",
     "IncidentPage",
     "IngestAnswer",
@@ -123,6 +124,24 @@ class SpectrumLatest(Open):
     noise_floor_dbm: float | None
     emissions: list[dict[str, Any]]
     baseline: dict[str, Any] | None = Field(description="{median_db, p90_db, p99_db} or null")
+
+
+class HuntLevel(Open):
+    """The level of the hunted channel now (``GET /api/v1/hunt/…/level``)."""
+
+    alert_id: str | None
+    center_hz: float
+    bandwidth_hz: float
+    unit: str = Field(description="'dBm' with a calibrated power table, else 'dBFS': which of the levels the page shows")
+    level_dbfs: float | None = Field(description="channel power over center ± bandwidth/2 of the latest frame, dBFS")
+    level_dbm: float | None = Field(description="the same in dBm, null without a power calibration")
+    noise_floor_dbfs: float | None = Field(description="the frame's noise floor over the same channel, dBFS")
+    noise_floor_dbm: float | None
+    snr_db: float | None
+    at: str | None = Field(description="UTC end of the frame, when the source knows its time")
+    offset_s: float
+    receiver: str = Field(description="the receiver whose spectrum covers the channel")
+    location: dict[str, Any] | None = Field(description="the alert's location (the vehicle's estimate), or null")
 
 
 class Emission(BaseModel):

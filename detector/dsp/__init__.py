@@ -11,6 +11,7 @@ No function here reads files, the clock or the network.
 
 from detector.dsp._convert import (cu8_to_complex64, cs8_to_complex64, cs16_to_complex64, cf32_to_complex64, count_nonfinite,
                                   replace_nonfinite)
+from detector.dsp._channel import channel_bins, channel_power_db
 from detector.dsp._stream import FrameStream, fft_backends
 from detector.dsp._peaks import Peak, find_peaks, look_threshold_db, mark_images, noise_floor
 from detector.dsp._psd import (
@@ -27,6 +28,8 @@ from detector.dsp._psd import (
 )
 
 __all__ = [
+    "channel_bins",
+    "channel_power_db",
     "FrameStream",
     "fft_backends",
     "Peak",

@@ -12,6 +12,7 @@ from detector.api.routes import (
     alerts,
     evidence,
     health,
+    hunt,
     metrics,
     sites,
     spectrum,
@@ -19,10 +20,12 @@ from detector.api.routes import (
     tracks,
 )
 
-__all__ = ["READ_ROUTERS", "alerts", "build_router", "evidence", "health", "metrics", "sites", "spectrum", "spectrum_stream", "tracks"]
+__all__ = ["READ_ROUTERS", "alerts", "build_router", "evidence", "health", "hunt", "metrics", "sites", "spectrum",
+           "spectrum_stream", "tracks"]
 
 #: routers under ``/api/v1`` after ``health`` (open), read with the read token where one is set
-READ_ROUTERS = (sites.router, spectrum.router, spectrum_stream.router, tracks.router, alerts.router, evidence.router)
+READ_ROUTERS = (sites.router, spectrum.router, spectrum_stream.router, tracks.router, alerts.router, evidence.router,
+                hunt.router)
 
 
 def build_router() -> APIRouter:
