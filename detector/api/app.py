@@ -26,7 +26,9 @@ def create_app(ctx: ApiContext, *, title: str = "examwatch") -> FastAPI:
     """Build the vehicle's application with its context (store, monitor, token) injected.
 
     ``ctx.extra_routers`` (e.g. the SSE stream of :func:`detector.app.push.attach_push`) are
-    included before the vehicle's routes."""
-    return create_service_app(ctx, title=title, routers=list(ctx.extra_routers),
+    included before the vehicle's routes, then ``POST /bearings`` (the monitor's bearings)."""
+    from detector.api.routes import bearings
+
+    return create_service_app(ctx, title=title, routers=[*ctx.extra_routers, bearings.router],
                               description="examwatch: radio monitoring of exam sites. Writes need "
                                           "`Authorization: Bearer <token>` (the *Authorize* button).")

@@ -32,6 +32,7 @@ OPENAPI_TAGS = [
     {"name": "spectrum", "description": "The capture loop's latest frame."},
     {"name": "emissions", "description": "Emissions found in the latest frame."},
     {"name": "tracks", "description": "Open tracks of the capture loop."},
+    {"name": "bearings", "description": "Direction-finder bearings into the monitor, fused with received power."},
     {"name": "figures", "description": "The dashboard's figures as PNG."},
     {"name": "exports", "description": "Located alerts for GIS tools (GeoJSON, KML)."},
     {"name": "ingest", "description": "Command center: what the vehicles push (vehicle token)."},
