@@ -128,9 +128,9 @@ class BearingStore:
     def health(self) -> dict:
         """``/health`` → ``bearings``."""
         with self._lock:
+            at = None if self.last_at is None else utc_iso(datetime.fromtimestamp(self.last_at, timezone.utc))
             return {"received": self.received, "rejected": self.rejected, "without_fix": self.without_fix,
-                    "kept": len(self._rows), "last_error": self.last_error,
-                    "last_at": utc_iso(datetime.fromtimestamp(self.last_at, timezone.utc)) if self.last_at is not None else None, "source": self.source}
+                    "kept": len(self._rows), "last_error": self.last_error, "last_at": at, "source": self.source}
 
 
 def parse_bearings_spec(spec: str) -> tuple[str, str]:
