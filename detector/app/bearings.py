@@ -276,7 +276,6 @@ class UrlPoller:
             if self.client is None:
                 client.close()
         self.polls += 1
-        kept = 0
         before = self.store.received
         for k, ln in enumerate(body.splitlines(), start=1):
             text = ln.strip()
@@ -288,10 +287,22 @@ class UrlPoller:
             self._lines.feed(text, k)
             if key is not None:
                 self._seen.append(key)
-        kept = self.store.received - before
-        return kept
+        return self.store.received - before
 
     def run(self) -> None:
+        import httpx
+
+        own = self.client is None
+        if own:  # one connection pool for the life of the worker
+            self.client = httpx.Client(timeout=self.timeout_s)
+        try:
+            self._loop()
+        finally:
+            if own:
+                self.client.close()
+                self.client = None
+
+    def _loop(self) -> None:
         while not self.stop_event.is_set():
             try:
                 self.poll_once()
