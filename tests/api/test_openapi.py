@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from detector.alerts import open_store
 from detector.api import ApiContext, create_app
+from detector.app.bearings import BearingStore
 from detector.center import open_center_store
 from detector.center.app import build_center_app
 from tests.api.test_requests import TOKEN, event
@@ -31,7 +32,7 @@ def served(request, tmp_path):
     if request.param.startswith("vehicle"):
         store = open_store(None, data_dir=tmp_path)
         store.alert = store.apply_event(event(), site="S", run_id="r1")
-        app = create_app(ApiContext(store=store, token=TOKEN, read_token=read))
+        app = create_app(ApiContext(store=store, token=TOKEN, read_token=read, bearings=BearingStore()))
     else:
         store = open_center_store(None, data_dir=tmp_path)
         app = build_center_app(store, token=TOKEN, vehicle_tokens={VEHICLE: "v1"}, read_token=read)

@@ -54,16 +54,13 @@ class BearingsAccepted(BaseModel):
 @router.post("/bearings", summary="Add direction-finder bearings (token required)", status_code=201,
              response_model=BearingsAccepted, dependencies=[WriteAccess],
              responses={401: {"description": "missing or wrong bearer token"},
-                        422: {"description": "a malformed bearing (the field and the item are named)"},
-                        503: {"description": "this service keeps no bearings (not a monitoring vehicle)"}})
+                        422: {"description": "a malformed bearing (the field and the item are named)"}})
 def post_bearings(body: BearingIn | list[BearingIn], ctx: Ctx) -> dict:
     """One bearing or a list: ``{"time", "lat", "lon", "heading", "bearing_deg", "confidence", "frequency"}``."""
     from detector.core.errors import InputError
     from detector.sources.bearings import bearings_from_records
 
-    store = getattr(ctx, "bearings", None)
-    if store is None:
-        raise HTTPException(503, "this service keeps no bearings (POST them to a monitoring vehicle)")
+    store = ctx.bearings  # the route is included only where the context keeps bearings (create_app)
     items = body if isinstance(body, list) else [body]
     if not items:
         raise HTTPException(422, "no bearing: send one bearing or a non-empty list")
