@@ -15,7 +15,7 @@
   web interface opens ``_android_web/DOA_value.html``, ``_UI/_web_interface/kraken_web_interface.py``)
   with one "Kraken App" line per VFO on every update, and its web server serves that file, e.g.
   ``http://KRAKEN:8081/DOA_value.html``; the poller parses every line of the body and keeps the
-  lines it has not seen (by time stamp and frequency). The third input is ``POST /api/v1/bearings``.
+  lines it has not seen (the last 4096 lines are remembered). The third input is ``POST /api/v1/bearings``.
 * Each input runs as the supervised component ``bearings`` (``/health`` → ``components``): a
   poll that fails puts it in ``restarting`` with the error, so a dead direction finder shows
   within one poll.
@@ -161,7 +161,7 @@ class _Lines:
 
     def feed(self, line: str, lineno: int) -> None:
         text = line.strip()
-        if not text or text.startswith("#"):
+        if not text or text.startswith("#") or text == self.header:  # a CSV header served again
             return
         if self.fmt is None:
             self.fmt = detect_format(text)
@@ -243,7 +243,8 @@ class FileTail:
 
 class UrlPoller:
     """Poll a bearings URL every ``poll_s`` with httpx; each answer's lines are parsed, those not
-    seen before (time stamp and frequency) kept. A failed poll (no answer, an HTTP error) is
+    seen before kept (a KrakenSDR line carries its time stamp: the same line served again is the
+    same bearing; a plain CSV's header is kept once). A failed poll (no answer, an HTTP error) is
     reported to ``component`` (``restarting``, with the error) and to the store's ``last_error``;
     the next poll that works reports ``ok``. ``client``: an ``httpx.Client`` (tests: a
     ``MockTransport``)."""
@@ -260,7 +261,8 @@ class UrlPoller:
         self.client = client
         self.stop_event = threading.Event()
         self.polls = 0
-        self._seen: deque[tuple[float, float]] = deque(maxlen=4096)
+        self._seen: deque[str] = deque()  # the lines of recent answers, oldest first (with _seen_set)
+        self._seen_set: set[str] = set()
         self._lines = _Lines(store, url.rsplit("/", 1)[-1] or url)
 
     def poll_once(self) -> int:
@@ -281,12 +283,13 @@ class UrlPoller:
             text = ln.strip()
             if not text:
                 continue
-            key = _line_key(text)
-            if key is not None and key in self._seen:
+            if text in self._seen_set:  # served again: not a new bearing
                 continue
             self._lines.feed(text, k)
-            if key is not None:
-                self._seen.append(key)
+            self._seen.append(text)
+            self._seen_set.add(text)
+            if len(self._seen) > 4096:
+                self._seen_set.discard(self._seen.popleft())
         return self.store.received - before
 
     def run(self) -> None:
@@ -318,17 +321,6 @@ class UrlPoller:
 
     def stop(self) -> None:
         self.stop_event.set()
-
-
-def _line_key(text: str) -> tuple[float, float] | None:
-    """(time stamp, frequency) of a KrakenSDR line, to tell a new line from the same one served again."""
-    f = text.split(",", 5)
-    if len(f) < 6:
-        return None
-    try:
-        return float(f[0]), float(f[4])
-    except ValueError:
-        return None
 
 
 def start_bearings_input(spec: str, store: BearingStore, supervisor, *, poll_s: float = DEFAULT_POLL_S, client=None):

@@ -129,6 +129,13 @@ def test_the_poller_keeps_new_lines_only_and_reports_a_failed_poll():
     assert p.poll_once() == 0  # the same lines served again: nothing new
     body["text"] = kline(1) + kline(1, freq=F + 1e6)
     assert p.poll_once() == 2 and store.received == 4
+    # a plain CSV served whole at every poll: its header once, each row once
+    csv = "time,lat,lon,heading,bearing_deg,confidence,frequency\n2024-06-06T08:00:00Z,50.0,10.0,,30.0,0.8,446081250\n"
+    q = UrlPoller("http://df/bearings.csv", store, client=httpx.Client(transport=httpx.MockTransport(handler)))
+    body["text"] = csv
+    assert q.poll_once() == 1 and q.poll_once() == 0
+    body["text"] = csv + "2024-06-06T08:00:01Z,50.0,10.0,,31.0,0.8,446081250\n"
+    assert q.poll_once() == 1 and store.rejected == 0 and store.received == 6
     body["status"] = 503
     with pytest.raises(httpx.HTTPStatusError):
         p.poll_once()
