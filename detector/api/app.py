@@ -26,7 +26,11 @@ def create_app(ctx: ApiContext, *, title: str = "examwatch") -> FastAPI:
     """Build the vehicle's application with its context (store, monitor, token) injected.
 
     ``ctx.extra_routers`` (e.g. the SSE stream of :func:`detector.app.push.attach_push`) are
-    included before the vehicle's routes."""
-    return create_service_app(ctx, title=title, routers=list(ctx.extra_routers),
+    included before the vehicle's routes, then ``POST /bearings`` where the context keeps bearings
+    (``ctx.bearings``, the monitor's :class:`~detector.app.bearings.BearingStore`)."""
+    from detector.api.routes import bearings
+
+    routers = [*ctx.extra_routers, *([bearings.router] if ctx.bearings is not None else [])]
+    return create_service_app(ctx, title=title, routers=routers,
                               description="examwatch: radio monitoring of exam sites. Writes need "
                                           "`Authorization: Bearer <token>` (the *Authorize* button).")

@@ -63,6 +63,8 @@ class ApiContext:
     list_cache: ListCache = field(default_factory=ListCache)
     #: where channels whitelisted by a dismissal (``add_to_whitelist``) are kept across restarts
     whitelist_file: Path | None = None
+    #: the monitor's direction-finder bearings (:class:`~detector.app.bearings.BearingStore`; ``POST /bearings``)
+    bearings: object | None = None
 
     @property
     def role(self) -> str:

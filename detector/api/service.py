@@ -33,6 +33,7 @@ OPENAPI_TAGS = [
     {"name": "emissions", "description": "Emissions found in the latest frame."},
     {"name": "tracks", "description": "Open tracks of the capture loop."},
     {"name": "hunt", "description": "The last 100 m on foot: the level of an alert's channel now (the page GET /hunt)."},
+    {"name": "bearings", "description": "Direction-finder bearings into the monitor, fused with received power."},
     {"name": "figures", "description": "The dashboard's figures as PNG."},
     {"name": "exports", "description": "Located alerts for GIS tools (GeoJSON, KML)."},
     {"name": "ingest", "description": "Command center: what the vehicles push (vehicle token)."},

@@ -157,6 +157,11 @@ class MonitorApp:
     reopened: list = field(default_factory=list)
     #: ``DATA_DIR/runs/<run_id>.json``: what the run watched, for the report (:mod:`detector.app.run_record`)
     recorder: object | None = None
+    #: the direction-finder bearings of this run (:class:`~detector.app.bearings.BearingStore`)
+    bearings: object | None = None
+    _bearings_input: tuple | None = None
+    _bearings_worker: object | None = None
+    _supervisor: object | None = None
     _lock_file: object | None = None
     _stopped: bool = False
     _released: bool = False
@@ -167,7 +172,8 @@ class MonitorApp:
               locate=None, calibration=None, gps=None, push=None, stream: bool = True, scheduler=None,
               realtime: bool = False, watchdog_s: float = 5.0, run_id: str | None = None,
               monitor_options: dict | None = None, say: Callable[[str], None] = _quiet,
-              receivers=None, plan=None) -> "MonitorApp":
+              receivers=None, plan=None, bearings: str | None = None, bearings_poll_s: float = 1.0,
+              bearing_store=None) -> "MonitorApp":
         """Compose the vehicle.
 
         Parameters
@@ -197,6 +203,13 @@ class MonitorApp:
             (:class:`~detector.pipeline.receivers.ReceiverGroup`); ``source_factory``,
             ``calibration`` and ``scheduler`` are then ignored. ``plan`` is the whole watch plan
             (``/health`` → ``intercept`` for all receivers together).
+        bearings, bearings_poll_s, bearing_store
+            Direction-finder bearings (issue #22 item 1): ``bearings`` is ``--bearings SPEC`` (a
+            file that is tailed, or an http(s) URL polled every ``bearings_poll_s`` seconds;
+            :mod:`detector.app.bearings`), read from :meth:`start` on as the component
+            ``bearings``; ``bearing_store`` the store the locator reads (give the same to
+            ``track_locator(bearings=store.timeline(wall_start))``; a new one when None).
+            ``POST /api/v1/bearings`` adds to it; ``/health`` → ``bearings``.
         """
         from detector.pipeline import Monitor
         from detector.pipeline.supervisor import Supervisor
@@ -215,6 +228,7 @@ class MonitorApp:
             jammers = site_config.jammers_obj() if hasattr(site_config, "jammers_obj") else ()
             positions = None
             supervisor = Supervisor()  # the monitor's threads, GPS and push report to it (/health → components)
+            app._attach_bearings_store(bearing_store, bearings, bearings_poll_s, supervisor)
             if gps is not None:
                 from detector.app.gps import position_provider
 
@@ -239,6 +253,7 @@ class MonitorApp:
                     app.monitor.health_sections["declared_jammers"] = declared.status
                 if scheduler is not None and not scheduler.single:
                     attach_intercept(app.monitor, scheduler)
+            app.monitor.health_sections["bearings"] = app.bearings.health
             if settings is not None:
                 app._compose_api(settings, site_config, baseline, site, added_wl, push, stream, say)
                 from detector.app.run_record import RUNS_DIR, RunRecorder
@@ -310,16 +325,32 @@ class MonitorApp:
 
         self.ctx = ApiContext(store=self.store, token=self.token, monitor=self.monitor, site=site_config,
                               sites_dir=settings.sites_dir, whitelist_file=added_wl,
-                              baselines={site: baseline} if baseline is not None else {})
+                              baselines={site: baseline} if baseline is not None else {}, bearings=self.bearings)
         if stream or push is not None:
             self.sender = attach_push(self.ctx, self.monitor, push, say=say)  # the SSE route, and push with --push
         self.api = create_app(self.ctx)
 
     # ---- lifecycle --------------------------------------------------------------------------------
+    def _attach_bearings_store(self, store, spec, poll_s, supervisor) -> None:
+        from detector.app.bearings import BearingStore, parse_bearings_spec
+
+        self.bearings = store if store is not None else BearingStore()
+        self._supervisor = supervisor
+        if spec is not None:
+            parse_bearings_spec(spec)  # a bad spec is an InputError before anything starts
+            if not poll_s > 0:
+                raise InputError(f"--bearings-poll-s must be > 0, got {poll_s:g}")
+            self._bearings_input = (spec, float(poll_s))
+
     def start(self) -> "MonitorApp":
         self.monitor.start()
         if self.recorder is not None:
             self.recorder.start()
+        if self._bearings_input is not None and self._bearings_worker is None:
+            from detector.app.bearings import start_bearings_input
+
+            spec, poll_s = self._bearings_input
+            self._bearings_worker = start_bearings_input(spec, self.bearings, self._supervisor, poll_s=poll_s)
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -329,6 +360,8 @@ class MonitorApp:
         if self._stopped:
             return
         self._stopped = True
+        if self._bearings_worker is not None:
+            self._bearings_worker.stop()
         try:
             if self.monitor is not None:
                 self.monitor.stop(timeout)

@@ -64,6 +64,8 @@ def monitor(
     vehicle_id: Annotated[Optional[str], typer.Option("--vehicle-id", help="This vehicle's id at the center (default: the host name).")] = None,
     push_token_file: Annotated[Optional[Path], typer.Option("--push-token-file", help="File holding this vehicle's token for the center (http(s) push).")] = None,
     integration: IntegrationOpt = True,
+    bearings: Annotated[Optional[str], typer.Option("--bearings", help="Direction-finder bearings fused with the tracks' received power: a file that is tailed (KrakenSDR DoA lines, or the plain CSV/JSON lines of `locate --bearings`) or an http(s):// URL polled every --bearings-poll-s (KrakenSDR: http://KRAKEN:8081/DOA_value.html). POST /api/v1/bearings adds more.")] = None,
+    bearings_poll_s: Annotated[float, typer.Option("--bearings-poll-s", help="With --bearings URL: seconds between polls.")] = 1.0,
     source: Annotated[Optional[list[str]], typer.Argument(
         help="sim:default, sim:SCENE.toml, rtlsdr:0, or a recording (any format of `spectrum`). Repeat it for several "
              "receivers in one monitor (one store, one API; the plan's bands are shared between them); "
@@ -119,6 +121,13 @@ def monitor(
         from detector.sources.gps import parse_gps_spec
 
         gps_track = parse_gps_spec(gps)  # checked before anything starts: a bad spec is exit 2
+    from detector.app.bearings import BearingStore, parse_bearings_spec
+
+    if bearings is not None:
+        parse_bearings_spec(bearings)  # a bad spec is exit 2, before anything starts
+    if not 0 < bearings_poll_s < float("inf"):
+        raise InputError(f"--bearings-poll-s must be a number of seconds > 0, got {bearings_poll_s}")
+    bearing_store = BearingStore()  # the app's (POST /api/v1/bearings too), read by the locator
     check_listen(host, port)
     from detector.app.receivers import receiver_entries
 
@@ -200,10 +209,12 @@ def monitor(
         engine_config=EngineConfig(fft_backend=fft_backend, integration=integration_config(integration)), baseline=base, whitelist=site_cfg.whitelist_obj(),
         sessions=site_cfg.exam_sessions(wall_start), wall_start=wall_start,
         locate=track_locator(site_cfg.lat, site_cfg.lon, buildings=site_cfg.buildings,
-                             positions=track_positions(gps_track, wall_start)) if (scene is not None or gps) else None,
+                             positions=track_positions(gps_track, wall_start),
+                             bearings=bearing_store.timeline(wall_start)) if (scene is not None or gps) else None,
         calibration=correction, gps=gps_track,
         push=PushSettings(st.push_url, st.vehicle_id, st.push_token_file) if st.push_url else None, stream=True,
-        scheduler=scheduler, realtime=live, watchdog_s=watchdog, say=say, receivers=receivers, plan=whole_plan)
+        scheduler=scheduler, realtime=live, watchdog_s=watchdog, say=say, receivers=receivers, plan=whole_plan,
+        bearings=bearings, bearings_poll_s=bearings_poll_s, bearing_store=bearing_store)
     if correction is not None and correction.profile_id is not None:
         console_err.print(f"calibration profile {correction.profile_id} applied")
     if drift is not None:

@@ -41,6 +41,7 @@ from detector.localization._bearings import (
     DEFAULT_DOA_SIGMA_DEG,
     DEFAULT_HEADING_SIGMA_DEG,
     bearing_sigma_deg,
+    select_bearings,
     vehicle_bearings,
 )
 from detector.localization._estimators import BearingsEnu
@@ -82,6 +83,7 @@ __all__ = [
     "BearingsEnu",
     "bearing_sigma_deg",
     "vehicle_bearings",
+    "select_bearings",
     "DEFAULT_DOA_SIGMA_DEG",
     "DEFAULT_HEADING_SIGMA_DEG",
     "EnuSolution",

@@ -79,3 +79,21 @@ def vehicle_bearings(lat: ArrayLike, lon: ArrayLike, true_bearing_deg: ArrayLike
     are dropped by :meth:`Bearings.to_enu`). All arrays of one shape (N,)."""
     sigma = bearing_sigma_deg(quality, relative, doa_sigma_deg=doa_sigma_deg, heading_sigma_deg=heading_sigma_deg)
     return Bearings(np.asarray(lat, float), np.asarray(lon, float), np.asarray(true_bearing_deg, float), sigma)
+
+
+def select_bearings(time_s: ArrayLike, frequency_hz: ArrayLike, *, t0_s: float, t1_s: float, f_lo_hz: float,
+                    f_hi_hz: float) -> NDArray[np.bool_]:
+    """Which bearings (arrays of shape (N,): times in s on any one timeline, frequencies in Hz,
+    NaN unknown) were taken in [``t0_s``, ``t1_s``] at a frequency in [``f_lo_hz``, ``f_hi_hz``]:
+    a boolean mask of shape (N,). A bearing of unknown frequency is never selected (it cannot be
+    told which transmitter it points at). Raises ValueError for NaN bounds or t1 < t0, f_hi < f_lo,
+    or arrays of different shapes."""
+    t = np.asarray(time_s, float)
+    f = np.asarray(frequency_hz, float)
+    if t.shape != f.shape:
+        raise ValueError(f"time_s and frequency_hz must have one shape, got {t.shape} and {f.shape}")
+    for name, lo, hi in (("t", t0_s, t1_s), ("f", f_lo_hz, f_hi_hz)):
+        if not (math.isfinite(lo) and math.isfinite(hi)) or hi < lo:
+            raise ValueError(f"{name} bounds must be finite with lo ≤ hi, got {lo}, {hi}")
+    with np.errstate(invalid="ignore"):
+        return (t >= t0_s) & (t <= t1_s) & np.isfinite(f) & (f >= f_lo_hz) & (f <= f_hi_hz)

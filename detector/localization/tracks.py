@@ -24,6 +24,15 @@ readings. As ``examwatch locate --gps`` does for recorded readings (issue #24 it
   A live gpsd gives no ``positions(t)``: there only the overlap is checked.
 * **Overload.** Readings taken while the receiver was overloaded (``Reading.overload``, issue #18
   item 1: their levels are compressed) are left out, before the overlap share is taken.
+* **Bearings** (issue #22 item 1). Given ``bearings(t0_s, t1_s, f_lo_hz, f_hi_hz)`` (a direction
+  finder's bearings taken between two engine-timeline times at a frequency in a band; the monitor's
+  :class:`~detector.app.bearings.BearingStore`), the bearings taken during the track's readings
+  (± ``bearing_margin_s``) within ``bandwidth_hz / 2 + bearing_tolerance_hz`` of its centre are
+  fused with its received power (:func:`~detector.localization.locate_enu` with ``bearings=``):
+  each bearing's σ from its confidence and, for a bearing relative to the vehicle, the heading's
+  error (:func:`~detector.localization.vehicle_bearings`); the CRLB is the combination's. The
+  result says ``method`` "gls+bearings" and ``n_bearings`` (fused, outliers left out) and
+  ``n_bearing_outliers``. New bearings for a track re-estimate it at its next call.
 """
 
 from __future__ import annotations
@@ -78,7 +87,9 @@ def track_locator(lat0: float | None = None, lon0: float | None = None, *, min_r
                   every_s: float = 5.0, buildings=(), max_cached: int = 256,
                   gps_error_m: float = DEFAULT_GPS_ERROR_M, min_gps_overlap: float = MIN_GPS_OVERLAP,
                   positions: Positions | None = None, max_clock_offset_s: float = DEFAULT_MAX_CLOCK_OFFSET_S,
-                  clock_search_s: float = 300.0) -> Callable:
+                  clock_search_s: float = 300.0, bearings: Callable | None = None,
+                  bearing_tolerance_hz: float = 12.5e3, bearing_margin_s: float = 5.0,
+                  doa_sigma_deg: float | None = None, heading_sigma_deg: float | None = None) -> Callable:
     """A locator that re-estimates a track at most every ``every_s`` seconds of its readings.
 
     With site ``buildings`` (polygons of (lat, lon)), the result names the nearest one:
@@ -91,8 +102,25 @@ def track_locator(lat0: float | None = None, lon0: float | None = None, *, min_r
     a fix) at engine-timeline times, for the clock-offset check (None: not checked);
     ``max_clock_offset_s``, ``clock_search_s``: the offset tolerated and the range scanned (s). See
     the module docstring.
+
+    ``bearings``: ``bearings(t0_s, t1_s, f_lo_hz, f_hi_hz) -> readings | None`` at engine-timeline
+    times (s) and frequencies (Hz); the readings have ``lat``, ``lon`` (degrees), ``quality`` (0–1),
+    ``relative`` (bool: taken relative to the heading), ``true_bearing_deg()`` (degrees from true
+    north), arrays of shape (N,) (:class:`~detector.sources.bearings.BearingReadings`).
+    ``bearing_tolerance_hz`` (Hz) and ``bearing_margin_s`` (s) widen the track's band and span;
+    ``doa_sigma_deg`` / ``heading_sigma_deg``: the direction finder's error at full confidence and
+    the heading's (degrees, 1σ; default :data:`~detector.localization.DEFAULT_DOA_SIGMA_DEG`,
+    :data:`~detector.localization.DEFAULT_HEADING_SIGMA_DEG`).
     """
-    cache: dict[str, tuple[float, dict | None]] = {}  # the latest first: bounded (issue #24)
+    from detector.localization._bearings import DEFAULT_DOA_SIGMA_DEG, DEFAULT_HEADING_SIGMA_DEG
+
+    doa_sigma = DEFAULT_DOA_SIGMA_DEG if doa_sigma_deg is None else float(doa_sigma_deg)
+    heading_sigma = DEFAULT_HEADING_SIGMA_DEG if heading_sigma_deg is None else float(heading_sigma_deg)
+    if not (math.isfinite(bearing_tolerance_hz) and bearing_tolerance_hz >= 0):
+        raise ValueError(f"bearing_tolerance_hz must be ≥ 0, got {bearing_tolerance_hz}")
+    if not (math.isfinite(bearing_margin_s) and bearing_margin_s >= 0):
+        raise ValueError(f"bearing_margin_s must be ≥ 0, got {bearing_margin_s}")
+    cache: dict[str, tuple[float, int, dict | None]] = {}  # the latest first: bounded (issue #24)
     #: track id → (readings at the last clock-offset scan, its result): scanned again once the
     #: readings have grown by half (the offset is the clocks', it does not change with every reading)
     clocks: dict[str, tuple[int, ClockOffset | None]] = {}
@@ -104,24 +132,37 @@ def track_locator(lat0: float | None = None, lon0: float | None = None, *, min_r
         if len(readings) < min_readings:
             return None
         last_t = readings[-1].t_s
+        found = _bearings_of(track, everything)
+        n_found = 0 if found is None else int(found.lat.size)
         prev = cache.get(track.track_id)
-        if prev is not None and last_t - prev[0] < every_s:
-            return prev[1]
+        if prev is not None and last_t - prev[0] < every_s and n_found == prev[1]:
+            return prev[2]
         try:
-            result = _estimate(track.track_id, everything, readings)
+            result = _estimate(track.track_id, everything, readings, found)
         except ValueError:
             result = None
         cache.pop(track.track_id, None)
-        cache[track.track_id] = (last_t, result)
+        cache[track.track_id] = (last_t, n_found, result)
         while len(cache) > max_cached:  # the longest unestimated first; an evicted track is estimated afresh
             tid = next(iter(cache))
             del cache[tid]
             clocks.pop(tid, None)
         return result
 
-    def _estimate(track_id: str, everything, readings) -> dict | None:
+    def _bearings_of(track, everything):
+        """The bearings of the track's band and span (None: no source, or none)."""
+        if bearings is None:
+            return None
+        half = 0.5 * float(getattr(track, "bandwidth_hz", 0.0) or 0.0) + bearing_tolerance_hz
+        f0 = float(getattr(track, "center_hz", 0.0) or 0.0)
+        t0 = min(r.t_s for r in everything) - bearing_margin_s
+        t1 = max(r.t_s for r in everything) + bearing_margin_s
+        found = bearings(t0, t1, f0 - half, f0 + half)
+        return found if found is not None and np.asarray(found.lat).size else None
+
+    def _estimate(track_id: str, everything, readings, found=None) -> dict | None:
         from detector.localization import (LocalFrame, estimate_clock_offset, estimate_from_enu, locate_enu,
-                                           nearest_building, refuse, time_resolution_s)
+                                           nearest_building, refuse, time_resolution_s, vehicle_bearings)
 
         t = np.array([r.t_s for r in readings], dtype=np.float64)
         lat = np.array([r.lat for r in readings], dtype=np.float64)
@@ -135,7 +176,13 @@ def track_locator(lat0: float | None = None, lon0: float | None = None, *, min_r
         res = np.array([default_res if r.time_res_s is None else r.time_res_s for r in readings], dtype=np.float64)
         # position_sigma_m with a resolution per reading
         sigma = np.sqrt((np.nan_to_num(speed) * res) ** 2 + gps_error_m ** 2)
-        sol = locate_enu(x, y, p, pos_sigma_m=sigma)
+        b_enu = None
+        if found is not None:
+            b_enu = vehicle_bearings(found.lat, found.lon, found.true_bearing_deg(), found.quality, found.relative,
+                                     doa_sigma_deg=doa_sigma, heading_sigma_deg=heading_sigma).to_enu(frame)
+            if b_enu.n == 0:
+                b_enu = None
+        sol = locate_enu(x, y, p, pos_sigma_m=sigma, bearings=b_enu)
         refusals = []
         share = len(readings) / len(everything)
         if share < min_gps_overlap:
@@ -167,6 +214,9 @@ def track_locator(lat0: float | None = None, lon0: float | None = None, *, min_r
         if clock is not None:  # the estimate when the data show it beyond chance, else the offset applied (0)
             est = replace(est, time_offset_s=clock.offset_s if clock.significant else 0.0)
         result = est.to_dict()
+        if bearings is not None:
+            result["n_bearings"] = int(sol.n_bearings - sol.n_bearing_outliers)
+            result["n_bearing_outliers"] = int(sol.n_bearing_outliers)
         if buildings:
             nb = nearest_building(est, buildings)
             if nb is not None:

@@ -133,24 +133,74 @@ def read_bearings(path: str | Path, fmt: str = "auto") -> BearingReadings:
         raise InputError(f"bearings path is a directory: {p}") from None
     except UnicodeDecodeError:
         raise InputError(f"bearings file {p} is not text") from None
+    if not text.strip():
+        raise InputError(f"bearings file {p} is empty")
+    return parse_bearings(text, str(p), fmt)
+
+
+def parse_bearings(text: str, name: str = "bearings", fmt: str = "auto", *, header: str | None = None,
+                   allow_empty: bool = False) -> BearingReadings:
+    """Bearings from ``text`` (the content of a bearings file, or lines appended to one; ``name``
+    is used in messages as ``NAME:LINE:``). ``fmt`` as :func:`read_bearings`; ``header``: the plain
+    CSV header line for ``text`` that holds only data lines (a tailed file). ``allow_empty``: no
+    usable bearing (every KrakenSDR line without a fix) gives an empty result instead of the
+    error. Raises InputError like :func:`read_bearings`."""
+    p = Path(name)
+    if header is not None:
+        text = header.rstrip("\r\n") + "\n" + text
     head = text.lstrip()
     if not head:
-        raise InputError(f"bearings file {p} is empty")
+        raise InputError(f"{p.name}: no bearing (empty)")
     if fmt not in ("auto", "kraken", "plain"):
         raise ValueError(f"fmt must be auto, kraken or plain, got {fmt!r}")
     if fmt == "auto":
-        first = next(ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#"))
-        fmt = "plain" if head[0] in "[{" or "bearing_deg" in first.lower() else "kraken"
+        fmt = detect_format(text)
     skipped = 0
     if fmt == "kraken":
         rows, skipped = _kraken_rows(text, p)
     else:
         rows = _json_rows(text, p) if head[0] in "[{" else _csv_rows(text, p)
     if not rows:
+        if allow_empty:
+            return _empty(str(name), fmt, skipped)
         raise InputError(f"{p.name}: no bearing with a GPS fix" + (f" ({skipped} KrakenSDR lines at 0, 0)" if skipped else ""))
     cols = list(zip(*rows))
-    return BearingReadings(*(np.asarray(c, float) for c in cols[:8]), line=np.asarray(cols[8], np.int64), path=str(p),
+    return BearingReadings(*(np.asarray(c, float) for c in cols[:8]), line=np.asarray(cols[8], np.int64), path=str(name),
                            fmt=fmt, n_skipped=skipped)
+
+
+def detect_format(text: str) -> str:
+    """"plain" for JSON (text starting with ``[`` or ``{``) or a CSV whose first line names
+    ``bearing_deg``; otherwise "kraken"."""
+    head = text.lstrip()
+    first = next((ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")), "")
+    return "plain" if head[:1] in ("[", "{") or "bearing_deg" in first.lower() else "kraken"
+
+
+def bearings_from_records(records: list[dict], name: str = "request") -> BearingReadings:
+    """Bearings from plain JSON objects (the fields of the plain format; ``frequency_hz`` and
+    ``heading_deg`` accepted too). Raises InputError (``NAME:K:`` with K the 1-based item) for a
+    malformed one; nothing is kept then."""
+    p = Path(name)
+    rows = []
+    for k, obj in enumerate(records, start=1):
+        if not isinstance(obj, dict):
+            raise InputError(f"{p.name}:{k}: each bearing is a JSON object with {', '.join(PLAIN_REQUIRED)}")
+        missing = [c for c in PLAIN_REQUIRED if obj.get(c) is None]
+        if missing:
+            raise InputError(f"{p.name}:{k}: the bearing lacks {', '.join(missing)}")
+        rec = {str(key).lower(): ("" if v is None else str(v)) for key, v in obj.items()}
+        rows.append(_plain_row(rec, p, k))
+    if not rows:
+        return _empty(name, "plain", 0)
+    cols = list(zip(*rows))
+    return BearingReadings(*(np.asarray(c, float) for c in cols[:8]), line=np.asarray(cols[8], np.int64), path=name,
+                           fmt="plain")
+
+
+def _empty(name: str, fmt: str, skipped: int) -> BearingReadings:
+    z = np.zeros(0)
+    return BearingReadings(z, z, z, z, z, z, z, z, np.zeros(0, np.int64), name, fmt, skipped)
 
 
 #: one entry: (time_s, lat, lon, heading_deg, bearing_deg, quality, confidence, frequency_hz, line)
@@ -307,4 +357,5 @@ def _time(text: str, p: Path, lineno: int) -> float:
     return dt.astimezone(timezone.utc).timestamp()
 
 
-__all__ = ["BearingReadings", "read_bearings", "KRAKEN_FULL_CONFIDENCE_DB"]
+__all__ = ["BearingReadings", "read_bearings", "parse_bearings", "bearings_from_records", "detect_format",
+           "KRAKEN_FULL_CONFIDENCE_DB"]

@@ -105,7 +105,9 @@ def test_schemathesis_bounded(tmp_path):
 
     store = open_store(None, data_dir=tmp_path)
     store.apply_event(event(), site="S", run_id="r1")
-    app = create_app(ApiContext(store=store, token=TOKEN))
+    from detector.app.bearings import BearingStore
+
+    app = create_app(ApiContext(store=store, token=TOKEN, bearings=BearingStore()))  # a vehicle: POST /bearings too
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     failures, calls = [], []
     for op in schema.get_all_operations():

@@ -208,3 +208,15 @@ def test_read_text_names_the_option_and_the_file(tmp_path):
 def test_a_watchdog_that_could_never_fire_is_refused(tmp_path, value):
     r = monitor(tmp_path, "--watchdog-s", value, "--data-dir", str(tmp_path / "d"))
     assert r.exit_code == 2 and "--watchdog-s must be a number of seconds > 0" in r.output
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--bearings", "ftp://kraken/DOA_value.html"], "--bearings 'ftp://kraken/DOA_value.html': use a file or an http(s):// URL"),
+    (["--bearings", "."], "is a folder, not a bearings file"),
+    (["--bearings", "http://127.0.0.1:9/DOA_value.html", "--bearings-poll-s", "0"],
+     "--bearings-poll-s must be a number of seconds > 0"),
+])
+def test_bad_bearings_are_refused_before_anything_starts(tmp_path, args, needle):
+    r = monitor(tmp_path, *args, "--data-dir", str(tmp_path / "d"))
+    assert r.exit_code == 2 and needle in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "d").exists()

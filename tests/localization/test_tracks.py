@@ -133,3 +133,65 @@ def test_the_estimate_is_cached_for_every_s_of_readings(drive):
     tr.readings += track(t[500:700], lat[500:700], lon[500:700], p[500:700]).readings  # 75 % more than at the scan
     loc(tr)
     assert len(calls) == n + 1  # scanned again
+
+
+class _Bearings:
+    """``bearings(t0_s, t1_s, f_lo_hz, f_hi_hz)`` over a fixed set, recording the queries."""
+
+    def __init__(self, recs):
+        from detector.sources.bearings import bearings_from_records
+
+        self.all = bearings_from_records(recs)
+        self.queries = []
+
+    def __call__(self, t0, t1, f_lo, f_hi):
+        from detector.localization import select_bearings
+
+        self.queries.append((t0, t1, f_lo, f_hi))
+        m = select_bearings(self.all.time_s, self.all.frequency_hz, t0_s=t0, t1_s=t1, f_lo_hz=f_lo, f_hi_hz=f_hi)
+        return self.all.select(m) if m.any() else None
+
+
+def _toward_tx(points, times, freq):
+    out = []
+    for (px, py), t in zip(points, times):
+        lat, lon = ORIGIN.to_geodetic(np.array([px]), np.array([py]))
+        out.append({"time": t, "lat": float(lat[0]), "lon": float(lon[0]), "frequency": freq,
+                    "bearing_deg": float(np.degrees(np.arctan2(TX[0] - px, TX[1] - py)) % 360.0)})
+    return out
+
+
+def test_bearings_of_the_tracks_band_and_span_are_fused(drive):
+    t, x, y, p = drive
+    lat, lon = ORIGIN.to_geodetic(x, y)
+    tr = track(t, lat, lon, p)
+    tr.center_hz, tr.bandwidth_hz = 446.08e6, 10e3
+    corners = [(-150.0, -150.0), (150.0, 150.0), (150.0, -150.0)]
+    mid = float(t[t.size // 2])
+    # at 446.10 MHz (20 kHz off: beyond 5 kHz + the 12.5 kHz tolerance) and an hour after the track: not its own
+    other = _Bearings(_toward_tx(corners[:2], [mid, mid], 446.10e6) + _toward_tx(corners[2:], [t[-1] + 3600.0], 446.08e6))
+    plain = track_locator(bearings=other)(tr)
+    assert plain["method"] == "gls" and plain["n_bearings"] == 0
+    t0, t1, f_lo, f_hi = other.queries[-1]
+    assert (t0, t1) == pytest.approx((t[0] - 5.0, t[-1] + 5.0)) and (f_lo, f_hi) == pytest.approx((446.0625e6, 446.0975e6))
+    # three bearings on the track's frequency during it, pointing at the transmitter
+    own = _Bearings(_toward_tx(corners, [mid, mid + 1.0, mid + 2.0], 446.0825e6))
+    fused = track_locator(bearings=own)(tr)
+    assert fused["status"] == "located" and fused["method"] == "gls+bearings" and fused["n_bearings"] == 3
+    assert fused["crlb_rmse_m"] < plain["crlb_rmse_m"] and error_m(fused) < 15.0
+    # without a bearings source the result has no n_bearings at all (as before)
+    assert "n_bearings" not in track_locator()(tr)
+
+
+def test_a_new_bearing_re_estimates_the_track_within_every_s(drive):
+    t, x, y, p = drive
+    lat, lon = ORIGIN.to_geodetic(x, y)
+    tr = track(t[:400], lat[:400], lon[:400], p[:400])
+    tr.center_hz, tr.bandwidth_hz = 446.08e6, 10e3
+    src = _Bearings(_toward_tx([(-150.0, -150.0)], [float(t[100])], 446.08e6))
+    loc = track_locator(bearings=src, every_s=60.0)
+    first = loc(tr)
+    assert first["n_bearings"] == 1 and loc(tr) is first  # cached: nothing new
+    src.all = _Bearings(_toward_tx([(-150.0, -150.0), (150.0, 150.0)], [float(t[100]), float(t[200])], 446.08e6)).all
+    again = loc(tr)
+    assert again is not first and again["n_bearings"] == 2
