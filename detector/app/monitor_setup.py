@@ -55,6 +55,14 @@ class MonitorSource:
         """The source opened first, then a fresh one on every reopen (a dongle: always fresh)."""
         return self._pending.pop() if self._pending else self.open()
 
+    def close(self) -> None:
+        """Close the source opened first if no monitor took it (a set-up that failed later)."""
+        while self._pending:
+            try:
+                self._pending.pop().close()
+            except Exception:  # noqa: BLE001 - closing what was never used
+                pass
+
 
 def open_monitor_source(spec: str, *, sample_format=None, sample_rate_hz=None, center_hz=None, seed=None,
                         realtime: bool = False, profile: Path | None = None, profiles_dir: Path | None = None,

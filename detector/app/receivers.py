@@ -97,23 +97,15 @@ def open_receivers(entries: Sequence[ReceiverEntry], *, open_one: Callable[..., 
             opened.append(OpenReceiver(e, src))
     except BaseException:
         for o in opened:
-            _close(o.source)
+            o.source.close()
         raise
     rates = {o.info.sample_rate_hz for o in opened}
     if len(rates) > 1:
         for o in opened:
-            _close(o.source)
+            o.source.close()
         raise InputError(f"the receivers run at different sample rates ({', '.join(f'{r / 1e6:g} MS/s' for r in sorted(rates))}); "
                          "give them one --rate")
     return opened
-
-
-def _close(src) -> None:
-    for s in getattr(src, "_pending", []):
-        try:
-            s.close()
-        except Exception:  # noqa: BLE001
-            pass
 
 
 def receivers_plan(kind: str, plan_path: Path | None, center_hz: float | None, info, n: int):

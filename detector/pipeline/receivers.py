@@ -43,13 +43,7 @@ def receiver_summary(name: str, monitor: Monitor, bands: Sequence[str] = (), hea
     out["calibration"] = cal
     ov = h.get("overload")
     out["overload"] = ov.get("state") if isinstance(ov, dict) else None
-    comps = h.get("components") or {}
-    bad = [f"{c}: {v.get('last_error') or v.get('state')}" for c, v in comps.items()
-           if isinstance(v, dict) and v.get("state") not in ("running", "finished", "stopped")]
-    if bad and out["status"] == "ok":
-        out["status"] = "degraded"
-        out["last_error"] = "; ".join(bad)
-    return out
+    return out  # status and last_error already count its workers (Monitor.health)
 
 
 class _Tracks(Mapping):

@@ -55,6 +55,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detector.core.errors import InputError
+from detector.core.textfile import read_text
 
 #: A KrakenSDR confidence (DoA peak-to-average ratio, dB) at or above this is full quality (q = 1).
 KRAKEN_FULL_CONFIDENCE_DB = 10.0
@@ -125,14 +126,9 @@ def read_bearings(path: str | Path, fmt: str = "auto") -> BearingReadings:
     KrakenSDR line format). Raises InputError for a missing, empty or malformed file
     (``FILE:LINE: what``) and for a file without any usable bearing."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(f"bearings file not found: {p}") from None
-    except IsADirectoryError:
-        raise InputError(f"bearings path is a directory: {p}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"bearings file {p} is not text") from None
+    if not p.exists():
+        raise InputError(f"bearings file not found: {p}")
+    text = read_text(p, "bearings file")
     if not text.strip():
         raise InputError(f"bearings file {p} is empty")
     return parse_bearings(text, str(p), fmt)
