@@ -14,7 +14,7 @@ from typing import Callable
 from detector.core.errors import InputError
 
 __all__ = ["MonitorSource", "open_monitor_source", "resolve_monitor_site", "watch_scheduler", "revisit_warning", "check_drift_in_plan",
-           "baseline_warnings"]
+           "baseline_warnings", "first_tune_hz"]
 
 
 def resolve_monitor_site(site: str, sites_dir: Path, scene=None):
@@ -113,6 +113,19 @@ def watch_scheduler(kind: str, plan_path: Path | None, center_hz: float | None, 
     if kind == "rtlsdr" and center_hz is None:
         return Scheduler(default_plan(), info.sample_rate_hz)
     return Scheduler(single_band_plan(info.center_hz, info.sample_rate_hz), info.sample_rate_hz)
+
+
+def first_tune_hz(kind: str, plan_path: Path | None, center_hz: float | None, sample_rate_hz: float | None) -> float | None:
+    """Where a dongle is first tuned when ``--center`` is not given: the first hop of the watch
+    plan (``--plan``/the site's, else the default exam-band plan), in Hz. The monitor retunes it
+    as the plan says from then on. ``center_hz`` (``--center``) when given; None for a source
+    that is not tunable (``rtlsdr:`` only is)."""
+    if center_hz is not None or kind != "rtlsdr":
+        return center_hz
+    from detector.config.plan import Scheduler, default_plan, load_plan
+
+    plan = load_plan(plan_path) if plan_path is not None else default_plan()
+    return Scheduler(plan, sample_rate_hz or 2.4e6).hops[0].center_hz
 
 
 def revisit_warning(scheduler) -> str | None:

@@ -155,6 +155,12 @@ def monitor(
     site_cfg, warning = resolve_monitor_site(site, sites_dir, scene)
     if warning:
         console_err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    plan_path = plan or (Path(site_cfg.plan) if site_cfg.plan else None)
+    from detector.app.monitor_setup import first_tune_hz
+
+    # a dongle without --center opens on the plan's first hop (the default exam-band plan's without
+    # --plan); the scheduler below, given center_hz None, hops over the whole plan
+    open_center_hz = first_tune_hz(kind, plan_path, center_hz, rate_hz)
     if len(entries) > 1:
         if profile is not None:
             raise InputError("--profile is one dongle's: with several receivers give each its profile in its [[receiver]] "
@@ -163,17 +169,16 @@ def monitor(
         from detector.app.receivers import open_receivers
 
         opened = open_receivers(entries, open_one=lambda spec, sim_receiver, profile: _open(
-            spec, sample_format=format, sample_rate_hz=rate_hz, center_hz=center_hz, seed=seed, realtime=realtime,
+            spec, sample_format=format, sample_rate_hz=rate_hz, center_hz=open_center_hz, seed=seed, realtime=realtime,
             profile=profile, profiles_dir=profiles_dir, sim_receiver=sim_receiver))
     else:
         opened = None
         if entries[0].config is not None and entries[0].config.profile and profile is None:
             profile = Path(entries[0].config.profile)
     src = opened[0].source if opened else open_monitor_source(
-        source, sample_format=format, sample_rate_hz=rate_hz, center_hz=center_hz, seed=seed, realtime=realtime,
+        source, sample_format=format, sample_rate_hz=rate_hz, center_hz=open_center_hz, seed=seed, realtime=realtime,
         profile=profile, profiles_dir=profiles_dir)
     info = src.info
-    plan_path = plan or (Path(site_cfg.plan) if site_cfg.plan else None)
     from detector.app.correction import load_correction, profile_warnings
     from detector.app.gps import track_positions
 

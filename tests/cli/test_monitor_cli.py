@@ -220,3 +220,23 @@ def test_bad_bearings_are_refused_before_anything_starts(tmp_path, args, needle)
     r = monitor(tmp_path, *args, "--data-dir", str(tmp_path / "d"))
     assert r.exit_code == 2 and needle in r.output and "Traceback" not in r.output
     assert not (tmp_path / "d").exists()
+
+
+def test_a_dongle_without_center_opens_on_the_plans_first_hop(tmp_path):
+    """``--plan`` help: without --center a dongle watches the default exam-band plan. The dongle
+    is opened on the plan's first hop (no "needs --center"); here no dongle is attached."""
+    from detector.app.monitor_setup import first_tune_hz
+    from detector.config.plan import Scheduler, default_plan
+
+    hop = Scheduler(default_plan(), 2.4e6).hops[0]
+    assert first_tune_hz("rtlsdr", None, None, None) == hop.center_hz
+    assert 446.0e6 <= hop.center_hz <= 446.2e6  # PMR446 leads the default plan (priority 5)
+    plan = tmp_path / "plan.toml"
+    plan.write_text('name = "t"\n[[band]]\nname = "b"\nstart_hz = 150e6\nstop_hz = 151e6\n')
+    assert abs(first_tune_hz("rtlsdr", plan, None, 2.4e6) - 150.5e6) < 1.0
+    assert first_tune_hz("rtlsdr", plan, 433.92e6, 2.4e6) == 433.92e6  # --center wins
+    assert first_tune_hz("sim", None, None, 2.4e6) is None  # only a dongle is tuned by us
+    r = subprocess.run([sys.executable, "-m", "detector", "monitor", "rtlsdr:0", "--site", "x", "--port", str(free_port()),
+                        "--data-dir", str(tmp_path / "d")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "needs --center" not in r.stderr and "no RTL-SDR available" in r.stderr
