@@ -276,12 +276,12 @@ def test_postgres_connections_cut_by_the_server_lose_nothing(tmp_path):
 
             # the server goes away: the store's connections cut, its logins refused
             logins(False)
-            n = terminate()
+            terminate()  # may find none: between writes the pool can hold no connection, then the refused login alone fails the next write
             t0 = time.monotonic()
             seen: list = []
             assert wait_for(lambda: not (seen.append(mon.health()["store"]) or seen[-1])["ok"], 5.0), mon.health()
             took = time.monotonic() - t0
-            assert n >= 1 and took < 5.0
+            assert took < 5.0
             why = seen[-1]["last_error"]
             assert why.startswith("the alert store cannot be written: ") and "127.0.0.1" in why, why
             assert wait_for(lambda: mon.health()["store"]["pending"] > 0, 5.0), mon.health()["store"]
